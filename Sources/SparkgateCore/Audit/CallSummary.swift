@@ -1,0 +1,92 @@
+/// What one RPC did, as the audit log and the metrics record it. It carries names and counts only:
+/// never a token, a secret or query text.
+public struct CallSummary: Sendable, Equatable {
+    public var start: Double
+    public var durationSeconds: Double
+    public var user: String?
+    public var team: String?
+    public var sessionID: String?
+    public var backendSessionID: String?
+    public var operationID: String?
+    public var method: String
+    public var status: String
+    public var requestBytes: Int
+    public var resultBytes: Int
+    public var responseBytes: Int
+    public var rows: Int64
+    public var clientType: String?
+    public var peer: String
+    public var backend: String?
+    /// Why Sparkgate itself refused or ended the call, when it did.
+    public var reason: String?
+
+    public init(start: Double, method: String, peer: String) {
+        self.start = start
+        self.durationSeconds = 0
+        self.method = method
+        self.status = "OK"
+        self.requestBytes = 0
+        self.resultBytes = 0
+        self.responseBytes = 0
+        self.rows = 0
+        self.peer = peer
+    }
+
+    /// One JSON object on one line.
+    public var jsonLine: String {
+        var out = "{\"time\":\"\(Timestamp.rfc3339Millis(start))\""
+        func field(_ name: String, _ value: String?) {
+            guard let value else { return }
+            out += ",\"\(name)\":\""
+            JSONText.appendEscaped(value, to: &out)
+            out += "\""
+        }
+        func number(_ name: String, _ value: some BinaryInteger) { out += ",\"\(name)\":\(value)" }
+        field("user", user)
+        field("team", team)
+        field("session_id", sessionID)
+        field("backend_session_id", backendSessionID)
+        field("operation_id", operationID)
+        field("method", method)
+        field("status", status)
+        number("request_bytes", requestBytes)
+        number("result_bytes", resultBytes)
+        number("response_bytes", responseBytes)
+        number("rows", rows)
+        out += ",\"duration_ms\":\((durationSeconds * 1_000_000).rounded() / 1000)"
+        field("client_type", clientType)
+        field("peer", peer)
+        field("backend", backend)
+        field("reason", reason)
+        out += "}"
+        return out
+    }
+}
+
+/// JSON string escaping (RFC 8259), without Foundation's encoder on the per-RPC path.
+public enum JSONText {
+    public static func appendEscaped(_ s: String, to out: inout String) {
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+    }
+
+    public static func quoted(_ s: String) -> String {
+        var out = "\""
+        appendEscaped(s, to: &out)
+        return out + "\""
+    }
+}

@@ -1,0 +1,22 @@
+/// The limits one team works under. Zero means unlimited for the byte and time limits.
+public struct QuotaSettings: Sendable, Equatable {
+    public var maxSessionsPerUser = 8
+    public var maxConcurrentOperationsPerSession = 4
+    public var maxConcurrentOperationsPerTeam = 64
+    public var requestsPerSecond = 50.0
+    public var requestBurst = 100
+    public var maxRequestBytes = 134_217_728
+    public var maxArtifactBytesPerSession = 1_073_741_824
+    public var maxResultBytesPerOperation = 0
+    public var maxOperationSeconds = 0.0
+    public var sessionIdleSeconds = 3600.0
+
+    public init() {}
+
+    /// YAML keys, in the order the README's table lists them.
+    public static let keys = [
+        "max_sessions_per_user", "max_concurrent_operations_per_session", "max_concurrent_operations_per_team",
+        "requests_per_second", "request_burst", "max_request_bytes", "max_artifact_bytes_per_session",
+        "max_result_bytes_per_operation", "max_operation_seconds", "session_idle_seconds",
+    ]
+}

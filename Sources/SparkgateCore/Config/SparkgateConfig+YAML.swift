@@ -1,0 +1,250 @@
+import Foundation
+import Yams
+
+extension SparkgateConfig {
+    /// Reads and validates the configuration file at `file`.
+    public static func load(file: String) throws(ConfigError) -> SparkgateConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigError([ConfigIssue(file: file, key: "", message: "cannot read the file: \(error.localizedDescription)")])
+        }
+        return try parse(yaml: text, file: file)
+    }
+
+    /// Validates a YAML document; `file` names it in errors and anchors relative paths.
+    public static func parse(yaml: String, file: String) throws(ConfigError) -> SparkgateConfig {
+        let reader = ConfigReader(file: file)
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw ConfigError([ConfigIssue(file: file, key: "", message: "the file is empty")])
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError([ConfigIssue(file: file, key: "", message: "not valid YAML: \(error)")])
+        }
+        var config = SparkgateConfig(file: file)
+        let top = reader.mapping(
+            root, "",
+            allowed: [
+                "listen", "tls", "insecure_plaintext", "max_message_bytes", "admin", "auth", "backends", "defaults",
+                "teams", "allow_unknown_teams", "sessions", "config_policy", "audit_log", "shutdown_grace_seconds",
+            ])
+        if let n = top["listen"], let v = reader.hostPort(n, "listen") { config.listen = v }
+        if let n = top["insecure_plaintext"], let v = reader.bool(n, "insecure_plaintext") { config.insecurePlaintext = v }
+        if let n = top["max_message_bytes"], let v = reader.int(n, "max_message_bytes", min: 1024, max: 2_147_483_647) {
+            config.maxMessageBytes = v
+        }
+        if let n = top["tls"], !reader.isNull(n) { config.tls = readTLS(n, reader) }
+        if let n = top["admin"] { readAdmin(n, reader, into: &config.admin) }
+        if let n = top["auth"] { readAuth(n, reader, into: &config.auth) }
+        if let n = top["backends"] { config.backends = readBackends(n, reader) }
+        if let n = top["defaults"] { readDefaults(n, reader, into: &config) }
+        if let n = top["teams"] { config.teams = readTeams(n, reader, defaults: config) }
+        if let n = top["allow_unknown_teams"], let v = reader.bool(n, "allow_unknown_teams") { config.allowUnknownTeams = v }
+        if let n = top["sessions"] { readSessions(n, reader, into: &config.sessions) }
+        if let n = top["config_policy"] {
+            let m = reader.mapping(n, "config_policy", allowed: ["deny_keys"])
+            if let k = m["deny_keys"], let v = reader.stringList(k, "config_policy.deny_keys") {
+                config.configPolicy = ConfigPolicy(denyKeys: v)
+            }
+        }
+        if let n = top["audit_log"], let v = reader.string(n, "audit_log") {
+            switch v {
+            case "stdout": config.auditLog = .stdout
+            case "off": config.auditLog = .off
+            case "": reader.fail("audit_log", n, "must be stdout, off, or a file path")
+            default: config.auditLog = .file(reader.resolve(v))
+            }
+        }
+        if let n = top["shutdown_grace_seconds"], let v = reader.number(n, "shutdown_grace_seconds") { config.shutdownGraceSeconds = v }
+        crossCheck(&config, top, reader)
+        guard reader.issues.isEmpty else { throw ConfigError(reader.issues) }
+        return config
+    }
+
+    private static func readTLS(_ node: Node, _ r: ConfigReader) -> TLS? {
+        let m = r.mapping(node, "tls", allowed: ["certificate", "private_key", "client_ca"])
+        var certificate: String?
+        var privateKey: String?
+        if let n = m["certificate"] { certificate = r.path(n, "tls.certificate") } else { r.fail("tls.certificate", node, "is required (a PEM certificate chain)") }
+        if let n = m["private_key"] { privateKey = r.path(n, "tls.private_key") } else { r.fail("tls.private_key", node, "is required (the PEM private key of tls.certificate)") }
+        var clientCA: String?
+        if let n = m["client_ca"], let v = r.optionalPath(n, "tls.client_ca") { clientCA = v }
+        guard let certificate, let privateKey else { return nil }
+        return TLS(certificate: certificate, privateKey: privateKey, clientCA: clientCA)
+    }
+
+    private static func readAdmin(_ node: Node, _ r: ConfigReader, into admin: inout Admin) {
+        let m = r.mapping(node, "admin", allowed: ["listen", "token_file"])
+        if let n = m["listen"], let v = r.hostPort(n, "admin.listen") { admin.listen = v }
+        if let n = m["token_file"], let v = r.optionalPath(n, "admin.token_file") { admin.tokenFile = v }
+    }
+
+    private static func readAuth(_ node: Node, _ r: ConfigReader, into auth: inout Auth) {
+        let m = r.mapping(
+            node, "auth",
+            allowed: [
+                "issuer", "audience", "leeway_seconds", "max_token_bytes", "user_claim", "team_claim", "groups_claim", "keys",
+                "jwks_files", "jwks_urls", "jwks_refresh_seconds", "revoked_token_ids_file",
+            ])
+        if let n = m["issuer"], let v = r.nonEmptyString(n, "auth.issuer") { auth.issuer = v }
+        if let n = m["audience"], let v = r.nonEmptyString(n, "auth.audience") { auth.audience = v }
+        if let n = m["leeway_seconds"], let v = r.number(n, "auth.leeway_seconds") { auth.leewaySeconds = v }
+        if let n = m["max_token_bytes"], let v = r.int(n, "auth.max_token_bytes", min: 256, max: 1_048_576) { auth.maxTokenBytes = v }
+        if let n = m["user_claim"], let v = r.nonEmptyString(n, "auth.user_claim") { auth.userClaim = v }
+        if let n = m["team_claim"], let v = r.nonEmptyString(n, "auth.team_claim") { auth.teamClaim = v }
+        if let n = m["groups_claim"], let v = r.nonEmptyString(n, "auth.groups_claim") { auth.groupsClaim = v }
+        if let n = m["jwks_files"], let v = r.stringList(n, "auth.jwks_files") { auth.jwksFiles = v.map(r.resolve) }
+        if let n = m["jwks_urls"], let v = r.stringList(n, "auth.jwks_urls") {
+            for (i, url) in v.enumerated() where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+                r.fail("auth.jwks_urls[\(i)]", n, "'\(url)' must start with https:// (or http:// for a local test server)")
+            }
+            auth.jwksURLs = v
+        }
+        if let n = m["jwks_refresh_seconds"], let v = r.number(n, "auth.jwks_refresh_seconds", min: 1) { auth.jwksRefreshSeconds = v }
+        if let n = m["revoked_token_ids_file"], let v = r.optionalPath(n, "auth.revoked_token_ids_file") { auth.revokedTokenIDsFile = v }
+        if let n = m["keys"], !r.isNull(n) {
+            guard case .sequence(let seq) = n else {
+                r.fail("auth.keys", n, "must be a list of keys")
+                return
+            }
+            var seen: Set<String> = []
+            for (i, item) in seq.enumerated() {
+                let key = "auth.keys[\(i)]"
+                let k = r.mapping(item, key, allowed: ["kid", "algorithm", "public_key", "private_key", "secret_file"])
+                guard let kidNode = k["kid"], let kid = r.nonEmptyString(kidNode, "\(key).kid") else {
+                    if k["kid"] == nil { r.fail("\(key).kid", item, "is required") }
+                    continue
+                }
+                if !seen.insert(kid).inserted { r.fail("\(key).kid", kidNode, "'\(kid)' is used by two keys; key ids must be unique") }
+                guard let algNode = k["algorithm"], let algName = r.string(algNode, "\(key).algorithm") else {
+                    if k["algorithm"] == nil { r.fail("\(key).algorithm", item, "is required: each key is pinned to one algorithm") }
+                    continue
+                }
+                guard let alg = Algorithm(rawValue: algName) else {
+                    r.fail("\(key).algorithm", algNode, "'\(algName)' is not one of \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+                    continue
+                }
+                var entry = Key(kid: kid, algorithm: alg)
+                if let n = k["public_key"], let v = r.optionalPath(n, "\(key).public_key") { entry.publicKey = v }
+                if let n = k["private_key"], let v = r.optionalPath(n, "\(key).private_key") { entry.privateKey = v }
+                if let n = k["secret_file"], let v = r.optionalPath(n, "\(key).secret_file") { entry.secretFile = v }
+                if alg.isHMAC {
+                    if entry.secretFile == nil { r.fail("\(key).secret_file", item, "is required for \(alg.rawValue) (a file of at least 32 bytes)") }
+                    if entry.publicKey != nil || entry.privateKey != nil { r.fail(key, item, "an \(alg.rawValue) key takes secret_file, not public_key/private_key") }
+                } else {
+                    if entry.publicKey == nil && entry.privateKey == nil { r.fail("\(key).public_key", item, "is required for \(alg.rawValue) (or give private_key)") }
+                    if entry.secretFile != nil { r.fail("\(key).secret_file", item, "only HS256/HS384/HS512 keys take a secret_file") }
+                }
+                auth.keys.append(entry)
+            }
+        }
+    }
+
+    private static func readBackends(_ node: Node, _ r: ConfigReader) -> [String: Backend] {
+        var out: [String: Backend] = [:]
+        for (name, value) in r.mapping(node, "backends", allowed: []) {
+            let key = "backends.\(name)"
+            let m = r.mapping(value, key, allowed: ["endpoints", "token_env", "token_file", "tls", "tls_ca", "connect_timeout_seconds"])
+            var backend = Backend(name: name, endpoints: [])
+            if let n = m["endpoints"], let list = r.stringList(n, "\(key).endpoints") {
+                for (i, s) in list.enumerated() {
+                    if let hp = HostPort(parsing: s), hp.port > 0 { backend.endpoints.append(hp) } else { r.fail("\(key).endpoints[\(i)]", n, "'\(s)' is not host:port") }
+                }
+                if list.isEmpty { r.fail("\(key).endpoints", n, "must list at least one host:port") }
+            } else if m["endpoints"] == nil {
+                r.fail("\(key).endpoints", value, "is required (for example [\"127.0.0.1:15002\"])")
+            }
+            if let n = m["token_env"], let v = r.optionalString(n, "\(key).token_env") { backend.tokenEnv = v }
+            if let n = m["token_file"], let v = r.optionalPath(n, "\(key).token_file") { backend.tokenFile = v }
+            if backend.tokenEnv != nil && backend.tokenFile != nil { r.fail(key, value, "give token_env or token_file, not both") }
+            if let n = m["tls"], let v = r.bool(n, "\(key).tls") { backend.tls = v }
+            if let n = m["tls_ca"], let v = r.optionalPath(n, "\(key).tls_ca") { backend.tlsCA = v }
+            if let n = m["connect_timeout_seconds"], let v = r.number(n, "\(key).connect_timeout_seconds", min: 0.1) { backend.connectTimeoutSeconds = v }
+            out[name] = backend
+        }
+        return out
+    }
+
+    static func readQuotas(_ node: Node, _ key: String, _ r: ConfigReader, over base: QuotaSettings) -> QuotaSettings {
+        var q = base
+        let m = r.mapping(node, key, allowed: Set(QuotaSettings.keys))
+        func int(_ name: String, min: Int = 0) -> Int? { m[name].flatMap { r.int($0, "\(key).\(name)", min: min) } }
+        func num(_ name: String) -> Double? { m[name].flatMap { r.number($0, "\(key).\(name)") } }
+        if let v = int("max_sessions_per_user", min: 1) { q.maxSessionsPerUser = v }
+        if let v = int("max_concurrent_operations_per_session", min: 1) { q.maxConcurrentOperationsPerSession = v }
+        if let v = int("max_concurrent_operations_per_team", min: 1) { q.maxConcurrentOperationsPerTeam = v }
+        if let v = num("requests_per_second") { q.requestsPerSecond = v }
+        if let v = int("request_burst", min: 1) { q.requestBurst = v }
+        if let v = int("max_request_bytes", min: 1) { q.maxRequestBytes = v }
+        if let v = int("max_artifact_bytes_per_session") { q.maxArtifactBytesPerSession = v }
+        if let v = int("max_result_bytes_per_operation") { q.maxResultBytesPerOperation = v }
+        if let v = num("max_operation_seconds") { q.maxOperationSeconds = v }
+        if let v = num("session_idle_seconds") { q.sessionIdleSeconds = v }
+        return q
+    }
+
+    private static func readDefaults(_ node: Node, _ r: ConfigReader, into config: inout SparkgateConfig) {
+        let m = r.mapping(node, "defaults", allowed: ["backend", "quotas"])
+        if let n = m["backend"], let v = r.nonEmptyString(n, "defaults.backend") { config.defaultBackend = v }
+        if let n = m["quotas"] { config.defaultQuotas = readQuotas(n, "defaults.quotas", r, over: QuotaSettings()) }
+    }
+
+    private static func readTeams(_ node: Node, _ r: ConfigReader, defaults config: SparkgateConfig) -> [String: Team] {
+        var out: [String: Team] = [:]
+        if r.isNull(node) { return out }
+        for (name, value) in r.mapping(node, "teams", allowed: []) {
+            let key = "teams.\(name)"
+            var team = Team(backend: config.defaultBackend, quotas: config.defaultQuotas)
+            if !r.isNull(value) {
+                let m = r.mapping(value, key, allowed: ["backend", "quotas"])
+                if let n = m["backend"], let v = r.nonEmptyString(n, "\(key).backend") { team.backend = v }
+                if let n = m["quotas"] { team.quotas = readQuotas(n, "\(key).quotas", r, over: config.defaultQuotas) }
+            }
+            out[name] = team
+        }
+        return out
+    }
+
+    private static func readSessions(_ node: Node, _ r: ConfigReader, into sessions: inout Sessions) {
+        let m = r.mapping(node, "sessions", allowed: ["reject_foreign_session_ids", "namespace_session_ids", "namespace", "operation_detached_seconds"])
+        if let n = m["reject_foreign_session_ids"], let v = r.bool(n, "sessions.reject_foreign_session_ids") { sessions.rejectForeignSessionIDs = v }
+        if let n = m["namespace_session_ids"], let v = r.bool(n, "sessions.namespace_session_ids") { sessions.namespaceSessionIDs = v }
+        if let n = m["namespace"], let v = r.string(n, "sessions.namespace") {
+            if UUIDText.parse(v) == nil { r.fail("sessions.namespace", n, "'\(v)' is not a UUID") } else { sessions.namespace = v.lowercased() }
+        }
+        if let n = m["operation_detached_seconds"], let v = r.number(n, "sessions.operation_detached_seconds", min: 1) { sessions.operationDetachedSeconds = v }
+    }
+
+    /// Rules that span keys: references between sections and the TLS/plaintext choice.
+    private static func crossCheck(_ config: inout SparkgateConfig, _ top: [String: Node], _ r: ConfigReader) {
+        if config.tls == nil && !config.insecurePlaintext && top["tls"].map({ !r.isNull($0) }) != true {
+            r.fail("tls", nil, "is required: give tls.certificate and tls.private_key, or set insecure_plaintext: true for local development")
+        }
+        if config.tls != nil && config.insecurePlaintext {
+            r.fail("insecure_plaintext", top["insecure_plaintext"], "is true but tls is also set; choose one")
+        }
+        if config.backends.isEmpty && top["backends"] != nil {
+            r.fail("backends", top["backends"], "must name at least one backend")
+        } else if config.backends.isEmpty {
+            r.fail("backends", nil, "is required: at least one backend with endpoints")
+        }
+        if !config.backends.isEmpty && config.backends[config.defaultBackend] == nil {
+            r.fail("defaults.backend", top["defaults"], "'\(config.defaultBackend)' is not under backends (have: \(config.backends.keys.sorted().joined(separator: ", ")))")
+        }
+        for (name, team) in config.teams.sorted(by: { $0.key < $1.key }) where config.backends[team.backend] == nil && !config.backends.isEmpty {
+            r.fail("teams.\(name).backend", top["teams"], "'\(team.backend)' is not under backends")
+        }
+        if config.auth.keys.isEmpty && config.auth.jwksFiles.isEmpty && config.auth.jwksURLs.isEmpty {
+            r.fail("auth.keys", top["auth"], "no verification keys: give auth.keys, auth.jwks_files or auth.jwks_urls")
+        }
+        if !config.admin.listen.isLoopback && config.admin.tokenFile == nil {
+            r.fail("admin.listen", top["admin"], "\(config.admin.listen) is reachable from other machines; set admin.token_file so the admin API needs a token")
+        }
+    }
+}

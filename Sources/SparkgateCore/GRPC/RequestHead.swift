@@ -1,0 +1,42 @@
+/// The parts of a request's HEADERS that decide what happens to it.
+public struct RequestHead: Sendable, Equatable {
+    public var method: String?
+    public var path: String?
+    public var contentType: String?
+    public var authorization: [Substring] = []
+    public var timeout: Duration?
+    public var timeoutText: String?
+
+    public init() {}
+
+    /// Adds one header as it arrives.
+    public mutating func add(name: String, value: String) {
+        switch name {
+        case ":method": method = value
+        case ":path": path = value
+        case "content-type": contentType = value
+        case "authorization": authorization.append(Substring(value))
+        case "grpc-timeout":
+            timeoutText = value
+            timeout = GRPCTimeout.parse(value)
+        default: break
+        }
+    }
+
+    /// The Spark Connect method this request calls, or the error to answer it with.
+    public func validate() -> Result<SparkConnectMethod, SparkgateError> {
+        guard method == "POST" else {
+            return .failure(SparkgateError(.unimplemented, "gRPC requests must use POST, not \(method ?? "no method")"))
+        }
+        guard let contentType, contentType.hasPrefix("application/grpc"), !contentType.hasPrefix("application/grpc-web") else {
+            return .failure(SparkgateError(.invalidArgument, "content-type must be application/grpc, not '\(contentType ?? "")'"))
+        }
+        if let text = timeoutText, timeout == nil {
+            return .failure(.invalidArgument("grpc-timeout '\(text.prefix(16))' is not valid"))
+        }
+        guard let path, let m = SparkConnectMethod(path: path) else {
+            return .failure(SparkgateError(.unimplemented, "Sparkgate serves only spark.connect.SparkConnectService, not \(path?.prefix(128) ?? "no path")"))
+        }
+        return .success(m)
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// The quota limits, named as in the configuration and as the `limit` label of
+/// `sparkgate_quota_rejections_total`.
+public enum QuotaLimit: String, Sendable, CaseIterable {
+    case sessionsPerUser = "max_sessions_per_user"
+    case operationsPerSession = "max_concurrent_operations_per_session"
+    case operationsPerTeam = "max_concurrent_operations_per_team"
+    case requestRate = "requests_per_second"
+    case requestBytes = "max_request_bytes"
+    case artifactBytes = "max_artifact_bytes_per_session"
+    case resultBytes = "max_result_bytes_per_operation"
+    case operationSeconds = "max_operation_seconds"
+}
+
+/// A refusal by a quota: which limit, and the message the client sees.
+public struct QuotaRefusal: Error, Sendable, Equatable {
+    public var limit: QuotaLimit
+    public var error: SparkgateError
+
+    public init(_ limit: QuotaLimit, _ message: String, retryAfter: Duration? = nil) {
+        self.limit = limit
+        self.error = .resourceExhausted(message, retryAfter: retryAfter)
+    }
+
+    static func bytes(_ n: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var i = 0
+        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(n) bytes" : (v == v.rounded() ? "\(Int(v)) \(units[i])" : String(format: "%.1f %@", v, units[i]))
+    }
+}

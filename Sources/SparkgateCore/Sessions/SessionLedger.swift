@@ -1,0 +1,224 @@
+/// Sessions, their owners and operations, and the quota accounting over them: a pure value with the clock
+/// passed in, so every decision can be replayed in a test.
+///
+/// Counts are kept incrementally (operations per session and per team, sessions per user) and every path
+/// that ends an operation or a session gives its counts back, so a limit never stays exhausted once the
+/// work is gone.
+public struct SessionLedger: Sendable {
+    public private(set) var sessions: [SessionKey: SessionRecord] = [:]
+    public private(set) var operations: [OperationKey: OperationRecord] = [:]
+    /// Who holds each client session id, to refuse a session id another user is using.
+    private var holders: [String: [UserKey]] = [:]
+    private var sessionsPerUser: [UserKey: Int] = [:]
+    private var sessionsPerTeam: [String: Int] = [:]
+    private var operationsPerTeam: [String: Int] = [:]
+    private var buckets: [UserKey: TokenBucket] = [:]
+
+    public init() {}
+
+    /// Decides whether a call may proceed, and records it. Every admitted call must be ended with `callEnded`.
+    public mutating func admit(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double) -> Result<Void, QuotaOrPolicyRefusal> {
+        let team = call.caller.team
+        if q.requestsPerSecond > 0 {
+            var bucket = buckets[call.caller] ?? TokenBucket(burst: q.requestBurst, now: now)
+            let wait = bucket.take(rate: q.requestsPerSecond, burst: q.requestBurst, now: now)
+            buckets[call.caller] = bucket
+            if let wait {
+                let delay = Duration.milliseconds(Int64((wait * 1000).rounded(.up)))
+                return .failure(.quota(QuotaRefusal(
+                    .requestRate,
+                    "team \(team) allows \(Self.number(q.requestsPerSecond)) requests per second per user (burst \(q.requestBurst)); retry in \(Self.number(wait)) s",
+                    retryAfter: delay)))
+            }
+        }
+
+        let id = call.clientSessionID
+        let key = SessionKey(owner: call.caller, clientSessionID: id)
+        if rejectForeignSessions, let others = holders[id], others.contains(where: { $0 != call.caller }) {
+            return .failure(.policy(.permissionDenied("session \(id) belongs to another user; start your own session (leave session_id out of the connection string)")))
+        }
+        let isNewSession = sessions[key] == nil
+        if isNewSession {
+            // Releasing a session Sparkgate does not know changes nothing here; the backend decides.
+            guard call.method != .releaseSession else { return .success(()) }
+            if call.createsSession {
+                let count = sessionsPerUser[call.caller, default: 0]
+                if count >= q.maxSessionsPerUser {
+                    return .failure(.quota(QuotaRefusal(
+                        .sessionsPerUser,
+                        "team \(team) allows \(q.maxSessionsPerUser) sessions per user; \(call.caller.user) has \(count) open. Stop one with spark.stop() or let it go idle")))
+                }
+            }
+        }
+
+        var operationToStart: OperationRecord?
+        let opKey = call.operationID.map { OperationKey(session: key, operationID: $0) }
+        let runsOperation = call.method == .executePlan || call.method == .reattachExecute
+        if let opKey, runsOperation, operations[opKey] == nil {
+            if call.method == .executePlan {
+                let inSession = sessions[key]?.activeOperations ?? 0
+                if inSession >= q.maxConcurrentOperationsPerSession {
+                    return .failure(.quota(QuotaRefusal(
+                        .operationsPerSession,
+                        "team \(team) allows \(q.maxConcurrentOperationsPerSession) concurrent operations per session; \(inSession) \(inSession == 1 ? "is" : "are") running")))
+                }
+                let inTeam = operationsPerTeam[team, default: 0]
+                if inTeam >= q.maxConcurrentOperationsPerTeam {
+                    return .failure(.quota(QuotaRefusal(
+                        .operationsPerTeam,
+                        "team \(team) allows \(q.maxConcurrentOperationsPerTeam) concurrent operations; \(inTeam) \(inTeam == 1 ? "is" : "are") running")))
+                }
+            }
+            // A ReattachExecute for an operation this gateway has not seen (it restarted, or another replica
+            // started it) adopts the operation: resuming work is never refused as new work.
+            operationToStart = OperationRecord(
+                operationID: opKey.operationID, clientSessionID: id, owner: call.caller, started: now,
+                reattachable: call.reattachable || call.method == .reattachExecute, tags: call.tags,
+                maxResultBytes: q.maxResultBytesPerOperation, maxSeconds: q.maxOperationSeconds)
+        }
+
+        // Admitted: record it.
+        var session = sessions[key] ?? SessionRecord(
+            clientSessionID: id, backendSessionID: call.backendSessionID, owner: call.caller, backend: call.backend,
+            created: now, lastUsed: now, idleSeconds: q.sessionIdleSeconds)
+        if isNewSession {
+            sessionsPerUser[call.caller, default: 0] += 1
+            sessionsPerTeam[call.caller.team, default: 0] += 1
+            holders[id, default: []].append(call.caller)
+        }
+        session.activeCalls += 1
+        session.lastUsed = max(session.lastUsed, now)
+        session.idleSeconds = q.sessionIdleSeconds
+        if let clientType = call.clientType { session.clientType = clientType }
+        if let op = operationToStart {
+            operations[op.key] = op
+            session.activeOperations += 1
+            operationsPerTeam[team, default: 0] += 1
+        }
+        sessions[key] = session
+        if let opKey, runsOperation {
+            operations[opKey]!.attachedStreams += 1
+            operations[opKey]!.detachedSince = nil
+        }
+        return .success(())
+    }
+
+    /// An admitted call finished, having moved these bytes and rows.
+    public mutating func callEnded(_ key: SessionKey, bytesIn: Int, bytesOut: Int, rowsOut: Int64, now: Double) {
+        guard var s = sessions[key] else { return }
+        s.activeCalls = max(0, s.activeCalls - 1)
+        s.lastUsed = max(s.lastUsed, now)
+        s.bytesIn += Int64(bytesIn)
+        s.bytesOut += Int64(bytesOut)
+        s.rowsOut += rowsOut
+        sessions[key] = s
+    }
+
+    /// A result stream of an operation ended.
+    public mutating func streamEnded(_ op: OperationKey, _ end: StreamEnd, now: Double) {
+        guard var record = operations[op] else { return }
+        record.attachedStreams = max(0, record.attachedStreams - 1)
+        switch end {
+        case .completed, .failed:
+            endOperation(op)
+        case .detached:
+            if record.attachedStreams == 0 { record.detachedSince = now }
+            operations[op] = record
+        }
+    }
+
+    /// Counts Arrow results of an operation; refuses once they pass the operation's limit.
+    public mutating func resultReceived(_ op: OperationKey, bytes: Int, rows: Int64) -> QuotaRefusal? {
+        guard var record = operations[op] else { return nil }
+        record.resultBytes += bytes
+        record.resultRows += rows
+        operations[op] = record
+        if record.maxResultBytes > 0 && record.resultBytes > record.maxResultBytes {
+            return QuotaRefusal(
+                .resultBytes,
+                "team \(record.owner.team) allows \(QuotaRefusal.bytes(record.maxResultBytes)) of results per operation; this one passed it and was interrupted. Filter or limit the query, or write its result to storage")
+        }
+        return nil
+    }
+
+    /// Counts AddArtifacts upload bytes of a session; refuses the message that would pass the limit.
+    public mutating func artifactReceived(_ key: SessionKey, bytes: Int, limit: Int) -> QuotaRefusal? {
+        guard var s = sessions[key] else { return nil }
+        if limit > 0 && s.artifactBytes + bytes > limit {
+            return QuotaRefusal(
+                .artifactBytes,
+                "team \(key.owner.team) allows \(QuotaRefusal.bytes(limit)) of artifacts per session; this session has uploaded \(QuotaRefusal.bytes(s.artifactBytes)) and this upload adds \(QuotaRefusal.bytes(bytes))")
+        }
+        s.artifactBytes += bytes
+        sessions[key] = s
+        return nil
+    }
+
+    /// Ends operations for good: released (`release_all`), interrupted, or stopped by Sparkgate.
+    public mutating func operationsEnded(_ ids: some Sequence<String>, in session: SessionKey) {
+        for id in ids { endOperation(OperationKey(session: session, operationID: id)) }
+    }
+
+    /// The client or Sparkgate released the session: forget it and its operations.
+    @discardableResult
+    public mutating func sessionReleased(_ key: SessionKey) -> SessionRecord? {
+        guard let s = sessions.removeValue(forKey: key) else { return nil }
+        for op in operations.keys where op.session == key { endOperation(op) }
+        decrement(&sessionsPerUser, key.owner)
+        decrement(&sessionsPerTeam, key.owner.team)
+        if var list = holders[key.clientSessionID] {
+            list.removeAll { $0 == key.owner }
+            holders[key.clientSessionID] = list.isEmpty ? nil : list
+        }
+        return s
+    }
+
+    mutating func endOperation(_ key: OperationKey) {
+        guard operations.removeValue(forKey: key) != nil else { return }
+        if var s = sessions[key.session] {
+            s.activeOperations = max(0, s.activeOperations - 1)
+            sessions[key.session] = s
+        }
+        decrement(&operationsPerTeam, key.session.owner.team)
+    }
+
+    private func decrement<K: Hashable>(_ counts: inout [K: Int], _ key: K) {
+        guard let n = counts[key] else { return }
+        counts[key] = n <= 1 ? nil : n - 1
+    }
+
+    /// Forgets rate buckets that have refilled, so idle users cost no memory.
+    mutating func pruneBuckets(now: Double, quotas: (String) -> QuotaSettings) {
+        buckets = buckets.filter { user, bucket in
+            let q = quotas(user.team)
+            return !bucket.isFull(rate: q.requestsPerSecond, burst: q.requestBurst, now: now)
+        }
+    }
+
+    public func session(_ key: SessionKey) -> SessionRecord? { sessions[key] }
+    public func operation(_ key: OperationKey) -> OperationRecord? { operations[key] }
+    public func activeOperations(team: String) -> Int { operationsPerTeam[team, default: 0] }
+    public func sessionCount(of user: UserKey) -> Int { sessionsPerUser[user, default: 0] }
+    public func sessionCount(ofTeam team: String) -> Int { sessionsPerTeam[team, default: 0] }
+    /// Sessions with this client id, whoever owns them.
+    public func sessions(withClientID id: String) -> [SessionRecord] {
+        (holders[id] ?? []).compactMap { sessions[SessionKey(owner: $0, clientSessionID: id)] }
+    }
+
+    static func number(_ v: Double) -> String {
+        v == v.rounded() ? String(Int(v)) : String((v * 100).rounded() / 100)
+    }
+}
+
+/// A call refused by a quota (RESOURCE_EXHAUSTED) or by policy (PERMISSION_DENIED).
+public enum QuotaOrPolicyRefusal: Error, Sendable, Equatable {
+    case quota(QuotaRefusal)
+    case policy(SparkgateError)
+
+    public var error: SparkgateError {
+        switch self {
+        case .quota(let q): q.error
+        case .policy(let e): e
+        }
+    }
+}

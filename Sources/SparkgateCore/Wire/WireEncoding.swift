@@ -1,0 +1,32 @@
+/// The few encoders Sparkgate needs to write fields it replaces or inserts.
+public enum WireEncoding {
+    public static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    public static func varintSize(_ value: UInt64) -> Int {
+        var v = value
+        var n = 1
+        while v >= 0x80 { v >>= 7; n += 1 }
+        return n
+    }
+
+    public static func appendTag(field: Int, wireType: WireType, to out: inout [UInt8]) {
+        appendVarint(UInt64(field) << 3 | UInt64(wireType.rawValue), to: &out)
+    }
+
+    public static func appendLengthDelimited(field: Int, _ payload: some Collection<UInt8>, to out: inout [UInt8]) {
+        appendTag(field: field, wireType: .lengthDelimited, to: &out)
+        appendVarint(UInt64(payload.count), to: &out)
+        out.append(contentsOf: payload)
+    }
+
+    public static func appendString(field: Int, _ value: String, to out: inout [UInt8]) {
+        appendLengthDelimited(field: field, Array(value.utf8), to: &out)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SparkgateCore
+import Synchronization
+
+/// One JSON line per RPC, to stdout or a file. Lines are appended to a buffer under a lock and written by
+/// a background service, so the event loops never block on the disk.
+public final class AuditLog: Service, Sendable {
+    public enum Target: Sendable, Equatable {
+        case stdout
+        case file(String)
+        case off
+    }
+
+    private let target: Target
+    private let buffer = Mutex<[UInt8]>([])
+    private let logger: Logger
+
+    public init(target: Target, logger: Logger) {
+        self.target = target
+        self.logger = logger
+    }
+
+    public var isEnabled: Bool { target != .off }
+
+    public func record(_ summary: CallSummary) {
+        guard target != .off else { return }
+        let line = summary.jsonLine
+        buffer.withLock { b in
+            b.append(contentsOf: line.utf8)
+            b.append(0x0A)
+        }
+    }
+
+    /// Writes what is buffered now.
+    public func flush() {
+        let pending = buffer.withLock { b -> [UInt8] in
+            let out = b
+            b.removeAll(keepingCapacity: true)
+            return out
+        }
+        guard !pending.isEmpty else { return }
+        switch target {
+        case .off:
+            return
+        case .stdout:
+            pending.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
+        case .file(let path):
+            if !FileManager.default.fileExists(atPath: path) {
+                _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640])
+            }
+            guard let handle = FileHandle(forWritingAtPath: path) else {
+                logger.error("cannot open the audit log for writing", metadata: ["audit.file": "\(path)"])
+                return
+            }
+            defer { try? handle.close() }
+            do {
+                try handle.seekToEnd()
+                try handle.write(contentsOf: pending)
+            } catch {
+                logger.error("cannot write the audit log", metadata: ["audit.file": "\(path)", "error": "\(error)"])
+            }
+        }
+    }
+
+    public func run() async throws {
+        guard target != .off else { return }
+        // Flush every 100 ms until shutdown, then once more so no line is lost.
+        await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                flush()
+            }
+        } onGracefulShutdown: {}
+        flush()
+    }
+}

@@ -1,0 +1,149 @@
+import CoreMetrics
+import Metrics
+import SparkgateCore
+import Synchronization
+
+/// Sparkgate's metrics. Labels come from closed sets only (method, status code, configured team, limit,
+/// reason, backend), never from user or session ids, so the series count stays bounded. Handles are made
+/// once per label set and cached, so recording costs a dictionary lookup, not a registry walk.
+public final class GatewayMetrics: Sendable {
+    /// The `team` label for a team not listed in the configuration (with `allow_unknown_teams`).
+    public static let unlistedTeam = "_unlisted"
+
+    private struct RPCKey: Hashable, Sendable { var method: String; var team: String; var code: String }
+    private struct TeamCounters: Sendable {
+        var requestBytes: Counter
+        var resultBytes: Counter
+        var resultRows: Counter
+        var activeSessions: Gauge
+        var activeOperations: Gauge
+    }
+
+    private let rpcs = Mutex<[RPCKey: Counter]>([:])
+    private let durations = Mutex<[String: Timer]>([:])
+    private let teams = Mutex<[String: TeamCounters]>([:])
+    private let authFailures = Mutex<[String: Counter]>([:])
+    private let quotaRejections = Mutex<[String: Counter]>([:])
+    private let backendUp = Mutex<[String: Gauge]>([:])
+    private let backendErrors = Mutex<[String: Counter]>([:])
+    private let connections = Mutex<[String: Gauge]>([:])
+    private let reloads = Mutex<[String: Counter]>([:])
+    private let firstResponse: Timer
+    private let tlsFailures: Counter
+
+    public init(version: String) {
+        firstResponse = Timer(label: "sparkgate_first_response_seconds", dimensions: [("method", "ExecutePlan")], preferredDisplayUnit: .seconds)
+        tlsFailures = Counter(label: "sparkgate_tls_handshake_failures_total")
+        Gauge(label: "sparkgate_build_info", dimensions: [("version", version)]).record(1)
+        for reason in AuthFailure.Reason.allCases { authFailure(reason, count: 0) }
+        for state in ["open", "draining"] { connection(state, delta: 0) }
+        for result in ["success", "failure"] { _ = reloadCounter(result) }
+    }
+
+    private static func cached<K: Hashable & Sendable, V: Sendable>(_ box: borrowing Mutex<[K: V]>, _ key: K, make: () -> V) -> V {
+        box.withLock { table in
+            if let v = table[key] { return v }
+            let v = make()
+            table[key] = v
+            return v
+        }
+    }
+
+    /// Counts a finished RPC and its duration.
+    public func rpcFinished(method: String, team: String, code: String, durationSeconds: Double) {
+        Self.cached(rpcs, RPCKey(method: method, team: team, code: code)) {
+            Counter(label: "sparkgate_rpcs_total", dimensions: [("method", method), ("team", team), ("code", code)])
+        }.increment()
+        Self.cached(durations, method) {
+            Timer(label: "sparkgate_rpc_duration_seconds", dimensions: [("method", method)], preferredDisplayUnit: .seconds)
+        }.recordNanoseconds(Int64(durationSeconds * 1e9))
+    }
+
+    public func firstResponse(seconds: Double) {
+        firstResponse.recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    private func team(_ name: String) -> TeamCounters {
+        Self.cached(teams, name) {
+            let d = [("team", name)]
+            return TeamCounters(
+                requestBytes: Counter(label: "sparkgate_request_bytes_total", dimensions: d),
+                resultBytes: Counter(label: "sparkgate_result_bytes_total", dimensions: d),
+                resultRows: Counter(label: "sparkgate_result_rows_total", dimensions: d),
+                activeSessions: Gauge(label: "sparkgate_active_sessions", dimensions: d),
+                activeOperations: Gauge(label: "sparkgate_active_operations", dimensions: d))
+        }
+    }
+
+    /// Registers a team's series at zero, so dashboards show configured teams before their first call.
+    public func registerTeam(_ name: String) {
+        let t = team(name)
+        t.requestBytes.increment(by: 0)
+        t.resultBytes.increment(by: 0)
+        t.resultRows.increment(by: 0)
+    }
+
+    public func traffic(team name: String, requestBytes: Int, resultBytes: Int, rows: Int64) {
+        let t = team(name)
+        if requestBytes > 0 { t.requestBytes.increment(by: Int64(requestBytes)) }
+        if resultBytes > 0 { t.resultBytes.increment(by: Int64(resultBytes)) }
+        if rows > 0 { t.resultRows.increment(by: rows) }
+    }
+
+    public func activity(team name: String, sessions: Int, operations: Int) {
+        let t = team(name)
+        t.activeSessions.record(sessions)
+        t.activeOperations.record(operations)
+    }
+
+    public func authFailure(_ reason: AuthFailure.Reason, count: Int64 = 1) {
+        Self.cached(authFailures, reason.rawValue) {
+            Counter(label: "sparkgate_auth_failures_total", dimensions: [("reason", reason.rawValue)])
+        }.increment(by: count)
+    }
+
+    public func quotaRejection(team: String, limit: QuotaLimit) {
+        Self.cached(quotaRejections, "\(team)\u{0}\(limit.rawValue)") {
+            Counter(label: "sparkgate_quota_rejections_total", dimensions: [("team", team), ("limit", limit.rawValue)])
+        }.increment()
+    }
+
+    public func backend(_ backend: String, endpoint: String, up: Bool) {
+        Self.cached(backendUp, "\(backend)\u{0}\(endpoint)") {
+            Gauge(label: "sparkgate_backend_up", dimensions: [("backend", backend), ("endpoint", endpoint)])
+        }.record(up ? 1 : 0)
+    }
+
+    public func backendError(_ backend: String) {
+        Self.cached(backendErrors, backend) {
+            Counter(label: "sparkgate_backend_errors_total", dimensions: [("backend", backend)])
+        }.increment()
+    }
+
+    public func tlsHandshakeFailed() {
+        tlsFailures.increment()
+    }
+
+    public func connection(_ state: String, delta: Int) {
+        let gauge = Self.cached(connections, state) {
+            Gauge(label: "sparkgate_connections", dimensions: [("state", state)])
+        }
+        connectionCounts.withLock { counts in
+            counts[state, default: 0] += delta
+            gauge.record(counts[state]!)
+        }
+    }
+    private let connectionCounts = Mutex<[String: Int]>([:])
+
+    private func reloadCounter(_ result: String) -> Counter {
+        Self.cached(reloads, result) {
+            let c = Counter(label: "sparkgate_config_reloads_total", dimensions: [("result", result)])
+            c.increment(by: 0)
+            return c
+        }
+    }
+
+    public func configReloaded(success: Bool) {
+        reloadCounter(success ? "success" : "failure").increment()
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SparkgateCore
+
+extension FrontendStreamHandler {
+    /// Ends the call with Sparkgate's own status: to the client as trailers (or a trailers-only response),
+    /// cancelling the backend stream if one is open.
+    func refuse(_ error: SparkgateError, reason: String) {
+        guard phase != .closed else { return }
+        var h = HPACKHeaders()
+        if !responseStarted {
+            h.add(name: ":status", value: "200")
+            h.add(name: "content-type", value: "application/grpc")
+        }
+        h.add(name: "grpc-status", value: String(error.code.rawValue))
+        h.add(name: "grpc-message", value: GRPCStatusMessage.encode(error.message))
+        if let details = GRPCStatusDetails.encode(error) {
+            h.add(name: "grpc-status-details-bin", value: Data(details).base64EncodedString())
+        }
+        backend?.cancel()
+        // Account before writing: flushing END_STREAM can close the stream, and fire channelInactive, at once.
+        complete(status: error.code, statusMessage: error.message, reason: reason)
+        context.write(wrapOutboundOut(.headers(.init(headers: h, endStream: true))), promise: nil)
+        context.flush()
+        clientNeedsFlush = false
+        closeClientIfOpen()
+    }
+
+    /// The client went away (RST_STREAM, or the connection closed).
+    func clientCancelled() {
+        guard phase != .closed else { return }
+        backend?.cancel()
+        complete(status: .cancelled, statusMessage: "", reason: "client_cancelled")
+    }
+
+    /// After the trailers, a client still sending gets its stream reset, so it stops.
+    func closeClientIfOpen() {
+        if !clientEnded { context.close(promise: nil) }
+    }
+
+    /// Accounts for the finished call, once: the ledger, metrics and the audit line.
+    func complete(status: GRPCStatusCode, statusMessage: String, reason: String?) {
+        guard phase != .closed else { return }
+        phase = .closed
+        deadline?.cancel()
+        deadline = nil
+        if let registration { runtime.calls.unregister(registration) }
+        let now = WallClock.now()
+        let duration = secondsSinceStart
+        summary.durationSeconds = duration
+        summary.status = status.name
+        summary.reason = reason
+
+        if admitted, let key = sessionKey {
+            let method = self.method
+            let operation = operationKey
+            let reattachable = firstEnvelope?.reattachable ?? false
+            let ended = sawResultComplete
+            let envelope = firstEnvelope
+            let interrupted = interruptedIDs
+            let requestBytes = summary.requestBytes
+            let responseBytes = summary.responseBytes
+            let rows = summary.rows
+            let (sessions, operations) = runtime.ledger.withLock { ledger -> (Int, Int) in
+                ledger.callEnded(key, bytesIn: requestBytes, bytesOut: responseBytes, rowsOut: rows, now: now)
+                if let operation, method == .executePlan || method == .reattachExecute {
+                    let end = StreamEnd.classify(reattachable: reattachable || method == .reattachExecute, sawResultComplete: ended, status: status, message: statusMessage)
+                    ledger.streamEnded(operation, end, now: now)
+                }
+                switch method {
+                case .releaseExecute where status == .ok && envelope?.releaseAll == true:
+                    if let op = envelope?.operationID { ledger.operationsEnded([op], in: key) }
+                case .interrupt where status == .ok:
+                    ledger.operationsEnded(interrupted, in: key)
+                case .releaseSession:
+                    ledger.sessionReleased(key)
+                default:
+                    break
+                }
+                return (ledger.sessionCount(ofTeam: key.owner.team), ledger.activeOperations(team: key.owner.team))
+            }
+            runtime.metrics.activity(team: state.teamLabel(key.owner.team), sessions: sessions, operations: operations)
+        }
+        let teamLabel = verified.map { state.teamLabel($0.identity.team) } ?? "_unauthenticated"
+        runtime.metrics.rpcFinished(method: method.label, team: teamLabel, code: status.name, durationSeconds: duration)
+        if verified != nil {
+            runtime.metrics.traffic(team: teamLabel, requestBytes: summary.requestBytes, resultBytes: summary.resultBytes, rows: summary.rows)
+        }
+        runtime.audit.record(summary)
+    }
+}

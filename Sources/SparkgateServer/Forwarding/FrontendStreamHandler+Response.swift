@@ -1,0 +1,147 @@
+import Foundation
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SparkgateCore
+
+extension FrontendStreamHandler {
+    /// The backend's response HEADERS: the head, or trailers once the head has been sent.
+    func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
+        guard phase == .forwarding else { return }
+        if !responseStarted {
+            if let status = headers.first(name: ":status"), status != "200" {
+                runtime.metrics.backendError(backendName)
+                return refuse(.unavailable("backend '\(backendName)' answered HTTP \(status) instead of gRPC"), reason: "backend_http_\(status)")
+            }
+            if endStream {
+                // Trailers-only: the backend's status is the whole response.
+                return finishWithBackendTrailers(headers, includeStatus: true)
+            }
+            var h = HPACKHeaders()
+            h.reserveCapacity(headers.count)
+            h.add(name: ":status", value: "200")
+            for (name, value, indexing) in headers where MetadataPolicy.forwardsResponseHeader(name) {
+                h.add(name: name, value: value, indexing: indexing)
+            }
+            responseStarted = true
+            context.write(wrapOutboundOut(.headers(.init(headers: h))), promise: nil)
+            clientNeedsFlush = true
+        } else if endStream {
+            finishWithBackendTrailers(headers, includeStatus: false)
+        }
+    }
+
+    func backendData(_ buffer: ByteBuffer, endStream: Bool) {
+        guard phase == .forwarding else { return }
+        responses.append(buffer)
+        while phase == .forwarding {
+            let message: GRPCMessage
+            do {
+                guard let next = try responses.next() else { break }
+                message = next
+            } catch {
+                guard case .tooLarge(let size) = error else { return }
+                return refuse(.resourceExhausted("the backend sent a \(size)-byte message, larger than max_message_bytes (\(state.config.maxMessageBytes))"), reason: "message_too_large")
+            }
+            forwardResponse(message)
+        }
+        if endStream && phase == .forwarding {
+            // DATA with END_STREAM and no trailers is not gRPC.
+            refuse(SparkgateError(.internal, "backend '\(backendName)' ended the response without a status"), reason: "backend_no_status")
+        }
+    }
+
+    private func forwardResponse(_ message: GRPCMessage) {
+        var framed = message.framed
+        summary.responseBytes += framed.readableBytes
+        if !firstResponseSeen {
+            firstResponseSeen = true
+            if method == .executePlan { runtime.metrics.firstResponse(seconds: secondsSinceStart) }
+        }
+        // Responses are never compressed: Sparkgate drops grpc-accept-encoding on the way in.
+        if !message.compressed && (method.isServerStreaming || !responseRewrite.isIdentity || method == .interrupt) {
+            let scanned: ResponseEnvelope?
+            do {
+                scanned = try message.withPayload { try ResponseEnvelope.read($0, method: method) }
+            } catch {
+                scanned = nil
+                runtime.logger.debug("backend response is not a valid protobuf message; passing it through", metadata: ["rpc.method": "\(method.name)"])
+            }
+            if let envelope = scanned {
+                if envelope.resultComplete { sawResultComplete = true }
+                if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
+                    summary.resultBytes += envelope.arrow.bytes
+                    summary.rows += envelope.arrow.rows
+                    if resultLimitActive, let op = operationKey,
+                        let refusal = runtime.ledger.withLock({ $0.resultReceived(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows) })
+                    {
+                        runtime.metrics.quotaRejection(team: state.teamLabel(op.session.owner.team), limit: refusal.limit)
+                        interruptOnBackend(op)
+                        return refuse(refusal.error, reason: refusal.limit.rawValue)
+                    }
+                }
+                if method == .interrupt { interruptedIDs += envelope.interruptedIDs }
+                let edits = responseRewrite.edits(for: envelope, method: method)
+                if !edits.isEmpty {
+                    if edits.allSatisfy({ $0.lengthChange == 0 }) {
+                        // Same-length swaps (session ids are 36-byte UUIDs both ways) are made in place.
+                        for edit in edits { framed.setBytes(edit.replacement, at: framed.readerIndex + 5 + edit.range.lowerBound) }
+                    } else {
+                        framed = message.withPayload { payload in
+                            GRPCMessage.frame(payload: edits.applied(to: payload), allocator: context.channel.allocator).framed
+                        }
+                    }
+                }
+            }
+        }
+        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
+        clientNeedsFlush = true
+    }
+
+    private func finishWithBackendTrailers(_ trailers: HPACKHeaders, includeStatus: Bool) {
+        var h = HPACKHeaders()
+        h.reserveCapacity(trailers.count + 1)
+        if includeStatus { h.add(name: ":status", value: "200") }
+        for (name, value, indexing) in trailers where MetadataPolicy.forwardsResponseHeader(name) {
+            h.add(name: name, value: value, indexing: indexing)
+        }
+        let status = trailers.first(name: "grpc-status") ?? "2"
+        let message = trailers.first(name: "grpc-message").map(GRPCStatusMessage.decode) ?? ""
+        // Account before writing: flushing END_STREAM can close the stream, and fire channelInactive, at once.
+        complete(status: Int(status).flatMap(GRPCStatusCode.init(rawValue:)) ?? .unknown, statusMessage: message, reason: nil)
+        context.write(wrapOutboundOut(.headers(.init(headers: h, endStream: true))), promise: nil)
+        context.flush()
+        clientNeedsFlush = false
+        closeClientIfOpen()
+    }
+
+    /// The backend stream ended without trailers (reset, or the connection was lost).
+    func backendClosed(resetCode: HTTP2ErrorCode?) {
+        guard phase == .forwarding || phase == .connecting else { return }
+        runtime.metrics.backendError(backendName)
+        let error: SparkgateError
+        switch resetCode {
+        case .refusedStream?:
+            error = .unavailable("backend '\(backendName)' refused the stream; retry shortly")
+        case .cancel?:
+            error = SparkgateError(.cancelled, "backend '\(backendName)' cancelled the call")
+        case .enhanceYourCalm?:
+            error = .resourceExhausted("backend '\(backendName)' is overloaded (ENHANCE_YOUR_CALM)")
+        case let code?:
+            error = SparkgateError(.internal, "backend '\(backendName)' reset the stream (\(code))")
+        case nil:
+            error = .unavailable("lost the connection to backend '\(backendName)' during the call; retry")
+        }
+        refuse(error, reason: "backend_closed")
+    }
+
+    /// Asks the backend to stop an operation Sparkgate is ending (result quota, time limit).
+    func interruptOnBackend(_ op: OperationKey) {
+        guard let backendSessionID = summary.backendSessionID else { return }
+        runtime.interruptOnBackend(operation: op, backendSessionID: backendSessionID, backend: backendName, on: context.eventLoop)
+    }
+
+    var secondsSinceStart: Double {
+        Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
+    }
+}

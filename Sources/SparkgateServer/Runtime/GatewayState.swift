@@ -1,0 +1,40 @@
+import NIOSSL
+import SparkgateAuth
+import SparkgateCore
+
+/// Everything a configuration generation decides, built once and shared read-only by every RPC that starts
+/// under it. A reload builds a new one; RPCs already running keep theirs.
+public final class GatewayState: Sendable {
+    public let config: SparkgateConfig
+    public let authenticator: Authenticator
+    /// Keys from the configuration and JWKS files; JWKS URL keys are merged in by the refresher.
+    public let staticKeys: KeyRing
+    /// Backend name → the token Sparkgate presents to it.
+    let backendTokens: [String: String]
+    let backendTLS: [String: NIOSSLContext]
+    let serverTLS: NIOSSLContext?
+    let namespace: SessionNamespace?
+    let adminToken: String?
+    /// The moment the server certificate stops being valid (for /readyz).
+    let certificateNotAfter: Double?
+
+    init(
+        config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
+        serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?
+    ) {
+        self.config = config
+        self.authenticator = authenticator
+        self.staticKeys = staticKeys
+        self.backendTokens = backendTokens
+        self.backendTLS = backendTLS
+        self.serverTLS = serverTLS
+        self.namespace = config.sessions.namespaceSessionIDs ? SessionNamespace(config.sessions.namespace) : nil
+        self.adminToken = adminToken
+        self.certificateNotAfter = certificateNotAfter
+    }
+
+    /// The metrics label for a team: configured names only, so labels stay bounded.
+    func teamLabel(_ team: String) -> String {
+        config.teams[team] != nil ? team : "_unlisted"
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import NIOSSL
+import SparkgateAuth
+import SparkgateCore
+import SwiftASN1
+import X509
+
+/// Builds a `GatewayState` from a validated configuration: reads keys, JWKS files, revocations, tokens and
+/// certificates. Every failure names the config key and file.
+public enum GatewayStateLoader {
+    public struct Failure: Error, CustomStringConvertible {
+        public var issues: [ConfigIssue]
+        public var description: String { issues.map(\.description).joined(separator: "\n") }
+    }
+
+    public static func load(_ config: SparkgateConfig, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) async throws(Failure) -> GatewayState {
+        var issues: [ConfigIssue] = []
+        func fail(_ key: String, _ message: String) { issues.append(ConfigIssue(file: config.file, key: key, message: message)) }
+
+        var keys: [VerificationKey] = []
+        do {
+            keys = try await KeyLoader.load(config.auth.keys)
+        } catch {
+            fail(error.key, error.message)
+        }
+        for (index, file) in config.auth.jwksFiles.enumerated() {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                fail("auth.jwks_files[\(index)]", "cannot read \(file)")
+                continue
+            }
+            do {
+                let document = try await JWKSDocument.parse(data, origin: file)
+                for reason in document.skipped { logger.warning("skipping a JWKS key", metadata: ["jwks.file": "\(file)", "reason": "\(reason)"]) }
+                keys += document.keys
+            } catch {
+                fail("auth.jwks_files[\(index)]", "\(file): \(error)")
+            }
+        }
+
+        var revoked: Set<String> = []
+        if let file = config.auth.revokedTokenIDsFile {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+                revoked = Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+            } else {
+                fail("auth.revoked_token_ids_file", "cannot read \(file)")
+            }
+        }
+
+        var tokens: [String: String] = [:]
+        var backendTLS: [String: NIOSSLContext] = [:]
+        for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
+            if let variable = backend.tokenEnv {
+                if let value = environment[variable], !value.isEmpty {
+                    tokens[name] = value
+                } else {
+                    logger.warning("backend token variable is not set; Sparkgate will send no token", metadata: ["backend": "\(name)", "backend.token_env": "\(variable)"])
+                }
+            }
+            if let file = backend.tokenFile {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    fail("backends.\(name).token_file", "cannot read \(file)")
+                    continue
+                }
+                let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if token.isEmpty { fail("backends.\(name).token_file", "\(file) is empty") } else { tokens[name] = token }
+            }
+            if backend.tls {
+                do {
+                    var tls = TLSConfiguration.makeClientConfiguration()
+                    tls.applicationProtocols = ["h2"]
+                    if let ca = backend.tlsCA { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
+                    backendTLS[name] = try NIOSSLContext(configuration: tls)
+                } catch {
+                    fail("backends.\(name).tls_ca", "cannot build the backend TLS context: \(error)")
+                }
+            }
+        }
+
+        var serverTLS: NIOSSLContext?
+        var notAfter: Double?
+        if let tls = config.tls {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate)
+                guard !chain.isEmpty else { throw TLSLoadError("\(tls.certificate) holds no certificate") }
+                let leaf = try Certificate(derEncoded: try chain[0].toDERBytes())
+                notAfter = leaf.notValidAfter.timeIntervalSince1970
+                if leaf.notValidAfter < Date() {
+                    fail("tls.certificate", "\(tls.certificate) expired at \(Timestamp.rfc3339(notAfter!))")
+                }
+                let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
+                var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+                server.minimumTLSVersion = .tlsv12
+                server.applicationProtocols = ["h2"]
+                if let ca = tls.clientCA {
+                    server.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+                    server.certificateVerification = .noHostnameVerification
+                } else {
+                    server.certificateVerification = .none
+                }
+                serverTLS = try NIOSSLContext(configuration: server)
+            } catch let error as TLSLoadError {
+                fail("tls.certificate", error.message)
+            } catch {
+                fail("tls", "cannot load the certificate, key or client CA (\(tls.certificate), \(tls.privateKey)\(tls.clientCA.map { ", \($0)" } ?? "")): \(error)")
+            }
+        }
+
+        var adminToken: String?
+        if let file = config.admin.tokenFile {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                fail("admin.token_file", "cannot read \(file), or it is empty")
+            }
+        }
+
+        if keys.isEmpty && config.auth.jwksURLs.isEmpty && issues.isEmpty {
+            fail("auth.keys", "no key could be loaded, so no token can be verified")
+        }
+        guard issues.isEmpty else { throw Failure(issues: issues) }
+
+        let policy = ClaimsPolicy(
+            issuer: config.auth.issuer, audience: config.auth.audience, leewaySeconds: config.auth.leewaySeconds,
+            userClaim: config.auth.userClaim, teamClaim: config.auth.teamClaim, groupsClaim: config.auth.groupsClaim,
+            revokedTokenIDs: revoked)
+        let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
+        return GatewayState(
+            config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens, backendTLS: backendTLS, serverTLS: serverTLS,
+            adminToken: adminToken, certificateNotAfter: notAfter)
+    }
+}
+
+private struct TLSLoadError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}

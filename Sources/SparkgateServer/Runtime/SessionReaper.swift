@@ -1,0 +1,67 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SparkgateCore
+
+/// Once a second: releases idle sessions on their backend, interrupts operations past their time limit,
+/// forgets abandoned operations, and refreshes the activity gauges.
+public final class SessionReaper: Service, Sendable {
+    let runtime: GatewayRuntime
+    let interval: Duration
+
+    public init(runtime: GatewayRuntime, interval: Duration = .seconds(1)) {
+        self.runtime = runtime
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.interval)
+                if Task.isCancelled { break }
+                self.sweep(now: WallClock.now())
+            }
+        }
+    }
+
+    func sweep(now: Double) {
+        let state = runtime.state
+        let detached = state.config.sessions.operationDetachedSeconds
+        let result = runtime.ledger.withLock { ledger in
+            ledger.sweep(now: now, detachedTimeout: detached) { team in state.config.team(team)?.quotas ?? state.config.defaultQuotas }
+        }
+        let loop = runtime.group.next()
+        for op in result.overdueOperations {
+            let team = op.owner.team
+            runtime.metrics.quotaRejection(team: state.teamLabel(team), limit: .operationSeconds)
+            let seconds = op.maxSeconds == op.maxSeconds.rounded() ? "\(Int(op.maxSeconds))" : "\(op.maxSeconds)"
+            let error = SparkgateError.resourceExhausted("team \(team) allows \(seconds) s per operation (max_operation_seconds); this one ran longer and was interrupted")
+            runtime.calls.terminate(operation: op.key, with: error)
+            let backendSessionID = runtime.ledger.withLock { $0.session(op.key.session)?.backendSessionID }
+                ?? state.namespace?.backendID(team: team, user: op.owner.user, clientSessionID: op.clientSessionID) ?? op.clientSessionID
+            let backend = state.config.team(team)?.backend ?? state.config.defaultBackend
+            runtime.interruptOnBackend(operation: op.key, backendSessionID: backendSessionID, backend: backend, on: loop)
+        }
+        for op in result.abandonedOperations {
+            runtime.logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])
+        }
+        for session in result.idleSessions {
+            let logger = runtime.logger
+            runtime.releaseOnBackend(session, on: loop).whenComplete { outcome in
+                switch outcome {
+                case .success((.ok, _)):
+                    logger.info("released an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "team": "\(session.owner.team)"])
+                case .success((let code, let message)):
+                    logger.warning("the backend refused to release an idle session", metadata: ["session.id": "\(session.clientSessionID)", "grpc.status": "\(code.name)", "grpc.message": "\(message)"])
+                case .failure(let error):
+                    logger.warning("could not release an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "error": "\(error)"])
+                }
+            }
+        }
+        let teams = Set(state.config.teams.keys).union(result.idleSessions.map(\.owner.team)).union(result.overdueOperations.map(\.owner.team))
+        let counts = runtime.ledger.withLock { ledger in teams.map { ($0, ledger.sessionCount(ofTeam: $0), ledger.activeOperations(team: $0)) } }
+        for (team, sessions, operations) in counts where state.config.teams[team] != nil {
+            runtime.metrics.activity(team: team, sessions: sessions, operations: operations)
+        }
+    }
+}

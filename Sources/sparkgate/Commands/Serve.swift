@@ -1,0 +1,84 @@
+import ArgumentParser
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import SparkgateCore
+import SparkgateObservability
+import SparkgateServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway.",
+        discussion: """
+            Example:
+              sparkgate serve --config config/sparkgate.yaml
+
+            SIGHUP (or POST /v1/reload on the admin listener) reloads the configuration; SIGTERM drains
+            in-flight calls for up to shutdown_grace_seconds and exits 0. Logs go to stderr; the audit log
+            goes where audit_log says (stdout by default).
+            """)
+
+    @Option(name: .shortAndLong, help: "The configuration file.")
+    var config = "config/sparkgate.yaml"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @Option(help: "Event loop threads (default: one per core).")
+    var threads: Int?
+
+    func run() async throws {
+        Bootstrap.logging(level: logLevel)
+        let logger = Logger(label: "sparkgate")
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+            .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+        ]
+        MetricsSystem.bootstrap(factory)
+
+        let config: SparkgateConfig
+        do {
+            config = try Bootstrap.config(self.config)
+        } catch { throw ExitCode.failure }
+        let state: GatewayState
+        do {
+            state = try await Bootstrap.state(config, logger: logger)
+        } catch { throw ExitCode.failure }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
+        let audit = AuditLog(target: auditTarget(config.auditLog), logger: logger)
+        let runtime = GatewayRuntime(state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit, logger: logger)
+        let reloader = Reloader(runtime: runtime, file: self.config)
+        let routes = AdminRoutes(runtime: runtime, reloader: reloader) { registry.emitToBuffer() }
+        let admin = AdminHTTPServer(host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger) { await routes.handle($0) }
+        // Started in this order, stopped in reverse: the listener drains first, the audit log flushes last.
+        let services: [any Service] = [
+            audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
+        ]
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            logger.critical("Sparkgate stopped", metadata: ["error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode.failure
+        }
+        try? await group.shutdownGracefully()
+        logger.info("Sparkgate stopped")
+    }
+
+    private func auditTarget(_ target: SparkgateConfig.AuditLog) -> AuditLog.Target {
+        switch target {
+        case .stdout: .stdout
+        case .off: .off
+        case .file(let path): .file(path)
+        }
+    }
+}
