@@ -112,7 +112,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
-        .testTarget(name: "SparkgateAuthTests", dependencies: ["SparkgateAuth", "SparkgateCore", .product(name: "JWTKit", package: "jwt-kit")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SparkgateAuthTests",
+            dependencies: [
+                "SparkgateAuth", "SparkgateCore", .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "SparkgateServerTests",
             dependencies: [

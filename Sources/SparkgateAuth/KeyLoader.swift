@@ -27,8 +27,10 @@ public enum KeyLoader {
                 let file = key.secretFile ?? ""
                 let secret = try readFile(file, configKey: "\(path).secret_file")
                 let trimmed = trimTrailingNewlines(secret)
-                guard trimmed.count >= 32 else {
-                    throw Failure(key: "\(path).secret_file", message: "\(file) holds \(trimmed.count) bytes; an HMAC secret needs at least 32")
+                // RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+                let minimum = key.algorithm == .hs512 ? 64 : key.algorithm == .hs384 ? 48 : 32
+                guard trimmed.count >= minimum else {
+                    throw Failure(key: "\(path).secret_file", message: "\(file) holds \(trimmed.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)")
                 }
                 await collection.add(hmac: HMACKey(from: trimmed), digestAlgorithm: digest(key.algorithm), kid: kid)
             } else {
@@ -57,6 +59,10 @@ public enum KeyLoader {
         let kid = JWKIdentifier(string: key.kid)
         if key.algorithm.isHMAC {
             let secret = trimTrailingNewlines(try readFile(key.secretFile ?? "", configKey: "\(path).secret_file"))
+            let minimum = key.algorithm == .hs512 ? 64 : key.algorithm == .hs384 ? 48 : 32
+            guard secret.count >= minimum else {
+                throw Failure(key: "\(path).secret_file", message: "the secret holds \(secret.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)")
+            }
             await collection.add(hmac: HMACKey(from: secret), digestAlgorithm: digest(key.algorithm), kid: kid)
             return collection
         }

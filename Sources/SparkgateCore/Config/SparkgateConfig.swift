@@ -28,6 +28,14 @@ public struct SparkgateConfig: Sendable, Equatable {
         public var publicKey: String?
         public var privateKey: String?
         public var secretFile: String?
+
+        public init(kid: String, algorithm: Algorithm, publicKey: String? = nil, privateKey: String? = nil, secretFile: String? = nil) {
+            self.kid = kid
+            self.algorithm = algorithm
+            self.publicKey = publicKey
+            self.privateKey = privateKey
+            self.secretFile = secretFile
+        }
     }
 
     public struct Auth: Sendable, Equatable {

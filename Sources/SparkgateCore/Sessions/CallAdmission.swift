@@ -19,6 +19,15 @@ public struct CallAdmission: Sendable {
         self.backend = backend
     }
 
+    /// Calls a client makes on its own to resume or release work. They are never rate-limited: refusing
+    /// them would only leave results buffered, or work running, on the cluster.
+    var isHousekeeping: Bool {
+        switch method {
+        case .reattachExecute, .releaseExecute, .releaseSession, .interrupt: true
+        default: false
+        }
+    }
+
     /// Methods that make the backend create a session when it has none. The others (ReattachExecute,
     /// ReleaseExecute, GetStatus, CloneSession, ReleaseSession) act on a session that must already exist,
     /// so they never count as a new session against the limit.

@@ -19,7 +19,7 @@ public struct SessionLedger: Sendable {
     /// Decides whether a call may proceed, and records it. Every admitted call must be ended with `callEnded`.
     public mutating func admit(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double) -> Result<Void, QuotaOrPolicyRefusal> {
         let team = call.caller.team
-        if q.requestsPerSecond > 0 {
+        if q.requestsPerSecond > 0 && !call.isHousekeeping {
             var bucket = buckets[call.caller] ?? TokenBucket(burst: q.requestBurst, now: now)
             let wait = bucket.take(rate: q.requestsPerSecond, burst: q.requestBurst, now: now)
             buckets[call.caller] = bucket

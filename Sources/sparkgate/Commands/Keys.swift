@@ -40,7 +40,7 @@ struct Keys: ParsableCommand {
             }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             if alg.isHMAC {
-                let secret = SymmetricKey(size: .init(bitCount: 384)).withUnsafeBytes { Base64URL.encode($0) }
+                let secret = SymmetricKey(size: .init(bitCount: 512)).withUnsafeBytes { Base64URL.encode($0) }
                 let path = try write("\(kid).secret", secret, private: true)
                 print("wrote \(path) (\(alg.rawValue) secret)")
                 return

@@ -1,0 +1,147 @@
+import Testing
+@testable import SparkgateCore
+
+@Suite("Configuration")
+struct ConfigTests {
+    static let minimal = """
+        listen: "127.0.0.1:15443"
+        insecure_plaintext: true
+        auth:
+          keys:
+            - kid: k1
+              algorithm: ES256
+              public_key: keys/k1.pub.pem
+        backends:
+          local:
+            endpoints: ["127.0.0.1:15002"]
+        """
+
+    func parse(_ yaml: String) throws(ConfigError) -> SparkgateConfig {
+        try SparkgateConfig.parse(yaml: yaml, file: "/etc/sparkgate/sparkgate.yaml")
+    }
+
+    func issues(_ yaml: String) -> [ConfigIssue] {
+        do {
+            _ = try parse(yaml)
+            return []
+        } catch {
+            return error.issues
+        }
+    }
+
+    @Test("defaults follow the interface; paths resolve against the config file")
+    func defaults() throws {
+        let c = try parse(Self.minimal)
+        #expect(c.maxMessageBytes == 134_217_728)
+        #expect(c.admin.listen == HostPort(host: "127.0.0.1", port: 9464))
+        #expect(c.auth.keys[0].publicKey == "/etc/sparkgate/keys/k1.pub.pem")
+        #expect(c.defaultQuotas == QuotaSettings())
+        #expect(c.sessions.rejectForeignSessionIDs && c.sessions.namespaceSessionIDs)
+        #expect(c.configPolicy.denyKeys == ConfigPolicy.defaultDenyKeys)
+        #expect(c.auditLog == .stdout)
+        #expect(c.team("nobody") == nil)
+    }
+
+    @Test("team quotas override the defaults key by key")
+    func teamQuotas() throws {
+        let c = try parse(Self.minimal + """
+
+            defaults:
+              backend: local
+              quotas:
+                max_sessions_per_user: 3
+                requests_per_second: 10
+            teams:
+              analytics:
+                quotas:
+                  max_concurrent_operations_per_session: 2
+              ops: {}
+            """)
+        let a = c.team("analytics")!.quotas
+        #expect(a.maxConcurrentOperationsPerSession == 2)
+        #expect(a.maxSessionsPerUser == 3)
+        #expect(a.requestsPerSecond == 10)
+        #expect(c.team("ops")!.quotas.maxSessionsPerUser == 3)
+        #expect(c.team("ops")!.backend == "local")
+    }
+
+    @Test("every problem names its key, file and line")
+    func errors() {
+        let found = issues("""
+            listn: "0.0.0.0:1"
+            listen: "nowhere"
+            max_message_bytes: -5
+            auth:
+              keys:
+                - kid: a
+                  algorithm: ES257
+                - kid: b
+                  algorithm: HS256
+                - algorithm: RS256
+            backends:
+              local:
+                endpoints: []
+            defaults:
+              backend: missing
+            teams:
+              x:
+                backend: nope
+                quotas:
+                  request_burst: zero
+            """)
+        let text = found.map(\.description)
+        func has(_ key: String, _ fragment: String) -> Bool {
+            found.contains { $0.key == key && $0.message.contains(fragment) && $0.file == "/etc/sparkgate/sparkgate.yaml" }
+        }
+        #expect(has("listn", "did you mean 'listen'"), "\(text)")
+        #expect(has("listen", "not host:port"))
+        #expect(has("max_message_bytes", "between"))
+        #expect(has("auth.keys[0].algorithm", "'ES257' is not one of"))
+        #expect(has("auth.keys[1].secret_file", "is required for HS256"))
+        #expect(has("auth.keys[2].kid", "is required"))
+        #expect(has("backends.local.endpoints", "at least one"))
+        #expect(has("defaults.backend", "'missing' is not under backends"))
+        #expect(has("teams.x.quotas.request_burst", "whole number"))
+        #expect(has("tls", "insecure_plaintext"))
+        #expect(found.allSatisfy { $0.line != nil || ["tls", "backends", "auth.keys"].contains($0.key) || $0.key.hasPrefix("teams") || $0.key.hasPrefix("defaults") })
+    }
+
+    @Test("an admin listener off loopback needs a token file")
+    func adminExposure() {
+        let found = issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n")
+        #expect(found.contains { $0.key == "admin.listen" && $0.message.contains("token_file") })
+        #expect(issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n  token_file: admin.token\n").isEmpty)
+    }
+
+    @Test("tls and insecure_plaintext are exclusive; duplicate kids are refused")
+    func exclusive() {
+        let yaml = Self.minimal.replacingOccurrences(of: "insecure_plaintext: true", with: "insecure_plaintext: true\ntls:\n  certificate: a.crt\n  private_key: a.key")
+        #expect(issues(yaml).contains { $0.key == "insecure_plaintext" })
+        let keys = """
+            insecure_plaintext: true
+            auth:
+              keys:
+                - {kid: k1, algorithm: ES256, public_key: a.pem}
+                - {kid: k1, algorithm: ES256, public_key: b.pem}
+            backends:
+              local: {endpoints: ["127.0.0.1:1"]}
+            """
+        #expect(issues(keys).contains { $0.key == "auth.keys[1].kid" && $0.message.contains("unique") })
+    }
+
+    @Test("not YAML, or empty, is reported as such")
+    func notYAML() {
+        #expect(issues("a: [unclosed").first?.message.contains("not valid YAML") == true)
+        #expect(issues("").first?.message.contains("empty") == true)
+    }
+
+    @Test("host:port parsing")
+    func hostPort() {
+        #expect(HostPort(parsing: "[::1]:15443") == HostPort(host: "::1", port: 15443))
+        #expect(HostPort(parsing: "localhost:1") == HostPort(host: "localhost", port: 1))
+        #expect(HostPort(parsing: "::1:80") == nil)
+        #expect(HostPort(parsing: "host") == nil)
+        #expect(HostPort(parsing: "host:70000") == nil)
+        #expect(HostPort(host: "127.0.0.2", port: 1).isLoopback && !HostPort(host: "0.0.0.0", port: 1).isLoopback)
+    }
+}

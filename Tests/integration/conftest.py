@@ -1,0 +1,93 @@
+"""Fixtures for the integration suite: real PySpark 4.3 through Sparkgate to real Spark Connect 4.3 (and Sail).
+
+Everything is started on free ports and stopped at the end; nothing is left running.
+"""
+import os
+import tempfile
+
+import pytest
+
+import harness
+
+# The material (and the dev CA the clients trust) must exist before grpc reads GRPC_DEFAULT_SSL_ROOTS_FILE_PATH.
+WORKDIR = tempfile.mkdtemp(prefix="sparkgate-it-")
+MATERIAL = harness.Material(WORKDIR)
+os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = MATERIAL.ca
+os.environ.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
+BACKEND_TOKEN = "suite-backend-token-" + os.urandom(8).hex()
+os.environ["SUITE_BACKEND_TOKEN"] = BACKEND_TOKEN
+
+
+@pytest.fixture(scope="session")
+def material():
+    return MATERIAL
+
+
+@pytest.fixture(scope="session")
+def backend_token():
+    return BACKEND_TOKEN
+
+
+@pytest.fixture(scope="session")
+def spark():
+    server = harness.SparkServer(WORKDIR, BACKEND_TOKEN)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def sail():
+    server = harness.SailServer(WORKDIR)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(spark, material):
+    """The default gateway: TLS, ES256 JWTs, namespacing on, two teams, no rate limit."""
+    gw = harness.Gateway(material, material.base_config(spark.endpoint), name="default")
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def make_gateway(material):
+    """A gateway with its own configuration, stopped when the test ends."""
+    started = []
+
+    def make(config, **kwargs):
+        gw = harness.Gateway(material, config, **kwargs)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.close()
+
+
+@pytest.fixture
+def connect():
+    """Opens PySpark sessions (each a new client) and stops them when the test ends."""
+    from pyspark.sql import SparkSession
+
+    sessions = []
+
+    def open_session(url):
+        s = SparkSession.builder.remote(url).create()
+        sessions.append(s)
+        return s
+
+    yield open_session
+    for s in sessions:
+        try:
+            s.stop()
+        except Exception:
+            pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+    if exitstatus == 0:
+        shutil.rmtree(WORKDIR, ignore_errors=True)
+    else:
+        print(f"\nintegration work directory kept for inspection: {WORKDIR}")

@@ -1,0 +1,299 @@
+"""Processes the integration suite starts and stops: Spark Connect, LakeSail Sail, Sparkgate, a JWKS server."""
+import contextlib
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("SPARKGATE_BIN", os.path.join(ROOT, ".build", "debug", "sparkgate"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout, proc=None, log=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}:\n{tail(log)}")
+        with contextlib.suppress(OSError):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listened on {port} within {timeout}s:\n{tail(log)}")
+
+
+def tail(path, lines=40):
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def run_cli(*args, env=None, check=True):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if check and p.returncode != 0:
+        raise RuntimeError(f"sparkgate {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+    return p
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=20):
+    if proc.poll() is not None:
+        return proc.returncode
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+class SparkServer:
+    """A real Spark Connect 4.3 server from the pyspark package, with a backend token."""
+
+    def __init__(self, workdir, token, extra_conf=()):
+        import pyspark
+        self.home = os.path.dirname(pyspark.__file__)
+        self.port = free_port()
+        self.token = token
+        self.dir = tempfile.mkdtemp(prefix="spark-", dir=workdir)
+        self.log = os.path.join(self.dir, "spark.log")
+        conf = [
+            f"spark.connect.grpc.binding.port={self.port}",
+            f"spark.connect.authenticate.token={token}",
+            # Cut result streams every second so every large result exercises ReattachExecute.
+            "spark.connect.execute.reattachable.senderMaxStreamDuration=1s",
+            "spark.ui.enabled=false",
+            "spark.sql.shuffle.partitions=4",
+            "spark.connect.session.manager.maintenanceInterval=2s",
+            *extra_conf,
+        ]
+        args = ["bash", os.path.join(self.home, "sbin", "start-connect-server.sh"), "--driver-memory", "3g"]
+        for c in conf:
+            args += ["--conf", c]
+        # Python UDF workers run with this interpreter, which has pyspark installed.
+        env = {**os.environ, "SPARK_HOME": self.home, "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": self.dir, "SPARK_PID_DIR": self.dir,
+               "PYSPARK_PYTHON": sys.executable}
+        env.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
+        self.proc = subprocess.Popen(args, cwd=self.dir, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_for_port(self.port, 180, self.proc, self.log)
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def close(self):
+        stop(self.proc)
+
+
+class SailServer:
+    """LakeSail Sail 0.7.2, a second Spark Connect engine (keys sessions by session id alone)."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sail-", dir=workdir)
+        self.log = os.path.join(self.dir, "sail.log")
+        sail = os.path.join(os.path.dirname(sys.executable), "sail")
+        self.proc = subprocess.Popen([sail, "spark", "server", "--ip", "127.0.0.1", "--port", str(self.port)], cwd=self.dir,
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, 60, self.proc, self.log)
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def close(self):
+        stop(self.proc)
+
+
+class Gateway:
+    """A `sparkgate serve` process with its own configuration file."""
+
+    def __init__(self, material, config, name="gateway", env=None, port=None, admin_port=None):
+        self.material = material
+        self.port = port or free_port()
+        self.admin_port = admin_port or free_port()
+        self.dir = tempfile.mkdtemp(prefix=f"{name}-", dir=material.dir)
+        self.config_path = os.path.join(self.dir, "sparkgate.yaml")
+        self.audit = os.path.join(self.dir, "audit.jsonl")
+        self.log = os.path.join(self.dir, "sparkgate.log")
+        config = dict(config)
+        config.setdefault("listen", f"127.0.0.1:{self.port}")
+        config.setdefault("admin", {}).setdefault("listen", f"127.0.0.1:{self.admin_port}")
+        config.setdefault("audit_log", self.audit)
+        self.config = config
+        self.write_config()
+        self.env = {**os.environ, **(env or {})}
+        self.start()
+
+    def write_config(self, config=None):
+        with open(self.config_path, "w") as f:
+            json.dump(config or self.config, f, indent=1)  # JSON is YAML
+
+    def start(self):
+        self.proc = subprocess.Popen([BIN, "serve", "--config", self.config_path], stdout=open(self.log + ".out", "a"),
+                                     stderr=open(self.log, "a"), env=self.env, start_new_session=True)
+        wait_for_port(self.admin_port, 30, self.proc, self.log)
+        wait_for_port(self.port, 30, self.proc, self.log)
+
+    def restart(self):
+        self.close()
+        self.start()
+
+    def url(self, token=None, **params):
+        tls = "tls" in self.config
+        parts = [f"sc://localhost:{self.port}/"]
+        if tls:
+            parts.append("use_ssl=true")
+        if token is not None:
+            parts.append(f"token={token}")
+        parts += [f"{k}={v}" for k, v in params.items()]
+        return ";".join(parts)
+
+    def admin(self, path, method="GET", token=None, body=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method, data=body)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def audit_lines(self):
+        deadline = time.time() + 2
+        time.sleep(0.25)  # the audit log is flushed every 100 ms
+        lines = []
+        while time.time() < deadline:
+            if os.path.exists(self.audit):
+                with open(self.audit) as f:
+                    lines = [json.loads(l) for l in f if l.strip()]
+                break
+            time.sleep(0.1)
+        return lines
+
+    def signal(self, sig):
+        os.killpg(self.proc.pid, sig)
+
+    def close(self):
+        return stop(self.proc)
+
+
+class Material:
+    """Certificates, keys and tokens for the suite, made with the sparkgate CLI itself."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.certs = os.path.join(directory, "certs")
+        run_cli("certs", "generate", "--out", self.certs, "--host", "localhost", "--host", "127.0.0.1")
+        self.keys = os.path.join(directory, "keys")
+        run_cli("keys", "generate", "--algorithm", "ES256", "--kid", "suite-es256", "--out", self.keys)
+        run_cli("keys", "generate", "--algorithm", "ES256", "--kid", "other-es256", "--out", self.keys)
+        self.issuer_config = os.path.join(directory, "issuer.yaml")
+        with open(self.issuer_config, "w") as f:
+            json.dump(self.base_config(backend_endpoint="127.0.0.1:1"), f)
+
+    @property
+    def ca(self):
+        return os.path.join(self.certs, "ca.crt")
+
+    def base_config(self, backend_endpoint, tls=True, **overrides):
+        config = {
+            "auth": {
+                "issuer": "sparkgate-suite",
+                "audience": "spark-connect",
+                "keys": [{"kid": "suite-es256", "algorithm": "ES256",
+                          "public_key": os.path.join(self.keys, "suite-es256.pub.pem"),
+                          "private_key": os.path.join(self.keys, "suite-es256.key.pem")}],
+            },
+            "backends": {"local": {"endpoints": [backend_endpoint], "token_env": "SUITE_BACKEND_TOKEN"}},
+            "defaults": {"backend": "local", "quotas": {"requests_per_second": 0}},
+            "teams": {"analytics": {}, "data-eng": {}},
+        }
+        if tls:
+            config["tls"] = {"certificate": os.path.join(self.certs, "server.crt"), "private_key": os.path.join(self.certs, "server.key")}
+        else:
+            config["insecure_plaintext"] = True
+        for k, v in overrides.items():
+            config[k] = v
+        return config
+
+    def token(self, user="alice", team="analytics", ttl="1h", kid=None, config=None):
+        args = ["token", "issue", "--config", config or self.issuer_config, "--user", user, "--team", team, "--ttl", ttl]
+        if kid:
+            args += ["--kid", kid]
+        return run_cli(*args).stdout.strip()
+
+
+class JWKSServer:
+    """Serves a JWKS document over local HTTP; the test swaps the document to rotate keys."""
+
+    def __init__(self):
+        self.document = b'{"keys":[]}'
+        self.hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.hits += 1
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(outer.document)))
+                self.end_headers()
+                self.wfile.write(outer.document)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def grpc_call(gateway, method, request, token=None, client_cert=False, timeout=20, metadata=()):
+    """One raw unary call, for statuses PySpark would retry for minutes (UNAVAILABLE) or hide."""
+    import grpc
+    target = f"localhost:{gateway.port}"
+    md = list(metadata)
+    if token is not None:
+        md.append(("authorization", f"Bearer {token}"))
+    options = [("grpc.max_send_message_length", 1 << 28), ("grpc.max_receive_message_length", 1 << 28)]
+    if "tls" in gateway.config:
+        with open(gateway.material.ca, "rb") as f:
+            ca = f.read()
+        key = cert = None
+        if client_cert:
+            with open(os.path.join(gateway.material.certs, "client.key"), "rb") as f:
+                key = f.read()
+            with open(os.path.join(gateway.material.certs, "client.crt"), "rb") as f:
+                cert = f.read()
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(ca, key, cert), options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    with channel:
+        call = channel.unary_unary(f"/spark.connect.SparkConnectService/{method}", request_serializer=None, response_deserializer=None)
+        return call(request.SerializeToString() if hasattr(request, "SerializeToString") else request, metadata=md, timeout=timeout)
+
+
+def config_get_request(session_id, *keys, user_id="whoever"):
+    from pyspark.sql.connect.proto import base_pb2 as pb
+    req = pb.ConfigRequest(session_id=session_id)
+    req.user_context.user_id = user_id
+    req.operation.get.keys.extend(keys)
+    return req

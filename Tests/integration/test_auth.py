@@ -1,0 +1,138 @@
+"""Authentication: real PySpark against Sparkgate, Spark started with spark.connect.authenticate.token."""
+import json
+import os
+import time
+import uuid
+
+import grpc
+import pytest
+
+import harness
+
+
+def test_issued_token_works_end_to_end(gateway, material, connect):
+    spark = connect(gateway.url(material.token(user="ada", team="data-eng", ttl="10m")))
+    assert spark.range(10).count() == 10
+    lines = [l for l in gateway.audit_lines() if l.get("session_id") == str(spark.session_id)]
+    assert lines and all(l["user"] == "ada" and l["team"] == "data-eng" for l in lines)
+
+
+@pytest.mark.parametrize("case", ["no token", "expired", "wrong signature", "unknown team"])
+def test_bad_tokens_fail_in_pyspark(gateway, material, connect, case):
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    if case == "no token":
+        url, expect = gateway.url(None), ("UNAUTHENTICATED", "no bearer token")
+    elif case == "expired":
+        token = make_expired_token(material)
+        url, expect = gateway.url(token), ("UNAUTHENTICATED", "token expired at")
+    elif case == "wrong signature":
+        # Names the gateway's key id but is signed by another key.
+        token = signed_token(material, "other-es256", kid="suite-es256")
+        url, expect = gateway.url(token), ("UNAUTHENTICATED", "signature does not verify with key 'suite-es256'")
+    else:
+        url, expect = gateway.url(material.token(team="marketing")), ("PERMISSION_DENIED", "team 'marketing' is not configured")
+    with pytest.raises(SparkConnectGrpcException) as info:
+        connect(url).range(1).collect()
+    assert expect[0] in str(info.value.getGrpcStatusCode())
+    assert expect[1] in str(info.value)
+    assert not any(secret in str(info.value) for secret in [url.split("token=")[-1]] if "token=" in url)
+
+
+def test_tampered_token_is_refused_with_its_reason(gateway, material):
+    token = material.token()
+    header, payload, signature = token.split(".")
+    import base64
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    with pytest.raises(grpc.RpcError) as info:
+        harness.grpc_call(gateway, "Config", harness.config_get_request(str(uuid.uuid4()), "x"), token=f"{header}.{forged}.{signature}")
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "signature does not verify with key 'suite-es256'" in info.value.details()
+    assert forged not in info.value.details()
+
+
+def test_backend_refuses_a_client_that_bypasses_sparkgate(spark, connect):
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    with pytest.raises(SparkConnectGrpcException) as info:
+        connect(f"sc://localhost:{spark.port}/;token=guessing").range(1).collect()
+    assert "UNAUTHENTICATED" in str(info.value.getGrpcStatusCode())
+
+
+def test_auth_failures_are_counted_by_reason(gateway, material):
+    with pytest.raises(grpc.RpcError):
+        harness.grpc_call(gateway, "Config", harness.config_get_request(str(uuid.uuid4()), "x"), token="not.a.jwt")
+    from prometheus_client.parser import text_string_to_metric_families
+    status, text = gateway.admin("/metrics")
+    counts = {s.labels["reason"]: s.value for f in text_string_to_metric_families(text) if f.name == "sparkgate_auth_failures" for s in f.samples if s.name.endswith("_total")}
+    assert counts.get("malformed_token", 0) >= 1
+
+
+def test_jwks_url_rotates_keys_without_a_restart(spark, material, make_gateway, connect):
+    from cryptography.hazmat.primitives import serialization
+    jwks = harness.JWKSServer()
+    try:
+        config = material.base_config(spark.endpoint)
+        config["auth"]["keys"] = []
+        config["auth"]["jwks_urls"] = [jwks.url]
+        config["auth"]["jwks_refresh_seconds"] = 3600  # rotation must come from the unknown-kid refresh
+        gw = make_gateway(config, name="jwks")
+        jwks.document = jwk_set(material, "suite-es256")
+        time.sleep(0.2)
+        # The first token names a kid the gateway has not fetched yet (its startup fetch saw an empty set):
+        # the unknown kid triggers one refresh, and the call succeeds.
+        spark1 = connect(gw.url(material.token()))
+        assert spark1.range(3).count() == 3
+        # Rotate: the identity provider now signs with other-es256 and drops suite-es256.
+        jwks.document = jwk_set(material, "other-es256")
+        time.sleep(31)  # unknown-kid refreshes are rate-limited to one per 30 s
+        other = material.token(kid="other-es256", config=other_key_config(material))
+        spark2 = connect(gw.url(other))
+        assert spark2.range(4).count() == 4
+        assert jwks.hits >= 3
+    finally:
+        jwks.close()
+
+
+def signed_token(material, key_name, kid, **claims):
+    """An ES256 token signed with the key file `key_name`, built with the `cryptography` package."""
+    from cryptography.hazmat.primitives import serialization, hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    import base64
+    key = serialization.load_pem_private_key(open(os.path.join(material.keys, f"{key_name}.key.pem"), "rb").read(), None)
+    now = int(time.time())
+    body = {"iss": "sparkgate-suite", "aud": "spark-connect", "sub": "alice", "team": "analytics", "iat": now, "exp": now + 600, **claims}
+    b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+    header = b64(json.dumps({"alg": "ES256", "kid": kid, "typ": "JWT"}).encode())
+    payload = b64(json.dumps(body).encode())
+    der = key.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    r, s = utils.decode_dss_signature(der)
+    return f"{header}.{payload}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def make_expired_token(material):
+    """A correctly signed token that expired an hour ago (the CLI refuses negative ttls)."""
+    now = int(time.time())
+    return signed_token(material, "suite-es256", "suite-es256", iat=now - 7200, exp=now - 3600)
+
+
+def other_key_config(material):
+    path = os.path.join(material.dir, "other-issuer.yaml")
+    if not os.path.exists(path):
+        config = material.base_config("127.0.0.1:1")
+        config["auth"]["keys"] = [{"kid": "other-es256", "algorithm": "ES256",
+                                   "public_key": os.path.join(material.keys, "other-es256.pub.pem"),
+                                   "private_key": os.path.join(material.keys, "other-es256.key.pem")}]
+        with open(path, "w") as f:
+            json.dump(config, f)
+    return path
+
+
+def jwk_set(material, kid):
+    """The public JWKS of one key, as `sparkgate jwks` prints it."""
+    config = material.base_config("127.0.0.1:1")
+    config["auth"]["keys"] = [{"kid": kid, "algorithm": "ES256", "public_key": os.path.join(material.keys, f"{kid}.pub.pem")}]
+    path = os.path.join(material.dir, f"jwks-{kid}.yaml")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return harness.run_cli("jwks", "--config", path).stdout.encode()
