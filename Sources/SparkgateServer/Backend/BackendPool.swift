@@ -28,6 +28,10 @@ final class BackendPool: Sendable {
         to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount,
         _ initializer: @escaping NIOChannelInitializer
     ) -> EventLoopFuture<any Channel> {
+        // Sparkgate's own calls (reaper, admin) come from tasks off the loop: hop on first.
+        guard eventLoop.inEventLoop else {
+            return eventLoop.flatSubmit { self.openStream(to: endpoint, on: eventLoop, tls: tls, connectTimeout: connectTimeout, initializer) }
+        }
         guard let pool = loops[ObjectIdentifier(eventLoop)]?.value else {
             return eventLoop.makeFailedFuture(SparkgateError.unavailable("no backend pool on this event loop"))
         }

@@ -35,9 +35,12 @@ extension FrontendStreamHandler {
         complete(status: .cancelled, statusMessage: "", reason: "client_cancelled")
     }
 
-    /// After the trailers, a client still sending gets its stream reset, so it stops.
+    /// After the trailers, a client still sending is told to stop with RST_STREAM(NO_ERROR), which says the
+    /// response is complete (RFC 9113 §8.1); CANCEL would make the client report CANCELLED instead.
     func closeClientIfOpen() {
-        if !clientEnded { context.close(promise: nil) }
+        if !clientEnded && context.channel.isActive {
+            context.writeAndFlush(wrapOutboundOut(.rstStream(.noError)), promise: nil)
+        }
     }
 
     /// Accounts for the finished call, once: the ledger, metrics and the audit line.
@@ -77,7 +80,9 @@ extension FrontendStreamHandler {
                 case .releaseSession:
                     ledger.sessionReleased(key)
                 default:
-                    break
+                    // The backend no longer has the session (released, killed, reaped): do not keep a record
+                    // of it, or its slot would count against the user until it went idle.
+                    if BackendVerdict.sessionIsGone(status: status, message: statusMessage) { ledger.sessionReleased(key) }
                 }
                 return (ledger.sessionCount(ofTeam: key.owner.team), ledger.activeOperations(team: key.owner.team))
             }
