@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sparkgate", targets: ["sparkgate"]),
+        .executable(name: "SyntheticSparkConnect", targets: ["SyntheticSparkConnect"]),
         .library(name: "SparkgateCore", targets: ["SparkgateCore"]),
     ],
     dependencies: [
@@ -110,6 +111,18 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
+        ),
+        // Benchmark-only: a synthetic Spark Connect backend that streams Arrow batches at memory speed.
+        .executableTarget(
+            name: "SyntheticSparkConnect",
+            dependencies: [
+                "SparkgateCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ],
+            path: "Benchmarks/SyntheticSparkConnect"
         ),
         .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(

@@ -26,11 +26,7 @@ public final class AuditLog: Service, Sendable {
 
     public func record(_ summary: CallSummary) {
         guard target != .off else { return }
-        let line = summary.jsonLine
-        buffer.withLock { b in
-            b.append(contentsOf: line.utf8)
-            b.append(0x0A)
-        }
+        buffer.withLock { b in summary.appendJSONLine(to: &b) }
     }
 
     /// Writes what is buffered now.

@@ -10,7 +10,7 @@ public final class GatewayMetrics: Sendable {
     /// The `team` label for a team not listed in the configuration (with `allow_unknown_teams`).
     public static let unlistedTeam = "_unlisted"
 
-    private struct RPCKey: Hashable, Sendable { var method: String; var team: String; var code: String }
+    private struct RPCKey: Hashable, Sendable { var method: String; var team: String; var code: Int }
     private struct TeamCounters: Sendable {
         var requestBytes: Counter
         var resultBytes: Counter
@@ -50,9 +50,9 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Counts a finished RPC and its duration.
-    public func rpcFinished(method: String, team: String, code: String, durationSeconds: Double) {
-        Self.cached(rpcs, RPCKey(method: method, team: team, code: code)) {
-            Counter(label: "sparkgate_rpcs_total", dimensions: [("method", method), ("team", team), ("code", code)])
+    public func rpcFinished(method: String, team: String, code: GRPCStatusCode, durationSeconds: Double) {
+        Self.cached(rpcs, RPCKey(method: method, team: team, code: code.rawValue)) {
+            Counter(label: "sparkgate_rpcs_total", dimensions: [("method", method), ("team", team), ("code", code.name)])
         }.increment()
         Self.cached(durations, method) {
             Timer(label: "sparkgate_rpc_duration_seconds", dimensions: [("method", method)], preferredDisplayUnit: .seconds)

@@ -108,7 +108,7 @@ struct GRPCHelperTests {
 
     @Test("metadata policy: pseudo, hop-by-hop, authorization and accept-encoding stop; the rest crosses")
     func metadata() {
-        for name in [":path", ":authority", "authorization", "grpc-accept-encoding", "connection", "host"] {
+        for name in [":path", ":authority", "authorization", "grpc-accept-encoding", "content-length", "connection", "host"] {
             #expect(!MetadataPolicy.forwardsRequestHeader(name), "\(name)")
         }
         for name in ["te", "content-type", "grpc-timeout", "user-agent", "x-custom", "grpc_max_message_size"] {
@@ -118,6 +118,7 @@ struct GRPCHelperTests {
             #expect(MetadataPolicy.forwardsResponseHeader(name))
         }
         #expect(!MetadataPolicy.forwardsResponseHeader(":status"))
+        #expect(!MetadataPolicy.forwardsResponseHeader("content-length"))
     }
 }
 

@@ -34,32 +34,10 @@ public struct CallSummary: Sendable, Equatable {
 
     /// One JSON object on one line.
     public var jsonLine: String {
-        var out = "{\"time\":\"\(Timestamp.rfc3339Millis(start))\""
-        func field(_ name: String, _ value: String?) {
-            guard let value else { return }
-            out += ",\"\(name)\":\""
-            JSONText.appendEscaped(value, to: &out)
-            out += "\""
-        }
-        func number(_ name: String, _ value: some BinaryInteger) { out += ",\"\(name)\":\(value)" }
-        field("user", user)
-        field("team", team)
-        field("session_id", sessionID)
-        field("backend_session_id", backendSessionID)
-        field("operation_id", operationID)
-        field("method", method)
-        field("status", status)
-        number("request_bytes", requestBytes)
-        number("result_bytes", resultBytes)
-        number("response_bytes", responseBytes)
-        number("rows", rows)
-        out += ",\"duration_ms\":\((durationSeconds * 1_000_000).rounded() / 1000)"
-        field("client_type", clientType)
-        field("peer", peer)
-        field("backend", backend)
-        field("reason", reason)
-        out += "}"
-        return out
+        var bytes: [UInt8] = []
+        appendJSONLine(to: &bytes)
+        bytes.removeLast()  // the newline
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -2,14 +2,15 @@
 ///
 /// Pseudo-headers are rebuilt for each hop, hop-by-hop headers never cross, the client's `authorization`
 /// is replaced by the backend's token, and `grpc-accept-encoding` is dropped so the backend never
-/// compresses a response Sparkgate must read. Everything else (custom metadata from the `sc://` URL,
+/// compresses a response Sparkgate must read. `content-length` never crosses: Sparkgate rewrites message
+/// bodies, so the length would be wrong on the other side. Everything else (custom metadata from the `sc://` URL,
 /// `grpc-timeout`, `te`, `content-type`, trailers with `grpc-status-details-bin`) passes unchanged.
 public enum MetadataPolicy {
     /// Whether a request header from the client goes to the backend.
     public static func forwardsRequestHeader(_ name: String) -> Bool {
         if name.utf8.first == UInt8(ascii: ":") { return false }
         switch name {
-        case "authorization", "grpc-accept-encoding", "connection", "keep-alive", "proxy-connection",
+        case "authorization", "grpc-accept-encoding", "content-length", "connection", "keep-alive", "proxy-connection",
             "transfer-encoding", "upgrade", "host", "http2-settings":
             return false
         default:
@@ -21,7 +22,7 @@ public enum MetadataPolicy {
     public static func forwardsResponseHeader(_ name: String) -> Bool {
         if name.utf8.first == UInt8(ascii: ":") { return false }
         switch name {
-        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings":
+        case "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings":
             return false
         default:
             return true

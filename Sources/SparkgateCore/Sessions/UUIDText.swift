@@ -2,8 +2,25 @@
 public enum UUIDText {
     /// The 16 bytes of a canonical UUID string (either case), or nil.
     public static func parse(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count == 36 else { return nil }
+        guard text.utf8.count == 36 else { return nil }
+        return isCanonical(text) ? bytes(Array(text.utf8)) : nil
+    }
+
+    /// Whether `text` is a canonical UUID, without allocating.
+    public static func isCanonical(_ text: String) -> Bool {
+        var count = 0
+        for (i, c) in text.utf8.enumerated() {
+            count += 1
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                if c != UInt8(ascii: "-") { return false }
+            } else if hex(c) == nil {
+                return false
+            }
+        }
+        return count == 36
+    }
+
+    private static func bytes(_ utf8: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(16)
         var i = 0

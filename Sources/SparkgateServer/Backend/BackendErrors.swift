@@ -3,6 +3,11 @@ import NIOPosix
 
 /// Short, operator-readable descriptions of connection failures, for UNAVAILABLE messages.
 enum BackendErrors {
+    /// The connection stopped taking streams between being chosen and used (GOAWAY, or closed).
+    struct Draining: Error, CustomStringConvertible {
+        var description: String { "the connection is closing; retry" }
+    }
+
     static func describe(_ error: any Error) -> String {
         switch error {
         case let e as NIOConnectionError:

@@ -1,79 +1,63 @@
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 import NIOSSL
 import SparkgateCore
 import SparkgateObservability
-import Synchronization
 
-/// The backend connections of every event loop. A client stream and the backend stream it is glued to
-/// live on the same event loop, so forwarding never crosses threads or takes a lock.
+/// Every event loop's `LoopContext`. A client stream and the backend stream it is glued to live on the same
+/// event loop, so forwarding never crosses threads or takes a lock.
 final class BackendPool: Sendable {
-    private let loops: [ObjectIdentifier: NIOLoopBoundBox<LoopPool>]
+    private let loops: [ObjectIdentifier: NIOLoopBoundBox<LoopContext>]
     private let metrics: GatewayMetrics
-    private let logger: Logger
 
-    init(group: any EventLoopGroup, metrics: GatewayMetrics, logger: Logger) {
-        var loops: [ObjectIdentifier: NIOLoopBoundBox<LoopPool>] = [:]
+    init(group: any EventLoopGroup, metrics: GatewayMetrics) {
+        var loops: [ObjectIdentifier: NIOLoopBoundBox<LoopContext>] = [:]
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(LoopPool(), eventLoop: loop)
+            loops[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(LoopContext(eventLoop: loop), eventLoop: loop)
         }
         self.loops = loops
         self.metrics = metrics
-        self.logger = logger
     }
 
-    /// Opens a stream to `endpoint` on `eventLoop`, connecting first if needed.
+    /// The context of `eventLoop`; call on that loop.
+    func context(on eventLoop: any EventLoop) -> LoopContext {
+        loops[ObjectIdentifier(eventLoop)]!.value
+    }
+
+    /// Opens a stream to `endpoint` for `owner`, connecting first if needed; completes with the connection and
+    /// the stream id. Call on `eventLoop`: the owner lives there.
     func openStream(
         to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount,
-        _ initializer: @escaping NIOChannelInitializer
-    ) -> EventLoopFuture<any Channel> {
-        // Sparkgate's own calls (reaper, admin) come from tasks off the loop: hop on first.
-        guard eventLoop.inEventLoop else {
-            return eventLoop.flatSubmit { self.openStream(to: endpoint, on: eventLoop, tls: tls, connectTimeout: connectTimeout, initializer) }
-        }
-        guard let pool = loops[ObjectIdentifier(eventLoop)]?.value else {
-            return eventLoop.makeFailedFuture(SparkgateError.unavailable("no backend pool on this event loop"))
-        }
+        owner: any BackendStreamOwner, headers: HPACKHeaders, endStream: Bool = false
+    ) -> EventLoopFuture<(BackendConnectionHandler, HTTP2StreamID)> {
+        eventLoop.preconditionInEventLoop()
+        let loop = context(on: eventLoop)
         let metrics = self.metrics
-        let connection = pool.connection(for: endpoint) {
-            BackendConnection(
-                endpoint: endpoint, eventLoop: eventLoop, tlsContext: tls, connectTimeout: connectTimeout, logger: logger,
-                onUpChange: { up in metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up) })
+        let connection = loop.backends[endpoint] ?? {
+            let c = BackendConnection(endpoint: endpoint, loop: loop) { up in metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up) }
+            loop.backends[endpoint] = c
+            return c
+        }()
+        return connection.handler(tls: tls, connectTimeout: connectTimeout).flatMapThrowing { handler in
+            guard let id = handler.openStream(for: owner, headers: headers, endStream: endStream) else {
+                throw BackendErrors.Draining()
+            }
+            return (handler, id)
         }
-        return connection.openStream(initializer)
     }
 
     /// Closes connections to endpoints no longer configured (after a reload).
     func retain(only endpoints: Set<BackendEndpoint>) {
         for bound in loops.values {
-            let loop = bound.eventLoop
-            loop.execute { bound.value.retain(only: endpoints) }
-        }
-    }
-
-    func closeAll() {
-        for bound in loops.values {
-            bound.eventLoop.execute { bound.value.retain(only: []) }
-        }
-    }
-}
-
-/// One event loop's connections, by endpoint.
-private final class LoopPool {
-    private var connections: [BackendEndpoint: BackendConnection] = [:]
-
-    func connection(for endpoint: BackendEndpoint, make: () -> BackendConnection) -> BackendConnection {
-        if let c = connections[endpoint] { return c }
-        let c = make()
-        connections[endpoint] = c
-        return c
-    }
-
-    func retain(only endpoints: Set<BackendEndpoint>) {
-        for (endpoint, connection) in connections where !endpoints.contains(endpoint) {
-            connection.close()
-            connections.removeValue(forKey: endpoint)
+            bound.eventLoop.execute {
+                let loop = bound.value
+                for (endpoint, connection) in loop.backends where !endpoints.contains(endpoint) {
+                    connection.close()
+                    loop.backends.removeValue(forKey: endpoint)
+                }
+            }
         }
     }
 }

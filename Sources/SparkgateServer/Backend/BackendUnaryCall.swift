@@ -5,50 +5,31 @@ import SparkgateCore
 
 /// One unary call Sparkgate itself makes to a backend (Interrupt, ReleaseSession): sends the request and
 /// completes with the backend's status.
-final class BackendUnaryCall: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
-    let headers: HPACKHeaders
-    let message: [UInt8]
+final class BackendUnaryCall: BackendStreamOwner {
     let promise: EventLoopPromise<(GRPCStatusCode, String)>
 
-    init(headers: HPACKHeaders, message: [UInt8], promise: EventLoopPromise<(GRPCStatusCode, String)>) {
-        self.headers = headers
-        self.message = message
+    init(promise: EventLoopPromise<(GRPCStatusCode, String)>) {
         self.promise = promise
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
-        var framed = context.channel.allocator.buffer(capacity: message.count + 5)
+    static func framed(_ message: [UInt8]) -> ByteBuffer {
+        var framed = ByteBufferAllocator().buffer(capacity: message.count + 5)
         framed.writeInteger(UInt8(0))
         framed.writeInteger(UInt32(message.count))
         framed.writeBytes(message)
-        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(framed), endStream: true))), promise: nil)
-        context.read()
-        context.fireChannelActive()
+        return framed
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .headers(let h) = unwrapInboundIn(data), h.endStream {
-            let code = h.headers.first(name: "grpc-status").flatMap(Int.init).flatMap(GRPCStatusCode.init(rawValue:)) ?? .unknown
-            promise.succeed((code, h.headers.first(name: "grpc-message").map(GRPCStatusMessage.decode) ?? ""))
-        }
+    func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
+        guard endStream else { return }
+        let code = headers.first(name: "grpc-status").flatMap(Int.init).flatMap(GRPCStatusCode.init(rawValue:)) ?? .unknown
+        promise.succeed((code, headers.first(name: "grpc-message").map(GRPCStatusMessage.decode) ?? ""))
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.read()
-    }
+    func backendData(_ data: ByteBuffer, endStream: Bool, flowControlled: Int) {}
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func backendStreamClosed(reset: HTTP2ErrorCode?) {
         promise.fail(SparkgateError.unavailable("the backend closed the stream without a status"))
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise.fail(error)
-        context.close(promise: nil)
     }
 }
 

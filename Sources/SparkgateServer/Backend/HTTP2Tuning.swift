@@ -6,6 +6,9 @@ enum HTTP2Tuning {
     static let streamWindow = 1 << 20
     static let connectionWindow = 16 << 20
     static let maxFrameSize = 1 << 20
+    /// Connection-level window goes back in batches of this size: well under even the protocol's initial
+    /// 65,535 bytes, so a peer that has not seen our larger window yet can never stall.
+    static let connectionCreditBatch = 16 << 10
 
     static var settings: HTTP2Settings {
         [
@@ -27,6 +30,8 @@ enum HTTP2Tuning {
     static var backendConnection: NIOHTTP2Handler.ConnectionConfiguration {
         var c = NIOHTTP2Handler.ConnectionConfiguration()
         c.initialSettings = settings
+        // The backend is a trusted peer and every header it sends was validated on the way in from clients.
+        c.headerBlockValidation = .disabled
         c.targetWindowSize = connectionWindow
         return c
     }

@@ -81,19 +81,10 @@ public final class GatewayListener: Service, Sendable {
                 eventLoop: channel.eventLoop,
                 configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: grace, keepalive: .init(pingInterval: .minutes(2), ackTimeout: .seconds(20))))
             let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-            let maxMessageBytes = state.config.maxMessageBytes
-            _ = try sync.configureHTTP2Pipeline(
-                mode: .server,
-                connectionConfiguration: HTTP2Tuning.frontendConnection,
-                streamConfiguration: HTTP2Tuning.stream,
-                streamDelegate: management.http2StreamDelegate
-            ) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                    try stream.pipeline.syncOperations.addHandler(FrontendStreamHandler(runtime: runtime, peer: peer, maxMessageBytes: maxMessageBytes))
-                }
-            }
+            // No multiplexer: streams are not channels. One handler routes every stream's frames to its call.
+            try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: HTTP2Tuning.frontendConnection, streamConfiguration: HTTP2Tuning.stream))
             try sync.addHandler(management)
+            try sync.addHandler(FrontendConnectionHandler(runtime: runtime, peer: peer, loop: runtime.pool.context(on: channel.eventLoop)))
             connections.add(channel)
             runtime.metrics.connection("open", delta: 1)
             channel.closeFuture.whenComplete { _ in runtime.metrics.connection("open", delta: -1) }

@@ -22,11 +22,21 @@ extension GatewayRuntime {
         if let token = state.backendTokens[name] { headers.add(name: "authorization", value: "Bearer \(token)", indexing: .neverIndexed) }
         let promise = loop.makePromise(of: (GRPCStatusCode, String).self)
         let timeout = TimeAmount.nanoseconds(Int64(backend.connectTimeoutSeconds * 1e9))
-        pool.openStream(to: endpoint, on: loop, tls: state.backendTLS[name], connectTimeout: timeout) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(BackendUnaryCall(headers: headers, message: message, promise: promise))
+        let pool = self.pool
+        let tls = state.backendTLS[name]
+        // Sparkgate's own calls start in tasks: build the call on its event loop.
+        loop.execute {
+            let call = BackendUnaryCall(promise: promise)
+            pool.openStream(to: endpoint, on: loop, tls: tls, connectTimeout: timeout, owner: call, headers: headers).whenComplete { result in
+                switch result {
+                case .success((let handler, let id)):
+                    handler.write(.data(.init(data: .byteBuffer(BackendUnaryCall.framed(message)), endStream: true)), on: id, promise: nil)
+                    handler.flushNow()
+                case .failure(let error):
+                    promise.fail(error)
+                }
             }
-        }.whenFailure { promise.fail($0) }
+        }
         return promise.futureResult
     }
 

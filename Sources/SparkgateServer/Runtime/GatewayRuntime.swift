@@ -25,7 +25,7 @@ public final class GatewayRuntime: Sendable {
         self.metrics = metrics
         self.audit = audit
         self.logger = logger
-        self.pool = BackendPool(group: group, metrics: metrics, logger: logger)
+        self.pool = BackendPool(group: group, metrics: metrics)
         let current = self.current
         self.keyRefresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
             let state = current.value

@@ -4,11 +4,10 @@ import NIOHTTP2
 import SparkgateAuth
 import SparkgateCore
 
-extension FrontendStreamHandler {
+extension ProxyCall {
     // MARK: Head and authentication
 
     func receivedHead(_ headers: HPACKHeaders, endStream: Bool) {
-        state = runtime.state
         clientHeaders = headers
         for (name, value, _) in headers { head.add(name: name, value: value) }
         switch head.validate() {
@@ -20,8 +19,9 @@ extension FrontendStreamHandler {
         }
         if let timeout = head.timeout {
             let nanos = max(0, min(timeout.components.seconds, 10 * 86_400)) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-            deadline = context.eventLoop.scheduleTask(in: .nanoseconds(nanos)) { [self] in
+            deadline = eventLoop.scheduleTask(in: .nanoseconds(nanos)) { [self] in
                 refuse(SparkgateError(.deadlineExceeded, "the call's deadline (grpc-timeout \(head.timeoutText ?? "")) passed"), reason: "deadline")
+                frontend.loop.flushDirty()
             }
         }
         if endStream { clientEnded = true }
@@ -48,16 +48,18 @@ extension FrontendStreamHandler {
             // once (rate-limited) and try again, without reading more of the request meanwhile.
             phase = .authorizing
             let owned = String(token)
-            let loop = context.eventLoop
-            let handler = NIOLoopBound(self, eventLoop: loop)
-            let refreshed = loop.makePromise(of: Void.self)
+            let refreshed = eventLoop.makePromise(of: Void.self)
             refreshed.completeWithTask { await refresher.refreshNow() }
-            refreshed.futureResult.whenComplete { _ in
-                let me = handler.value
-                guard me.phase == .authorizing else { return }
-                me.phase = .head
-                me.authenticate(owned[...], refreshed: true)
-                me.readRequestsIfWanted()
+            refreshed.futureResult.whenComplete { [self] _ in
+                guard phase == .authorizing else { return }
+                phase = .head
+                authenticate(owned[...], refreshed: true)
+                if phase == .awaitingFirstMessage {
+                    // Data that arrived while the keys were being fetched is in the reader.
+                    drainRequests()
+                    if clientEnded { receivedClientEnd(force: true) }
+                }
+                frontend.loop.flushDirty()
             }
         }
     }
@@ -123,15 +125,16 @@ extension FrontendStreamHandler {
         }
     }
 
-    func receivedClientEnd() {
-        guard !clientEnded || phase == .forwarding else { return }
+    func receivedClientEnd(force: Bool = false) {
+        guard !clientEnded || force else { return }
         clientEnded = true
         guard phase == .forwarding else { return }
         if requests.bufferedBytes > 0 {
             return refuse(.invalidArgument("the request ended in the middle of a message"), reason: "truncated")
         }
-        backend?.sendEnd()
-        backendNeedsFlush = true
+        if let backend, let backendStreamID {
+            backend.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: backendStreamID, promise: nil)
+        }
     }
 
     private func readEnvelope(_ message: GRPCMessage) -> RequestEnvelope? {
@@ -149,7 +152,7 @@ extension FrontendStreamHandler {
         guard let sessionID = envelope.sessionID, !sessionID.isEmpty else {
             return refuse(.invalidArgument("the request has no session_id; Spark Connect clients send one on every call"), reason: "no_session")
         }
-        guard UUIDText.parse(sessionID) != nil else {
+        guard UUIDText.isCanonical(sessionID) else {
             return refuse(.invalidArgument("session_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff"), reason: "bad_session")
         }
         summary.sessionID = sessionID
@@ -170,7 +173,7 @@ extension FrontendStreamHandler {
         }
         if method == .cloneSession {
             if let newID = envelope.newSessionID {
-                guard UUIDText.parse(newID) != nil else {
+                guard UUIDText.isCanonical(newID) else {
                     return refuse(.invalidArgument("new_session_id must be a UUID"), reason: "bad_session")
                 }
                 if let namespace {
@@ -229,11 +232,14 @@ extension FrontendStreamHandler {
             resultLimitActive = team.quotas.maxResultBytesPerOperation > 0 || runtime.ledger.withLock { $0.operation(operationKey!)?.maxResultBytes ?? 0 } > 0
         }
         if method.isServerStreaming || method.isClientStreaming {
-            let loop = context.eventLoop
+            let loop = eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
             registration = runtime.calls.register(
                 CallRegistry.Handle(session: key, operation: operationKey) { error in
-                    loop.execute { bound.value.refuse(error, reason: "terminated") }
+                    loop.execute {
+                        bound.value.refuse(error, reason: "terminated")
+                        bound.value.frontend.loop.flushDirty()
+                    }
                 })
         }
         firstEnvelope = envelope
@@ -257,8 +263,7 @@ extension FrontendStreamHandler {
         if phase == .connecting {
             pendingToBackend.append(framed)
         } else {
-            backend?.sendMessage(framed)
-            backendNeedsFlush = true
+            writeMessageToBackend(framed)
         }
     }
 
@@ -266,7 +271,7 @@ extension FrontendStreamHandler {
     private func rewritten(_ message: GRPCMessage, envelope: RequestEnvelope, plan: RequestRewrite) -> ByteBuffer {
         message.withPayload { payload in
             let edits = plan.edits(for: envelope, in: payload)
-            return GRPCMessage.frame(payload: edits.applied(to: payload), allocator: context.channel.allocator).framed
+            return GRPCMessage.frame(payload: edits.applied(to: payload), allocator: ByteBufferAllocator()).framed
         }
     }
 
@@ -286,47 +291,43 @@ extension FrontendStreamHandler {
         phase = .connecting
         let address = BackendEndpoint.choose(backendConfig.endpoints, for: backendSessionID)
         let endpoint = BackendEndpoint(backend: backendName, address: address, tls: backendConfig.tls)
-        let handler = BackendStreamHandler(frontend: self)
-        backend = handler
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        let boundHandler = NIOLoopBound(handler, eventLoop: loop)
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
-        runtime.pool.openStream(to: endpoint, on: loop, tls: state.backendTLS[backendName], connectTimeout: timeout) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                try channel.pipeline.syncOperations.addHandler(boundHandler.value)
-            }
-        }.whenComplete { result in
-            let me = bound.value
+        // A unary request usually arrives whole with its HEADERS: send it with END_STREAM in one go.
+        let endStream = clientEnded && pendingToBackend.isEmpty && requests.bufferedBytes == 0
+        runtime.pool.openStream(
+            to: endpoint, on: eventLoop, tls: state.backendTLS[backendName], connectTimeout: timeout, owner: self,
+            headers: requestHeaders(endpoint: endpoint), endStream: endStream
+        ).whenComplete { [self] result in
             switch result {
-            case .success:
-                me.backendConnected(endpoint: endpoint)
+            case .success((let handler, let id)):
+                backendConnected(handler, id, sentEnd: endStream)
             case .failure(let error):
-                me.runtime.metrics.backendError(endpoint.backend)
-                me.refuse(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly"), reason: "backend_unreachable")
+                runtime.metrics.backendError(endpoint.backend)
+                refuse(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly"), reason: "backend_unreachable")
             }
+            frontend.loop.flushDirty()
         }
     }
 
-    private func backendConnected(endpoint: BackendEndpoint) {
-        guard phase == .connecting, let backend else {
-            backend?.cancel()
+    private func backendConnected(_ handler: BackendConnectionHandler, _ id: HTTP2StreamID, sentEnd: Bool) {
+        backend = handler
+        backendStreamID = id
+        guard phase == .connecting else {
+            handler.cancel(id)
             return
         }
         phase = .forwarding
-        backend.sendHead(requestHeaders(endpoint: endpoint))
         let pending = pendingToBackend
         pendingToBackend = []
         for (index, message) in pending.enumerated() {
             let last = index == pending.count - 1
-            backend.sendMessage(message, endStream: last && clientEnded && requests.bufferedBytes == 0)
+            writeMessageToBackend(message, endStream: last && clientEnded && requests.bufferedBytes == 0)
         }
-        if pending.isEmpty && clientEnded { backend.sendEnd() }
-        backend.flush()
-        backend.readIfWanted()
+        if pending.isEmpty && clientEnded && !sentEnd {
+            handler.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: id, promise: nil)
+        }
         drainRequests()
-        readRequestsIfWanted()
+        returnRequestCredit(force: true)
     }
 
     /// The backend's request headers: rebuilt pseudo-headers, the client's metadata through the policy, and

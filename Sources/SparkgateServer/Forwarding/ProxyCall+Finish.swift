@@ -4,7 +4,7 @@ import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
 
-extension FrontendStreamHandler {
+extension ProxyCall {
     /// Ends the call with Sparkgate's own status: to the client as trailers (or a trailers-only response),
     /// cancelling the backend stream if one is open.
     func refuse(_ error: SparkgateError, reason: String) {
@@ -19,27 +19,32 @@ extension FrontendStreamHandler {
         if let details = GRPCStatusDetails.encode(error) {
             h.add(name: "grpc-status-details-bin", value: Data(details).base64EncodedString())
         }
-        backend?.cancel()
-        // Account before writing: flushing END_STREAM can close the stream, and fire channelInactive, at once.
+        cancelBackend()
         complete(status: error.code, statusMessage: error.message, reason: reason)
-        context.write(wrapOutboundOut(.headers(.init(headers: h, endStream: true))), promise: nil)
-        context.flush()
-        clientNeedsFlush = false
+        writeToClient(.headers(.init(headers: h, endStream: true)))
         closeClientIfOpen()
     }
 
     /// The client went away (RST_STREAM, or the connection closed).
     func clientCancelled() {
         guard phase != .closed else { return }
-        backend?.cancel()
+        cancelBackend()
         complete(status: .cancelled, statusMessage: "", reason: "client_cancelled")
+    }
+
+    /// Resets the backend stream, unless the backend already finished it.
+    func cancelBackend() {
+        if let backend, let backendStreamID, !backendEnded {
+            backend.cancel(backendStreamID)
+        }
+        backend = nil
     }
 
     /// After the trailers, a client still sending is told to stop with RST_STREAM(NO_ERROR), which says the
     /// response is complete (RFC 9113 §8.1); CANCEL would make the client report CANCELLED instead.
     func closeClientIfOpen() {
-        if !clientEnded && context.channel.isActive {
-            context.writeAndFlush(wrapOutboundOut(.rstStream(.noError)), promise: nil)
+        if !clientEnded && frontend.isActive {
+            writeToClient(.rstStream(.noError))
         }
     }
 
@@ -66,7 +71,7 @@ extension FrontendStreamHandler {
             let requestBytes = summary.requestBytes
             let responseBytes = summary.responseBytes
             let rows = summary.rows
-            let (sessions, operations) = runtime.ledger.withLock { ledger -> (Int, Int) in
+            runtime.ledger.withLock { ledger in
                 ledger.callEnded(key, bytesIn: requestBytes, bytesOut: responseBytes, rowsOut: rows, now: now)
                 if let operation, method == .executePlan || method == .reattachExecute {
                     let end = StreamEnd.classify(reattachable: reattachable || method == .reattachExecute, sawResultComplete: ended, status: status, message: statusMessage)
@@ -84,12 +89,10 @@ extension FrontendStreamHandler {
                     // of it, or its slot would count against the user until it went idle.
                     if BackendVerdict.sessionIsGone(status: status, message: statusMessage) { ledger.sessionReleased(key) }
                 }
-                return (ledger.sessionCount(ofTeam: key.owner.team), ledger.activeOperations(team: key.owner.team))
             }
-            runtime.metrics.activity(team: state.teamLabel(key.owner.team), sessions: sessions, operations: operations)
         }
         let teamLabel = verified.map { state.teamLabel($0.identity.team) } ?? "_unauthenticated"
-        runtime.metrics.rpcFinished(method: method.label, team: teamLabel, code: status.name, durationSeconds: duration)
+        runtime.metrics.rpcFinished(method: method.label, team: teamLabel, code: status, durationSeconds: duration)
         if verified != nil {
             runtime.metrics.traffic(team: teamLabel, requestBytes: summary.requestBytes, resultBytes: summary.resultBytes, rows: summary.rows)
         }

@@ -4,10 +4,11 @@ import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
 
-extension FrontendStreamHandler {
+extension ProxyCall: BackendStreamOwner {
     /// The backend's response HEADERS: the head, or trailers once the head has been sent.
     func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
         guard phase == .forwarding else { return }
+        if endStream { backendEnded = true }
         if !responseStarted {
             if let status = headers.first(name: ":status"), status != "200" {
                 runtime.metrics.backendError(backendName)
@@ -24,15 +25,15 @@ extension FrontendStreamHandler {
                 h.add(name: name, value: value, indexing: indexing)
             }
             responseStarted = true
-            context.write(wrapOutboundOut(.headers(.init(headers: h))), promise: nil)
-            clientNeedsFlush = true
+            writeToClient(.headers(.init(headers: h)))
         } else if endStream {
             finishWithBackendTrailers(headers, includeStatus: false)
         }
     }
 
-    func backendData(_ buffer: ByteBuffer, endStream: Bool) {
+    func backendData(_ buffer: ByteBuffer, endStream: Bool, flowControlled: Int) {
         guard phase == .forwarding else { return }
+        if endStream { backendEnded = true } else { responseCredit.received(flowControlled) }
         responses.append(buffer)
         while phase == .forwarding {
             let message: GRPCMessage
@@ -49,6 +50,7 @@ extension FrontendStreamHandler {
             // DATA with END_STREAM and no trailers is not gRPC.
             refuse(SparkgateError(.internal, "backend '\(backendName)' ended the response without a status"), reason: "backend_no_status")
         }
+        returnResponseCredit()
     }
 
     private func forwardResponse(_ message: GRPCMessage) {
@@ -88,14 +90,13 @@ extension FrontendStreamHandler {
                         for edit in edits { framed.setBytes(edit.replacement, at: framed.readerIndex + 5 + edit.range.lowerBound) }
                     } else {
                         framed = message.withPayload { payload in
-                            GRPCMessage.frame(payload: edits.applied(to: payload), allocator: context.channel.allocator).framed
+                            GRPCMessage.frame(payload: edits.applied(to: payload), allocator: ByteBufferAllocator()).framed
                         }
                     }
                 }
             }
         }
-        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
-        clientNeedsFlush = true
+        writeMessageToClient(framed)
     }
 
     private func finishWithBackendTrailers(_ trailers: HPACKHeaders, includeStatus: Bool) {
@@ -107,17 +108,15 @@ extension FrontendStreamHandler {
         }
         let status = trailers.first(name: "grpc-status") ?? "2"
         let message = trailers.first(name: "grpc-message").map(GRPCStatusMessage.decode) ?? ""
-        // Account before writing: flushing END_STREAM can close the stream, and fire channelInactive, at once.
         complete(status: Int(status).flatMap(GRPCStatusCode.init(rawValue:)) ?? .unknown, statusMessage: message, reason: nil)
-        context.write(wrapOutboundOut(.headers(.init(headers: h, endStream: true))), promise: nil)
-        context.flush()
-        clientNeedsFlush = false
+        writeToClient(.headers(.init(headers: h, endStream: true)))
         closeClientIfOpen()
     }
 
     /// The backend stream ended without trailers (reset, or the connection was lost).
-    func backendClosed(resetCode: HTTP2ErrorCode?) {
-        guard phase == .forwarding || phase == .connecting else { return }
+    func backendStreamClosed(reset resetCode: HTTP2ErrorCode?) {
+        backend = nil
+        guard phase == .forwarding || phase == .connecting, !backendEnded else { return }
         runtime.metrics.backendError(backendName)
         let error: SparkgateError
         switch resetCode {
@@ -138,10 +137,6 @@ extension FrontendStreamHandler {
     /// Asks the backend to stop an operation Sparkgate is ending (result quota, time limit).
     func interruptOnBackend(_ op: OperationKey) {
         guard let backendSessionID = summary.backendSessionID else { return }
-        runtime.interruptOnBackend(operation: op, backendSessionID: backendSessionID, backend: backendName, on: context.eventLoop)
-    }
-
-    var secondsSinceStart: Double {
-        Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
+        runtime.interruptOnBackend(operation: op, backendSessionID: backendSessionID, backend: backendName, on: eventLoop)
     }
 }
