@@ -247,7 +247,7 @@ def main():
         # Real engine: Spark Connect 4.3 with the PySpark client.
         interleaved("arrow", lambda p: pyspark("arrow", p.spark_url(), cfg["arrow_rows"], python, material["ca"], cfg["timeout"]))
         interleaved("conf", lambda p: pyspark("conf", p.spark_url(), cfg["conf_calls"], python, material["ca"], cfg["timeout"]))
-        interleaved("upload", lambda p: pyspark("upload", p.spark_url(), cfg["upload_mb"], python, material["ca"], min(cfg["timeout"], 240)))
+        interleaved("upload", lambda p: pyspark("upload", p.spark_url(), cfg["upload_mb"], python, material["ca"], min(cfg["timeout"], 120)))
         interleaved("config_h2load_32", lambda p: h2load(p.h2_url(p.spark_target, "Config"), config_body, p.token, cfg["h2_config_calls"], 1, 32))
 
         # Proxy-only cost: the synthetic backend.

@@ -182,14 +182,20 @@ def nginx(workdir, material, spark_port, synthetic_port):
     d = os.path.join(workdir, "nginx")
     os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
     servers = ""
-    for port, backend in ((port_s, spark_port), (port_y, synthetic_port)):
+    for name, port, backend in (("spark", port_s, spark_port), ("synthetic", port_y, synthetic_port)):
+        # Upstream keepalive, as an operator would configure it: without it nginx opens a backend
+        # connection per call.
         servers += f"""
+    upstream {name} {{
+        server 127.0.0.1:{backend};
+        keepalive 64;
+    }}
     server {{
         listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {material['cert']};
         ssl_certificate_key {material['key']};
         location / {{
-            grpc_pass grpc://127.0.0.1:{backend};
+            grpc_pass grpc://{name};
         }}
     }}
 """

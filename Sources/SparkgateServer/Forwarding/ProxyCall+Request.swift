@@ -267,12 +267,10 @@ extension ProxyCall {
         }
     }
 
-    /// The message with its identity fields rewritten, framed for the backend.
-    private func rewritten(_ message: GRPCMessage, envelope: RequestEnvelope, plan: RequestRewrite) -> ByteBuffer {
-        message.withPayload { payload in
-            let edits = plan.edits(for: envelope, in: payload)
-            return GRPCMessage.frame(payload: edits.applied(to: payload), allocator: ByteBufferAllocator()).framed
-        }
+    /// The message with its identity fields rewritten, as buffers to write in order.
+    private func rewritten(_ message: GRPCMessage, envelope: RequestEnvelope, plan: RequestRewrite) -> [ByteBuffer] {
+        let edits = message.withPayload { plan.edits(for: envelope, in: $0) }
+        return EditedMessage.segments(of: message, applying: edits, allocator: allocator)
     }
 
     private func refusalReason(_ refusal: QuotaOrPolicyRefusal) -> String {

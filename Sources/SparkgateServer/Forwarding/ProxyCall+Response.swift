@@ -54,49 +54,41 @@ extension ProxyCall: BackendStreamOwner {
     }
 
     private func forwardResponse(_ message: GRPCMessage) {
-        var framed = message.framed
-        summary.responseBytes += framed.readableBytes
+        summary.responseBytes += message.framed.readableBytes
         if !firstResponseSeen {
             firstResponseSeen = true
             if method == .executePlan { runtime.metrics.firstResponse(seconds: secondsSinceStart) }
         }
         // Responses are never compressed: Sparkgate drops grpc-accept-encoding on the way in.
-        if !message.compressed && (method.isServerStreaming || !responseRewrite.isIdentity || method == .interrupt) {
-            let scanned: ResponseEnvelope?
-            do {
-                scanned = try message.withPayload { try ResponseEnvelope.read($0, method: method) }
-            } catch {
-                scanned = nil
-                runtime.logger.debug("backend response is not a valid protobuf message; passing it through", metadata: ["rpc.method": "\(method.name)"])
-            }
-            if let envelope = scanned {
-                if envelope.resultComplete { sawResultComplete = true }
-                if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
-                    summary.resultBytes += envelope.arrow.bytes
-                    summary.rows += envelope.arrow.rows
-                    if resultLimitActive, let op = operationKey,
-                        let refusal = runtime.ledger.withLock({ $0.resultReceived(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows) })
-                    {
-                        runtime.metrics.quotaRejection(team: state.teamLabel(op.session.owner.team), limit: refusal.limit)
-                        interruptOnBackend(op)
-                        return refuse(refusal.error, reason: refusal.limit.rawValue)
-                    }
-                }
-                if method == .interrupt { interruptedIDs += envelope.interruptedIDs }
-                let edits = responseRewrite.edits(for: envelope, method: method)
-                if !edits.isEmpty {
-                    if edits.allSatisfy({ $0.lengthChange == 0 }) {
-                        // Same-length swaps (session ids are 36-byte UUIDs both ways) are made in place.
-                        for edit in edits { framed.setBytes(edit.replacement, at: framed.readerIndex + 5 + edit.range.lowerBound) }
-                    } else {
-                        framed = message.withPayload { payload in
-                            GRPCMessage.frame(payload: edits.applied(to: payload), allocator: ByteBufferAllocator()).framed
-                        }
-                    }
-                }
+        guard !message.compressed, method.isServerStreaming || !responseRewrite.isIdentity || method == .interrupt else {
+            return writeMessageToClient([message.framed])
+        }
+        let envelope: ResponseEnvelope
+        do {
+            envelope = try message.withPayload { try ResponseEnvelope.read($0, method: method) }
+        } catch {
+            runtime.logger.debug("backend response is not a valid protobuf message; passing it through", metadata: ["rpc.method": "\(method.name)"])
+            return writeMessageToClient([message.framed])
+        }
+        if envelope.resultComplete { sawResultComplete = true }
+        if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
+            summary.resultBytes += envelope.arrow.bytes
+            summary.rows += envelope.arrow.rows
+            if resultLimitActive, let op = operationKey,
+                let refusal = runtime.ledger.withLock({ $0.resultReceived(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows) })
+            {
+                runtime.metrics.quotaRejection(team: state.teamLabel(op.session.owner.team), limit: refusal.limit)
+                interruptOnBackend(op)
+                return refuse(refusal.error, reason: refusal.limit.rawValue)
             }
         }
-        writeMessageToClient(framed)
+        if method == .interrupt { interruptedIDs += envelope.interruptedIDs }
+        let edits = responseRewrite.edits(for: envelope, method: method)
+        if edits.isEmpty {
+            writeMessageToClient([message.framed])
+        } else {
+            writeMessageToClient(EditedMessage.segments(of: message, applying: edits, allocator: allocator))
+        }
     }
 
     private func finishWithBackendTrailers(_ trailers: HPACKHeaders, includeStatus: Bool) {

@@ -57,7 +57,7 @@ final class ProxyCall {
 
     // Request side (client → backend).
     var clientEnded = false
-    var pendingToBackend: [ByteBuffer] = []
+    var pendingToBackend: [[ByteBuffer]] = []
     var backend: BackendConnectionHandler?
     var backendStreamID: HTTP2StreamID?
     var requestCredit = FlowCredit(highWatermark: HTTP2Tuning.streamWindow, lowWatermark: HTTP2Tuning.streamWindow / 4)
@@ -86,6 +86,7 @@ final class ProxyCall {
     }
 
     var eventLoop: any EventLoop { frontend.eventLoop }
+    let allocator = ByteBufferAllocator()
 
     // MARK: Client events
 
@@ -116,22 +117,22 @@ final class ProxyCall {
         frontend.write(payload, on: streamID, promise: nil)
     }
 
-    /// Writes one message to the client. Large ones are tracked until they are out, so the backend's window
-    /// comes back only as the client takes the bytes.
-    func writeMessageToClient(_ framed: ByteBuffer) {
-        write(framed, to: frontend, on: streamID, endStream: false, credit: \.responseCredit) { $0.returnResponseCredit(force: true) }
+    /// Writes one message (its segments) to the client. Large ones are tracked until they are out, so the
+    /// backend's window comes back only as the client takes the bytes.
+    func writeMessageToClient(_ segments: [ByteBuffer]) {
+        write(segments, to: frontend, on: streamID, endStream: false, credit: \.responseCredit) { $0.returnResponseCredit(force: true) }
     }
 
-    func writeMessageToBackend(_ framed: ByteBuffer, endStream: Bool = false) {
+    func writeMessageToBackend(_ segments: [ByteBuffer], endStream: Bool = false) {
         guard let backend, let backendStreamID else { return }
-        write(framed, to: backend, on: backendStreamID, endStream: endStream, credit: \.requestCredit) { $0.returnRequestCredit(force: true) }
+        write(segments, to: backend, on: backendStreamID, endStream: endStream, credit: \.requestCredit) { $0.returnRequestCredit(force: true) }
     }
 
     private func write(
-        _ framed: ByteBuffer, to sink: any FrameSink, on id: HTTP2StreamID, endStream: Bool,
+        _ segments: [ByteBuffer], to sink: any FrameSink, on id: HTTP2StreamID, endStream: Bool,
         credit: ReferenceWritableKeyPath<ProxyCall, FlowCredit>, drained: @escaping (ProxyCall) -> Void
     ) {
-        let size = framed.readableBytes
+        let size = segments.reduce(0) { $0 + $1.readableBytes }
         var promise: EventLoopPromise<Void>?
         if size >= Self.trackedMessageBytes {
             self[keyPath: credit].wrote(size)
@@ -142,7 +143,10 @@ final class ProxyCall {
             }
             promise = p
         }
-        sink.write(.data(.init(data: .byteBuffer(framed), endStream: endStream)), on: id, promise: promise)
+        for (index, segment) in segments.enumerated() {
+            let last = index == segments.count - 1
+            sink.write(.data(.init(data: .byteBuffer(segment), endStream: last && endStream)), on: id, promise: last ? promise : nil)
+        }
     }
 
     func returnRequestCredit(force: Bool = false) {
