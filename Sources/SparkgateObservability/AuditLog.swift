@@ -4,8 +4,8 @@ import ServiceLifecycle
 import SparkgateCore
 import Synchronization
 
-/// One JSON line per RPC, to stdout or a file. Lines are appended to a buffer under a lock and written by
-/// a background service, so the event loops never block on the disk.
+/// One JSON line per RPC, to stdout or a file. The event loops append each call's summary under a lock; a
+/// background service formats and writes them, so the event loops never format JSON or block on the disk.
 public final class AuditLog: Service, Sendable {
     public enum Target: Sendable, Equatable {
         case stdout
@@ -14,7 +14,8 @@ public final class AuditLog: Service, Sendable {
     }
 
     private let target: Target
-    private let buffer = Mutex<[UInt8]>([])
+    /// Summaries waiting to be written: the event loops only append; the writer formats and writes.
+    private let pendingSummaries = Mutex<[CallSummary]>([])
     private let logger: Logger
 
     public init(target: Target, logger: Logger) {
@@ -26,17 +27,20 @@ public final class AuditLog: Service, Sendable {
 
     public func record(_ summary: CallSummary) {
         guard target != .off else { return }
-        buffer.withLock { b in summary.appendJSONLine(to: &b) }
+        pendingSummaries.withLock { $0.append(summary) }
     }
 
     /// Writes what is buffered now.
     public func flush() {
-        let pending = buffer.withLock { b -> [UInt8] in
-            let out = b
-            b.removeAll(keepingCapacity: true)
+        let summaries = pendingSummaries.withLock { list -> [CallSummary] in
+            let out = list
+            list.removeAll(keepingCapacity: true)
             return out
         }
-        guard !pending.isEmpty else { return }
+        guard !summaries.isEmpty else { return }
+        var pending: [UInt8] = []
+        pending.reserveCapacity(summaries.count * 400)
+        for summary in summaries { summary.appendJSONLine(to: &pending) }
         switch target {
         case .off:
             return

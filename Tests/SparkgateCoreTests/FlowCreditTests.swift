@@ -62,3 +62,28 @@ struct FlowCreditTests {
         }
     }
 }
+
+@Suite("Flow credit for large messages")
+struct FlowCreditLargeMessageTests {
+    @Test("a 4 MiB message in flight does not stop credit for the next one")
+    func overlap() {
+        var c = FlowCredit(highWatermark: 1 << 20, lowWatermark: 256 << 10, batch: 64 << 10)
+        c.accommodate(messageBytes: 4 << 20, ceiling: 32 << 20)
+        c.wrote(4 << 20)
+        #expect(!c.isHeld)
+        c.received(1 << 20)
+        #expect(c.take() == 1 << 20)
+        c.wrote(4 << 20)
+        c.wrote(1)
+        #expect(c.isHeld)  // two messages and more: now the receiver is the bottleneck
+    }
+
+    @Test("the watermark never exceeds the ceiling")
+    func ceiling() {
+        var c = FlowCredit()
+        c.accommodate(messageBytes: 100 << 20, ceiling: 32 << 20)
+        #expect(c.highWatermark == 32 << 20)
+        c.accommodate(messageBytes: 1 << 10, ceiling: 32 << 20)
+        #expect(c.highWatermark == 32 << 20)
+    }
+}

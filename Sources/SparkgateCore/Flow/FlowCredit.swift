@@ -10,8 +10,8 @@ public struct FlowCredit: Sendable, Equatable {
     public private(set) var unacknowledged = 0
     /// Bytes written toward the receiver that have not left the gateway yet.
     public private(set) var outstanding = 0
-    public let highWatermark: Int
-    public let lowWatermark: Int
+    public private(set) var highWatermark: Int
+    public private(set) var lowWatermark: Int
     /// Window is returned in chunks of at least this many bytes, to keep WINDOW_UPDATE frames few.
     public let batch: Int
     private var held = false
@@ -29,6 +29,16 @@ public struct FlowCredit: Sendable, Equatable {
     public mutating func wrote(_ bytes: Int) {
         outstanding += bytes
         if outstanding > highWatermark { held = true }
+    }
+
+    /// Makes room for messages of `bytes`: one can drain toward the receiver while the next one arrives,
+    /// so a producer and a consumer of large messages (Spark's Arrow batches are ~4 MiB) overlap instead of
+    /// taking turns. Bounded by `ceiling`.
+    public mutating func accommodate(messageBytes bytes: Int, ceiling: Int) {
+        let wanted = min(ceiling, 2 * bytes)
+        guard wanted > highWatermark else { return }
+        highWatermark = wanted
+        lowWatermark = wanted / 4
     }
 
     public mutating func flushed(_ bytes: Int) {

@@ -6,8 +6,17 @@ struct BackendEndpoint: Hashable, Sendable, CustomStringConvertible {
     var backend: String
     var address: HostPort
     var tls: Bool
+    /// `host:port` as sent in `:authority`, formatted once rather than per call.
+    let authority: String
 
-    var description: String { "\(address)" }
+    init(backend: String, address: HostPort, tls: Bool) {
+        self.backend = backend
+        self.address = address
+        self.tls = tls
+        self.authority = address.description
+    }
+
+    var description: String { authority }
 
     /// Picks the endpoint for a session by rendezvous hashing, so every replica sends a session to the same
     /// endpoint and adding an endpoint moves only the sessions it wins.

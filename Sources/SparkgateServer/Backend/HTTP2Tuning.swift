@@ -6,6 +6,8 @@ enum HTTP2Tuning {
     static let streamWindow = 1 << 20
     static let connectionWindow = 16 << 20
     static let maxFrameSize = 1 << 20
+    /// The most one direction of one stream holds in the gateway beyond its window (two large messages).
+    static let maxBufferedPerStream = 32 << 20
     /// Connection-level window goes back in batches of this size: well under even the protocol's initial
     /// 65,535 bytes, so a peer that has not seen our larger window yet can never stall.
     static let connectionCreditBatch = 16 << 10

@@ -19,7 +19,7 @@ extension ProxyCall {
         }
         if let timeout = head.timeout {
             let nanos = max(0, min(timeout.components.seconds, 10 * 86_400)) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-            deadline = eventLoop.scheduleTask(in: .nanoseconds(nanos)) { [self] in
+            deadline = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
                 refuse(SparkgateError(.deadlineExceeded, "the call's deadline (grpc-timeout \(head.timeoutText ?? "")) passed"), reason: "deadline")
                 frontend.loop.flushDirty()
             }
@@ -50,7 +50,7 @@ extension ProxyCall {
             let owned = String(token)
             let refreshed = eventLoop.makePromise(of: Void.self)
             refreshed.completeWithTask { await refresher.refreshNow() }
-            refreshed.futureResult.whenComplete { [self] _ in
+            refreshed.futureResult.assumeIsolated().whenComplete { [self] _ in
                 guard phase == .authorizing else { return }
                 phase = .head
                 authenticate(owned[...], refreshed: true)
@@ -94,8 +94,10 @@ extension ProxyCall {
             return
         }
         requests.append(buffer)
+        // Known before the messages are sent on, so a unary request leaves as one DATA frame with END_STREAM.
+        if endStream { clientEnded = true }
         drainRequests()
-        if endStream { receivedClientEnd() }
+        if endStream { receivedClientEnd(force: true) }
     }
 
     /// Takes every whole message out of the reader and sends it on (or holds it while connecting).
@@ -132,7 +134,8 @@ extension ProxyCall {
         if requests.bufferedBytes > 0 {
             return refuse(.invalidArgument("the request ended in the middle of a message"), reason: "truncated")
         }
-        if let backend, let backendStreamID {
+        if let backend, let backendStreamID, !sentEndToBackend {
+            sentEndToBackend = true
             backend.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: backendStreamID, promise: nil)
         }
     }
@@ -158,6 +161,9 @@ extension ProxyCall {
         summary.sessionID = sessionID
         summary.clientType = envelope.clientType.map { String($0.prefix(256)) }
         summary.operationID = envelope.operationID
+        if method == .executePlan, !frontend.acceptsNewOperations() {
+            return refuse(.unavailable("Sparkgate is shutting down and starts no new operations; retry to reach another instance"), reason: "draining")
+        }
 
         if method == .config, let op = envelope.config, op.writes, let denied = state.config.configPolicy.firstDenied(in: op.keys) {
             return refuse(.permissionDenied("config key '\(ClaimsPolicy.clipped(denied))' is denied by this gateway's config_policy; it cannot be set or unset"), reason: "config_denied")
@@ -196,6 +202,12 @@ extension ProxyCall {
 
         let caller = UserKey(identity)
         let key = SessionKey(owner: caller, clientSessionID: sessionID)
+        if method == .reattachExecute, let op = envelope.operationID,
+            let reason = runtime.calls.endedReason(OperationKey(session: key, operationID: op), now: WallClock.now())
+        {
+            // Sparkgate ended this operation between two of its streams: say why, not Spark's generic error.
+            return refuse(reason, reason: "operation_ended")
+        }
         var admission = CallAdmission(caller: caller, method: method, clientSessionID: sessionID, backendSessionID: backendSessionID, backend: team.backend)
         let operationID = plan.insertedOperationID ?? envelope.operationID
         admission.operationID = operationID
@@ -295,10 +307,11 @@ extension ProxyCall {
         runtime.pool.openStream(
             to: endpoint, on: eventLoop, tls: state.backendTLS[backendName], connectTimeout: timeout, owner: self,
             headers: requestHeaders(endpoint: endpoint), endStream: endStream
-        ).whenComplete { [self] result in
+        ).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success((let handler, let id)):
-                backendConnected(handler, id, sentEnd: endStream)
+                if endStream { sentEndToBackend = true }
+                backendConnected(handler, id)
             case .failure(let error):
                 runtime.metrics.backendError(endpoint.backend)
                 refuse(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly"), reason: "backend_unreachable")
@@ -307,7 +320,7 @@ extension ProxyCall {
         }
     }
 
-    private func backendConnected(_ handler: BackendConnectionHandler, _ id: HTTP2StreamID, sentEnd: Bool) {
+    private func backendConnected(_ handler: BackendConnectionHandler, _ id: HTTP2StreamID) {
         backend = handler
         backendStreamID = id
         guard phase == .connecting else {
@@ -321,7 +334,8 @@ extension ProxyCall {
             let last = index == pending.count - 1
             writeMessageToBackend(message, endStream: last && clientEnded && requests.bufferedBytes == 0)
         }
-        if pending.isEmpty && clientEnded && !sentEnd {
+        if pending.isEmpty && clientEnded && !sentEndToBackend {
+            sentEndToBackend = true
             handler.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: id, promise: nil)
         }
         drainRequests()
@@ -336,7 +350,7 @@ extension ProxyCall {
         h.add(name: ":method", value: "POST")
         h.add(name: ":scheme", value: endpoint.tls ? "https" : "http")
         h.add(name: ":path", value: head.path ?? "")
-        h.add(name: ":authority", value: endpoint.address.description)
+        h.add(name: ":authority", value: endpoint.authority)
         for (name, value, indexing) in clientHeaders where MetadataPolicy.forwardsRequestHeader(name) {
             h.add(name: name, value: value, indexing: indexing)
         }

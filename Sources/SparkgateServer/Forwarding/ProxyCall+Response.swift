@@ -79,6 +79,7 @@ extension ProxyCall: BackendStreamOwner {
             {
                 runtime.metrics.quotaRejection(team: state.teamLabel(op.session.owner.team), limit: refusal.limit)
                 interruptOnBackend(op)
+                runtime.calls.terminate(operation: op, with: refusal.error, now: WallClock.now())
                 return refuse(refusal.error, reason: refusal.limit.rawValue)
             }
         }

@@ -57,6 +57,7 @@ final class ProxyCall {
 
     // Request side (client → backend).
     var clientEnded = false
+    var sentEndToBackend = false
     var pendingToBackend: [[ByteBuffer]] = []
     var backend: BackendConnectionHandler?
     var backendStreamID: HTTP2StreamID?
@@ -125,6 +126,7 @@ final class ProxyCall {
 
     func writeMessageToBackend(_ segments: [ByteBuffer], endStream: Bool = false) {
         guard let backend, let backendStreamID else { return }
+        if endStream { sentEndToBackend = true }
         write(segments, to: backend, on: backendStreamID, endStream: endStream, credit: \.requestCredit) { $0.returnRequestCredit(force: true) }
     }
 
@@ -135,6 +137,7 @@ final class ProxyCall {
         let size = segments.reduce(0) { $0 + $1.readableBytes }
         var promise: EventLoopPromise<Void>?
         if size >= Self.trackedMessageBytes {
+            self[keyPath: credit].accommodate(messageBytes: size, ceiling: HTTP2Tuning.maxBufferedPerStream)
             self[keyPath: credit].wrote(size)
             let p = eventLoop.makePromise(of: Void.self)
             p.futureResult.whenComplete { [self] _ in

@@ -76,14 +76,9 @@ public final class GatewayListener: Service, Sendable {
                 try sync.addHandler(NIOSSLServerHandler(context: tls))
                 try sync.addHandler(TLSFailureCounter(metrics: runtime.metrics))
             }
-            let grace = TimeAmount.nanoseconds(Int64(state.config.shutdownGraceSeconds * 1e9))
-            let management = NIOHTTP2ServerConnectionManagementHandler(
-                eventLoop: channel.eventLoop,
-                configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: grace, keepalive: .init(pingInterval: .minutes(2), ackTimeout: .seconds(20))))
             let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
             // No multiplexer: streams are not channels. One handler routes every stream's frames to its call.
             try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: HTTP2Tuning.frontendConnection, streamConfiguration: HTTP2Tuning.stream))
-            try sync.addHandler(management)
             try sync.addHandler(FrontendConnectionHandler(runtime: runtime, peer: peer, loop: runtime.pool.context(on: channel.eventLoop)))
             connections.add(channel)
             runtime.metrics.connection("open", delta: 1)

@@ -36,7 +36,7 @@ public final class SessionReaper: Service, Sendable {
             runtime.metrics.quotaRejection(team: state.teamLabel(team), limit: .operationSeconds)
             let seconds = op.maxSeconds == op.maxSeconds.rounded() ? "\(Int(op.maxSeconds))" : "\(op.maxSeconds)"
             let error = SparkgateError.resourceExhausted("team \(team) allows \(seconds) s per operation (max_operation_seconds); this one ran longer and was interrupted")
-            runtime.calls.terminate(operation: op.key, with: error)
+            runtime.calls.terminate(operation: op.key, with: error, now: now)
             let backendSessionID = runtime.ledger.withLock { $0.session(op.key.session)?.backendSessionID }
                 ?? state.namespace?.backendID(team: team, user: op.owner.user, clientSessionID: op.clientSessionID) ?? op.clientSessionID
             let backend = state.config.team(team)?.backend ?? state.config.defaultBackend

@@ -55,7 +55,7 @@ struct Serve: AsyncParsableCommand {
         let audit = AuditLog(target: auditTarget(config.auditLog), logger: logger)
         let runtime = GatewayRuntime(state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit, logger: logger)
         let reloader = Reloader(runtime: runtime, file: self.config)
-        let routes = AdminRoutes(runtime: runtime, reloader: reloader) { registry.emitToBuffer() }
+        let routes = AdminRoutes(runtime: runtime, reloader: reloader) { MetricHelp.annotate(registry.emitToBuffer()) }
         let admin = AdminHTTPServer(host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger) { await routes.handle($0) }
         // Started in this order, stopped in reverse: the listener drains first, the audit log flushes last.
         let services: [any Service] = [

@@ -1,0 +1,44 @@
+/// The `# HELP` line of each Sparkgate metric. swift-metrics has no place for help text and the Prometheus
+/// factory registers every metric with none, so the exposition gets them added here: scrapers show them, and
+/// `promtool check metrics` lints a metric without one.
+public enum MetricHelp {
+    public static let texts: [String: String] = [
+        "sparkgate_rpcs_total": "Finished RPCs by method, team and gRPC status code.",
+        "sparkgate_rpc_duration_seconds": "RPC duration from request headers to trailers, by method.",
+        "sparkgate_first_response_seconds": "Time from an ExecutePlan request to its first response message.",
+        "sparkgate_request_bytes_total": "Request message bytes received from clients, by team.",
+        "sparkgate_result_bytes_total": "Arrow result bytes streamed to clients, by team.",
+        "sparkgate_result_rows_total": "Arrow result rows streamed to clients, by team.",
+        "sparkgate_active_sessions": "Spark sessions Sparkgate tracks, by team.",
+        "sparkgate_active_operations": "Operations running (from ExecutePlan to completion or release), by team.",
+        "sparkgate_auth_failures_total": "Refused tokens, by reason.",
+        "sparkgate_quota_rejections_total": "Calls refused by a quota, by team and limit.",
+        "sparkgate_backend_up": "1 when the last connection attempt to a backend endpoint succeeded, else 0.",
+        "sparkgate_backend_errors_total": "Failed connections and broken streams to a backend.",
+        "sparkgate_tls_handshake_failures_total": "Client TLS handshakes that failed.",
+        "sparkgate_connections": "Client connections, by state (open, draining).",
+        "sparkgate_config_reloads_total": "Configuration reloads, by result (success, failure).",
+        "sparkgate_build_info": "Always 1; the version label names the running build.",
+    ]
+
+    /// `exposition` with a `# HELP` line before each `# TYPE` line of a metric that has a text.
+    public static func annotate(_ exposition: [UInt8]) -> [UInt8] {
+        let typePrefix = Array("# TYPE ".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(exposition.count + texts.count * 96)
+        var lineStart = 0
+        while lineStart < exposition.count {
+            let lineEnd = exposition[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? exposition.count
+            let line = exposition[lineStart..<lineEnd]
+            if line.starts(with: typePrefix) {
+                let rest = line.dropFirst(typePrefix.count)
+                let name = String(decoding: rest.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)
+                if let help = texts[name] { out.append(contentsOf: "# HELP \(name) \(help)\n".utf8) }
+            }
+            out.append(contentsOf: line)
+            if lineEnd < exposition.count { out.append(UInt8(ascii: "\n")) }
+            lineStart = lineEnd + 1
+        }
+        return out
+    }
+}
