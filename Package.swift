@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "sparkgate", targets: ["sparkgate"]),
         .executable(name: "SyntheticSparkConnect", targets: ["SyntheticSparkConnect"]),
+        .executable(name: "AuthCost", targets: ["AuthCost"]),
         .library(name: "SparkgateCore", targets: ["SparkgateCore"]),
     ],
     dependencies: [
@@ -124,6 +125,17 @@ let package = Package(
             ],
             path: "Benchmarks/SyntheticSparkConnect"
         ),
+        // Benchmark-only: the cost of token verification per RPC, with and without the cache.
+        .executableTarget(
+            name: "AuthCost",
+            dependencies: [
+                "SparkgateCore", "SparkgateAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/AuthCost"
+        ),
         .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(
             name: "SparkgateAuthTests",
@@ -135,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
-                "SparkgateServer", "SparkgateCore",
+                "SparkgateServer", "SparkgateCore", "SparkgateObservability",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

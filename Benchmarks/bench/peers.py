@@ -98,12 +98,12 @@ def synthetic_stats(p):
     raise RuntimeError("the synthetic backend did not report its stats")
 
 
-def sparkgate(workdir, binary, material, spark_port, synthetic_port):
+def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate"):
     """Sparkgate as users run it: TLS, ES256 JWTs, isolation (user_context rewrite, namespacing, foreign-session
     refusal) and quotas on (limits high enough not to refuse benchmark traffic), audit log to a file."""
     import json
     port, admin = free_port(), free_port()
-    d = os.path.join(workdir, "sparkgate")
+    d = os.path.join(workdir, name)
     os.makedirs(d, exist_ok=True)
     quotas = {"max_sessions_per_user": 100000, "max_concurrent_operations_per_session": 4096, "max_concurrent_operations_per_team": 100000,
               "requests_per_second": 1000000, "request_burst": 1000000}
@@ -118,11 +118,12 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port):
         "defaults": {"backend": "spark", "quotas": quotas},
         "teams": {"bench": {"backend": "spark"}, "bench-synthetic": {"backend": "synthetic"}},
         "audit_log": os.path.join(d, "audit.jsonl"),
+        "sessions": {"namespace_session_ids": namespace},
     }
     path = os.path.join(d, "sparkgate.yaml")
     with open(path, "w") as f:
         json.dump(config, f, indent=1)
-    p = Proc("sparkgate", [binary, "serve", "--config", path, "--log-level", "warning"], d)
+    p = Proc(name, [binary, "serve", "--config", path, "--log-level", "warning"], d)
     wait_for_port(port, 30, p.proc, p.log)
     p.port, p.admin, p.config = port, admin, path
     return p
