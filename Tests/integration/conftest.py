@@ -78,11 +78,39 @@ def connect():
         return s
 
     yield open_session
+    import threading
     for s in sessions:
-        try:
-            s.stop()
-        except Exception:
-            pass
+        # stop() retries UNAVAILABLE for minutes if the gateway is already gone, holding PySpark's class-wide
+        # session lock: release the session outside that lock, bounded, then stop without releasing again.
+        if not s.is_stopped:
+            t = threading.Thread(target=lambda: _quietly(s.client.release_session), daemon=True)
+            t.start()
+            t.join(5)
+        s.release_session_on_close = False
+        _quietly(s.stop)
+
+
+def _quietly(fn):
+    try:
+        fn()
+    except Exception:
+        pass
+
+
+MEASUREMENTS = []
+
+
+@pytest.fixture
+def measure():
+    """Records a figure to print at the end of the run (e.g. direct vs Sparkgate timings)."""
+    return MEASUREMENTS.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session, exitstatus):

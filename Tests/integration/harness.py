@@ -106,7 +106,10 @@ class SailServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sail-", dir=workdir)
         self.log = os.path.join(self.dir, "sail.log")
-        sail = os.path.join(os.path.dirname(sys.executable), "sail")
+        # Sail runs from its own venv (scripts/setup-env): its UDF runtime refuses the client's PySpark 4.3.
+        sail = os.environ.get("SPARKGATE_SAIL_BIN") or os.path.join(ROOT, ".venv-sail", "bin", "sail")
+        if not os.path.exists(sail):
+            raise RuntimeError(f"{sail} is missing: run scripts/setup-env (or set SPARKGATE_SAIL_BIN)")
         self.proc = subprocess.Popen([sail, "spark", "server", "--ip", "127.0.0.1", "--port", str(self.port)], cwd=self.dir,
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, 60, self.proc, self.log)

@@ -1,0 +1,221 @@
+"""Metrics, health, audit log, reload and graceful shutdown, with real PySpark traffic against real Spark 4.3."""
+import json
+import os
+import signal
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+import harness
+
+
+def samples(gateway):
+    from prometheus_client.parser import text_string_to_metric_families
+    status, text = gateway.admin("/metrics")
+    assert status == 200
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(metrics, name, **labels):
+    return metrics.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_metrics_move_with_real_traffic(gateway, material, connect):
+    before = samples(gateway)
+    spark = connect(gateway.url(material.token("metrics-user")))
+    assert spark.range(100_000).toArrow().num_rows == 100_000
+    with pytest.raises(Exception):
+        harness.grpc_call(gateway, "Config", harness.config_get_request(str(uuid.uuid4()), "x"), token="bad.token.here")
+    time.sleep(0.2)
+    after = samples(gateway)
+    assert value(after, "sparkgate_rpcs_total", method="ExecutePlan", team="analytics", code="OK") > value(before, "sparkgate_rpcs_total", method="ExecutePlan", team="analytics", code="OK")
+    assert value(after, "sparkgate_result_rows_total", team="analytics") - value(before, "sparkgate_result_rows_total", team="analytics") >= 100_000
+    assert value(after, "sparkgate_result_bytes_total", team="analytics") > value(before, "sparkgate_result_bytes_total", team="analytics")
+    assert value(after, "sparkgate_request_bytes_total", team="analytics") > value(before, "sparkgate_request_bytes_total", team="analytics")
+    assert value(after, "sparkgate_auth_failures_total", reason="malformed_token") > value(before, "sparkgate_auth_failures_total", reason="malformed_token")
+    assert value(after, "sparkgate_rpc_duration_seconds_count", method="ExecutePlan") > value(before, "sparkgate_rpc_duration_seconds_count", method="ExecutePlan")
+    assert value(after, "sparkgate_first_response_seconds_count", method="ExecutePlan") > 0
+    assert value(after, "sparkgate_build_info", version="0.1.0") == 1
+    backend_up = [v for (n, labels), v in after.items() if n == "sparkgate_backend_up" and ("backend", "local") in labels]
+    assert backend_up and max(backend_up) == 1
+    assert value(after, "sparkgate_connections", state="open") >= 1
+    # Labels stay bounded: no user or session id anywhere in the exposition.
+    _, text = gateway.admin("/metrics")
+    assert "metrics-user" not in text and str(spark.session_id) not in text
+
+
+def test_metrics_pass_promtool(gateway):
+    promtool = subprocess.run(["which", "promtool"], capture_output=True, text=True).stdout.strip()
+    if not promtool:
+        pytest.skip("promtool (Debian package prometheus) is not installed; prometheus_client parsed the same text above")
+    _, text = gateway.admin("/metrics")
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_health_and_readiness(gateway, material, make_gateway):
+    assert gateway.admin("/healthz") == (200, '{"status":"ok"}\n')
+    status, body = gateway.admin("/readyz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+    dead = make_gateway(material.base_config(f"127.0.0.1:{harness.free_port()}"), name="not-ready")
+    status, body = dead.admin("/readyz")
+    assert status == 503
+    assert "no backend endpoint is reachable" in json.loads(body)["reasons"][0]
+
+
+def test_audit_log_has_one_line_per_rpc_and_never_the_token(gateway, material, connect, backend_token):
+    token = material.token("auditor", team="data-eng")
+    spark = connect(gateway.url(token))
+    spark.sql("select 'some query text 12345' as q").collect()
+    spark.stop()
+    lines = [l for l in gateway.audit_lines() if l.get("user") == "auditor"]
+    assert {"Config", "ExecutePlan", "ReleaseSession"} <= {l["method"] for l in lines}
+    for l in lines:
+        for key in ["time", "user", "team", "session_id", "method", "status", "request_bytes", "result_bytes", "rows", "duration_ms", "client_type", "peer"]:
+            assert key in l, key
+    executes = [l for l in lines if l["method"] == "ExecutePlan"]
+    assert all(l["operation_id"] and l["status"] == "OK" for l in executes)
+    # spark.sql() runs a command (no rows), then collect() fetches the one row, on ExecutePlan or, as the
+    # suite's Spark ends each result stream after 1 s, on a ReattachExecute.
+    assert sum(l["rows"] for l in lines if l["method"] in ("ExecutePlan", "ReattachExecute")) == 1
+    for path in [gateway.audit, gateway.log]:
+        text = open(path).read()
+        assert token not in text and token.split(".")[2] not in text
+        assert backend_token not in text
+        assert "some query text 12345" not in text
+
+
+def test_reload_keeps_a_10m_row_stream_whole_and_applies_new_quotas(spark, material, make_gateway, connect):
+    import pyarrow.compute as pc
+    config = material.base_config(spark.endpoint)
+    gw = make_gateway(config, name="reload")
+    session = connect(gw.url(material.token("reloader")))
+    result = {}
+
+    def stream():
+        table = session.range(10_000_000).selectExpr("id", "id * 2 as b").toArrow()
+        result["rows"], result["sum"] = table.num_rows, pc.sum(table["b"]).as_py()
+
+    t = threading.Thread(target=stream)
+    t.start()
+    time.sleep(2)
+    # Reload with a quota change, over SIGHUP and over the admin API, while the result streams.
+    config["teams"]["analytics"] = {"quotas": {"max_sessions_per_user": 1}}
+    gw.write_config(config)
+    gw.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert gw.admin("/v1/reload", method="POST")[0] == 200
+    t.join(120)
+    assert result == {"rows": 10_000_000, "sum": 10_000_000 * 9_999_999}
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    with pytest.raises(SparkConnectGrpcException) as info:
+        connect(gw.url(material.token("reloader"))).range(1).collect()
+    assert "allows 1 sessions per user" in str(info.value)
+    # A bad configuration is refused; the running one stays; the failure is counted.
+    with open(gw.config_path, "w") as f:
+        f.write("listen: [broken\n")
+    status, body = gw.admin("/v1/reload", method="POST")
+    assert status == 422 and "not valid YAML" in body
+    assert session.range(3).count() == 3
+    m = samples(gw)
+    assert value(m, "sparkgate_config_reloads_total", result="success") == 2
+    assert value(m, "sparkgate_config_reloads_total", result="failure") == 1
+
+
+def test_reload_swaps_the_tls_certificate(spark, material, make_gateway):
+    config = material.base_config(spark.endpoint)
+    gw = make_gateway(config, name="cert-reload")
+
+    def serial():
+        ctx = ssl.create_default_context(cafile=material.ca)
+        with ssl.create_connection(("localhost", gw.port)) as sock, ctx.wrap_socket(sock, server_hostname="localhost") as tls:
+            return tls.getpeercert()["serialNumber"]
+
+    first = serial()
+    fresh = os.path.join(gw.dir, "fresh")
+    harness.run_cli("certs", "generate", "--out", fresh, "--host", "localhost")
+    config["tls"] = {"certificate": os.path.join(fresh, "server.crt"), "private_key": os.path.join(fresh, "server.key")}
+    gw.write_config(config)
+    assert gw.admin("/v1/reload", method="POST")[0] == 200
+    ctx = ssl.create_default_context(cafile=os.path.join(fresh, "ca.crt"))
+    with ssl.create_connection(("localhost", gw.port)) as sock, ctx.wrap_socket(sock, server_hostname="localhost") as tls:
+        assert tls.getpeercert()["serialNumber"] != first
+
+
+def test_sigterm_drains_in_flight_streams_then_exits_zero(spark, material, make_gateway, connect):
+    import pyarrow.compute as pc
+    config = material.base_config(spark.endpoint, shutdown_grace_seconds=60)
+    gw = make_gateway(config, name="drain")
+    session = connect(gw.url(material.token("drainer")))
+    session.range(1).collect()
+    result = {}
+
+    def stream():
+        table = session.range(10_000_000).toArrow()
+        result["rows"], result["sum"] = table.num_rows, pc.sum(table["id"]).as_py()
+
+    t = threading.Thread(target=stream)
+    t.start()
+    time.sleep(1.5)
+    gw.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # The listener is closed: a new connection is refused.
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", gw.port), timeout=2).close()
+    t.join(120)
+    assert result == {"rows": 10_000_000, "sum": 10_000_000 * 9_999_999 // 2}
+    assert gw.proc.wait(60) == 0
+
+
+def test_sigterm_cancels_what_outlives_the_grace_period(spark, material, make_gateway, connect):
+    config = material.base_config(spark.endpoint, shutdown_grace_seconds=2)
+    gw = make_gateway(config, name="grace")
+    session = connect(gw.url(material.token("lingerer")))
+    failure = {}
+
+    def run():
+        try:
+            session.range(0, 6 * 10**9, 1, 2).selectExpr("max(id % 7)").collect()
+        except Exception as e:
+            failure["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    time.sleep(3)
+    started = time.time()
+    gw.signal(signal.SIGTERM)
+    assert gw.proc.wait(30) == 0
+    assert time.time() - started < 10
+    lines = [l for l in gw.audit_lines() if l.get("user") == "lingerer" and l["method"] in ("ExecutePlan", "ReattachExecute")]
+    assert any(l["status"] == "UNAVAILABLE" and l.get("reason") == "terminated" for l in lines), lines
+
+
+def test_config_check_names_the_key_and_file(material, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(json.dumps(material.base_config("127.0.0.1:15002")))
+    ok = harness.run_cli("config", "check", "--config", str(good), check=False)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    config = material.base_config("127.0.0.1:15002")
+    config["auth"]["keys"][0]["algorithm"] = "ES257"
+    config["backends"]["local"]["endpionts"] = ["x"]
+    bad.write_text(json.dumps(config))
+    failed = harness.run_cli("config", "check", "--config", str(bad), check=False)
+    assert failed.returncode == 1
+    assert f"{bad}:" in failed.stderr
+    assert "auth.keys[0].algorithm: 'ES257' is not one of" in failed.stderr
+    assert "backends.local.endpionts: unknown key (did you mean 'endpoints'?)" in failed.stderr
+    missing = material.base_config("127.0.0.1:15002")
+    missing["tls"]["certificate"] = str(tmp_path / "nope.crt")
+    bad.write_text(json.dumps(missing))
+    failed = harness.run_cli("config", "check", "--config", str(bad), check=False)
+    assert failed.returncode == 1 and "tls" in failed.stderr and "nope.crt" in failed.stderr
