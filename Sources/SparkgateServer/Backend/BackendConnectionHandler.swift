@@ -27,19 +27,6 @@ final class BackendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandle
     /// Whether new streams may be opened here.
     var isUsable: Bool { !draining && (context?.channel.isActive ?? false) && nextStreamID < Self.streamLimit }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        attach(context)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        detach()
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        start()
-        context.fireChannelActive()
-    }
-
     /// Opens a stream for `owner` by sending its HEADERS; nil when the connection cannot take new streams.
     func openStream(for owner: any BackendStreamOwner, headers: HPACKHeaders, endStream: Bool = false) -> HTTP2StreamID? {
         guard isUsable else { return nil }

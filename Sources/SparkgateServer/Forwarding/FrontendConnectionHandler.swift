@@ -31,19 +31,6 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
         super.init(loop: loop)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        attach(context)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        detach()
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        start()
-        context.fireChannelActive()
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         let id = frame.streamID

@@ -27,6 +27,21 @@ class HTTP2FrameConnection: FrameSink {
         context = nil
     }
 
+    // The channel-handler lifecycle both subclasses share; they conform to ChannelInboundHandler and these
+    // inherited methods are their witnesses.
+    func handlerAdded(context: ChannelHandlerContext) {
+        attach(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        detach()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start()
+        context.fireChannelActive()
+    }
+
     /// Raises the connection window from the protocol's 65,535 bytes to ours; stream windows come from SETTINGS.
     func start() {
         guard !started, let context else { return }
