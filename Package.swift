@@ -136,7 +136,9 @@ let package = Package(
             ],
             path: "Benchmarks/AuthCost"
         ),
-        .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+        // What several test targets share: a seeded random generator whose seed a failing test prints.
+        .target(name: "SparkgateTestSupport", path: "Tests/SparkgateTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore", "SparkgateTestSupport"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(
             name: "SparkgateAuthTests",
             dependencies: [
@@ -147,11 +149,14 @@ let package = Package(
         .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
-                "SparkgateServer", "SparkgateCore", "SparkgateObservability",
+                "SparkgateServer", "SparkgateCore", "SparkgateObservability", "SparkgateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

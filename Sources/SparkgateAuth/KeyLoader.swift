@@ -24,15 +24,7 @@ public enum KeyLoader {
         let kid = JWKIdentifier(string: key.kid)
         do {
             if key.algorithm.isHMAC {
-                let file = key.secretFile ?? ""
-                let secret = try readFile(file, configKey: "\(path).secret_file")
-                let trimmed = trimTrailingNewlines(secret)
-                // RFC 7518 §3.2: an HMAC key at least as long as the hash output.
-                let minimum = key.algorithm == .hs512 ? 64 : key.algorithm == .hs384 ? 48 : 32
-                guard trimmed.count >= minimum else {
-                    throw Failure(key: "\(path).secret_file", message: "\(file) holds \(trimmed.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)")
-                }
-                await collection.add(hmac: HMACKey(from: trimmed), digestAlgorithm: digest(key.algorithm), kid: kid)
+                await collection.add(hmac: HMACKey(from: try hmacSecret(key, path: path)), digestAlgorithm: digest(key.algorithm), kid: kid)
             } else {
                 let usePrivate = key.publicKey == nil
                 let file = (usePrivate ? key.privateKey : key.publicKey) ?? ""
@@ -58,12 +50,7 @@ public enum KeyLoader {
         let collection = JWTKeyCollection()
         let kid = JWKIdentifier(string: key.kid)
         if key.algorithm.isHMAC {
-            let secret = trimTrailingNewlines(try readFile(key.secretFile ?? "", configKey: "\(path).secret_file"))
-            let minimum = key.algorithm == .hs512 ? 64 : key.algorithm == .hs384 ? 48 : 32
-            guard secret.count >= minimum else {
-                throw Failure(key: "\(path).secret_file", message: "the secret holds \(secret.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)")
-            }
-            await collection.add(hmac: HMACKey(from: secret), digestAlgorithm: digest(key.algorithm), kid: kid)
+            await collection.add(hmac: HMACKey(from: try hmacSecret(key, path: path)), digestAlgorithm: digest(key.algorithm), kid: kid)
             return collection
         }
         guard let file = key.privateKey else {
@@ -95,6 +82,17 @@ public enum KeyLoader {
         case .hs256, .hs384, .hs512:
             throw Failure(key: "", message: "HMAC keys are not PEM files")
         }
+    }
+
+    /// An HMAC key's secret file, without trailing newlines, at least as long as the hash output (RFC 7518 §3.2).
+    static func hmacSecret(_ key: SparkgateConfig.Key, path: String) throws(Failure) -> [UInt8] {
+        let file = key.secretFile ?? ""
+        let secret = trimTrailingNewlines(try readFile(file, configKey: "\(path).secret_file"))
+        let minimum = key.algorithm == .hs512 ? 64 : key.algorithm == .hs384 ? 48 : 32
+        guard secret.count >= minimum else {
+            throw Failure(key: "\(path).secret_file", message: "\(file) holds \(secret.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)")
+        }
+        return secret
     }
 
     static func digest(_ algorithm: SparkgateConfig.Algorithm) -> DigestAlgorithm {

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -24,14 +25,16 @@ public struct AdminResponse: Sendable {
         self.body = body
     }
 
-    public init(status: Int, json: String) {
-        self.init(status: status, body: Array((json + "\n").utf8))
+    /// A JSON body, encoded by `JSONEncoder` (sorted keys, one line, a trailing newline).
+    public init(status: Int, json value: some Encodable) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the response could not be encoded"}"#.utf8)
+        self.init(status: status, body: Array(data) + [UInt8(ascii: "\n")])
     }
 
     public static func error(_ status: Int, _ message: String) -> AdminResponse {
-        var out = "{\"error\":"
-        out += "\"" + message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"}"
-        return AdminResponse(status: status, json: out)
+        AdminResponse(status: status, json: ["error": message])
     }
 }
 

@@ -1,3 +1,4 @@
+import SparkgateTestSupport
 import Testing
 @testable import SparkgateCore
 

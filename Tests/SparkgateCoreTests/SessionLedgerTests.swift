@@ -1,3 +1,4 @@
+import SparkgateTestSupport
 import Testing
 @testable import SparkgateCore
 
@@ -106,12 +107,17 @@ struct SessionLedgerTests {
 
     @Test("non-reattachable operations end with their stream, even when the client cancels")
     func nonReattachable() {
-        #expect(StreamEnd.classify(reattachable: false, sawResultComplete: false, status: .cancelled, message: "") == .failed)
-        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, status: .cancelled, message: "") == .detached)
-        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, status: .ok, message: "") == .detached)
-        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: true, status: .ok, message: "") == .completed)
-        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, status: .internal, message: "[INVALID_CURSOR.DISCONNECTED]") == .detached)
-        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, status: .internal, message: "[DIVIDE_BY_ZERO]") == .failed)
+        #expect(StreamEnd.classify(reattachable: false, sawResultComplete: false, code: .cancelled, backendStatus: nil) == .failed)
+        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, code: .cancelled, backendStatus: nil) == .detached)
+        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, code: .ok, backendStatus: nil) == .detached)
+        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: true, code: .ok, backendStatus: nil) == .completed)
+        let takenOver = BackendStatus(code: .internal, message: "anything", errorClass: "INVALID_CURSOR.DISCONNECTED")
+        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, code: .internal, backendStatus: takenOver) == .detached)
+        let failed = BackendStatus(code: .internal, message: "[DIVIDE_BY_ZERO]", errorClass: "DIVIDE_BY_ZERO")
+        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, code: .internal, backendStatus: failed) == .failed)
+        // The error class decides, not the text: a message that merely mentions INVALID_CURSOR is a failure.
+        let echoed = BackendStatus(code: .internal, message: "[INVALID_CURSOR.DISCONNECTED] (from a user's raise_error)", errorClass: "USER_RAISED_EXCEPTION")
+        #expect(StreamEnd.classify(reattachable: true, sawResultComplete: false, code: .internal, backendStatus: echoed) == .failed)
     }
 
     @Test("the sweep releases idle sessions, but never one with a running operation")

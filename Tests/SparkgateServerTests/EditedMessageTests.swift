@@ -37,37 +37,3 @@ struct EditedMessageTests {
         #expect(segments[1].readableBytes == (1 << 20) - 38)
     }
 }
-
-@Suite("gRPC message reader")
-struct GRPCMessageReaderTests {
-    func framed(_ payload: [UInt8]) -> ByteBuffer {
-        GRPCMessage.frame(payload: payload, allocator: ByteBufferAllocator()).framed
-    }
-
-    @Test("messages split across arbitrary frame boundaries come out whole and in order")
-    func reassembly() throws {
-        var rng = SystemRandomNumberGenerator()
-        let payloads = (0..<50).map { i in (0..<Int.random(in: 0...20_000, using: &rng)).map { _ in UInt8(truncatingIfNeeded: i) } }
-        var stream = ByteBuffer()
-        for p in payloads { var f = framed(p); stream.writeBuffer(&f) }
-        var reader = GRPCMessageReader(maxMessageBytes: 1 << 20)
-        var out: [[UInt8]] = []
-        while stream.readableBytes > 0 {
-            let n = min(stream.readableBytes, Int.random(in: 1...9000, using: &rng))
-            reader.append(stream.readSlice(length: n)!)
-            while let m = try reader.next() { out.append(Array(m.framed.readableBytesView.dropFirst(5))) }
-        }
-        #expect(out == payloads)
-        #expect(reader.bufferedBytes == 0)
-    }
-
-    @Test("a message over the limit is refused from its header, before its body is buffered")
-    func limit() {
-        var reader = GRPCMessageReader(maxMessageBytes: 100)
-        var header = ByteBuffer()
-        header.writeInteger(UInt8(0))
-        header.writeInteger(UInt32(1_000_000))
-        reader.append(header)
-        #expect(throws: GRPCMessageReader.ReadError.tooLarge(1_000_000)) { try reader.next() }
-    }
-}

@@ -28,7 +28,7 @@ public struct RequestRewrite: Sendable, Equatable {
             WireEncoding.appendString(field: 1, backendSessionID, to: &field)
             for range in envelope.sessionIDRanges { edits.append(ByteEdit(range: range, replacement: field)) }
         }
-        let userContext = encodedUserContext(keeping: envelope.userContextKeptFields, from: bytes)
+        let userContext = UserContextField.encode(user: userID, keeping: envelope.userContextKeptFields, from: bytes)
         for (index, range) in envelope.userContextFields.enumerated() {
             edits.append(ByteEdit(range: range, replacement: index == 0 ? userContext : []))
         }
@@ -52,15 +52,5 @@ public struct RequestRewrite: Sendable, Equatable {
             edits.append(ByteEdit(range: envelope.length..<envelope.length, replacement: appended))
         }
         return edits
-    }
-
-    private func encodedUserContext(keeping kept: [Range<Int>], from bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        var inner: [UInt8] = []
-        WireEncoding.appendString(field: 1, userID, to: &inner)
-        WireEncoding.appendString(field: 2, userID, to: &inner)
-        for range in kept { inner.append(contentsOf: bytes[range]) }
-        var field: [UInt8] = []
-        WireEncoding.appendLengthDelimited(field: 2, inner, to: &field)
-        return field
     }
 }

@@ -50,10 +50,11 @@ public struct FlowCredit: Sendable, Equatable {
     public var isHeld: Bool { held }
 
     /// The window to return now: nothing while held, otherwise what has accumulated once it reaches a batch
-    /// (or all of it when `force`, e.g. the moment the hold is released).
-    public mutating func take(force: Bool = false) -> Int {
-        guard !held, unacknowledged > 0, force || unacknowledged >= batch else { return 0 }
-        defer { unacknowledged = 0 }
-        return unacknowledged
+    /// (or all of it when `force`, e.g. the moment the hold is released), at most `limit`.
+    public mutating func take(force: Bool = false, limit: Int = .max) -> Int {
+        guard !held, unacknowledged > 0, limit > 0, force || unacknowledged >= batch else { return 0 }
+        let bytes = min(unacknowledged, limit)
+        unacknowledged -= bytes
+        return bytes
     }
 }

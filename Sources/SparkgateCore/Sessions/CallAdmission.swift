@@ -53,16 +53,14 @@ public enum StreamEnd: Sendable, Equatable {
     /// A reattachable operation survives its stream: Spark ends streams on purpose (after
     /// `senderMaxStreamDuration`), clients drop them, and another ReattachExecute can take a stream over
     /// (`INVALID_CURSOR.DISCONNECTED`). Only `result_complete` or a real error ends it.
-    public static func classify(reattachable: Bool, sawResultComplete: Bool, status: GRPCStatusCode?, message: String) -> StreamEnd {
+    public static func classify(reattachable: Bool, sawResultComplete: Bool, code: GRPCStatusCode, backendStatus: BackendStatus?) -> StreamEnd {
         if sawResultComplete { return .completed }
         guard reattachable else { return .failed }
-        switch status {
-        case nil, .ok?, .cancelled?, .unavailable?, .deadlineExceeded?:
-            return .detached
-        case .internal? where message.contains("INVALID_CURSOR"):
+        switch code {
+        case .ok, .cancelled, .unavailable, .deadlineExceeded:
             return .detached
         default:
-            return .failed
+            return backendStatus.map(BackendVerdict.streamWasTakenOver) == true ? .detached : .failed
         }
     }
 }

@@ -16,8 +16,8 @@ public struct SessionLedger: Sendable {
 
     public init() {}
 
-    /// Decides whether a call may proceed, and records it. Every admitted call must be ended with `callEnded`.
-    public mutating func admit(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double) -> Result<Void, QuotaOrPolicyRefusal> {
+    /// Decides whether a call may proceed, and records it. Every admitted call must be ended with `callFinished`.
+    public mutating func admit(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
         let team = call.caller.team
         if q.requestsPerSecond > 0 && !call.isHousekeeping {
             var bucket = buckets[call.caller] ?? TokenBucket(burst: q.requestBurst, now: now)
@@ -40,7 +40,7 @@ public struct SessionLedger: Sendable {
         let isNewSession = sessions[key] == nil
         if isNewSession {
             // Releasing a session Sparkgate does not know changes nothing here; the backend decides.
-            guard call.method != .releaseSession else { return .success(()) }
+            guard call.method != .releaseSession else { return .success(AdmissionGrant()) }
             if call.createsSession {
                 let count = sessionsPerUser[call.caller, default: 0]
                 if count >= q.maxSessionsPerUser {
@@ -96,11 +96,13 @@ public struct SessionLedger: Sendable {
             operationsPerTeam[team, default: 0] += 1
         }
         sessions[key] = session
+        var grant = AdmissionGrant()
         if let opKey, runsOperation {
             operations[opKey]!.attachedStreams += 1
             operations[opKey]!.detachedSince = nil
+            grant.operationResultLimit = operations[opKey]!.maxResultBytes
         }
-        return .success(())
+        return .success(grant)
     }
 
     /// An admitted call finished, having moved these bytes and rows.
@@ -210,15 +212,27 @@ public struct SessionLedger: Sendable {
     }
 }
 
-/// A call refused by a quota (RESOURCE_EXHAUSTED) or by policy (PERMISSION_DENIED).
+/// What the ledger grants an admitted call.
+public struct AdmissionGrant: Sendable, Equatable {
+    /// The result-bytes limit of the operation the call runs (fixed when the operation started), 0 = none.
+    public var operationResultLimit = 0
+
+    public init(operationResultLimit: Int = 0) {
+        self.operationResultLimit = operationResultLimit
+    }
+}
+
+/// A call refused by a quota (RESOURCE_EXHAUSTED), by policy (PERMISSION_DENIED), or because the shared
+/// state that decides it cannot be reached (UNAVAILABLE).
 public enum QuotaOrPolicyRefusal: Error, Sendable, Equatable {
     case quota(QuotaRefusal)
     case policy(SparkgateError)
+    case unavailable(SparkgateError)
 
     public var error: SparkgateError {
         switch self {
         case .quota(let q): q.error
-        case .policy(let e): e
+        case .policy(let e), .unavailable(let e): e
         }
     }
 }

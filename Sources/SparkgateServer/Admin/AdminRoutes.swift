@@ -19,7 +19,7 @@ public struct AdminRoutes: Sendable {
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {
         if request.path == "/healthz" {
-            return AdminResponse(status: 200, json: "{\"status\":\"ok\"}")
+            return AdminResponse(status: 200, json: ["status": "ok"])
         }
         if let token = runtime.state.adminToken, !Self.matches(request.authorization, token: token) {
             return .error(401, "this admin path needs 'Authorization: Bearer <admin token>' (admin.token_file)")
@@ -35,7 +35,7 @@ public struct AdminRoutes: Sendable {
             if let reason = await reloader.reload() {
                 return .error(422, "reload refused, running configuration kept: \(reason)")
             }
-            return AdminResponse(status: 200, json: "{\"status\":\"reloaded\"}")
+            return AdminResponse(status: 200, json: ["status": "reloaded"])
         case ("DELETE", let path) where path.hasPrefix("/v1/sessions/"):
             let parts = path.dropFirst("/v1/sessions/".count).split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, let user = String(parts[0]).removingPercentEncoding, !user.isEmpty else {
@@ -61,20 +61,7 @@ public struct AdminRoutes: Sendable {
         let records = runtime.ledger.withLock { Array($0.sessions.values) }
             .filter { (team == nil || $0.owner.team == team) && (user == nil || $0.owner.user == user) }
             .sorted { ($0.owner.team, $0.owner.user, $0.created) < ($1.owner.team, $1.owner.user, $1.created) }
-        var out = "{\"sessions\":["
-        for (i, s) in records.enumerated() {
-            if i > 0 { out += "," }
-            out += "{\"user\":\(JSONText.quoted(s.owner.user)),\"team\":\(JSONText.quoted(s.owner.team))"
-            out += ",\"session_id\":\(JSONText.quoted(s.clientSessionID)),\"backend_session_id\":\(JSONText.quoted(s.backendSessionID))"
-            out += ",\"backend\":\(JSONText.quoted(s.backend)),\"created\":\(JSONText.quoted(Timestamp.rfc3339(s.created)))"
-            out += ",\"last_used\":\(JSONText.quoted(Timestamp.rfc3339(s.lastUsed))),\"active_calls\":\(s.activeCalls)"
-            out += ",\"active_operations\":\(s.activeOperations),\"bytes_in\":\(s.bytesIn),\"bytes_out\":\(s.bytesOut)"
-            out += ",\"rows_out\":\(s.rowsOut),\"artifact_bytes\":\(s.artifactBytes)"
-            if let c = s.clientType { out += ",\"client_type\":\(JSONText.quoted(c))" }
-            out += "}"
-        }
-        out += "],\"count\":\(records.count)}"
-        return AdminResponse(status: 200, json: out)
+        return AdminResponse(status: 200, json: SessionList(sessions: records.map(SessionList.Entry.init), count: records.count))
     }
 
     private func kill(user: String, sessionID: String) async -> AdminResponse {
@@ -85,14 +72,14 @@ public struct AdminRoutes: Sendable {
         runtime.calls.terminate(session: session.key, with: SparkgateError(.cancelled, "an operator ended this session"))
         _ = runtime.ledger.withLock { $0.sessionReleased(session.key) }
         do {
-            let (code, message) = try await runtime.releaseOnBackend(session, on: runtime.group.next()).get()
-            guard code == .ok else {
-                return .error(502, "forgot the session, but the backend refused to release it: \(code.name) \(message)")
+            let status = try await runtime.backendCalls.release(session, state: runtime.state, on: runtime.group.next()).get()
+            guard status.code == .ok else {
+                return .error(502, "forgot the session, but the backend refused to release it: \(status.code.name) \(status.message)")
             }
         } catch {
             return .error(502, "forgot the session, but could not reach its backend: \(error)")
         }
-        return AdminResponse(status: 200, json: "{\"released\":\(JSONText.quoted(sessionID)),\"user\":\(JSONText.quoted(user)),\"team\":\(JSONText.quoted(session.owner.team))}")
+        return AdminResponse(status: 200, json: ["released": sessionID, "user": user, "team": session.owner.team])
     }
 
     private func readiness() async -> AdminResponse {
@@ -114,9 +101,9 @@ public struct AdminRoutes: Sendable {
         }
         if reachable == 0 { reasons.append("no backend endpoint is reachable (\(probed.joined(separator: ", ")))") }
         if reasons.isEmpty {
-            return AdminResponse(status: 200, json: "{\"status\":\"ready\",\"reachable_endpoints\":\(reachable)}")
+            return AdminResponse(status: 200, json: Readiness(status: "ready", reachableEndpoints: reachable, reasons: nil))
         }
-        return AdminResponse(status: 503, json: "{\"status\":\"not ready\",\"reasons\":[\(reasons.map(JSONText.quoted).joined(separator: ","))]}")
+        return AdminResponse(status: 503, json: Readiness(status: "not ready", reachableEndpoints: reachable, reasons: reasons))
     }
 
     /// Whether a TCP connection to `endpoint` opens within a second.
@@ -128,5 +115,55 @@ public struct AdminRoutes: Sendable {
         } catch {
             return false
         }
+    }
+}
+
+/// `GET /v1/sessions`.
+struct SessionList: Encodable {
+    struct Entry: Encodable {
+        var user, team, sessionID, backendSessionID, backend, created, lastUsed: String
+        var activeCalls, activeOperations: Int
+        var bytesIn, bytesOut, rowsOut: Int64
+        var artifactBytes: Int
+        var clientType: String?
+
+        enum CodingKeys: String, CodingKey {
+            case user, team, backend, created
+            case sessionID = "session_id", backendSessionID = "backend_session_id", lastUsed = "last_used"
+            case activeCalls = "active_calls", activeOperations = "active_operations", bytesIn = "bytes_in", bytesOut = "bytes_out"
+            case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type"
+        }
+
+        init(_ s: SessionRecord) {
+            user = s.owner.user
+            team = s.owner.team
+            sessionID = s.clientSessionID
+            backendSessionID = s.backendSessionID
+            backend = s.backend
+            created = Timestamp.rfc3339(s.created)
+            lastUsed = Timestamp.rfc3339(s.lastUsed)
+            activeCalls = s.activeCalls
+            activeOperations = s.activeOperations
+            bytesIn = s.bytesIn
+            bytesOut = s.bytesOut
+            rowsOut = s.rowsOut
+            artifactBytes = s.artifactBytes
+            clientType = s.clientType
+        }
+    }
+
+    var sessions: [Entry]
+    var count: Int
+}
+
+/// `GET /readyz`.
+struct Readiness: Encodable {
+    var status: String
+    var reachableEndpoints: Int
+    var reasons: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case status, reasons
+        case reachableEndpoints = "reachable_endpoints"
     }
 }

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOHTTP2
-import NIOPosix
 import NIOSSL
 
 /// The backend connection of one endpoint on one event loop. It connects on first use and again after the
@@ -16,12 +15,14 @@ final class BackendConnection {
 
     let endpoint: BackendEndpoint
     let loop: LoopContext
+    let connector: any BackendConnector
     private var state = State.idle
     private let onUpChange: (Bool) -> Void
 
-    init(endpoint: BackendEndpoint, loop: LoopContext, onUpChange: @escaping (Bool) -> Void) {
+    init(endpoint: BackendEndpoint, loop: LoopContext, connector: any BackendConnector, onUpChange: @escaping (Bool) -> Void) {
         self.endpoint = endpoint
         self.loop = loop
+        self.connector = connector
         self.onUpChange = onUpChange
     }
 
@@ -35,14 +36,14 @@ final class BackendConnection {
         case .ready, .idle:
             let future = connect(tls: tls, connectTimeout: connectTimeout)
             state = .connecting(future)
-            future.whenComplete { result in
+            future.assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let handler):
-                    self.state = .ready(handler)
-                    self.onUpChange(true)
+                    state = .ready(handler)
+                    onUpChange(true)
                 case .failure:
-                    if case .connecting = self.state { self.state = .idle }
-                    self.onUpChange(false)
+                    if case .connecting = state { state = .idle }
+                    onUpChange(false)
                 }
             }
             return future
@@ -51,25 +52,20 @@ final class BackendConnection {
 
     private func connect(tls: NIOSSLContext?, connectTimeout: TimeAmount) -> EventLoopFuture<BackendConnectionHandler> {
         let endpoint = self.endpoint
-        let loop = self.loop
-        return ClientBootstrap(group: loop.eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: endpoint.address.host, port: endpoint.address.port)
-            .flatMapThrowing { channel in
-                let sync = channel.pipeline.syncOperations
-                if let tls {
-                    let isAddress = endpoint.address.host.first?.isNumber == true || endpoint.address.host.contains(":")
-                    try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.address.host))
-                }
-                try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: HTTP2Tuning.backendConnection, streamConfiguration: HTTP2Tuning.stream))
-                let handler = BackendConnectionHandler(loop: loop, endpoint: endpoint) { [weak self] in self?.closed(channel) }
-                try sync.addHandler(handler)
-                return handler
+        return connector.connect(to: endpoint, on: loop.eventLoop, timeout: connectTimeout).assumeIsolated().flatMapThrowing { [self] channel in
+            let sync = channel.pipeline.syncOperations
+            if let tls {
+                let isAddress = endpoint.address.host.first?.isNumber == true || endpoint.address.host.contains(":")
+                try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.address.host))
             }
+            try sync.addHandler(HTTP2Tuning.backendHandler())
+            let handler = BackendConnectionHandler(loop: loop, endpoint: endpoint) { [weak self] in self?.closed() }
+            try sync.addHandler(handler)
+            return handler
+        }.nonisolated()
     }
 
-    private func closed(_ channel: any Channel) {
+    private func closed() {
         if case .ready(let handler) = state, !handler.isUsable {
             state = .idle
             onUpChange(false)

@@ -2,10 +2,15 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import SparkgateCore
 
 /// One HTTP/2 connection to a backend: opens streams for their owners and routes the backend's frames to
 /// them. Lives on one event loop with the client connections it serves.
-final class BackendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandler, RemovableChannelHandler {
+///
+/// Its connection-level window goes back as bytes arrive: each stream's own window bounds what it can make
+/// the gateway hold, and one tenant's slow reader must not stall the other tenants' streams on a shared
+/// backend connection.
+final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -13,34 +18,57 @@ final class BackendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandle
     static let streamLimit: UInt32 = 1 << 30
 
     let endpoint: BackendEndpoint
+    let writer: FrameWriter
     private var owners: [HTTP2StreamID: any BackendStreamOwner] = [:]
     private var nextStreamID: UInt32 = 1
     private(set) var draining = false
+    /// The last stream a GOAWAY from the backend promised to serve; later ones were never processed.
+    private var goAwayLastStreamID: HTTP2StreamID?
     private let onClose: () -> Void
 
     init(loop: LoopContext, endpoint: BackendEndpoint, onClose: @escaping () -> Void) {
         self.endpoint = endpoint
         self.onClose = onClose
-        super.init(loop: loop)
+        self.writer = FrameWriter(loop: loop, credit: ConnectionCredit(target: HTTP2Tuning.connectionWindow))
     }
 
     /// Whether new streams may be opened here.
-    var isUsable: Bool { !draining && (context?.channel.isActive ?? false) && nextStreamID < Self.streamLimit }
+    var isUsable: Bool { !draining && writer.isActive && nextStreamID < Self.streamLimit }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        writer.attach(context)
+        // Raise the connection window from the protocol's 65,535 bytes at once; stream windows come from SETTINGS.
+        if context.channel.isActive { writer.giveBackWindow(force: true) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        writer.detach()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        writer.giveBackWindow(force: true)
+        context.fireChannelActive()
+    }
 
     /// Opens a stream for `owner` by sending its HEADERS; nil when the connection cannot take new streams.
-    func openStream(for owner: any BackendStreamOwner, headers: HPACKHeaders, endStream: Bool = false) -> HTTP2StreamID? {
+    func openStream(for owner: any BackendStreamOwner, headers: HPACKHeaders) -> HTTP2StreamID? {
         guard isUsable else { return nil }
         let id = HTTP2StreamID(Int(nextStreamID))
         nextStreamID += 2
         owners[id] = owner
-        write(.headers(.init(headers: headers, endStream: endStream)), on: id, promise: nil)
+        writer.write(.headers(.init(headers: headers)), on: id, promise: nil)
         return id
     }
 
     /// Resets a stream Sparkgate no longer wants (the client went away, or Sparkgate ended the call).
     func cancel(_ id: HTTP2StreamID) {
         guard owners.removeValue(forKey: id) != nil else { return }
-        write(.rstStream(.cancel), on: id, promise: nil)
+        writer.write(.rstStream(.cancel), on: id, promise: nil)
+    }
+
+    func returnStreamCredit(_ bytes: Int, on id: HTTP2StreamID) {
+        guard owners[id] != nil else { return }
+        writer.write(.windowUpdate(windowSizeIncrement: bytes), on: id, promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -50,27 +78,38 @@ final class BackendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandle
         case .headers(let headers):
             owners[id]?.backendHeaders(headers.headers, endStream: headers.endStream)
         case .data(let data):
-            receivedData(data.windowBytes)
             guard case .byteBuffer(let buffer) = data.data else { return }
-            owners[id]?.backendData(buffer, endStream: data.endStream, flowControlled: data.windowBytes)
+            owners[id]?.backendData(buffer, endStream: data.endStream, windowBytes: data.windowBytes)
         case .rstStream(let code):
             owners.removeValue(forKey: id)?.backendStreamClosed(reset: code)
-        case .goAway:
-            // No new streams here; streams the backend already took finish normally.
+        case .goAway(let lastStreamID, _, _):
+            // No new streams here; streams the backend already took finish normally, and the ones it never
+            // processed are refused, so their calls can safely be retried.
             draining = true
+            goAwayLastStreamID = min(goAwayLastStreamID ?? lastStreamID, lastStreamID)
+            for (stream, owner) in owners where stream > lastStreamID {
+                owners.removeValue(forKey: stream)
+                owner.backendStreamClosed(reset: .refusedStream)
+            }
         default:
             break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        readBurstEnded()
+        writer.readBurstEnded()
         context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let closed = event as? StreamClosedEvent, let owner = owners.removeValue(forKey: closed.streamID) {
-            owner.backendStreamClosed(reset: closed.reason)
+        switch event {
+        case let closed as StreamClosedEvent:
+            let unprocessed = goAwayLastStreamID.map { closed.streamID > $0 } ?? false
+            owners.removeValue(forKey: closed.streamID)?.backendStreamClosed(reset: unprocessed ? .refusedStream : closed.reason)
+        case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
+            if let inbound = window.inboundWindowSize { writer.windowReported(inbound) }
+        default:
+            break
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -81,6 +120,8 @@ final class BackendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandle
         owners.removeAll()
         onClose()
         for owner in open.values { owner.backendStreamClosed(reset: nil) }
+        // Not in a read burst: what the owners wrote to their clients goes out now.
+        writer.loop.flushDirty()
         context.fireChannelInactive()
     }
 
@@ -89,12 +130,8 @@ final class BackendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandle
         context.close(promise: nil)
     }
 
-    override func streamIsOpen(_ streamID: HTTP2StreamID) -> Bool {
-        owners[streamID] != nil
-    }
-
     func close() {
         draining = true
-        context?.close(promise: nil)
+        writer.context?.close(promise: nil)
     }
 }

@@ -11,14 +11,16 @@ import SparkgateObservability
 final class BackendPool: Sendable {
     private let loops: [ObjectIdentifier: NIOLoopBoundBox<LoopContext>]
     private let metrics: GatewayMetrics
+    private let connector: any BackendConnector
 
-    init(group: any EventLoopGroup, metrics: GatewayMetrics) {
+    init(group: any EventLoopGroup, metrics: GatewayMetrics, connector: any BackendConnector = TCPBackendConnector()) {
         var loops: [ObjectIdentifier: NIOLoopBoundBox<LoopContext>] = [:]
         for loop in group.makeIterator() {
             loops[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(LoopContext(eventLoop: loop), eventLoop: loop)
         }
         self.loops = loops
         self.metrics = metrics
+        self.connector = connector
     }
 
     /// The context of `eventLoop`; call on that loop.
@@ -30,22 +32,24 @@ final class BackendPool: Sendable {
     /// the stream id. Call on `eventLoop`: the owner lives there.
     func openStream(
         to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount,
-        owner: any BackendStreamOwner, headers: HPACKHeaders, endStream: Bool = false
+        owner: any BackendStreamOwner, headers: HPACKHeaders
     ) -> EventLoopFuture<(BackendConnectionHandler, HTTP2StreamID)> {
         eventLoop.preconditionInEventLoop()
         let loop = context(on: eventLoop)
         let metrics = self.metrics
         let connection = loop.backends[endpoint] ?? {
-            let c = BackendConnection(endpoint: endpoint, loop: loop) { up in metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up) }
+            let c = BackendConnection(endpoint: endpoint, loop: loop, connector: connector) { up in
+                metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up)
+            }
             loop.backends[endpoint] = c
             return c
         }()
-        return connection.handler(tls: tls, connectTimeout: connectTimeout).flatMapThrowing { handler in
-            guard let id = handler.openStream(for: owner, headers: headers, endStream: endStream) else {
+        return connection.handler(tls: tls, connectTimeout: connectTimeout).assumeIsolated().flatMapThrowing { handler in
+            guard let id = handler.openStream(for: owner, headers: headers) else {
                 throw BackendErrors.Draining()
             }
             return (handler, id)
-        }
+        }.nonisolated()
     }
 
     /// Closes connections to endpoints no longer configured (after a reload).

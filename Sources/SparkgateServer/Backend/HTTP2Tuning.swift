@@ -1,16 +1,17 @@
 import NIOHTTP2
 
-/// HTTP/2 settings for both sides. Stream windows bound what one stream can buffer in the gateway; the
+/// HTTP/2 settings for both sides. Stream windows bound what one stream can make the gateway hold; the
 /// connection window is larger so one slow stream never stalls the others on its connection.
+///
+/// Only settings that take effect without a stream multiplexer are set: the handler's own window targets
+/// and outbound watermarks apply to multiplexed stream channels, which Sparkgate does not use (flow
+/// control is `CallStateMachine`'s).
 enum HTTP2Tuning {
     static let streamWindow = 1 << 20
     static let connectionWindow = 16 << 20
     static let maxFrameSize = 1 << 20
     /// The most one direction of one stream holds in the gateway beyond its window (two large messages).
     static let maxBufferedPerStream = 32 << 20
-    /// Connection-level window goes back in batches of this size: well under even the protocol's initial
-    /// 65,535 bytes, so a peer that has not seen our larger window yet can never stall.
-    static let connectionCreditBatch = 16 << 10
 
     static var settings: HTTP2Settings {
         [
@@ -21,28 +22,19 @@ enum HTTP2Tuning {
         ]
     }
 
-    static var frontendConnection: NIOHTTP2Handler.ConnectionConfiguration {
+    /// The HTTP/2 handler of a client connection.
+    static func frontendHandler() -> NIOHTTP2Handler {
         var c = NIOHTTP2Handler.ConnectionConfiguration()
         c.initialSettings = settings
-        c.targetWindowSize = connectionWindow
-        c.maximumConnectionGlitches = 1000
-        return c
+        return NIOHTTP2Handler(mode: .server, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
     }
 
-    static var backendConnection: NIOHTTP2Handler.ConnectionConfiguration {
+    /// The HTTP/2 handler of a backend connection.
+    static func backendHandler() -> NIOHTTP2Handler {
         var c = NIOHTTP2Handler.ConnectionConfiguration()
         c.initialSettings = settings
         // The backend is a trusted peer and every header it sends was validated on the way in from clients.
         c.headerBlockValidation = .disabled
-        c.targetWindowSize = connectionWindow
-        return c
-    }
-
-    static var stream: NIOHTTP2Handler.StreamConfiguration {
-        var s = NIOHTTP2Handler.StreamConfiguration()
-        s.targetWindowSize = streamWindow
-        s.outboundBufferSizeHighWatermark = 1 << 20
-        s.outboundBufferSizeLowWatermark = 256 << 10
-        return s
+        return NIOHTTP2Handler(mode: .client, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
     }
 }

@@ -5,14 +5,17 @@ import SparkgateCore
 
 /// One client connection, after TLS and HTTP/2 framing: routes each stream's frames to its `ProxyCall`.
 ///
-/// There is no channel per stream: a call is a plain object keyed by stream id, and flow-control window is
-/// returned to the client by the calls themselves, as the backend takes their bytes.
-final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandler, RemovableChannelHandler {
+/// There is no channel per stream: a call is a plain object keyed by stream id. Connection-level window
+/// starts at the protocol's 65,535 bytes and grows to the gateway's once a call on the connection
+/// authenticates, so an unauthenticated peer can make the gateway hold no more than that.
+final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
     let runtime: GatewayRuntime
     let peer: String
+    let writer: FrameWriter
+    let allocator = ByteBufferAllocator()
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     /// The highest stream the client opened: what a GOAWAY promises to finish.
     private var lastStreamID = HTTP2StreamID(0)
@@ -28,7 +31,15 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
     init(runtime: GatewayRuntime, peer: String, loop: LoopContext) {
         self.runtime = runtime
         self.peer = peer
-        super.init(loop: loop)
+        self.writer = FrameWriter(loop: loop, credit: ConnectionCredit(target: 65_535))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        writer.attach(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        writer.detach()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -37,26 +48,30 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
         switch frame.payload {
         case .headers(let headers):
             if let call = calls[id] {
-                call.clientHeaders(headers.headers, endStream: headers.endStream)
+                call.clientHeaders(endStream: headers.endStream)
             } else if id != .rootStream {
                 lastStreamID = max(lastStreamID, id)
-                let call = ProxyCall(runtime: runtime, frontend: self, streamID: id, peer: peer)
+                let call = ProxyCall(
+                    context: runtime.callContext, state: runtime.state, frontend: self, streamID: id, peer: peer, draining: draining)
                 calls[id] = call
                 call.start(headers.headers, endStream: headers.endStream)
             }
         case .data(let data):
-            receivedData(data.windowBytes)
-            guard case .byteBuffer(let buffer) = data.data else { return }
-            calls[id]?.clientData(buffer, endStream: data.endStream, flowControlled: data.windowBytes)
+            // DATA for a stream with no call (finished) is not delivered: its window comes back on its own.
+            guard let call = calls[id] else { return }
+            let bytes = data.windowBytes
+            writer.delivered(bytes)
+            guard case .byteBuffer(let buffer) = data.data else { return call.clientData(ByteBuffer(), endStream: data.endStream, windowBytes: bytes) }
+            call.clientData(buffer, endStream: data.endStream, windowBytes: bytes)
         case .rstStream:
-            calls[id]?.clientCancelled()
+            calls[id]?.clientGone()
         default:
             break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        readBurstEnded()
+        writer.readBurstEnded()
         context.fireChannelReadComplete()
     }
 
@@ -64,16 +79,46 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
         switch event {
         case let closed as StreamClosedEvent:
             if let call = calls.removeValue(forKey: closed.streamID) {
-                call.clientStreamClosed()
-                if let operation = call.operationKey { remember(operation) }
+                call.clientGone()
+                if let operation = call.operation { remember(operation) }
             }
             if draining { closeIfDone(context) }
+        case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
+            if let inbound = window.inboundWindowSize { writer.windowReported(inbound) }
         case is ChannelShouldQuiesceEvent:
             drain(context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
     }
+
+    // MARK: For calls
+
+    /// A call on this connection authenticated: the peer is now trusted with the gateway's full window.
+    func callAuthenticated() {
+        writer.raiseWindow(to: HTTP2Tuning.connectionWindow)
+    }
+
+    /// A call gives back window: always on the connection, on its stream while the client may still send.
+    func release(_ bytes: Int, stream: HTTP2StreamID?) {
+        if let stream, calls[stream] != nil {
+            writer.write(.windowUpdate(windowSizeIncrement: bytes), on: stream, promise: nil)
+        }
+        writer.released(bytes)
+    }
+
+    /// After its trailers, a client still sending is told to stop with RST_STREAM(NO_ERROR), which says the
+    /// response is complete (RFC 9113 §8.1); CANCEL would make the client report CANCELLED instead.
+    func stopStream(_ id: HTTP2StreamID) {
+        guard writer.isActive, calls[id] != nil else { return }
+        writer.write(.rstStream(.noError), on: id, promise: nil)
+    }
+
+    func callFinished(_ call: ProxyCall) {
+        if let operation = call.operation { remember(operation) }
+    }
+
+    // MARK: Drain
 
     /// Graceful shutdown. The client is not told yet (a GOAWAY would stop it reattaching to a running
     /// operation, and the listener no longer accepts a new connection): the connection keeps serving the
@@ -82,6 +127,7 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
     private func drain(_ context: ChannelHandlerContext) {
         guard !draining else { return }
         draining = true
+        for call in calls.values { call.drain() }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         // Operations also end without a stream closing here (abandoned, released from another connection).
         drainCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { _ in
@@ -120,14 +166,12 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
         if operations.count > 32 { _ = hasRunningOperation }
     }
 
-    /// Whether a new operation may start here: not once the connection is draining.
-    func acceptsNewOperations() -> Bool { !draining }
     func channelInactive(context: ChannelHandlerContext) {
         drainCheck?.cancel()
         drainCheck = nil
         let open = calls
         calls.removeAll()
-        for call in open.values { call.clientStreamClosed() }
+        for call in open.values { call.clientGone() }
         context.fireChannelInactive()
     }
 
@@ -136,10 +180,6 @@ final class FrontendConnectionHandler: HTTP2FrameConnection, ChannelInboundHandl
         runtime.logger.debug("client connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
         if error is NIOHTTP2Errors.StreamError { return }
         context.fireErrorCaught(error)
-    }
-
-    override func streamIsOpen(_ streamID: HTTP2StreamID) -> Bool {
-        calls[streamID] != nil
     }
 
     /// Streams still open (for drain).

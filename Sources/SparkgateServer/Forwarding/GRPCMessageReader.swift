@@ -13,7 +13,8 @@ struct GRPCMessage {
         try framed.withUnsafeReadableBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw[5...])) }
     }
 
-    static func frame(payload: some Collection<UInt8>, allocator: ByteBufferAllocator) -> GRPCMessage {
+    /// Frames `payload` as one uncompressed message.
+    static func frame(payload: some Collection<UInt8>, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> GRPCMessage {
         var buffer = allocator.buffer(capacity: payload.count + 5)
         buffer.writeInteger(UInt8(0))
         buffer.writeInteger(UInt32(payload.count))
@@ -24,76 +25,87 @@ struct GRPCMessage {
 
 /// Splits a stream of DATA frame payloads into gRPC messages.
 ///
-/// A message that fits in the frames already received is sliced out without a copy; one that spans frames
-/// is gathered into a buffer allocated once at its announced length, and refused before any of it is
-/// buffered when that length is over the limit.
+/// Each message's prefix is reported before any of its payload is gathered, so its length can be refused
+/// first. A message that arrived whole is sliced out without a copy; one that spans frames is gathered
+/// into a buffer that grows as its bytes arrive, never sized from the prefix alone.
 struct GRPCMessageReader {
-    enum ReadError: Error, Equatable {
-        case tooLarge(Int)
+    enum Item {
+        case prefix(length: Int, compressed: Bool)
+        case message(GRPCMessage)
     }
 
-    let maxMessageBytes: Int
+    private enum State {
+        case expectingPrefix
+        /// The prefix was reported; the message starts at the front of `pending`.
+        case announced(total: Int, compressed: Bool)
+        /// Part of the message is in `buffer`; every new byte goes there first.
+        case gathering(buffer: ByteBuffer, total: Int, compressed: Bool)
+    }
+
+    private var state = State.expectingPrefix
+    /// Bytes received that belong to no message being gathered.
     private var pending: ByteBuffer?
-    /// The message being gathered across frames, with its full framed length.
-    private var partial: (buffer: ByteBuffer, total: Int)?
-
-    init(maxMessageBytes: Int) {
-        self.maxMessageBytes = maxMessageBytes
-    }
+    private let allocator = ByteBufferAllocator()
 
     /// Bytes received that do not yet form a whole message.
-    var bufferedBytes: Int { (pending?.readableBytes ?? 0) + (partial?.buffer.readableBytes ?? 0) }
-
-    mutating func append(_ data: ByteBuffer) {
-        if var p = partial {
-            partial = nil
-            var d = data
-            let need = p.total - p.buffer.readableBytes
-            let take = min(need, d.readableBytes)
-            var chunk = d.readSlice(length: take)!
-            p.buffer.writeBuffer(&chunk)
-            partial = p
-            if d.readableBytes > 0 { appendPending(d) }
-            return
-        }
-        appendPending(data)
+    var bufferedBytes: Int {
+        if case .gathering(let buffer, _, _) = state { return buffer.readableBytes + (pending?.readableBytes ?? 0) }
+        return pending?.readableBytes ?? 0
     }
 
-    private mutating func appendPending(_ data: ByteBuffer) {
+    /// The capacity of the buffer a message is being gathered into, if one is (it grows with the bytes).
+    var gatheringCapacity: Int? {
+        if case .gathering(let buffer, _, _) = state { return buffer.capacity }
+        return nil
+    }
+
+    mutating func append(_ data: ByteBuffer) {
+        var data = data
+        if case .gathering(var buffer, let total, let compressed) = state, pending == nil {
+            state = .expectingPrefix
+            var chunk = data.readSlice(length: min(total - buffer.readableBytes, data.readableBytes))!
+            buffer.writeBuffer(&chunk)
+            state = .gathering(buffer: buffer, total: total, compressed: compressed)
+        }
+        guard data.readableBytes > 0 else { return }
         if var p = pending {
             pending = nil
-            var d = data
-            p.writeBuffer(&d)
+            p.writeBuffer(&data)
             pending = p
         } else {
             pending = data
         }
     }
 
-    /// The next whole message, nil when more bytes are needed.
-    mutating func next() throws(ReadError) -> GRPCMessage? {
-        if let p = partial {
-            guard p.buffer.readableBytes == p.total else { return nil }
-            partial = nil
-            let compressed = p.buffer.getInteger(at: p.buffer.readerIndex, as: UInt8.self) == 1
-            return GRPCMessage(framed: p.buffer, compressed: compressed)
+    /// The next prefix or whole message, nil when more bytes are needed.
+    mutating func next() -> Item? {
+        switch state {
+        case .expectingPrefix:
+            guard let p = pending, p.readableBytes >= 5,
+                let flag = p.getInteger(at: p.readerIndex, as: UInt8.self),
+                let length = p.getInteger(at: p.readerIndex + 1, as: UInt32.self)
+            else { return nil }
+            state = .announced(total: Int(length) + 5, compressed: flag == 1)
+            return .prefix(length: Int(length), compressed: flag == 1)
+        case .announced(let total, let compressed):
+            let available = pending?.readableBytes ?? 0
+            if available >= total, var p = pending {
+                let message = p.readSlice(length: total)!
+                pending = p.readableBytes > 0 ? p : nil
+                state = .expectingPrefix
+                return .message(GRPCMessage(framed: message, compressed: compressed))
+            }
+            var buffer = allocator.buffer(capacity: min(total, max(2 * available, 16 << 10)))
+            if var p = pending {
+                buffer.writeBuffer(&p)
+                pending = nil
+            }
+            state = .gathering(buffer: buffer, total: total, compressed: compressed)
+            return nil
+        case .gathering(let buffer, let total, let compressed):
+            guard buffer.readableBytes == total else { return nil }
+            state = .expectingPrefix
+            return .message(GRPCMessage(framed: buffer, compressed: compressed))
         }
-        guard var p = pending, p.readableBytes >= 5,
-            let flag = p.getInteger(at: p.readerIndex, as: UInt8.self),
-            let length = p.getInteger(at: p.readerIndex + 1, as: UInt32.self)
-        else { return nil }
-        guard Int(length) <= maxMessageBytes else { throw .tooLarge(Int(length)) }
-        let total = Int(length) + 5
-        if p.readableBytes >= total {
-            let message = p.readSlice(length: total)!
-            pending = p.readableBytes > 0 ? p : nil
-            return GRPCMessage(framed: message, compressed: flag == 1)
-        }
-        // Gather the rest of this message into one buffer of exactly its size.
-        var gathered = ByteBufferAllocator().buffer(capacity: total)
-        gathered.writeBuffer(&p)
-        pending = nil
-        partial = (gathered, total)
-        return nil
     }
 }

@@ -5,21 +5,25 @@ import NIOCore
 final class LoopContext {
     let eventLoop: any EventLoop
     var backends: [BackendEndpoint: BackendConnection] = [:]
-    private var dirty: [ObjectIdentifier: any FrameSink] = [:]
+    private var dirty: [ObjectIdentifier: FrameWriter] = [:]
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func markDirty(_ sink: any FrameSink) {
-        dirty[ObjectIdentifier(sink)] = sink
+    func markDirty(_ writer: FrameWriter) {
+        dirty[ObjectIdentifier(writer)] = writer
     }
 
-    /// Flushes every connection written to since the last flush.
+    /// Flushes every connection written to since the last flush. A flush completes writes whose callbacks
+    /// may write again (window going back as bytes leave), so it repeats until nothing is left.
     func flushDirty() {
-        guard !dirty.isEmpty else { return }
-        let sinks = dirty
-        dirty.removeAll(keepingCapacity: true)
-        for sink in sinks.values { sink.flushNow() }
+        var rounds = 0
+        while !dirty.isEmpty && rounds < 8 {
+            rounds += 1
+            let writers = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for writer in writers.values { writer.flushNow() }
+        }
     }
 }

@@ -1,176 +1,165 @@
-import Foundation
-import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
 import SparkgateCore
 
-/// One client RPC, from its HEADERS to its trailers, glued to one backend stream on the same event loop.
-///
-/// The life of a request is a straight line: read the head → authenticate → read the first message →
-/// admit it against the session ledger and quotas → rewrite its identity fields → open the backend stream →
-/// pump messages both ways → forward the trailers → account. Flow-control window goes back to each sender
-/// only as the other side takes the bytes (`FlowCredit`), so HTTP/2 flow control holds back whichever peer
-/// is faster, end to end.
+/// One client RPC glued to one backend stream on the same event loop: the I/O that carries out what its
+/// `CallStateMachine` decides. It reads bytes into messages, reports events, and executes actions in the
+/// order the machine produced them; it decides nothing itself.
 final class ProxyCall {
-    enum Phase {
-        case head
-        case authorizing
-        case awaitingFirstMessage
-        case connecting
-        case forwarding
-        case closed
-    }
+    typealias Machine = CallStateMachine<GRPCMessage, HPACKHeaders>
 
-    /// Messages at least this large are tracked until written out; smaller ones cannot build up a backlog
-    /// that matters before the peer's window stops them.
-    static let trackedMessageBytes = 16 << 10
-
-    let runtime: GatewayRuntime
+    var machine: Machine
+    let context: CallContext
+    /// The configuration generation the call started under; a reload does not change it.
+    let state: GatewayState
     let frontend: FrontendConnectionHandler
     let streamID: HTTP2StreamID
-    let peer: String
-    var phase = Phase.head
-    let startedAt = NIODeadline.now()
-
-    // Set by the head.
-    var state: GatewayState
     var head = RequestHead()
     var clientHeaders = HPACKHeaders()
-    var method = SparkConnectMethod.other("")
-    var verified: VerifiedToken?
-    var team: SparkgateConfig.Team?
-    var requests: GRPCMessageReader
-    var deadline: Scheduled<Void>?
-
-    // Set by the first message.
-    var firstEnvelope: RequestEnvelope?
-    var rewrite: RequestRewrite?
-    var responseRewrite = ResponseRewrite()
-    var sessionKey: SessionKey?
-    var operationKey: OperationKey?
-    var admitted = false
-    var registration: UInt64?
-    var resultLimitActive = false
-    var backendName = ""
-
-    // Request side (client → backend).
-    var clientEnded = false
-    var sentEndToBackend = false
-    var pendingToBackend: [[ByteBuffer]] = []
+    var requests = GRPCMessageReader()
+    var responses = GRPCMessageReader()
     var backend: BackendConnectionHandler?
     var backendStreamID: HTTP2StreamID?
-    var requestCredit = FlowCredit(highWatermark: HTTP2Tuning.streamWindow, lowWatermark: HTTP2Tuning.streamWindow / 4)
+    var sawResponseHead = false
+    var deadline: Scheduled<Void>?
+    var registration: UInt64?
+    private var queue: [Machine.Action] = []
+    private var executing = false
 
-    // Response side (backend → client).
-    var responses: GRPCMessageReader
-    var responseStarted = false
-    var backendEnded = false
-    var responseCredit = FlowCredit(highWatermark: HTTP2Tuning.streamWindow, lowWatermark: HTTP2Tuning.streamWindow / 4)
-    var sawResultComplete = false
-    var firstResponseSeen = false
-    var interruptedIDs: [String] = []
-
-    var summary: CallSummary
-
-    init(runtime: GatewayRuntime, frontend: FrontendConnectionHandler, streamID: HTTP2StreamID, peer: String) {
-        self.runtime = runtime
+    init(context: CallContext, state: GatewayState, frontend: FrontendConnectionHandler, streamID: HTTP2StreamID, peer: String, draining: Bool) {
+        self.context = context
+        self.state = state
         self.frontend = frontend
         self.streamID = streamID
-        self.peer = peer
-        let state = runtime.state
-        self.state = state
-        self.requests = GRPCMessageReader(maxMessageBytes: state.config.maxMessageBytes)
-        self.responses = GRPCMessageReader(maxMessageBytes: state.config.maxMessageBytes)
-        self.summary = CallSummary(start: WallClock.now(), method: "", peer: peer)
+        let calls = context.calls
+        self.machine = Machine(
+            policy: state.callPolicy, now: WallClock.now(), peer: peer, draining: draining,
+            endedReason: { calls.endedReason($0, now: WallClock.now()) })
+        queue.reserveCapacity(8)
     }
 
-    var eventLoop: any EventLoop { frontend.eventLoop }
-    let allocator = ByteBufferAllocator()
+    var eventLoop: any EventLoop { frontend.writer.eventLoop }
+    var operation: OperationKey? { machine.operation }
+    var isClosed: Bool { machine.phase == .closed }
 
-    // MARK: Client events
+    /// Feeds an event to the machine and carries out its actions, in order. Events raised while actions run
+    /// (an admission answered at once, a backend stream already open) queue their actions behind.
+    func handle(_ event: Machine.Event) {
+        var accounting = SharedLedgerAccounting(ledger: context.ledger)
+        machine.handle(event, now: WallClock.now(), accounting: &accounting, into: &queue)
+        guard !executing else { return }
+        executing = true
+        var index = 0
+        while index < queue.count {
+            let action = queue[index]
+            index += 1
+            execute(action)
+        }
+        queue.removeAll(keepingCapacity: true)
+        executing = false
+    }
+
+    /// An event from a timer, a promise or another loop: handled, then flushed (a read burst flushes
+    /// everything else).
+    func handleFromOutside(_ event: Machine.Event) {
+        let nested = executing
+        handle(event)
+        if !nested { frontend.writer.loop.flushDirty() }
+    }
+
+    // MARK: Client frames
 
     func start(_ headers: HPACKHeaders, endStream: Bool) {
-        receivedHead(headers, endStream: endStream)
+        clientHeaders = headers
+        for (name, value, _) in headers { head.add(name: name, value: value) }
+        handle(.requestHead(head, endStream: endStream))
     }
 
-    func clientHeaders(_ headers: HPACKHeaders, endStream: Bool) {
-        // Trailers from a client carry nothing gRPC defines; they end the request.
-        if endStream { receivedClientEnd() }
+    func clientHeaders(endStream: Bool) {
+        handle(.requestTrailers(endStream: endStream))
     }
 
-    func clientData(_ buffer: ByteBuffer, endStream: Bool, flowControlled: Int) {
-        guard phase != .closed else { return }
-        if !endStream { requestCredit.received(flowControlled) }
-        receivedRequestData(buffer, endStream: endStream)
-        returnRequestCredit()
+    func clientData(_ buffer: ByteBuffer, endStream: Bool, windowBytes: Int) {
+        if !isClosed { requests.append(buffer) }
+        handle(.requestData(bytes: windowBytes, endStream: endStream))
     }
 
-    /// NIO closed the client stream (both sides done, or reset, or the connection is gone).
-    func clientStreamClosed() {
-        if phase != .closed { clientCancelled() }
+    func clientGone() {
+        handle(.clientGone)
     }
 
-    // MARK: Writing
-
-    func writeToClient(_ payload: HTTP2Frame.FramePayload) {
-        frontend.write(payload, on: streamID, promise: nil)
+    func drain() {
+        handle(.drain)
     }
 
-    /// Writes one message (its segments) to the client. Large ones are tracked until they are out, so the
-    /// backend's window comes back only as the client takes the bytes.
-    func writeMessageToClient(_ segments: [ByteBuffer]) {
-        write(segments, to: frontend, on: streamID, endStream: false, credit: \.responseCredit) { $0.returnResponseCredit(force: true) }
-    }
+    // MARK: Reading messages
 
-    func writeMessageToBackend(_ segments: [ByteBuffer], endStream: Bool = false) {
-        guard let backend, let backendStreamID else { return }
-        if endStream { sentEndToBackend = true }
-        write(segments, to: backend, on: backendStreamID, endStream: endStream, credit: \.requestCredit) { $0.returnRequestCredit(force: true) }
-    }
-
-    private func write(
-        _ segments: [ByteBuffer], to sink: any FrameSink, on id: HTTP2StreamID, endStream: Bool,
-        credit: ReferenceWritableKeyPath<ProxyCall, FlowCredit>, drained: @escaping (ProxyCall) -> Void
-    ) {
-        let size = segments.reduce(0) { $0 + $1.readableBytes }
-        var promise: EventLoopPromise<Void>?
-        if size >= Self.trackedMessageBytes {
-            self[keyPath: credit].accommodate(messageBytes: size, ceiling: HTTP2Tuning.maxBufferedPerStream)
-            self[keyPath: credit].wrote(size)
-            let p = eventLoop.makePromise(of: Void.self)
-            p.futureResult.whenComplete { [self] _ in
-                self[keyPath: credit].flushed(size)
-                drained(self)
+    func readRequests() {
+        while let item = requests.next() {
+            switch item {
+            case .prefix(let length, let compressed):
+                handle(.requestPrefix(length: length, compressed: compressed))
+            case .message(let message):
+                let method = machine.method
+                let envelope = message.withPayload { bytes in Result<RequestEnvelope, WireError> { () throws(WireError) in try RequestEnvelope.read(bytes, method: method) } }
+                handle(.requestMessage(message, envelope))
             }
-            promise = p
+            if isClosed { return }
         }
-        for (index, segment) in segments.enumerated() {
-            let last = index == segments.count - 1
-            sink.write(.data(.init(data: .byteBuffer(segment), endStream: last && endStream)), on: id, promise: last ? promise : nil)
+        handle(.requestsDrained(partialBytes: requests.bufferedBytes))
+    }
+
+    func readResponses() {
+        while let item = responses.next() {
+            switch item {
+            case .prefix(let length, let compressed):
+                handle(.responsePrefix(length: length, compressed: compressed))
+            case .message(let message):
+                var envelope: ResponseEnvelope?
+                if machine.readsResponseEnvelopes && !message.compressed {
+                    let method = machine.method
+                    envelope = try? message.withPayload { try ResponseEnvelope.read($0, method: method) }
+                }
+                handle(.responseMessage(message, envelope))
+            }
+            if isClosed { return }
+        }
+        handle(.responsesDrained(partialBytes: responses.bufferedBytes))
+    }
+}
+
+extension ProxyCall: BackendStreamOwner {
+    func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
+        if !sawResponseHead {
+            sawResponseHead = true
+            let trailers = endStream ? ResponseHeaders.backendStatus(headers) : nil
+            handle(.responseHead(headers, httpStatus: headers.first(name: ":status"), trailers: trailers))
+        } else if endStream {
+            handle(.responseTrailers(headers, ResponseHeaders.backendStatus(headers)))
+        } else {
+            // A second head: the machine refuses it.
+            handle(.responseHead(headers, httpStatus: headers.first(name: ":status"), trailers: nil))
         }
     }
 
-    func returnRequestCredit(force: Bool = false) {
-        guard phase == .forwarding, !clientEnded else { return }
-        let bytes = requestCredit.take(force: force)
-        if bytes > 0 {
-            frontend.returnCredit(bytes, on: streamID)
-            if force { frontend.loop.flushDirty() }
-        }
+    func backendData(_ data: ByteBuffer, endStream: Bool, windowBytes: Int) {
+        if !isClosed { responses.append(data) }
+        handle(.responseData(bytes: windowBytes, endStream: endStream))
     }
 
-    func returnResponseCredit(force: Bool = false) {
-        guard phase == .forwarding, !backendEnded, let backend, let backendStreamID else { return }
-        let bytes = responseCredit.take(force: force)
-        if bytes > 0 {
-            backend.returnCredit(bytes, on: backendStreamID)
-            if force { frontend.loop.flushDirty() }
+    func backendStreamClosed(reset: HTTP2ErrorCode?) {
+        backend = nil
+        backendStreamID = nil
+        let reason: BackendReset
+        switch reset {
+        case nil: reason = .connectionLost
+        case .refusedStream?: reason = .refusedStream
+        case .cancel?: reason = .cancel
+        case .enhanceYourCalm?: reason = .enhanceYourCalm
+        case let code?: reason = .other("\(code)")
         }
-    }
-
-    var secondsSinceStart: Double {
-        Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
+        handle(.backendReset(reason))
     }
 }

@@ -7,8 +7,8 @@ import NIOSSL
 import ServiceLifecycle
 import SparkgateCore
 
-/// The client-facing listener: TLS (or h2c in development), HTTP/2, and one `FrontendStreamHandler` per
-/// stream. On shutdown it stops accepting, sends GOAWAY on every connection, lets streams finish within
+/// The client-facing listener: TLS (or h2c in development), HTTP/2, and one `FrontendConnectionHandler` per
+/// connection. On shutdown it stops accepting, sends GOAWAY on every connection, lets streams finish within
 /// `shutdown_grace_seconds`, then ends what remains.
 public final class GatewayListener: Service, Sendable {
     let runtime: GatewayRuntime
@@ -70,16 +70,7 @@ public final class GatewayListener: Service, Sendable {
         let runtime = self.runtime
         let connections = self.connections
         return channel.eventLoop.makeCompletedFuture {
-            let state = runtime.state
-            let sync = channel.pipeline.syncOperations
-            if let tls = state.serverTLS {
-                try sync.addHandler(NIOSSLServerHandler(context: tls))
-                try sync.addHandler(TLSFailureCounter(metrics: runtime.metrics))
-            }
-            let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-            // No multiplexer: streams are not channels. One handler routes every stream's frames to its call.
-            try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: HTTP2Tuning.frontendConnection, streamConfiguration: HTTP2Tuning.stream))
-            try sync.addHandler(FrontendConnectionHandler(runtime: runtime, peer: peer, loop: runtime.pool.context(on: channel.eventLoop)))
+            try GatewayPipeline.configure(channel, runtime: runtime)
             connections.add(channel)
             runtime.metrics.connection("open", delta: 1)
             channel.closeFuture.whenComplete { _ in runtime.metrics.connection("open", delta: -1) }

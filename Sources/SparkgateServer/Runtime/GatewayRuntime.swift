@@ -9,28 +9,39 @@ import Synchronization
 /// the metrics and the audit log.
 public final class GatewayRuntime: Sendable {
     private let current: StateBox
-    let ledger = Mutex(SessionLedger())
+    let ledger = SharedLedger()
     let calls = CallRegistry()
     let pool: BackendPool
+    let backendCalls: BackendCalls
     public let metrics: GatewayMetrics
     public let audit: AuditLog
     public let logger: Logger
     public let group: any EventLoopGroup
     /// Fetches `auth.jwks_urls`; its keys join every generation's configured keys.
     public let keyRefresher: JWKSRefresher
+    /// What each proxied call may touch.
+    let callContext: CallContext
 
-    public init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger) {
+    public convenience init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger) {
+        self.init(state: state, group: group, metrics: metrics, audit: audit, logger: logger, connector: TCPBackendConnector())
+    }
+
+    init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, connector: any BackendConnector) {
         self.current = StateBox(state)
         self.group = group
         self.metrics = metrics
         self.audit = audit
         self.logger = logger
-        self.pool = BackendPool(group: group, metrics: metrics)
+        self.pool = BackendPool(group: group, metrics: metrics, connector: connector)
+        self.backendCalls = BackendCalls(pool: pool, logger: logger)
         let current = self.current
-        self.keyRefresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
+        let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
             let state = current.value
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
         }
+        self.keyRefresher = refresher
+        self.callContext = CallContext(
+            keyRefresher: refresher, ledger: ledger, calls: calls, pool: pool, backendCalls: backendCalls, metrics: metrics, audit: audit, logger: logger)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
     }
 
@@ -47,11 +58,6 @@ public final class GatewayRuntime: Sendable {
             for address in backend.endpoints { endpoints.insert(BackendEndpoint(backend: backend.name, address: address, tls: backend.tls)) }
         }
         pool.retain(only: endpoints)
-    }
-
-    /// The quotas of a team under the current configuration.
-    func quotas(team: String) -> QuotaSettings {
-        state.config.team(team)?.quotas ?? state.config.defaultQuotas
     }
 }
 

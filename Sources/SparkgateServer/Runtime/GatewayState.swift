@@ -17,6 +17,8 @@ public final class GatewayState: Sendable {
     let adminToken: String?
     /// The moment the server certificate stops being valid (for /readyz).
     let certificateNotAfter: Double?
+    /// What this generation decides for every call.
+    let callPolicy: CallPolicy
 
     init(
         config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
@@ -31,6 +33,10 @@ public final class GatewayState: Sendable {
         self.namespace = config.sessions.namespaceSessionIDs ? SessionNamespace(config.sessions.namespace) : nil
         self.adminToken = adminToken
         self.certificateNotAfter = certificateNotAfter
+        self.callPolicy = CallPolicy(
+            maxMessageBytes: config.maxMessageBytes, configPolicy: config.configPolicy, namespace: namespace,
+            rejectForeignSessionIDs: config.sessions.rejectForeignSessionIDs, streamWindow: HTTP2Tuning.streamWindow,
+            maxBufferedPerStream: HTTP2Tuning.maxBufferedPerStream)
     }
 
     /// The metrics label for a team: configured names only, so labels stay bounded.

@@ -40,19 +40,19 @@ public final class SessionReaper: Service, Sendable {
             let backendSessionID = runtime.ledger.withLock { $0.session(op.key.session)?.backendSessionID }
                 ?? state.namespace?.backendID(team: team, user: op.owner.user, clientSessionID: op.clientSessionID) ?? op.clientSessionID
             let backend = state.config.team(team)?.backend ?? state.config.defaultBackend
-            runtime.interruptOnBackend(operation: op.key, backendSessionID: backendSessionID, backend: backend, on: loop)
+            runtime.backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, state: state, on: loop)
         }
         for op in result.abandonedOperations {
             runtime.logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])
         }
         for session in result.idleSessions {
             let logger = runtime.logger
-            runtime.releaseOnBackend(session, on: loop).whenComplete { outcome in
+            runtime.backendCalls.release(session, state: state, on: loop).whenComplete { outcome in
                 switch outcome {
-                case .success((.ok, _)):
+                case .success(let status) where status.code == .ok:
                     logger.info("released an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "team": "\(session.owner.team)"])
-                case .success((let code, let message)):
-                    logger.warning("the backend refused to release an idle session", metadata: ["session.id": "\(session.clientSessionID)", "grpc.status": "\(code.name)", "grpc.message": "\(message)"])
+                case .success(let status):
+                    logger.warning("the backend refused to release an idle session", metadata: ["session.id": "\(session.clientSessionID)", "grpc.status": "\(status.code.name)"])
                 case .failure(let error):
                     logger.warning("could not release an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "error": "\(error)"])
                 }

@@ -1,0 +1,69 @@
+/// Something that happened to one proxied RPC, as the I/O layer reports it to `CallStateMachine`.
+///
+/// `Message` is the I/O layer's handle on one gRPC message (its framed bytes); `Metadata` its header block.
+/// The machine never looks inside either: it decides from the parsed envelopes and counts that come with them.
+public enum CallEvent<Message, Metadata> {
+    // MARK: Client side
+
+    /// The request's HEADERS. Always the first event.
+    case requestHead(RequestHead, endStream: Bool)
+    /// A later HEADERS frame from the client (gRPC clients send none; END_STREAM on it ends the request).
+    case requestTrailers(endStream: Bool)
+    /// A DATA frame: `bytes` is what it counts against flow control.
+    case requestData(bytes: Int, endStream: Bool)
+    /// The 5-byte prefix of the next request message arrived, before any of its payload is buffered.
+    case requestPrefix(length: Int, compressed: Bool)
+    /// A whole request message, with its routing fields (or why they could not be read).
+    case requestMessage(Message, Result<RequestEnvelope, WireError>)
+    /// The reader holds no whole message any more; `partialBytes` of an unfinished one remain.
+    case requestsDrained(partialBytes: Int)
+    /// A request message written to the backend left the gateway.
+    case requestFlushed(bytes: Int)
+    /// The client reset the stream or its connection closed.
+    case clientGone
+
+    // MARK: Authentication and admission
+
+    /// The token verified; `team` is the caller's team as configured, nil when the team is unknown.
+    case authenticated(VerifiedToken, team: SparkgateConfig.Team?)
+    case authenticationFailed(AuthFailure)
+    /// The ledger's answer to `CallAction.admit`.
+    case admissionDecided(Result<AdmissionGrant, QuotaOrPolicyRefusal>)
+
+    // MARK: Backend side
+
+    case backendOpened
+    case backendOpenFailed(SparkgateError)
+    /// The backend's first HEADERS: `trailers` is set when it is a trailers-only response (END_STREAM).
+    case responseHead(Metadata, httpStatus: String?, trailers: BackendStatus?)
+    case responseData(bytes: Int, endStream: Bool)
+    case responsePrefix(length: Int, compressed: Bool)
+    /// A whole response message; `envelope` is nil when the machine did not ask for it or it did not parse.
+    case responseMessage(Message, ResponseEnvelope?)
+    case responsesDrained(partialBytes: Int)
+    /// The backend's trailers after its response messages.
+    case responseTrailers(Metadata, BackendStatus)
+    /// A response message written to the client left the gateway.
+    case responseFlushed(bytes: Int)
+    /// The backend stream ended without trailers.
+    case backendReset(BackendReset)
+
+    // MARK: The gateway
+
+    /// The call's `grpc-timeout` passed.
+    case deadlineExpired
+    /// Sparkgate ends the call from outside: an operation past a limit, an operator's kill, the end of a drain.
+    case terminated(SparkgateError, reason: String)
+    /// A graceful shutdown began: new operations are refused, running ones finish.
+    case drain
+}
+
+/// How a backend stream ended without trailers.
+public enum BackendReset: Sendable, Equatable {
+    case refusedStream
+    case cancel
+    case enhanceYourCalm
+    case other(String)
+    /// The connection to the backend closed (or went away with GOAWAY before this stream was served).
+    case connectionLost
+}

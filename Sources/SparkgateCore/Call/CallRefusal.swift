@@ -1,0 +1,37 @@
+/// Sparkgate ending a call itself: the status the client reads, the audit reason, and what to count.
+public struct CallRefusal: Error, Sendable, Equatable {
+    /// What the refusal counts toward, besides `sparkgate_rpcs_total`.
+    public enum Metric: Sendable, Equatable {
+        case authFailure(AuthFailure.Reason)
+        case quota(QuotaLimit)
+        /// The backend could not be reached or broke the stream.
+        case backend
+    }
+
+    public var error: SparkgateError
+    /// The audit line's `reason` (a short snake_case word).
+    public var reason: String
+    public var metric: Metric?
+
+    public init(_ error: SparkgateError, reason: String, metric: Metric? = nil) {
+        self.error = error
+        self.reason = reason
+        self.metric = metric
+    }
+
+    public static func auth(_ failure: AuthFailure) -> CallRefusal {
+        CallRefusal(failure.error, reason: failure.reason.rawValue, metric: .authFailure(failure.reason))
+    }
+
+    public static func quota(_ refusal: QuotaRefusal) -> CallRefusal {
+        CallRefusal(refusal.error, reason: refusal.limit.rawValue, metric: .quota(refusal.limit))
+    }
+
+    public static func ledger(_ refusal: QuotaOrPolicyRefusal) -> CallRefusal {
+        switch refusal {
+        case .quota(let q): .quota(q)
+        case .policy(let e): CallRefusal(e, reason: "foreign_session")
+        case .unavailable(let e): CallRefusal(e, reason: "state_unavailable")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+extension CallStateMachine {
+    mutating func clientWentAway(now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting, .forwarding:
+            clientEnded = true
+            if backendOpen {
+                backendOpen = false
+                actions.append(.resetBackend)
+            }
+            finish(code: .cancelled, refusal: CallRefusal(SparkgateError(.cancelled, "the client cancelled the call"), reason: "client_cancelled"), backendStatus: nil, now: now, into: &actions)
+        case .closed:
+            break
+        }
+    }
+
+    mutating func deadlineExpired(now: Double, into actions: inout [Action]) {
+        guard phase != .closed else { return }
+        refuse(CallRefusal(SparkgateError(.deadlineExceeded, "the call's deadline (grpc-timeout \(timeoutText ?? "")) passed"), reason: "deadline"), now: now, into: &actions)
+    }
+
+    mutating func terminated(_ error: SparkgateError, reason: String, now: Double, into actions: inout [Action]) {
+        guard phase != .closed else { return }
+        refuse(CallRefusal(error, reason: reason), now: now, into: &actions)
+    }
+
+    /// Ends the call with Sparkgate's own status: the backend stream is reset, the client gets trailers
+    /// (trailers-only when no response began) and, if it is still sending, RST_STREAM(NO_ERROR).
+    mutating func refuse(_ refusal: CallRefusal, now: Double, into actions: inout [Action]) {
+        guard phase != .closed else { return }
+        if backendOpen {
+            backendOpen = false
+            actions.append(.resetBackend)
+        }
+        actions.append(.sendStatus(refusal.error, trailersOnly: !responseStarted))
+        if !clientEnded { actions.append(.stopClient) }
+        finish(code: refusal.error.code, refusal: refusal, backendStatus: nil, now: now, into: &actions)
+    }
+
+    /// The call is over: what the client sent is given back at the connection level, and the outcome goes
+    /// to accounting (or waits for the ledger's answer, when the ledger is still deciding).
+    mutating func finish(code: GRPCStatusCode, refusal: CallRefusal?, backendStatus: BackendStatus?, now: Double, into actions: inout [Action]) {
+        let owed = requestReceived - requestReturned
+        if owed > 0 {
+            requestReturned += owed
+            actions.append(.returnRequestCredit(bytes: owed, stream: false))
+        }
+        let awaitingAdmission = admissionPending
+        phase = .closed
+        held = []
+        summary.status = code.name
+        summary.reason = refusal?.reason
+        summary.durationSeconds = max(0, now - startedAt)
+        var outcome = CallOutcome(summary: summary, code: code)
+        outcome.refusal = refusal
+        outcome.backendStatus = backendStatus
+        outcome.admitted = admitted
+        outcome.identity = token?.identity
+        outcome.firstResponseSeconds = method == .executePlan ? firstResponseSeconds : nil
+        if awaitingAdmission {
+            pendingOutcome = outcome
+        } else {
+            actions.append(.finish(outcome))
+        }
+    }
+}

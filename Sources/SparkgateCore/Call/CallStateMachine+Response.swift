@@ -1,0 +1,145 @@
+extension CallStateMachine {
+    mutating func receivedResponseHead(_ metadata: Metadata, httpStatus: String?, trailers: BackendStatus?, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding:
+            guard !responseStarted else {
+                return refuse(CallRefusal(SparkgateError(.internal, "backend '\(summary.backend ?? "")' sent a second response head"), reason: "backend_protocol", metric: .backend), now: now, into: &actions)
+            }
+            if let httpStatus, httpStatus != "200" {
+                return refuse(CallRefusal(.unavailable("backend '\(summary.backend ?? "")' answered HTTP \(httpStatus.prefix(8)) instead of gRPC"), reason: "backend_http_status", metric: .backend), now: now, into: &actions)
+            }
+            if let trailers {
+                // Trailers-only: the backend's status is the whole response.
+                backendOpen = false
+                actions.append(.forwardTrailers(metadata, trailersOnly: true))
+                if !clientEnded { actions.append(.stopClient) }
+                return finish(code: trailers.code, refusal: nil, backendStatus: trailers, now: now, into: &actions)
+            }
+            responseStarted = true
+            actions.append(.sendResponseHead(metadata))
+        case .closed:
+            // In flight when Sparkgate reset the stream.
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("a response head", now: now, into: &actions)
+        }
+    }
+
+    mutating func receivedResponseData(bytes: Int, endStream: Bool, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding:
+            if endStream { backendEndedWithData = true } else { responseCredit.received(bytes) }
+            actions.append(.readResponses)
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("response data", now: now, into: &actions)
+        }
+    }
+
+    mutating func receivedResponsePrefix(length: Int, compressed: Bool, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding:
+            guard length <= policy.maxMessageBytes else {
+                return refuse(CallRefusal(.resourceExhausted("the backend sent a \(length)-byte message, larger than max_message_bytes (\(policy.maxMessageBytes))"), reason: "message_too_large"), now: now, into: &actions)
+            }
+            responseMessageLength = length + 5
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("a response message", now: now, into: &actions)
+        }
+    }
+
+    mutating func receivedResponseMessage(_ message: Message, _ envelope: ResponseEnvelope?, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding:
+            let length = responseMessageLength
+            summary.responseBytes += length
+            if firstResponseSeconds == nil { firstResponseSeconds = now - startedAt }
+            var edits: [ByteEdit] = []
+            if let envelope, let plan {
+                if envelope.resultComplete { admitted?.sawResultComplete = true }
+                if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
+                    summary.resultBytes += envelope.arrow.bytes
+                    summary.rows += envelope.arrow.rows
+                    if resultLimitActive, let op = plan.operation,
+                        let refusal = accounting.chargeResults(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows)
+                    {
+                        actions.append(.interruptOperation(op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend))
+                        actions.append(.endOperation(op, refusal.error))
+                        return refuse(.quota(refusal), now: now, into: &actions)
+                    }
+                }
+                if method == .interrupt { admitted?.interruptedIDs += envelope.interruptedIDs }
+                edits = plan.responseRewrite.edits(for: envelope, method: method)
+            }
+            responseCredit.accommodate(messageBytes: length, ceiling: policy.maxBufferedPerStream)
+            responseCredit.wrote(length)
+            actions.append(.sendResponse(message, edits: edits))
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("a response message", now: now, into: &actions)
+        }
+    }
+
+    mutating func drainedResponses(partialBytes: Int, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding:
+            if backendEndedWithData {
+                // DATA with END_STREAM and no trailers is not gRPC.
+                backendOpen = false
+                return refuse(CallRefusal(SparkgateError(.internal, "backend '\(summary.backend ?? "")' ended the response without a status"), reason: "backend_no_status", metric: .backend), now: now, into: &actions)
+            }
+            let bytes = responseCredit.take()
+            if bytes > 0 { actions.append(.returnResponseCredit(bytes: bytes)) }
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("the end of the response messages", now: now, into: &actions)
+        }
+    }
+
+    mutating func receivedResponseTrailers(_ metadata: Metadata, _ status: BackendStatus, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding:
+            backendOpen = false
+            actions.append(.forwardTrailers(metadata, trailersOnly: !responseStarted))
+            if !clientEnded { actions.append(.stopClient) }
+            finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("response trailers", now: now, into: &actions)
+        }
+    }
+
+    mutating func flushedResponse(bytes: Int, into actions: inout [Action]) {
+        responseCredit.flushed(bytes)
+        guard phase == .forwarding else { return }
+        let credit = responseCredit.take(force: true)
+        if credit > 0 { actions.append(.returnResponseCredit(bytes: credit)) }
+    }
+
+    mutating func backendReset(_ reset: BackendReset, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .connecting, .forwarding:
+            backendOpen = false
+            let backend = summary.backend ?? ""
+            let error: SparkgateError
+            switch reset {
+            case .refusedStream: error = .unavailable("backend '\(backend)' refused the stream; retry shortly")
+            case .cancel: error = SparkgateError(.cancelled, "backend '\(backend)' cancelled the call")
+            case .enhanceYourCalm: error = .resourceExhausted("backend '\(backend)' is overloaded (ENHANCE_YOUR_CALM)")
+            case .other(let code): error = SparkgateError(.internal, "backend '\(backend)' reset the stream (\(code))")
+            case .connectionLost: error = .unavailable("lost the connection to backend '\(backend)' during the call; retry")
+            }
+            refuse(CallRefusal(error, reason: "backend_closed", metric: .backend), now: now, into: &actions)
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting:
+            impossible("a backend reset", now: now, into: &actions)
+        }
+    }
+}

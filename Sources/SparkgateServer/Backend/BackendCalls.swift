@@ -1,0 +1,110 @@
+import Logging
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SparkgateCore
+
+/// The unary calls Sparkgate makes to backends on its own behalf: interrupting an operation it ends,
+/// releasing a session it reaps or an operator kills.
+struct BackendCalls: Sendable {
+    static let clientType = "sparkgate"
+
+    let pool: BackendPool
+    let logger: Logger
+
+    /// Calls `method` with `message` on the backend that serves `backendSessionID`; completes with its status.
+    func call(backend name: String, backendSessionID: String, method: String, message: [UInt8], state: GatewayState, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+        guard let backend = state.config.backends[name], !backend.endpoints.isEmpty else {
+            return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)' is not configured"))
+        }
+        let address = BackendEndpoint.choose(backend.endpoints, for: backendSessionID)
+        let endpoint = BackendEndpoint(backend: name, address: address, tls: backend.tls)
+        let headers = BackendRequestHeaders.make(
+            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: state.backendTokens[name], extra: [("grpc-timeout", "30S")])
+        let promise = loop.makePromise(of: BackendStatus.self)
+        let timeout = TimeAmount.nanoseconds(Int64(backend.connectTimeoutSeconds * 1e9))
+        let pool = self.pool
+        let tls = state.backendTLS[name]
+        // Sparkgate's own calls start in tasks: build the call on its event loop.
+        loop.execute {
+            let call = UnaryBackendCall(promise: promise)
+            pool.openStream(to: endpoint, on: loop, tls: tls, connectTimeout: timeout, owner: call, headers: headers).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success((let handler, let id)):
+                    handler.writer.write(.data(.init(data: .byteBuffer(GRPCMessage.frame(payload: message).framed), endStream: true)), on: id, promise: nil)
+                    handler.writer.flushNow()
+                case .failure(let error):
+                    promise.fail(error)
+                }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Interrupts an operation on its backend (past its result or time limit); failures are logged.
+    func interrupt(_ operation: OperationKey, backendSessionID: String, backend: String, state: GatewayState, on loop: any EventLoop) {
+        let message = GatewayRequests.interrupt(backendSessionID: backendSessionID, user: operation.session.owner.user, operationID: operation.operationID)
+        let logger = self.logger
+        call(backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, state: state, on: loop).whenComplete { result in
+            switch result {
+            case .success(let status) where status.code == .ok:
+                logger.info("interrupted an operation on the backend", metadata: ["operation.id": "\(operation.operationID)", "team": "\(operation.session.owner.team)"])
+            case .success(let status):
+                logger.warning("the backend refused to interrupt an operation", metadata: ["operation.id": "\(operation.operationID)", "grpc.status": "\(status.code.name)"])
+            case .failure(let error):
+                logger.warning("could not interrupt an operation on the backend", metadata: ["operation.id": "\(operation.operationID)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Releases a session on its backend, as its owner.
+    func release(_ session: SessionRecord, state: GatewayState, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+        let message = GatewayRequests.releaseSession(backendSessionID: session.backendSessionID, user: session.owner.user)
+        return call(backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession", message: message, state: state, on: loop)
+    }
+}
+
+/// One unary call Sparkgate makes: completes with the backend's status.
+private final class UnaryBackendCall: BackendStreamOwner {
+    let promise: EventLoopPromise<BackendStatus>
+    private var sawHead = false
+
+    init(promise: EventLoopPromise<BackendStatus>) {
+        self.promise = promise
+    }
+
+    func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
+        guard endStream else { return }
+        promise.succeed(ResponseHeaders.backendStatus(headers))
+    }
+
+    func backendData(_ data: ByteBuffer, endStream: Bool, windowBytes: Int) {}
+
+    func backendStreamClosed(reset: HTTP2ErrorCode?) {
+        promise.fail(SparkgateError.unavailable("the backend closed the stream without a status"))
+    }
+}
+
+/// The request messages Sparkgate sends on its own behalf.
+enum GatewayRequests {
+    /// `InterruptRequest` for one operation (interrupt_type = OPERATION_ID).
+    static func interrupt(backendSessionID: String, user: String, operationID: String) -> [UInt8] {
+        var m: [UInt8] = []
+        WireEncoding.appendString(field: 1, backendSessionID, to: &m)
+        m += UserContextField.encode(user: user)
+        WireEncoding.appendString(field: 3, BackendCalls.clientType, to: &m)
+        WireEncoding.appendTag(field: 4, wireType: .varint, to: &m)
+        WireEncoding.appendVarint(3, to: &m)
+        WireEncoding.appendString(field: 6, operationID, to: &m)
+        return m
+    }
+
+    /// `ReleaseSessionRequest`.
+    static func releaseSession(backendSessionID: String, user: String) -> [UInt8] {
+        var m: [UInt8] = []
+        WireEncoding.appendString(field: 1, backendSessionID, to: &m)
+        m += UserContextField.encode(user: user)
+        WireEncoding.appendString(field: 3, BackendCalls.clientType, to: &m)
+        return m
+    }
+}

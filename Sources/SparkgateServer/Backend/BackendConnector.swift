@@ -1,0 +1,16 @@
+import NIOCore
+import NIOPosix
+
+/// How the gateway reaches a backend endpoint: TCP by default; tests put an in-memory channel here.
+protocol BackendConnector: Sendable {
+    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel>
+}
+
+struct TCPBackendConnector: BackendConnector {
+    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: endpoint.address.host, port: endpoint.address.port)
+    }
+}

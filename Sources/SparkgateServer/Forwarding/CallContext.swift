@@ -1,0 +1,17 @@
+import Logging
+import SparkgateAuth
+import SparkgateCore
+import SparkgateObservability
+
+/// What a proxied call may touch beyond its own streams: key refreshes, the shared ledger and call registry,
+/// the backend pool, Sparkgate's own backend calls, metrics, the audit log.
+struct CallContext: Sendable {
+    let keyRefresher: JWKSRefresher
+    let ledger: SharedLedger
+    let calls: CallRegistry
+    let pool: BackendPool
+    let backendCalls: BackendCalls
+    let metrics: GatewayMetrics
+    let audit: AuditLog
+    let logger: Logger
+}

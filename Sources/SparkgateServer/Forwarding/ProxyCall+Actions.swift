@@ -1,0 +1,146 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SparkgateAuth
+import SparkgateCore
+
+extension ProxyCall {
+    func execute(_ action: Machine.Action) {
+        switch action {
+        case .authenticate(let token):
+            authenticate(token, refreshed: false)
+        case .startDeadline(let duration):
+            let (seconds, attoseconds) = duration.components
+            let nanos = max(0, min(seconds, 10 * 86_400)) * 1_000_000_000 + attoseconds / 1_000_000_000
+            deadline = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
+                handleFromOutside(.deadlineExpired)
+            }
+        case .readRequests:
+            readRequests()
+        case .readResponses:
+            readResponses()
+        case .returnRequestCredit(let bytes, let stream):
+            frontend.release(bytes, stream: stream ? streamID : nil)
+        case .returnResponseCredit(let bytes):
+            if let backend, let backendStreamID { backend.returnStreamCredit(bytes, on: backendStreamID) }
+        case .admit(let plan):
+            let now = WallClock.now()
+            let result = context.ledger.withLock {
+                $0.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
+            }
+            handle(.admissionDecided(result))
+        case .register(let session, let operation):
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            let loop = eventLoop
+            registration = context.calls.register(CallRegistry.Handle(session: session, operation: operation) { error in
+                loop.execute { bound.value.handleFromOutside(.terminated(error, reason: "terminated")) }
+            })
+        case .openBackend(let route):
+            openBackend(route)
+        case .sendRequest(let message, let envelope, let rewrite, let endStream):
+            sendRequest(message, envelope, rewrite, endStream: endStream)
+        case .endRequest:
+            if let backend, let backendStreamID {
+                backend.writer.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: backendStreamID, promise: nil)
+            }
+        case .sendResponseHead(let headers):
+            frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: true))), on: streamID, promise: nil)
+        case .sendResponse(let message, let edits):
+            sendResponse(message, edits: edits)
+        case .forwardTrailers(let headers, let trailersOnly):
+            frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: trailersOnly), endStream: true)), on: streamID, promise: nil)
+        case .sendStatus(let error, let trailersOnly):
+            frontend.writer.write(.headers(.init(headers: ResponseHeaders.status(error, trailersOnly: trailersOnly), endStream: true)), on: streamID, promise: nil)
+        case .resetBackend:
+            if let backend, let backendStreamID { backend.cancel(backendStreamID) }
+            backend = nil
+            backendStreamID = nil
+        case .stopClient:
+            frontend.stopStream(streamID)
+        case .interruptOperation(let operation, let backendSessionID, let backendName):
+            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, state: state, on: eventLoop)
+        case .endOperation(let operation, let error):
+            context.calls.terminate(operation: operation, with: error, now: WallClock.now())
+        case .operationCompleted(let operation):
+            context.ledger.withLock { $0.operationsEnded([operation.operationID], in: operation.session) }
+        case .finish(let outcome):
+            finish(outcome)
+        }
+    }
+
+    // MARK: Authentication
+
+    private func authenticate(_ token: Substring, refreshed: Bool) {
+        switch state.authenticator.authenticate(token, now: WallClock.now()) {
+        case .verified(let verified):
+            frontend.callAuthenticated()
+            handle(.authenticated(verified, team: state.config.team(verified.identity.team)))
+        case .failed(let failure):
+            handle(.authenticationFailed(failure))
+        case .unknownKey(let kid):
+            let refresher = context.keyRefresher
+            guard !refreshed, refresher.mayRefresh(now: WallClock.now()) else {
+                return handle(.authenticationFailed(Authenticator.unknownKeyFailure(kid)))
+            }
+            // A key id nobody knows may be a key the identity provider just rotated in: refresh the JWKS
+            // once (rate-limited) and check again; the machine holds the request meanwhile.
+            let owned = String(token)
+            let done = eventLoop.makePromise(of: Void.self)
+            done.completeWithTask { await refresher.refreshNow() }
+            done.futureResult.assumeIsolated().whenComplete { [self] _ in
+                guard machine.phase == .authenticating else { return }
+                authenticate(owned[...], refreshed: true)
+                frontend.writer.loop.flushDirty()
+            }
+        }
+    }
+
+    // MARK: Backend stream
+
+    private func openBackend(_ route: BackendRoute) {
+        guard let backendConfig = state.config.backends[route.backend], !backendConfig.endpoints.isEmpty else {
+            return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
+        }
+        let address = BackendEndpoint.choose(backendConfig.endpoints, for: route.backendSessionID)
+        let endpoint = BackendEndpoint(backend: route.backend, address: address, tls: backendConfig.tls)
+        let headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: state.backendTokens[route.backend], forwarding: clientHeaders)
+        let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
+        context.pool.openStream(
+            to: endpoint, on: eventLoop, tls: state.backendTLS[route.backend], connectTimeout: timeout, owner: self, headers: headers
+        ).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success((let handler, let id)):
+                backend = handler
+                backendStreamID = id
+                handleFromOutside(.backendOpened)
+            case .failure(let error):
+                handleFromOutside(.backendOpenFailed(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly")))
+            }
+        }
+    }
+
+    private func sendRequest(_ message: GRPCMessage, _ envelope: RequestEnvelope, _ rewrite: RequestRewrite, endStream: Bool) {
+        guard let backend, let backendStreamID else { return }
+        let edits = message.withPayload { rewrite.edits(for: envelope, in: $0) }
+        let segments = edits.isEmpty ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
+        let size = message.framed.readableBytes
+        write(segments, to: backend.writer, on: backendStreamID, endStream: endStream) { call in call.handleFromOutside(.requestFlushed(bytes: size)) }
+    }
+
+    private func sendResponse(_ message: GRPCMessage, edits: [ByteEdit]) {
+        let segments = edits.isEmpty ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
+        let size = message.framed.readableBytes
+        write(segments, to: frontend.writer, on: streamID, endStream: false) { call in call.handleFromOutside(.responseFlushed(bytes: size)) }
+    }
+
+    /// Writes a message's segments; `flushed` runs once the last one has left the gateway, so flow control
+    /// counts every message until the receiving side takes it, whatever its size.
+    private func write(_ segments: [ByteBuffer], to writer: FrameWriter, on id: HTTP2StreamID, endStream: Bool, flushed: @escaping (ProxyCall) -> Void) {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in flushed(self) }
+        for (index, segment) in segments.enumerated() {
+            let last = index == segments.count - 1
+            writer.write(.data(.init(data: .byteBuffer(segment), endStream: last && endStream)), on: id, promise: last ? promise : nil)
+        }
+    }
+}

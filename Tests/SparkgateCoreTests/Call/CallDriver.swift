@@ -1,0 +1,163 @@
+@testable import SparkgateCore
+
+/// Drives a `CallStateMachine` with messages as plain ids and metadata as strings, against a real
+/// `SessionLedger` as its accounting, and renders actions as short strings tests can compare.
+struct CallDriver {
+    typealias Machine = CallStateMachine<Int, String>
+    typealias Event = CallEvent<Int, String>
+    typealias Action = CallAction<Int, String>
+
+    static let sessionID = "00000000-0000-4000-8000-000000000001"
+    static let operationID = "00000000-0000-4000-8000-0000000000aa"
+
+    var machine: Machine
+    var ledger = SessionLedger()
+    var now = 1000.0
+    var log: [String] = []
+    var finishes: [CallOutcome] = []
+    /// An `admit` action the ledger has not answered yet.
+    var admitPending = false
+
+    init(method: String = "Config", maxMessageBytes: Int = 128 << 20, quotas: QuotaSettings = CallDriver.quotas, window: Int = 1 << 20) {
+        let policy = CallPolicy(
+            maxMessageBytes: maxMessageBytes, configPolicy: ConfigPolicy(denyKeys: ["*secret*"]),
+            namespace: SessionNamespace("6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47"), rejectForeignSessionIDs: true, streamWindow: window, maxBufferedPerStream: 4 * window)
+        var counter = 0
+        machine = Machine(policy: policy, now: now, peer: "127.0.0.1:5000", randomUUID: {
+            counter += 1
+            return String(format: "00000000-0000-4000-8000-%012d", counter)
+        })
+        self.method = method
+        self.quotas = quotas
+    }
+
+    let method: String
+    let quotas: QuotaSettings
+
+    static var quotas: QuotaSettings {
+        var q = QuotaSettings()
+        q.requestsPerSecond = 0
+        return q
+    }
+
+    var team: SparkgateConfig.Team { .init(backend: "local", quotas: quotas) }
+    var token: VerifiedToken { VerifiedToken(identity: Identity(user: "alice", team: "analytics"), expiresAt: 1e10, tokenID: nil) }
+
+    var head: RequestHead {
+        var h = RequestHead()
+        h.add(name: ":method", value: "POST")
+        h.add(name: ":path", value: "/spark.connect.SparkConnectService/\(method)")
+        h.add(name: "content-type", value: "application/grpc")
+        h.add(name: "authorization", value: "Bearer a.b.c")
+        return h
+    }
+
+    func envelope(session: String = CallDriver.sessionID, operation: String? = nil) -> RequestEnvelope {
+        var e = RequestEnvelope(method: SparkConnectMethod(path: "/spark.connect.SparkConnectService/\(method)")!)
+        e.sessionID = session
+        e.operationID = operation
+        e.reattachable = operation != nil
+        e.length = 100
+        return e
+    }
+
+    /// Feeds an event and returns the actions it produced, rendered; admissions are answered by the real
+    /// ledger at once, as the gateway's in-memory ledger does.
+    @discardableResult
+    mutating func send(_ event: Event) -> [String] {
+        var actions: [Action] = []
+        machine.handle(event, now: now, accounting: &ledger, into: &actions)
+        var rendered: [String] = []
+        for action in actions {
+            rendered.append(Self.render(action))
+            if case .admit = action { admitPending = true }
+            if case .finish(let outcome) = action {
+                finishes.append(outcome)
+                ledger.callFinished(outcome, now: now)
+            }
+        }
+        log += rendered
+        return rendered
+    }
+
+    /// Runs the ledger's admission for an `admit` action, as the executor does (once per action); without
+    /// one, delivers a stray answer the ledger never gave.
+    mutating func admit() -> [String] {
+        guard admitPending, let plan = machine.plan else { return send(.admissionDecided(.success(AdmissionGrant()))) }
+        admitPending = false
+        let result = ledger.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
+        return send(.admissionDecided(result))
+    }
+
+    static func render(_ action: Action) -> String {
+        switch action {
+        case .authenticate(let t): "authenticate(\(t))"
+        case .startDeadline(let d): "startDeadline(\(d.components.seconds)s)"
+        case .readRequests: "readRequests"
+        case .readResponses: "readResponses"
+        case .returnRequestCredit(let b, let s): "returnRequestCredit(\(b)\(s ? "" : ",connection"))"
+        case .returnResponseCredit(let b): "returnResponseCredit(\(b))"
+        case .admit: "admit"
+        case .register: "register"
+        case .openBackend(let r): "openBackend(\(r.backend))"
+        case .sendRequest(let m, _, _, let end): "sendRequest(\(m)\(end ? ",end" : ""))"
+        case .endRequest: "endRequest"
+        case .sendResponseHead(let h): "sendResponseHead(\(h))"
+        case .sendResponse(let m, let edits): "sendResponse(\(m)\(edits.isEmpty ? "" : ",edited"))"
+        case .forwardTrailers(let h, let only): "forwardTrailers(\(h)\(only ? ",only" : ""))"
+        case .sendStatus(let e, let only): "sendStatus(\(e.code.name)\(only ? ",only" : ""))"
+        case .resetBackend: "resetBackend"
+        case .stopClient: "stopClient"
+        case .interruptOperation: "interruptOperation"
+        case .endOperation: "endOperation"
+        case .operationCompleted: "operationCompleted"
+        case .finish(let o): "finish(\(o.code.name))"
+        }
+    }
+
+    // MARK: Bringing a call to each phase
+
+    mutating func toAuthenticating() {
+        send(.requestHead(head, endStream: false))
+    }
+
+    mutating func toAwaitingFirstMessage() {
+        toAuthenticating()
+        send(.authenticated(token, team: team))
+    }
+
+    /// Reads one whole first message (`id` 1) and leaves the call waiting for the ledger.
+    mutating func toAdmitting(endStream: Bool = false, operation: String? = nil) {
+        toAwaitingFirstMessage()
+        send(.requestData(bytes: 105, endStream: endStream))
+        send(.requestPrefix(length: 100, compressed: false))
+        send(.requestMessage(1, .success(envelope(operation: operation))))
+        send(.requestsDrained(partialBytes: 0))
+    }
+
+    mutating func toConnecting(endStream: Bool = false, operation: String? = nil) {
+        toAdmitting(endStream: endStream, operation: operation)
+        admit()
+    }
+
+    mutating func toForwarding(endStream: Bool = false, operation: String? = nil) {
+        toConnecting(endStream: endStream, operation: operation)
+        send(.backendOpened)
+    }
+
+    mutating func to(_ phase: Machine.Phase) {
+        switch phase {
+        case .idle: break
+        case .authenticating: toAuthenticating()
+        case .awaitingFirstMessage: toAwaitingFirstMessage()
+        case .admitting: toAdmitting()
+        case .connecting: toConnecting()
+        case .forwarding: toForwarding()
+        case .closed:
+            toForwarding()
+            send(.deadlineExpired)
+        }
+        precondition(machine.phase == phase, "driver reached \(machine.phase), not \(phase)")
+        log = []
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import SparkgateTestSupport
+import Testing
+@testable import SparkgateCore
+
+/// Random event sequences, in any order, against the invariants every call keeps. The seed is printed so a
+/// failure replays.
+@Suite("Call state machine: random events")
+struct CallStateMachineRandomTests {
+    @Test("whatever arrives in whatever order: one finish, window conserved, nothing sent after the end, no ledger leak")
+    func invariants() {
+        // SPARKGATE_SEED replays a printed seed.
+        let seed = ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("CallStateMachineRandomTests.invariants seed \(seed)")
+        var rng = SplitMix64(seed: seed)
+        for round in 0..<3000 {
+            check(round: round, seed: seed, rng: &rng)
+        }
+    }
+
+    private func check(round: Int, seed: UInt64, rng: inout SplitMix64) {
+        let methods = ["Config", "ExecutePlan", "AddArtifacts", "AnalyzePlan"]
+        var d = CallDriver(method: methods[Int(rng.next() % 4)])
+        var received = 0
+        var returned = 0
+        var finished = false
+        var events: [String] = []
+        var context: String { "round \(round), seed \(seed): \(events.joined(separator: " → "))" }
+        for _ in 0..<Int(rng.next() % 40 + 1) {
+            let event = randomEvent(&rng, driver: d)
+            events.append("\(event)".prefix(60) + " [\(d.machine.phase)]")
+            if case .requestData(let bytes, _) = event { received += bytes }
+            let actions: [String]
+            if case .admissionDecided = event {
+                actions = d.admit()
+            } else {
+                actions = d.send(event)
+            }
+            for action in actions {
+                if action.hasPrefix("returnRequestCredit(") {
+                    returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
+                    continue
+                }
+                if finished {
+                    #expect(action == "resetBackend", "\(action) after the call finished (\(context))")
+                }
+                if action.hasPrefix("finish(") { finished = true }
+            }
+            #expect(returned <= received, "more window returned than received (\(context))")
+        }
+        #expect(d.finishes.count <= 1, "finished \(d.finishes.count) times (\(context))")
+        // End whatever is left: the call must then be finished and every byte's window given back.
+        if d.machine.phase == .admitting {
+            for action in d.admit() where action.hasPrefix("returnRequestCredit(") {
+                returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
+            }
+        }
+        for action in d.send(.clientGone) + (d.machine.phase == .closed && d.finishes.isEmpty ? d.admit() : []) where action.hasPrefix("returnRequestCredit(") {
+            returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
+        }
+        #expect(d.machine.phase == .closed, "\(context)")
+        #expect(d.finishes.count == 1, "finished \(d.finishes.count) times (\(context))")
+        #expect(returned == received, "window: received \(received), returned \(returned) (\(context))")
+        for session in d.ledger.sessions.values {
+            #expect(session.activeCalls == 0, "a call left active in the ledger (\(context))")
+        }
+    }
+
+    private func randomEvent(_ rng: inout SplitMix64, driver d: CallDriver) -> CallDriver.Event {
+        let bytes = Int(rng.next() % 70_000)
+        let flag = rng.next() % 4 == 0
+        switch rng.next() % 23 {
+        case 0: return .requestHead(d.head, endStream: flag)
+        case 1: return .requestTrailers(endStream: flag)
+        case 2, 3: return .requestData(bytes: bytes, endStream: flag)
+        case 4: return .requestPrefix(length: bytes, compressed: rng.next() % 20 == 0)
+        case 5: return .requestMessage(Int(rng.next() % 100), flag ? .failure(.truncated) : .success(d.envelope(operation: CallDriver.operationID)))
+        case 6: return .requestsDrained(partialBytes: flag ? bytes : 0)
+        case 7: return .requestFlushed(bytes: bytes)
+        case 8: return rng.next() % 3 == 0 ? .clientGone : .drain
+        case 9: return flag ? .authenticationFailed(AuthFailure(.expired, "expired")) : .authenticated(d.token, team: d.team)
+        case 10: return .admissionDecided(.success(AdmissionGrant()))
+        case 11: return .backendOpened
+        case 12: return .backendOpenFailed(.unavailable("down"))
+        case 13: return .responseHead("h", httpStatus: flag ? "500" : "200", trailers: rng.next() % 3 == 0 ? BackendStatus(code: .ok) : nil)
+        case 14: return .responseData(bytes: bytes, endStream: rng.next() % 10 == 0)
+        case 15: return .responsePrefix(length: bytes, compressed: false)
+        case 16: return .responseMessage(Int(rng.next() % 100), flag ? nil : ResponseEnvelope())
+        case 17: return .responsesDrained(partialBytes: flag ? bytes : 0)
+        case 18: return .responseTrailers("t", BackendStatus(code: flag ? .internal : .ok))
+        case 19: return .responseFlushed(bytes: bytes)
+        case 20: return .backendReset(flag ? .connectionLost : .refusedStream)
+        case 21: return .deadlineExpired
+        default: return .terminated(SparkgateError(.cancelled, "operator"), reason: "killed")
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import Testing
+@testable import SparkgateCore
+
+@Suite("Call state machine: scenarios")
+struct CallStateMachineScenarioTests {
+    @Test("a unary call whose message arrives with END_STREAM leaves as one message with END_STREAM, then trailers")
+    func unaryHappyPath() {
+        var d = CallDriver()
+        #expect(d.send(.requestHead(d.head, endStream: false)) == ["authenticate(a.b.c)"])
+        #expect(d.send(.authenticated(d.token, team: d.team)) == ["readRequests"])
+        #expect(d.send(.requestsDrained(partialBytes: 0)) == [])
+        #expect(d.send(.requestData(bytes: 105, endStream: true)) == ["readRequests"])
+        // The whole message arrived: its window goes back on the connection only (the stream is ended).
+        #expect(d.send(.requestPrefix(length: 100, compressed: false)) == ["returnRequestCredit(105,connection)"])
+        #expect(d.send(.requestMessage(1, .success(d.envelope()))) == ["admit"])
+        #expect(d.send(.requestsDrained(partialBytes: 0)) == [])
+        #expect(d.admit() == ["openBackend(local)"])
+        #expect(d.send(.backendOpened) == ["sendRequest(1,end)", "readRequests"])
+        #expect(d.send(.responseHead("h", httpStatus: "200", trailers: nil)) == ["sendResponseHead(h)"])
+        #expect(d.send(.responseData(bytes: 30, endStream: false)) == ["readResponses"])
+        #expect(d.send(.responsePrefix(length: 25, compressed: false)) == [])
+        #expect(d.send(.responseMessage(9, ResponseEnvelope())) == ["sendResponse(9)"])
+        #expect(d.send(.responsesDrained(partialBytes: 0)) == [])
+        #expect(d.send(.responseTrailers("t", BackendStatus(code: .ok))) == ["forwardTrailers(t)", "finish(OK)"])
+        let outcome = d.finishes[0]
+        #expect(outcome.summary.requestBytes == 105 && outcome.summary.responseBytes == 30)
+        #expect(outcome.summary.status == "OK" && outcome.summary.reason == nil)
+        #expect(outcome.admitted?.session.clientSessionID == CallDriver.sessionID)
+        #expect(d.ledger.sessions.count == 1 && d.ledger.sessions.values.first?.activeCalls == 0)
+    }
+
+    @Test("HEADERS with END_STREAM and no message is refused at once with INVALID_ARGUMENT")
+    func endStreamWithoutMessage() {
+        var d = CallDriver()
+        d.send(.requestHead(d.head, endStream: true))
+        #expect(d.send(.authenticated(d.token, team: d.team)) == ["readRequests"])
+        #expect(d.send(.requestsDrained(partialBytes: 0)) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
+        #expect(d.finishes[0].summary.reason == "no_message")
+    }
+
+    @Test("a truncated message followed by END_STREAM is refused at once, and its window goes back")
+    func truncated() {
+        var d = CallDriver()
+        d.toAwaitingFirstMessage()
+        d.send(.requestData(bytes: 40, endStream: false))
+        // Window for the message's bytes flows as they arrive.
+        #expect(d.send(.requestPrefix(length: 100, compressed: false)) == ["returnRequestCredit(40)"])
+        #expect(d.send(.requestsDrained(partialBytes: 40)) == [])
+        #expect(d.send(.requestData(bytes: 0, endStream: true)) == ["readRequests"])
+        #expect(d.send(.requestsDrained(partialBytes: 40)) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
+        #expect(d.finishes[0].summary.reason == "truncated")
+    }
+
+    @Test("a first message larger than the stream window completes: window flows while it is read, and only for it")
+    func firstMessageLargerThanWindow() {
+        let window = 1 << 20
+        var d = CallDriver(window: window)
+        d.toAwaitingFirstMessage()
+        let length = 2 << 20  // twice the stream window
+        d.send(.requestData(bytes: 16 << 10, endStream: false))
+        d.send(.requestPrefix(length: length, compressed: false))
+        var returned = 16 << 10  // the prefix returned the first frame's window at once
+        var received = 16 << 10
+        // The client may only have `window` bytes in flight: it sends as window comes back.
+        while received < length + 5 {
+            let inFlight = received - returned
+            let chunk = min(16 << 10, length + 5 - received, window - inFlight)
+            #expect(chunk > 0, "the client ran out of window after \(received) of \(length + 5) bytes")
+            guard chunk > 0 else { return }
+            received += chunk
+            for action in d.send(.requestData(bytes: chunk, endStream: false)) {
+                if action.hasPrefix("returnRequestCredit(") {
+                    returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
+                }
+            }
+        }
+        let done = d.send(.requestMessage(1, .success(d.envelope())))
+        #expect(done.last == "admit")
+        for action in done where action.hasPrefix("returnRequestCredit(") {
+            returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
+        }
+        #expect(returned == length + 5, "the whole first message's window went back")
+        // Bytes beyond the first message get no window until the backend takes the message.
+        #expect(d.send(.requestData(bytes: 200 << 10, endStream: false)) == ["readRequests"])
+        d.send(.requestsDrained(partialBytes: 200 << 10))
+        #expect(d.admit() == ["openBackend(local)"])
+        let opened = d.send(.backendOpened)
+        #expect(opened.first == "sendRequest(1)")
+    }
+
+    @Test("message and request limits are refused from the prefix, before the message is buffered")
+    func limitsFromPrefix() {
+        var d = CallDriver(maxMessageBytes: 1 << 20)
+        d.toAwaitingFirstMessage()
+        d.send(.requestData(bytes: 5, endStream: false))
+        #expect(d.send(.requestPrefix(length: Int(UInt32.max), compressed: false)) == ["sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "returnRequestCredit(5,connection)", "finish(RESOURCE_EXHAUSTED)"])
+        #expect(d.finishes[0].refusal?.error.message.contains("max_message_bytes (1048576)") == true)
+
+        var q = CallDriver.quotas
+        q.maxRequestBytes = 1000
+        var t = CallDriver(quotas: q)
+        t.toAwaitingFirstMessage()
+        t.send(.requestData(bytes: 5, endStream: false))
+        t.send(.requestPrefix(length: 5000, compressed: false))
+        #expect(t.finishes[0].refusal == .quota(QuotaRefusal(.requestBytes, "team analytics allows request messages of 1000 bytes (max_request_bytes); this one has 5000")))
+    }
+
+    @Test("authentication refusals name the reason; an unknown team is PERMISSION_DENIED")
+    func authentication() {
+        var d = CallDriver()
+        var head = d.head
+        head.authorization = []
+        #expect(d.send(.requestHead(head, endStream: false)) == ["sendStatus(UNAUTHENTICATED,only)", "stopClient", "finish(UNAUTHENTICATED)"])
+        #expect(d.finishes[0].refusal?.metric == .authFailure(.missing))
+
+        var u = CallDriver()
+        u.toAuthenticating()
+        #expect(u.send(.authenticated(u.token, team: nil)) == ["sendStatus(PERMISSION_DENIED,only)", "stopClient", "finish(PERMISSION_DENIED)"])
+        #expect(u.finishes[0].refusal?.metric == .authFailure(.unknownTeam))
+    }
+
+    @Test("the backend refusing or resetting the stream, or going away mid-stream, is UNAVAILABLE or says what happened")
+    func backendFailures() {
+        for (reset, code) in [(BackendReset.refusedStream, "UNAVAILABLE"), (.connectionLost, "UNAVAILABLE"), (.enhanceYourCalm, "RESOURCE_EXHAUSTED"), (.cancel, "CANCELLED"), (.other("PROTOCOL_ERROR"), "INTERNAL")] {
+            var d = CallDriver(method: "ExecutePlan")
+            d.toForwarding(operation: CallDriver.operationID)
+            d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+            #expect(d.send(.backendReset(reset)) == ["sendStatus(\(code))", "stopClient", "finish(\(code))"])
+            #expect(d.finishes[0].refusal?.metric == .backend)
+            // The stream was reset by the backend: Sparkgate does not reset it again, and late frames change nothing.
+            #expect(d.send(.responseData(bytes: 10, endStream: false)) == [])
+        }
+        var failed = CallDriver()
+        failed.toConnecting()
+        #expect(failed.send(.backendOpenFailed(.unavailable("backend 'local' (127.0.0.1:1) is unreachable"))) == ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"])
+        #expect(failed.finishes[0].summary.reason == "backend_unreachable")
+        // The ledger heard the end of the admitted call.
+        #expect(failed.ledger.sessions.values.first?.activeCalls == 0)
+    }
+
+    @Test("the client resetting while the backend streams resets the backend; what the backend still sends changes nothing")
+    func clientResetWhileStreaming() {
+        var d = CallDriver(method: "ExecutePlan")
+        d.toForwarding(operation: CallDriver.operationID)
+        d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        #expect(d.send(.clientGone) == ["resetBackend", "finish(CANCELLED)"])
+        #expect(d.send(.responseData(bytes: 1000, endStream: false)) == [])
+        #expect(d.send(.responseTrailers("t", BackendStatus(code: .ok))) == [])
+        #expect(d.finishes.count == 1)
+        // A reattachable operation survives its stream: the client may reattach.
+        let op = OperationKey(session: SessionKey(owner: UserKey(team: "analytics", user: "alice"), clientSessionID: CallDriver.sessionID), operationID: CallDriver.operationID)
+        #expect(d.ledger.operation(op)?.attachedStreams == 0)
+    }
+
+    @Test("while draining, a new operation is refused at its first message; calls already forwarding carry on")
+    func drain() {
+        var d = CallDriver(method: "ExecutePlan")
+        d.toAwaitingFirstMessage()
+        d.send(.drain)
+        d.send(.requestData(bytes: 105, endStream: true))
+        d.send(.requestPrefix(length: 100, compressed: false))
+        #expect(d.send(.requestMessage(1, .success(d.envelope(operation: CallDriver.operationID)))) == ["sendStatus(UNAVAILABLE,only)", "finish(UNAVAILABLE)"])
+        #expect(d.finishes[0].summary.reason == "draining")
+
+        var f = CallDriver(method: "ExecutePlan")
+        f.toForwarding(operation: CallDriver.operationID)
+        #expect(f.send(.drain) == [])
+        #expect(f.send(.responseHead("h", httpStatus: "200", trailers: nil)) == ["sendResponseHead(h)"])
+    }
+
+    @Test("a result past the operation's limit interrupts it on the backend, ends its other streams and refuses")
+    func resultLimit() {
+        var q = CallDriver.quotas
+        q.maxResultBytesPerOperation = 1000
+        var d = CallDriver(method: "ExecutePlan", quotas: q)
+        d.toForwarding(operation: CallDriver.operationID)
+        d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        var batch = ResponseEnvelope()
+        batch.arrow = ArrowBatchCount(bytes: 800, rows: 10)
+        d.send(.responseData(bytes: 900, endStream: false))
+        d.send(.responsePrefix(length: 850, compressed: false))
+        #expect(d.send(.responseMessage(1, batch)) == ["sendResponse(1)"])
+        d.send(.responsePrefix(length: 850, compressed: false))
+        #expect(d.send(.responseMessage(2, batch)) == ["interruptOperation", "endOperation", "resetBackend", "sendStatus(RESOURCE_EXHAUSTED)", "stopClient", "finish(RESOURCE_EXHAUSTED)"])
+        #expect(d.finishes[0].summary.resultBytes == 1600)
+    }
+
+    @Test("a call the ledger refuses ends at once, counted toward the limit that refused it")
+    func ledgerRefuses() {
+        var q = CallDriver.quotas
+        q.maxConcurrentOperationsPerSession = 1
+        var first = CallDriver(method: "ExecutePlan", quotas: q)
+        first.toForwarding(operation: CallDriver.operationID)
+        var second = CallDriver(method: "ExecutePlan", quotas: q)
+        second.ledger = first.ledger
+        second.toAdmitting(operation: "00000000-0000-4000-8000-0000000000bb")
+        #expect(second.admit() == ["sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "finish(RESOURCE_EXHAUSTED)"])
+        #expect(second.finishes.first?.refusal?.metric == .quota(.operationsPerSession))
+
+        var a = CallDriver(method: "AddArtifacts", quotas: { var q = CallDriver.quotas; q.maxArtifactBytesPerSession = 10; return q }())
+        a.toAwaitingFirstMessage()
+        a.send(.requestData(bytes: 105, endStream: false))
+        a.send(.requestPrefix(length: 100, compressed: false))
+        var upload = a.envelope()
+        upload.artifactBytes = 50
+        a.send(.requestMessage(1, .success(upload)))
+        #expect(a.admit() == ["sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "finish(RESOURCE_EXHAUSTED)"])
+        #expect(a.finishes.first?.refusal?.metric == .quota(.artifactBytes))
+        #expect(a.finishes.first?.admitted != nil)  // admitted, then refused: the ledger hears the end
+    }
+
+    @Test("a call that ends while the ledger decides is accounted once the ledger answers, with what it recorded")
+    func endWhileAdmitting() {
+        var d = CallDriver(method: "ExecutePlan")
+        d.toAdmitting(operation: CallDriver.operationID)
+        #expect(d.send(.clientGone) == [])
+        #expect(d.finishes.isEmpty)
+        #expect(d.admit() == ["finish(CANCELLED)"])
+        #expect(d.finishes[0].admitted != nil)
+        // The ledger admitted and then heard the end: no call is left active.
+        #expect(d.ledger.sessions.values.first?.activeCalls == 0)
+    }
+
+    @Test("a backend error whose class says the session is gone releases it in the ledger; the same words in the message do not")
+    func sessionGoneFromErrorClass() {
+        var gone = CallDriver()
+        gone.toForwarding()
+        let closed = BackendStatus(code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] ...", errorClass: "INVALID_HANDLE.SESSION_CLOSED")
+        gone.send(.responseHead("t", httpStatus: "200", trailers: closed))
+        #expect(gone.ledger.sessions.isEmpty)
+
+        var echoed = CallDriver()
+        echoed.toForwarding()
+        let userText = BackendStatus(code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] spelled by a user", errorClass: "USER_RAISED_EXCEPTION")
+        echoed.send(.responseHead("t", httpStatus: "200", trailers: userText))
+        #expect(echoed.ledger.sessions.count == 1)
+    }
+
+    @Test("a backend answering HTTP 503 or ending with DATA is refused with a clear status")
+    func backendProtocol() {
+        var d = CallDriver()
+        d.toForwarding()
+        #expect(d.send(.responseHead("h", httpStatus: "503", trailers: nil)) == ["resetBackend", "sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"])
+        var e = CallDriver()
+        e.toForwarding()
+        e.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        e.send(.responseData(bytes: 0, endStream: true))
+        #expect(e.send(.responsesDrained(partialBytes: 0)) == ["sendStatus(INTERNAL)", "stopClient", "finish(INTERNAL)"])
+    }
+}

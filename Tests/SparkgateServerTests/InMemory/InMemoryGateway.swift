@@ -1,0 +1,246 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import SparkgateCore
+import SparkgateObservability
+@testable import SparkgateServer
+
+/// A whole gateway in memory: a real HTTP/2 client pipeline, the gateway's own connection pipeline, and
+/// scripted HTTP/2 backends, all `EmbeddedChannel`s on one `EmbeddedEventLoop`. `pump()` carries bytes
+/// between them until nothing moves, so every test sees the same interleaving.
+final class InMemoryGateway {
+    let loop = EmbeddedEventLoop()
+    let runtime: GatewayRuntime
+    let client: EmbeddedChannel
+    let frontend: EmbeddedChannel
+    let recorder = ClientRecorder()
+    let connector: InMemoryConnector
+    let secret = [UInt8](repeating: 0x5A, count: 32)
+    let directory: String
+
+    /// `clientWindow` is the stream window the client advertises (it never gives window back unless told).
+    init(config extra: String = "", backend script: @escaping ScriptedBackend.Script, clientWindow: Int = 65_535) async throws {
+        directory = NSTemporaryDirectory() + "sparkgate-inmemory-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data(secret).write(to: URL(fileURLWithPath: directory + "/hs.secret"))
+        let yaml = """
+            insecure_plaintext: true
+            listen: "127.0.0.1:0"
+            auth:
+              issuer: test
+              audience: spark-connect
+              keys: [{kid: k1, algorithm: HS256, secret_file: hs.secret}]
+            backends:
+              local: {endpoints: ["127.0.0.1:15002"]}
+            defaults:
+              backend: local
+              quotas: {requests_per_second: 0}
+            teams: {analytics: {}}
+            audit_log: "off"
+            \(extra)
+            """
+        let config = try SparkgateConfig.parse(yaml: yaml, file: directory + "/sparkgate.yaml")
+        let logger = Logger(label: "inmemory")
+        let state = try await GatewayStateLoader.load(config, environment: [:], logger: logger)
+        connector = InMemoryConnector(loop: loop, script: script)
+        runtime = GatewayRuntime(
+            state: state, group: loop, metrics: GatewayMetrics(version: "test"), audit: AuditLog(target: .off, logger: logger), logger: logger,
+            connector: connector)
+
+        frontend = EmbeddedChannel(loop: loop)
+        try GatewayPipeline.configure(frontend, runtime: runtime)
+        client = EmbeddedChannel(loop: loop)
+        var settings = nioDefaultSettings
+        settings.append(HTTP2Setting(parameter: .initialWindowSize, value: clientWindow))
+        try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: settings))
+        try client.pipeline.syncOperations.addHandler(recorder)
+        try frontend.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15443)).wait()
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15443)).wait()
+        pump()
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A signed token for a member of `team`.
+    func token(user: String = "alice", team: String = "analytics") -> String {
+        func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(Array(bytes)) }
+        let header = b64(#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#.utf8)
+        let exp = Int(Date().timeIntervalSince1970) + 3600
+        let payload = b64(#"{"iss":"test","aud":"spark-connect","sub":"\#(user)","team":"\#(team)","exp":\#(exp)}"#.utf8)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(header).\(payload)".utf8), using: SymmetricKey(data: secret))
+        return "\(header).\(payload).\(b64(mac))"
+    }
+
+    /// Bytes carried from the gateway's backend connections to the gateway (what backends got to send).
+    var bytesFromBackends: Int { connector.pairs.reduce(0) { $0 + $1.toGateway } }
+
+    /// Carries bytes both ways on every connection until nothing moves (timers run as they fall due).
+    @discardableResult
+    func pump(rounds: Int = 10_000) -> Int {
+        var total = 0
+        for _ in 0..<rounds {
+            var moved = 0
+            moved += carry(from: client, to: frontend)
+            moved += carry(from: frontend, to: client)
+            for pair in connector.pairs {
+                moved += carry(from: pair.gateway, to: pair.server)
+                let back = carry(from: pair.server, to: pair.gateway)
+                pair.toGateway += back
+                moved += back
+            }
+            loop.run()
+            total += moved
+            if moved == 0 { break }
+        }
+        return total
+    }
+
+    private func carry(from a: EmbeddedChannel, to b: EmbeddedChannel) -> Int {
+        var moved = 0
+        while let buffer = try? a.readOutbound(as: ByteBuffer.self) {
+            moved += buffer.readableBytes
+            guard b.isActive else { continue }
+            _ = try? b.writeInbound(buffer)
+        }
+        return moved
+    }
+
+    // MARK: The client side
+
+    var nextStream = 1
+
+    /// Starts a call: HEADERS for `method`, then the framed `messages` as DATA, the last with END_STREAM
+    /// when `end`. Returns the stream id.
+    @discardableResult
+    func call(_ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true, extraHeaders: [(String, String)] = []) -> HTTP2StreamID {
+        let id = HTTP2StreamID(nextStream)
+        nextStream += 2
+        var h = HPACKHeaders()
+        h.add(name: ":method", value: "POST")
+        h.add(name: ":scheme", value: "http")
+        h.add(name: ":path", value: "/spark.connect.SparkConnectService/\(method)")
+        h.add(name: ":authority", value: "localhost")
+        h.add(name: "content-type", value: "application/grpc")
+        h.add(name: "te", value: "trailers")
+        h.add(name: "authorization", value: "Bearer \(token ?? self.token())")
+        for (n, v) in extraHeaders { h.add(name: n, value: v) }
+        client.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: messages.isEmpty && end))), promise: nil)
+        for (i, m) in messages.enumerated() {
+            let framed = GRPCMessage.frame(payload: m).framed
+            client.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed), endStream: end && i == messages.count - 1))), promise: nil)
+        }
+        client.flush()
+        return id
+    }
+
+    /// Gives the client's stream (and connection) `bytes` more window, as a reading client does.
+    func read(_ id: HTTP2StreamID, bytes: Int) {
+        client.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
+        client.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
+        client.flush()
+    }
+
+    func reset(_ id: HTTP2StreamID) {
+        client.writeAndFlush(HTTP2Frame(streamID: id, payload: .rstStream(.cancel)), promise: nil)
+    }
+}
+
+/// Connects the gateway's backend connections to scripted backends in memory.
+final class InMemoryConnector: BackendConnector, @unchecked Sendable {
+    final class Pair {
+        let gateway: EmbeddedChannel
+        let server: EmbeddedChannel
+        let backend: ScriptedBackend
+        var toGateway = 0
+        init(gateway: EmbeddedChannel, server: EmbeddedChannel, backend: ScriptedBackend) {
+            self.gateway = gateway
+            self.server = server
+            self.backend = backend
+        }
+    }
+
+    let loop: EmbeddedEventLoop
+    let script: ScriptedBackend.Script
+    var pairs: [Pair] = []
+    /// When set, connecting fails with this error.
+    var refuse: (any Error)?
+
+    init(loop: EmbeddedEventLoop, script: @escaping ScriptedBackend.Script) {
+        self.loop = loop
+        self.script = script
+    }
+
+    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        if let refuse { return eventLoop.makeFailedFuture(refuse) }
+        let gateway = EmbeddedChannel(loop: loop)
+        let server = EmbeddedChannel(loop: loop)
+        let backend = ScriptedBackend(script: script)
+        do {
+            try server.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server))
+            try server.pipeline.syncOperations.addHandler(backend)
+            try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            try gateway.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15002)).wait()
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        pairs.append(Pair(gateway: gateway, server: server, backend: backend))
+        return eventLoop.makeSucceededFuture(gateway)
+    }
+
+    var backend: ScriptedBackend? { pairs.last?.backend }
+}
+
+/// Records what the client receives, per stream.
+final class ClientRecorder: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    struct Stream {
+        var headers: [HPACKHeaders] = []
+        var data = ByteBuffer()
+        var reset: HTTP2ErrorCode?
+        var ended = false
+
+        /// The whole gRPC messages received so far.
+        var messages: [[UInt8]] {
+            var bytes = Array(data.readableBytesView)[...]
+            var out: [[UInt8]] = []
+            while bytes.count >= 5 {
+                let length = Int(bytes[bytes.startIndex + 1]) << 24 | Int(bytes[bytes.startIndex + 2]) << 16 | Int(bytes[bytes.startIndex + 3]) << 8 | Int(bytes[bytes.startIndex + 4])
+                guard bytes.count >= 5 + length else { break }
+                out.append(Array(bytes.dropFirst(5).prefix(length)))
+                bytes = bytes.dropFirst(5 + length)
+            }
+            return out
+        }
+
+        var status: String? { headers.last?.first(name: "grpc-status") }
+        var message: String? { headers.last?.first(name: "grpc-message").map(GRPCStatusMessage.decode) }
+    }
+
+    var streams: [HTTP2StreamID: Stream] = [:]
+    var goAway: HTTP2StreamID?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let h):
+            streams[frame.streamID, default: Stream()].headers.append(h.headers)
+            if h.endStream { streams[frame.streamID, default: Stream()].ended = true }
+        case .data(let d):
+            if case .byteBuffer(var b) = d.data { streams[frame.streamID, default: Stream()].data.writeBuffer(&b) }
+            if d.endStream { streams[frame.streamID, default: Stream()].ended = true }
+        case .rstStream(let code):
+            streams[frame.streamID, default: Stream()].reset = code
+        case .goAway(let last, _, _):
+            goAway = last
+        default:
+            break
+        }
+    }
+}
