@@ -28,6 +28,10 @@ SMOKE = dict(rounds=1, arrow_rows=200_000, conf_calls=20, upload_mb=4, h2_config
              stream_bytes=64 << 20, concurrent_streams=100, concurrent_stream_bytes=64 << 10, idle_sessions=200, timeout=120)
 
 
+WORKLOADS = ["arrow", "conf", "upload", "config_h2load_32", "synthetic_unary_1", "synthetic_unary_64", "synthetic_stream",
+             "concurrent_streams", "namespacing", "idle_sessions"]
+
+
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
@@ -162,10 +166,23 @@ def main():
     ap.add_argument("--peers-venv", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--paths", default=None, help="comma-separated paths to measure (default: all)")
+    ap.add_argument("--workloads", default=None, help=f"comma-separated workloads (default: all of {','.join(WORKLOADS)})")
+    ap.add_argument("--baseline-bin", default=None, help="another sparkgate binary, measured as the path sparkgate-baseline")
     args = ap.parse_args()
     cfg = dict(SMOKE if args.smoke else FULL)
     if args.rounds:
         cfg["rounds"] = args.rounds
+    chosen_paths = set(args.paths.split(",")) if args.paths else None
+    if chosen_paths is not None:
+        chosen_paths |= {"sparkgate"}
+        if args.baseline_bin:
+            chosen_paths.add("sparkgate-baseline")
+    workloads = set(args.workloads.split(",")) if args.workloads else set(WORKLOADS)
+    unknown = workloads - set(WORKLOADS)
+    if unknown:
+        ap.error(f"unknown workloads {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
+    wanted = lambda name: chosen_paths is None or name in chosen_paths
     work = tempfile.mkdtemp(prefix="sparkgate-bench-")
     python = sys.executable
     started = []
@@ -188,27 +205,33 @@ def main():
         started.append(spark)
         synthetic = peers.synthetic_server(work, args.synthetic_bin)
         started.append(synthetic)
-        log("bench: starting Sparkgate, HAProxy, nginx and spark-connect-proxy")
+        log("bench: starting the proxies")
         gate = peers.sparkgate(work, args.bin, material, spark.port, synthetic.port)
         started.append(gate)
-        hap = peers.haproxy(work, material, spark.port, synthetic.port)
-        started.append(hap)
-        ngx = peers.nginx(work, material, spark.port, synthetic.port)
-        started.append(ngx)
-        scp_spark = peers.spark_connect_proxy(work, args.peers_venv, material, spark.port, "spark")
-        started.append(scp_spark)
-        scp_syn = peers.spark_connect_proxy(work, args.peers_venv, material, synthetic.port, "synthetic")
-        started.append(scp_syn)
-
         token = lambda team, kid: sg("token", "issue", "--config", gate.config, "--user", "bench", "--team", team, "--kid", kid, "--ttl", "4h")
         es, es_syn, hs = token("bench", "bench-es256"), token("bench-synthetic", "bench-es256"), token("bench", "bench-hs256")
-        paths = [
-            Path("direct", [], spark.port, synthetic.port, False, None),
-            Path("sparkgate", [gate.pid], gate.port, gate.port, True, es, es_syn),
-            Path("haproxy", [hap.pid], hap.ports["spark"], hap.ports["synthetic"], True, es),
-            Path("nginx", [ngx.pid], ngx.ports["spark"], ngx.ports["synthetic"], True, None),
-            Path("spark-connect-proxy", [scp_spark.pid, scp_syn.pid], scp_spark.port, scp_syn.port, True, hs, call_scale=0.2),
-        ]
+        paths = []
+        if wanted("direct"):
+            paths.append(Path("direct", [], spark.port, synthetic.port, False, None))
+        paths.append(Path("sparkgate", [gate.pid], gate.port, gate.port, True, es, es_syn))
+        if args.baseline_bin:
+            base = peers.sparkgate(work, args.baseline_bin, material, spark.port, synthetic.port, name="sparkgate-baseline")
+            started.append(base)
+            paths.append(Path("sparkgate-baseline", [base.pid], base.port, base.port, True, es, es_syn))
+        if wanted("haproxy"):
+            hap = peers.haproxy(work, material, spark.port, synthetic.port)
+            started.append(hap)
+            paths.append(Path("haproxy", [hap.pid], hap.ports["spark"], hap.ports["synthetic"], True, es))
+        if wanted("nginx"):
+            ngx = peers.nginx(work, material, spark.port, synthetic.port)
+            started.append(ngx)
+            paths.append(Path("nginx", [ngx.pid], ngx.ports["spark"], ngx.ports["synthetic"], True, None))
+        if wanted("spark-connect-proxy"):
+            scp_spark = peers.spark_connect_proxy(work, args.peers_venv, material, spark.port, "spark")
+            started.append(scp_spark)
+            scp_syn = peers.spark_connect_proxy(work, args.peers_venv, material, synthetic.port, "synthetic")
+            started.append(scp_syn)
+            paths.append(Path("spark-connect-proxy", [scp_spark.pid, scp_syn.pid], scp_spark.port, scp_syn.port, True, hs, call_scale=0.2))
         results["paths"] = {p.name: {} for p in paths}
 
         from pyspark.sql.connect.proto import base_pb2 as pb
@@ -237,6 +260,8 @@ def main():
             results["paths"][path.name].setdefault(key, []).append(value)
 
         def interleaved(name, fn):
+            if name not in workloads:
+                return
             for r in range(cfg["rounds"]):
                 for path in paths:
                     log(f"bench: {name} round {r + 1}/{cfg['rounds']} via {path.name}")
@@ -290,26 +315,29 @@ def main():
         interleaved("concurrent_streams", concurrent)
 
         # What session-id namespacing costs on a stream: the same Sparkgate with it off, interleaved.
-        plain = peers.sparkgate(work, args.bin, material, spark.port, synthetic.port, namespace=False, name="sparkgate-no-namespace")
-        started.append(plain)
-        ns_paths = [paths[1], Path("sparkgate-no-namespace", [plain.pid], plain.port, plain.port, True, es, es_syn)]
-        results["namespacing"] = {"on": [], "off": []}
-        for r in range(cfg["rounds"]):
-            for p, key in zip(ns_paths, ("on", "off")):
-                log(f"bench: namespacing cost round {r + 1}/{cfg['rounds']} ({key})")
-                cpu0 = p.cpu()
-                out = stream(p)
-                out["proxy_cpu_s"] = (p.cpu() - cpu0) / 1e9
-                results["namespacing"][key].append(out)
-        plain.close()
+        if "namespacing" in workloads:
+            plain = peers.sparkgate(work, args.bin, material, spark.port, synthetic.port, namespace=False, name="sparkgate-no-namespace")
+            started.append(plain)
+            gate_path = next(p for p in paths if p.name == "sparkgate")
+            ns_paths = [gate_path, Path("sparkgate-no-namespace", [plain.pid], plain.port, plain.port, True, es, es_syn)]
+            results["namespacing"] = {"on": [], "off": []}
+            for r in range(cfg["rounds"]):
+                for p, key in zip(ns_paths, ("on", "off")):
+                    log(f"bench: namespacing cost round {r + 1}/{cfg['rounds']} ({key})")
+                    cpu0 = p.cpu()
+                    out = stream(p)
+                    out["proxy_cpu_s"] = (p.cpu() - cpu0) / 1e9
+                    results["namespacing"][key].append(out)
+            plain.close()
 
         # Sparkgate's memory with idle authenticated sessions.
-        rss0 = peers.rss_bytes(gate.pid)
-        failures = make_sessions(gate.port, es_syn, material["ca"], cfg["idle_sessions"])
-        time.sleep(1)
-        status = subprocess.run(["curl", "-s", f"http://127.0.0.1:{gate.admin}/v1/sessions?team=bench-synthetic"], capture_output=True, text=True).stdout
-        results["idle_sessions"] = {"sessions": cfg["idle_sessions"], "failures": failures, "rss_before": rss0, "rss_after": peers.rss_bytes(gate.pid),
-                                    "listed": json.loads(status).get("count") if status.startswith("{") else None}
+        if "idle_sessions" in workloads:
+            rss0 = peers.rss_bytes(gate.pid)
+            failures = make_sessions(gate.port, es_syn, material["ca"], cfg["idle_sessions"])
+            time.sleep(1)
+            status = subprocess.run(["curl", "-s", f"http://127.0.0.1:{gate.admin}/v1/sessions?team=bench-synthetic"], capture_output=True, text=True).stdout
+            results["idle_sessions"] = {"sessions": cfg["idle_sessions"], "failures": failures, "rss_before": rss0, "rss_after": peers.rss_bytes(gate.pid),
+                                        "listed": json.loads(status).get("count") if status.startswith("{") else None}
     finally:
         for p in reversed(started):
             p.close()
@@ -393,7 +421,9 @@ def ratio(a, b):
 
 def targets(s, cfg):
     p = s["paths"]
-    g, d, h, n, x = p["sparkgate"], p["direct"], p["haproxy"], p["nginx"], p["spark-connect-proxy"]
+    # A path left out of the run reads as "not measured" everywhere.
+    missing = {k: None for k in p["sparkgate"]}
+    g, d, h, n, x = (p.get(k, missing) for k in ("sparkgate", "direct", "haproxy", "nginx", "spark-connect-proxy"))
     t = []
 
     def check(name, met, detail):
