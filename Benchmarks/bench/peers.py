@@ -98,7 +98,7 @@ def synthetic_stats(p):
     raise RuntimeError("the synthetic backend did not report its stats")
 
 
-def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate"):
+def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=()):
     """Sparkgate as users run it: TLS, ES256 JWTs, isolation (user_context rewrite, namespacing, foreign-session
     refusal) and quotas on (limits high enough not to refuse benchmark traffic), audit log to a file."""
     import json
@@ -123,7 +123,7 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
     path = os.path.join(d, "sparkgate.yaml")
     with open(path, "w") as f:
         json.dump(config, f, indent=1)
-    p = Proc(name, [binary, "serve", "--config", path, "--log-level", "warning"], d)
+    p = Proc(name, [binary, "serve", "--config", path, "--log-level", "warning", *extra_args], d)
     wait_for_port(port, 30, p.proc, p.log)
     p.port, p.admin, p.config = port, admin, path
     return p

@@ -32,7 +32,7 @@ public final class Authenticator: Sendable {
 
     public func authenticate(_ token: Substring, now: Double) -> Outcome {
         guard token.utf8.count <= maxTokenBytes else {
-            return .failed(AuthFailure(.tooLarge, "token is \(token.utf8.count) bytes; the limit is \(maxTokenBytes)"))
+            return .failed(AuthFailure(.tooLarge, "token of \(token.utf8.count) bytes is over auth.max_token_bytes (\(maxTokenBytes))"))
         }
         let cacheKey = TokenCache.key(token)
         if let hit = cache.lookup(cacheKey) {

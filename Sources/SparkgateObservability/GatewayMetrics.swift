@@ -28,12 +28,17 @@ public final class GatewayMetrics: Sendable {
     private let backendErrors = Mutex<[String: Counter]>([:])
     private let connections = Mutex<[String: Gauge]>([:])
     private let reloads = Mutex<[String: Counter]>([:])
+    private let limitEvents = Mutex<[String: Counter]>([:])
     private let firstResponse: Timer
     private let tlsFailures: Counter
+    private let buffered: Gauge
 
     public init(version: String) {
         firstResponse = Timer(label: "sparkgate_first_response_seconds", dimensions: [("method", "ExecutePlan")], preferredDisplayUnit: .seconds)
         tlsFailures = Counter(label: "sparkgate_tls_handshake_failures_total")
+        buffered = Gauge(label: "sparkgate_buffered_bytes")
+        buffered.record(0)
+        for event in LimitEvent.allCases { limitCounter(event).increment(by: 0) }
         Gauge(label: "sparkgate_build_info", dimensions: [("version", version)]).record(1)
         for reason in AuthFailure.Reason.allCases { authFailure(reason, count: 0) }
         for state in ["open", "draining"] { connection(state, delta: 0) }
@@ -118,6 +123,22 @@ public final class GatewayMetrics: Sendable {
         Self.cached(backendErrors, backend) {
             Counter(label: "sparkgate_backend_errors_total", dimensions: [("backend", backend)])
         }.increment()
+    }
+
+    private func limitCounter(_ event: LimitEvent) -> Counter {
+        Self.cached(limitEvents, event.rawValue) {
+            Counter(label: "sparkgate_limit_events_total", dimensions: [("limit", event.rawValue)])
+        }
+    }
+
+    /// A limit closed or refused something (a connection, a stream, a call).
+    public func limitEvent(_ event: LimitEvent) {
+        limitCounter(event).increment()
+    }
+
+    /// Bytes all calls together hold in the gateway now.
+    public func bufferedBytes(_ bytes: Int) {
+        buffered.record(bytes)
     }
 
     public func tlsHandshakeFailed() {

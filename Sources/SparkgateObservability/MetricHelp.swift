@@ -19,6 +19,8 @@ public enum MetricHelp {
         "sparkgate_connections": "Client connections, by state (open, draining).",
         "sparkgate_config_reloads_total": "Configuration reloads, by result (success, failure).",
         "sparkgate_build_info": "Always 1; the version label names the running build.",
+        "sparkgate_limit_events_total": "Connections, streams and calls a limit closed or refused, by limit (see the README's Limits and abuse section).",
+        "sparkgate_buffered_bytes": "Bytes all calls together hold in the gateway (limits.max_buffered_bytes bounds it).",
     ]
 
     /// `exposition` with a `# HELP` line before each `# TYPE` line of a metric that has a text.

@@ -76,7 +76,7 @@ struct AuthenticatorTests {
             ("non-string user claim", try await signed { $0["sub"] = .n(7) }, .claims, "must be a string"),
             ("non-string team claim", try await signed { $0["team"] = .a(["a"]) }, .claims, "must be a string"),
             ("revoked jti", try await signed { $0["jti"] = .s("jti-revoked") }, .revoked, "has been revoked"),
-            ("100 KB token", String(repeating: "A", count: 100_000), .tooLarge, "the limit is 8192"),
+            ("100 KB token", String(repeating: "A", count: 100_000), .tooLarge, "is over auth.max_token_bytes (8192)"),
             ("two segments", "\(parts[0]).\(parts[1])", .malformed, "3 dot-separated parts"),
             ("four segments", good + ".x", .malformed, "3 dot-separated parts"),
             ("bad base64", "\(parts[0]).\(parts[1]).***", .malformed, "not valid base64url"),

@@ -144,4 +144,31 @@ struct ConfigTests {
         #expect(HostPort(parsing: "host:70000") == nil)
         #expect(HostPort(host: "127.0.0.2", port: 1).isLoopback && !HostPort(host: "0.0.0.0", port: 1).isLoopback)
     }
+
+    @Test("limits default to the interface's values and are read key by key, with errors that name the key")
+    func limits() throws {
+        let d = try parse(Self.minimal).limits
+        #expect(d.tlsHandshakeTimeoutSeconds == 10 && d.firstRequestTimeoutSeconds == 10 && d.idleConnectionTimeoutSeconds == 300)
+        #expect(d.keepaliveIntervalSeconds == 60 && d.keepaliveTimeoutSeconds == 20 && d.maxConnectionAgeSeconds == 0)
+        #expect(d.maxConnections == 10_000 && d.maxConnectionsPerAddress == 256 && d.maxConcurrentStreams == 256)
+        #expect(d.maxAuthFailuresPerConnection == 20 && d.maxBufferedBytes == 1 << 30)
+        let c = try parse(Self.minimal + """
+
+            limits:
+              max_concurrent_streams: 100
+              idle_connection_timeout_seconds: 0
+              max_buffered_bytes: 268435456
+            """)
+        #expect(c.limits.maxConcurrentStreams == 100 && c.limits.idleConnectionTimeoutSeconds == 0 && c.limits.maxBufferedBytes == 256 << 20)
+        let bad = issues(Self.minimal + """
+
+            limits:
+              max_concurent_streams: 100
+              max_connections: 0
+              max_request_header_bytes: 1048576
+            """)
+        #expect(bad.contains { $0.key == "limits.max_concurent_streams" && $0.message.contains("did you mean 'max_concurrent_streams'") })
+        #expect(bad.contains { $0.key == "limits.max_connections" && $0.line != nil })
+        #expect(bad.contains { $0.key == "limits.max_request_header_bytes" && $0.message.contains("max_header_list_bytes") })
+    }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import SparkgateFraming
 import SparkgateCore
 import Testing
 @testable import SparkgateServer

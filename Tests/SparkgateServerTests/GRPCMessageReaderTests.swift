@@ -1,4 +1,5 @@
 import NIOCore
+import SparkgateFraming
 import SparkgateTestSupport
 import Testing
 @testable import SparkgateServer

@@ -12,7 +12,7 @@ public struct CompactJWT: Sendable {
     public static func parse(_ token: Substring, maxBytes: Int) -> Result<CompactJWT, AuthFailure> {
         let bytes = token.utf8
         guard bytes.count <= maxBytes else {
-            return .failure(AuthFailure(.tooLarge, "token is \(bytes.count) bytes; the limit is \(maxBytes)"))
+            return .failure(AuthFailure(.tooLarge, "token of \(bytes.count) bytes is over auth.max_token_bytes (\(maxBytes))"))
         }
         let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3 else {

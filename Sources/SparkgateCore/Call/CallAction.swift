@@ -1,5 +1,8 @@
 /// What `CallStateMachine` asks the I/O layer to do, in order.
-public enum CallAction<Message, Metadata> {
+///
+/// Cases whose payload is large are `indirect`: an enum is as large as its largest case, and actions are
+/// built and moved many times per call.
+public enum CallAction<Metadata> {
     /// Verify this bearer token and answer with `authenticated` or `authenticationFailed`.
     case authenticate(Substring)
     /// Fire `deadlineExpired` after this long.
@@ -14,37 +17,38 @@ public enum CallAction<Message, Metadata> {
     case returnRequestCredit(bytes: Int, stream: Bool)
     /// Give the backend back stream window.
     case returnResponseCredit(bytes: Int)
-    /// Record the call in the session ledger and answer with `admissionDecided`.
-    case admit(AdmissionPlan)
+    /// Record the call in the session ledger as `CallStateMachine.plan` says, and answer with `admissionDecided`.
+    case admit
     /// Make the call reachable from outside (operation limits, operator kills, the end of a drain).
-    case register(SessionKey, OperationKey?)
+    indirect case register(SessionKey, OperationKey?)
     /// Open the backend stream (answer with `backendOpened` or `backendOpenFailed`).
     case openBackend(BackendRoute)
-    /// Write a request message to the backend with `rewrite` applied to it (its edits need the message's
-    /// bytes, which only the I/O layer holds); answer with `requestFlushed`.
-    case sendRequest(Message, RequestEnvelope, RequestRewrite, endStream: Bool)
+    /// Write the oldest request message not yet sent to the backend, with the plan's `RequestRewrite` applied
+    /// (its edits need the message's bytes, which only the I/O layer holds); answer with `requestFlushed`.
+    case sendRequest(endStream: Bool)
     /// End the request toward the backend (an empty DATA frame with END_STREAM).
     case endRequest
     /// Forward the backend's response head (filtered by `MetadataPolicy`).
     case sendResponseHead(Metadata)
-    /// Write a response message to the client with these edits applied (answer with `responseFlushed`).
-    case sendResponse(Message, edits: [ByteEdit])
+    /// Write the oldest response message not yet sent to the client with these edits applied (answer with
+    /// `responseFlushed`).
+    case sendResponse(edits: [ByteEdit])
     /// Forward the backend's trailers (filtered), as a trailers-only response when `trailersOnly`.
     case forwardTrailers(Metadata, trailersOnly: Bool)
     /// End the call with Sparkgate's own status, as a trailers-only response when `trailersOnly`.
-    case sendStatus(SparkgateError, trailersOnly: Bool)
+    indirect case sendStatus(SparkgateError, trailersOnly: Bool)
     /// Reset the backend stream (Sparkgate no longer wants it).
     case resetBackend
     /// Tell a client that is still sending to stop: RST_STREAM(NO_ERROR) after the trailers.
     case stopClient
     /// Ask the backend to interrupt an operation Sparkgate is ending.
-    case interruptOperation(OperationKey, backendSessionID: String, backend: String)
+    indirect case interruptOperation(OperationKey, backendSessionID: String, backend: String)
     /// End the other streams of an operation and remember why, for its next ReattachExecute.
-    case endOperation(OperationKey, SparkgateError)
+    indirect case endOperation(OperationKey, SparkgateError)
     /// The operation's result is complete: it stops counting toward concurrency limits.
-    case operationCompleted(OperationKey)
+    indirect case operationCompleted(OperationKey)
     /// The call is over: account for it (ledger, metrics, audit). Always the last action, exactly once.
-    case finish(CallOutcome)
+    indirect case finish(CallOutcome)
 }
 
 /// Where a call's backend stream goes.

@@ -1,20 +1,25 @@
 /// Something that happened to one proxied RPC, as the I/O layer reports it to `CallStateMachine`.
 ///
-/// `Message` is the I/O layer's handle on one gRPC message (its framed bytes); `Metadata` its header block.
-/// The machine never looks inside either: it decides from the parsed envelopes and counts that come with them.
-public enum CallEvent<Message, Metadata> {
+/// The machine never holds message bytes: the I/O layer keeps each message it read, in order, until the
+/// machine says to send it (`sendRequest`, `sendResponse`) or the call ends. `Metadata` is the I/O layer's
+/// header block, which the machine passes back without looking inside.
+///
+/// Cases with a large payload are `indirect` (an enum is as large as its largest case, and events are moved
+/// several times each); the ones that come once per message stay inline.
+public enum CallEvent<Metadata> {
     // MARK: Client side
 
-    /// The request's HEADERS. Always the first event.
-    case requestHead(RequestHead, endStream: Bool)
+    /// The request's HEADERS. Always the first event. `bufferedBytes` is what all calls together hold in the
+    /// gateway now (a new call is refused past `CallPolicy.maxBufferedBytes`).
+    indirect case requestHead(RequestHead, endStream: Bool, bufferedBytes: Int)
     /// A later HEADERS frame from the client (gRPC clients send none; END_STREAM on it ends the request).
     case requestTrailers(endStream: Bool)
     /// A DATA frame: `bytes` is what it counts against flow control.
     case requestData(bytes: Int, endStream: Bool)
     /// The 5-byte prefix of the next request message arrived, before any of its payload is buffered.
     case requestPrefix(length: Int, compressed: Bool)
-    /// A whole request message, with its routing fields (or why they could not be read).
-    case requestMessage(Message, Result<RequestEnvelope, WireError>)
+    /// The next whole request message was read: its routing fields (or why they could not be read).
+    indirect case requestMessage(Result<RequestEnvelope, WireError>)
     /// The reader holds no whole message any more; `partialBytes` of an unfinished one remain.
     case requestsDrained(partialBytes: Int)
     /// A request message written to the backend left the gateway.
@@ -25,21 +30,22 @@ public enum CallEvent<Message, Metadata> {
     // MARK: Authentication and admission
 
     /// The token verified; `team` is the caller's team as configured, nil when the team is unknown.
-    case authenticated(VerifiedToken, team: SparkgateConfig.Team?)
-    case authenticationFailed(AuthFailure)
+    indirect case authenticated(VerifiedToken, team: SparkgateConfig.Team?)
+    indirect case authenticationFailed(AuthFailure)
     /// The ledger's answer to `CallAction.admit`.
-    case admissionDecided(Result<AdmissionGrant, QuotaOrPolicyRefusal>)
+    indirect case admissionDecided(Result<AdmissionGrant, QuotaOrPolicyRefusal>)
 
     // MARK: Backend side
 
     case backendOpened
-    case backendOpenFailed(SparkgateError)
+    indirect case backendOpenFailed(SparkgateError)
     /// The backend's first HEADERS: `trailers` is set when it is a trailers-only response (END_STREAM).
     case responseHead(Metadata, httpStatus: String?, trailers: BackendStatus?)
     case responseData(bytes: Int, endStream: Bool)
     case responsePrefix(length: Int, compressed: Bool)
-    /// A whole response message; `envelope` is nil when the machine did not ask for it or it did not parse.
-    case responseMessage(Message, ResponseEnvelope?)
+    /// The next whole response message was read; its envelope is nil when the machine did not ask for it or
+    /// it did not parse.
+    case responseMessage(ResponseEnvelope?)
     case responsesDrained(partialBytes: Int)
     /// The backend's trailers after its response messages.
     case responseTrailers(Metadata, BackendStatus)
@@ -53,7 +59,7 @@ public enum CallEvent<Message, Metadata> {
     /// The call's `grpc-timeout` passed.
     case deadlineExpired
     /// Sparkgate ends the call from outside: an operation past a limit, an operator's kill, the end of a drain.
-    case terminated(SparkgateError, reason: String)
+    indirect case terminated(SparkgateError, reason: String)
     /// A graceful shutdown began: new operations are refused, running ones finish.
     case drain
 }

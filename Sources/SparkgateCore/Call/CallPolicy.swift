@@ -10,11 +10,21 @@ public struct CallPolicy: Sendable {
     public var streamWindow: Int
     /// The most one direction of one stream may hold in the gateway beyond its window.
     public var maxBufferedPerStream: Int
+    /// `limits.max_request_header_bytes`: a larger request head is refused on its stream.
+    public var maxRequestHeaderBytes: Int
+    /// `limits.max_buffered_bytes`: past it, new calls are refused.
+    public var maxBufferedBytes: Int
+    /// `auth.max_token_bytes`: a larger token is refused by name, even when it also makes the head too large.
+    public var maxTokenBytes: Int
 
     public init(
         maxMessageBytes: Int, configPolicy: ConfigPolicy, namespace: SessionNamespace?, rejectForeignSessionIDs: Bool,
-        streamWindow: Int = 1 << 20, maxBufferedPerStream: Int = 32 << 20
+        streamWindow: Int = 1 << 20, maxBufferedPerStream: Int = 32 << 20, maxRequestHeaderBytes: Int = 64 << 10, maxBufferedBytes: Int = 1 << 30,
+        maxTokenBytes: Int = 8192
     ) {
+        self.maxTokenBytes = maxTokenBytes
+        self.maxRequestHeaderBytes = maxRequestHeaderBytes
+        self.maxBufferedBytes = maxBufferedBytes
         self.maxMessageBytes = maxMessageBytes
         self.configPolicy = configPolicy
         self.namespace = namespace

@@ -6,6 +6,8 @@ public struct CallRefusal: Error, Sendable, Equatable {
         case quota(QuotaLimit)
         /// The backend could not be reached or broke the stream.
         case backend
+        /// A limit of `limits` (`sparkgate_limit_events_total`).
+        case limit(LimitEvent)
     }
 
     public var error: SparkgateError
@@ -17,6 +19,16 @@ public struct CallRefusal: Error, Sendable, Equatable {
         self.error = error
         self.reason = reason
         self.metric = metric
+    }
+
+    /// Whether the refusal was the client's doing, so it counts toward its connection's refusal budget: not
+    /// when the backend failed, the client cancelled, its deadline passed, or Sparkgate ended the call itself.
+    public var isClientFault: Bool {
+        if metric == .backend { return false }
+        switch reason {
+        case "client_cancelled", "deadline", "terminated", "draining", "internal", "operation_ended": return false
+        default: return true
+        }
     }
 
     public static func auth(_ failure: AuthFailure) -> CallRefusal {

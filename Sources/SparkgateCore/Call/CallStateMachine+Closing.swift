@@ -47,6 +47,16 @@ extension CallStateMachine {
         let awaitingAdmission = admissionPending
         phase = .closed
         held = []
+        // Messages still on their way leave ahead of the trailers; only a client that went away never gets them.
+        if refusal?.reason != "client_cancelled" {
+            for out in unflushedResponses[unflushedHead...] {
+                summary.responseBytes += out.length
+                summary.resultBytes += out.resultBytes
+                summary.rows += out.rows
+            }
+        }
+        unflushedResponses = []
+        unflushedHead = 0
         summary.status = code.name
         summary.reason = refusal?.reason
         summary.durationSeconds = max(0, now - startedAt)

@@ -1,12 +1,31 @@
 extension CallStateMachine {
     // MARK: Head and authentication
 
-    mutating func receivedHead(_ head: RequestHead, endStream: Bool, now: Double, into actions: inout [Action]) {
+    mutating func receivedHead(_ head: RequestHead, endStream: Bool, bufferedBytes: Int, now: Double, into actions: inout [Action]) {
         guard phase == .idle else {
             // A second HEADERS frame from the client can only end the request.
             return receivedRequestData(bytes: 0, endStream: endStream, now: now, into: &actions)
         }
         if endStream { clientEnded = true }
+        if bufferedBytes > policy.maxBufferedBytes {
+            return refuse(CallRefusal(
+                .resourceExhausted("Sparkgate holds \(QuotaRefusal.bytes(bufferedBytes)) for calls in flight, over limits.max_buffered_bytes (\(QuotaRefusal.bytes(policy.maxBufferedBytes))); retry shortly", retryAfter: .seconds(1)),
+                reason: LimitEvent.bufferedBytes.rawValue, metric: .limit(.bufferedBytes)), now: now, into: &actions)
+        }
+        if head.headerBytes > policy.maxRequestHeaderBytes {
+            let tokenBytes: Int
+            if case .success(let token) = BearerToken.extract(from: head.authorization) {
+                tokenBytes = token.utf8.count
+            } else {
+                tokenBytes = head.authorization.reduce(0) { $0 + $1.utf8.count }
+            }
+            if tokenBytes > policy.maxTokenBytes {
+                return refuse(.auth(AuthFailure(.tooLarge, "token of \(tokenBytes) bytes is over auth.max_token_bytes (\(policy.maxTokenBytes))")), now: now, into: &actions)
+            }
+            return refuse(CallRefusal(
+                .resourceExhausted("the request headers are \(head.headerBytes) bytes, over limits.max_request_header_bytes (\(policy.maxRequestHeaderBytes)); send less metadata"),
+                reason: LimitEvent.headerBytes.rawValue, metric: .limit(.headerBytes)), now: now, into: &actions)
+        }
         switch head.validate() {
         case .failure(let error):
             return refuse(CallRefusal(error, reason: "bad_request"), now: now, into: &actions)
@@ -116,9 +135,7 @@ extension CallStateMachine {
         }
     }
 
-    mutating func receivedRequestMessage(
-        _ message: Message, _ read: Result<RequestEnvelope, WireError>, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]
-    ) {
+    mutating func receivedRequestMessage(_ read: Result<RequestEnvelope, WireError>, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]) {
         switch phase {
         case .awaitingFirstMessage, .admitting, .connecting, .forwarding:
             guard requestMessages == 0 || method.isClientStreaming else {
@@ -134,16 +151,16 @@ extension CallStateMachine {
                 return refuse(CallRefusal(.invalidArgument("the \(method.name) request is not a valid protobuf message (\(error)); is the client speaking Spark Connect?"), reason: "malformed"), now: now, into: &actions)
             }
             if phase == .awaitingFirstMessage {
-                return decideFirstMessage(message, envelope, length: length, now: now, into: &actions)
+                return decideFirstMessage(envelope, length: length, now: now, into: &actions)
             }
             guard envelope.sessionID == plan?.session.clientSessionID else {
                 return refuse(CallRefusal(.invalidArgument("every message of a stream must carry the same session_id"), reason: "bad_session"), now: now, into: &actions)
             }
             if phase == .forwarding {
-                guard chargeArtifacts(envelope, accounting: &accounting, now: now, into: &actions) else { return }
-                sendRequest(message, envelope, length: length, endStream: false, into: &actions)
+                guard chargeArtifacts(envelope.artifactBytes, accounting: &accounting, now: now, into: &actions) else { return }
+                sendRequest(length: length, endStream: false, into: &actions)
             } else {
-                held.append((message, envelope, length, false))
+                held.append(HeldRequest(artifactBytes: envelope.artifactBytes, length: length, charged: false))
             }
         case .idle, .authenticating:
             impossible("a request message", now: now, into: &actions)
@@ -152,7 +169,7 @@ extension CallStateMachine {
         }
     }
 
-    private mutating func decideFirstMessage(_ message: Message, _ envelope: RequestEnvelope, length: Int, now: Double, into actions: inout [Action]) {
+    private mutating func decideFirstMessage(_ envelope: RequestEnvelope, length: Int, now: Double, into actions: inout [Action]) {
         guard let token, let team else { return impossible("a first message without a caller", now: now, into: &actions) }
         let context = FirstMessageContext(
             method: method, identity: token.identity, team: team, policy: policy, draining: draining, endedReason: endedReason, randomUUID: randomUUID)
@@ -165,12 +182,12 @@ extension CallStateMachine {
             self.plan = plan
             summary.backendSessionID = plan.route.backendSessionID
             summary.operationID = plan.admission.operationID
-            held.append((message, envelope, length, true))
+            held.append(HeldRequest(artifactBytes: envelope.artifactBytes, length: length, charged: true))
             // The message is whole: the rest of its window goes back now, and nothing more until it is sent.
             returnFirstMessageCredit(force: true, into: &actions)
             phase = .admitting
             admissionPending = true
-            actions.append(.admit(plan))
+            actions.append(.admit)
         }
     }
 
@@ -197,10 +214,12 @@ extension CallStateMachine {
     }
 
     mutating func flushedRequest(bytes: Int, into actions: inout [Action]) {
+        let wasHeld = requestCredit.isHeld
         requestCredit.flushed(bytes)
         // Flushes complete after the call may have ended; window then went back with the end.
         guard phase == .forwarding else { return }
-        returnRequestCredit(force: true, into: &actions)
+        // A flush that ends a hold sends what was held back at once; otherwise window goes in batches.
+        returnRequestCredit(force: wasHeld && !requestCredit.isHeld, into: &actions)
     }
 
     // MARK: Admission and the backend stream
@@ -253,12 +272,12 @@ extension CallStateMachine {
             held = []
             for (index, item) in pending.enumerated() {
                 if !item.charged {
-                    guard chargeArtifacts(item.envelope, accounting: &accounting, now: now, into: &actions) else { return }
+                    guard chargeArtifacts(item.artifactBytes, accounting: &accounting, now: now, into: &actions) else { return }
                 }
                 let last = index == pending.count - 1
                 // A unary request's one message carries END_STREAM; a stream's only once every message is read.
                 let end = last && clientEnded && (requestComplete || !method.isClientStreaming)
-                sendRequest(item.message, item.envelope, length: item.length, endStream: end, into: &actions)
+                sendRequest(length: item.length, endStream: end, into: &actions)
             }
             actions.append(.readRequests)
             returnRequestCredit(force: true, into: &actions)
@@ -284,18 +303,17 @@ extension CallStateMachine {
 
     // MARK: Helpers
 
-    private mutating func sendRequest(_ message: Message, _ envelope: RequestEnvelope, length: Int, endStream: Bool, into actions: inout [Action]) {
-        guard let plan else { return }
+    private mutating func sendRequest(length: Int, endStream: Bool, into actions: inout [Action]) {
         if endStream { sentEnd = true }
         requestCredit.accommodate(messageBytes: length, ceiling: policy.maxBufferedPerStream)
         requestCredit.wrote(length)
-        actions.append(.sendRequest(message, envelope, plan.rewrite, endStream: endStream))
+        actions.append(.sendRequest(endStream: endStream))
     }
 
     /// AddArtifacts upload bytes of a later message; false when the call was refused for them.
-    private mutating func chargeArtifacts(_ envelope: RequestEnvelope, accounting: inout some CallAccounting, now: Double, into actions: inout [Action]) -> Bool {
-        guard method == .addArtifacts, envelope.artifactBytes > 0, let plan else { return true }
-        if let refusal = accounting.chargeArtifacts(plan.session, bytes: envelope.artifactBytes, limit: plan.quotas.maxArtifactBytesPerSession) {
+    private mutating func chargeArtifacts(_ bytes: Int, accounting: inout some CallAccounting, now: Double, into actions: inout [Action]) -> Bool {
+        guard method == .addArtifacts, bytes > 0, let plan else { return true }
+        if let refusal = accounting.chargeArtifacts(plan.session, bytes: bytes, limit: plan.quotas.maxArtifactBytesPerSession) {
             refuse(.quota(refusal), now: now, into: &actions)
             return false
         }

@@ -51,18 +51,18 @@ extension CallStateMachine {
         }
     }
 
-    mutating func receivedResponseMessage(_ message: Message, _ envelope: ResponseEnvelope?, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]) {
+    mutating func receivedResponseMessage(_ envelope: ResponseEnvelope?, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]) {
         switch phase {
         case .forwarding:
             let length = responseMessageLength
-            summary.responseBytes += length
             if firstResponseSeconds == nil { firstResponseSeconds = now - startedAt }
             var edits: [ByteEdit] = []
+            var sent = UnflushedResponse(length: length, resultBytes: 0, rows: 0)
             if let envelope, let plan {
                 if envelope.resultComplete { admitted?.sawResultComplete = true }
                 if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
-                    summary.resultBytes += envelope.arrow.bytes
-                    summary.rows += envelope.arrow.rows
+                    sent.resultBytes = envelope.arrow.bytes
+                    sent.rows = envelope.arrow.rows
                     if resultLimitActive, let op = plan.operation,
                         let refusal = accounting.chargeResults(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows)
                     {
@@ -76,7 +76,8 @@ extension CallStateMachine {
             }
             responseCredit.accommodate(messageBytes: length, ceiling: policy.maxBufferedPerStream)
             responseCredit.wrote(length)
-            actions.append(.sendResponse(message, edits: edits))
+            unflushedResponses.append(sent)
+            actions.append(.sendResponse(edits: edits))
         case .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
@@ -116,9 +117,22 @@ extension CallStateMachine {
     }
 
     mutating func flushedResponse(bytes: Int, into actions: inout [Action]) {
+        // Flushes of one stream complete in the order its messages were written.
+        if unflushedHead < unflushedResponses.count {
+            let out = unflushedResponses[unflushedHead]
+            unflushedHead += 1
+            summary.responseBytes += out.length
+            summary.resultBytes += out.resultBytes
+            summary.rows += out.rows
+            if unflushedHead == unflushedResponses.count {
+                unflushedResponses.removeAll(keepingCapacity: true)
+                unflushedHead = 0
+            }
+        }
+        let wasHeld = responseCredit.isHeld
         responseCredit.flushed(bytes)
         guard phase == .forwarding else { return }
-        let credit = responseCredit.take(force: true)
+        let credit = responseCredit.take(force: wasHeld && !responseCredit.isHeld)
         if credit > 0 { actions.append(.returnResponseCredit(bytes: credit)) }
     }
 

@@ -11,9 +11,9 @@
 /// checked against the limits at its prefix); once forwarding, `FlowCredit` returns it as the backend takes
 /// the bytes. Every byte received is returned at the connection level exactly once, at the latest when
 /// the call ends.
-public struct CallStateMachine<Message, Metadata> {
-    public typealias Event = CallEvent<Message, Metadata>
-    public typealias Action = CallAction<Message, Metadata>
+public struct CallStateMachine<Metadata> {
+    public typealias Event = CallEvent<Metadata>
+    public typealias Action = CallAction<Metadata>
 
     public enum Phase: String, CaseIterable, Sendable {
         case idle, authenticating, awaitingFirstMessage, admitting, connecting, forwarding, closed
@@ -55,8 +55,15 @@ public struct CallStateMachine<Message, Metadata> {
     var requestReceived = 0
     /// Window returned to the client so far, at the connection level.
     var requestReturned = 0
-    /// Messages read before the backend stream opened: (message, envelope, framed length, artifacts charged).
-    var held: [(message: Message, envelope: RequestEnvelope, length: Int, charged: Bool)] = []
+    /// A request message read before the backend stream opened (the I/O layer holds its bytes).
+    struct HeldRequest {
+        var artifactBytes: Int
+        var length: Int
+        /// Its AddArtifacts bytes were charged (the first message's are, at admission).
+        var charged: Bool
+    }
+
+    var held: [HeldRequest] = []
     var sentEnd = false
 
     // Response side (backend → client).
@@ -68,6 +75,16 @@ public struct CallStateMachine<Message, Metadata> {
     var responseMessageLength = 0
     var responseCredit: FlowCredit
     var firstResponseSeconds: Double?
+    /// Response messages written toward the client and not yet out of the gateway, oldest first: the
+    /// audit line counts what the client received, so results count as they leave.
+    var unflushedResponses: [UnflushedResponse] = []
+    var unflushedHead = 0
+
+    struct UnflushedResponse {
+        var length: Int
+        var resultBytes: Int
+        var rows: Int64
+    }
 
     public init(
         policy: CallPolicy, now: Double, peer: String, draining: Bool = false,
@@ -97,11 +114,11 @@ public struct CallStateMachine<Message, Metadata> {
     /// Handles one event; the actions to carry out, in order, are appended to `actions`.
     public mutating func handle(_ event: Event, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]) {
         switch event {
-        case .requestHead(let head, let endStream): receivedHead(head, endStream: endStream, now: now, into: &actions)
+        case .requestHead(let head, let endStream, let buffered): receivedHead(head, endStream: endStream, bufferedBytes: buffered, now: now, into: &actions)
         case .requestTrailers(let endStream): receivedRequestData(bytes: 0, endStream: endStream, now: now, into: &actions)
         case .requestData(let bytes, let endStream): receivedRequestData(bytes: bytes, endStream: endStream, now: now, into: &actions)
         case .requestPrefix(let length, let compressed): receivedRequestPrefix(length: length, compressed: compressed, now: now, into: &actions)
-        case .requestMessage(let message, let envelope): receivedRequestMessage(message, envelope, now: now, accounting: &accounting, into: &actions)
+        case .requestMessage(let envelope): receivedRequestMessage(envelope, now: now, accounting: &accounting, into: &actions)
         case .requestsDrained(let partial): drainedRequests(partialBytes: partial, now: now, into: &actions)
         case .requestFlushed(let bytes): flushedRequest(bytes: bytes, into: &actions)
         case .clientGone: clientWentAway(now: now, into: &actions)
@@ -113,7 +130,7 @@ public struct CallStateMachine<Message, Metadata> {
         case .responseHead(let metadata, let status, let trailers): receivedResponseHead(metadata, httpStatus: status, trailers: trailers, now: now, into: &actions)
         case .responseData(let bytes, let endStream): receivedResponseData(bytes: bytes, endStream: endStream, now: now, into: &actions)
         case .responsePrefix(let length, let compressed): receivedResponsePrefix(length: length, compressed: compressed, now: now, into: &actions)
-        case .responseMessage(let message, let envelope): receivedResponseMessage(message, envelope, now: now, accounting: &accounting, into: &actions)
+        case .responseMessage(let envelope): receivedResponseMessage(envelope, now: now, accounting: &accounting, into: &actions)
         case .responsesDrained(let partial): drainedResponses(partialBytes: partial, now: now, into: &actions)
         case .responseTrailers(let metadata, let status): receivedResponseTrailers(metadata, status, now: now, into: &actions)
         case .responseFlushed(let bytes): flushedResponse(bytes: bytes, into: &actions)

@@ -32,7 +32,7 @@ extension SparkgateConfig {
             root, "",
             allowed: [
                 "listen", "tls", "insecure_plaintext", "max_message_bytes", "admin", "auth", "backends", "defaults",
-                "teams", "allow_unknown_teams", "sessions", "config_policy", "audit_log", "shutdown_grace_seconds",
+                "teams", "allow_unknown_teams", "sessions", "config_policy", "audit_log", "shutdown_grace_seconds", "limits",
             ])
         if let n = top["listen"], let v = reader.hostPort(n, "listen") { config.listen = v }
         if let n = top["insecure_plaintext"], let v = reader.bool(n, "insecure_plaintext") { config.insecurePlaintext = v }
@@ -62,6 +62,7 @@ extension SparkgateConfig {
             }
         }
         if let n = top["shutdown_grace_seconds"], let v = reader.number(n, "shutdown_grace_seconds") { config.shutdownGraceSeconds = v }
+        if let n = top["limits"], !reader.isNull(n) { config.limits = readLimits(n, reader) }
         crossCheck(&config, top, reader)
         guard reader.issues.isEmpty else { throw ConfigError(reader.issues) }
         return config
@@ -211,6 +212,43 @@ extension SparkgateConfig {
         return out
     }
 
+    private static func readLimits(_ node: Node, _ r: ConfigReader) -> ConnectionLimits {
+        var l = ConnectionLimits()
+        let m = r.mapping(node, "limits", allowed: Set(ConnectionLimits.keys))
+        func seconds(_ name: String, _ target: inout Double) {
+            if let n = m[name], let v = r.number(n, "limits.\(name)") { target = v }
+        }
+        func count(_ name: String, min: Int = 1, max: Int = Int.max, _ target: inout Int) {
+            if let n = m[name], let v = r.int(n, "limits.\(name)", min: min, max: max) { target = v }
+        }
+        seconds("tls_handshake_timeout_seconds", &l.tlsHandshakeTimeoutSeconds)
+        seconds("first_request_timeout_seconds", &l.firstRequestTimeoutSeconds)
+        seconds("idle_connection_timeout_seconds", &l.idleConnectionTimeoutSeconds)
+        seconds("keepalive_interval_seconds", &l.keepaliveIntervalSeconds)
+        seconds("keepalive_timeout_seconds", &l.keepaliveTimeoutSeconds)
+        seconds("max_connection_age_seconds", &l.maxConnectionAgeSeconds)
+        seconds("max_connection_age_grace_seconds", &l.maxConnectionAgeGraceSeconds)
+        seconds("refusal_window_seconds", &l.refusalWindowSeconds)
+        seconds("backend_keepalive_interval_seconds", &l.backendKeepaliveIntervalSeconds)
+        seconds("backend_keepalive_timeout_seconds", &l.backendKeepaliveTimeoutSeconds)
+        count("max_connections", &l.maxConnections)
+        count("max_connections_per_address", &l.maxConnectionsPerAddress)
+        // SETTINGS_MAX_CONCURRENT_STREAMS is a 31-bit value; a handful keeps a PySpark client working.
+        count("max_concurrent_streams", min: 4, max: 1 << 20, &l.maxConcurrentStreams)
+        count("max_auth_failures_per_connection", &l.maxAuthFailuresPerConnection)
+        count("max_refusals_per_connection", &l.maxRefusalsPerConnection)
+        count("max_buffered_bytes", min: 1 << 20, &l.maxBufferedBytes)
+        count("max_header_list_bytes", min: 8 << 10, max: 16 << 20, &l.maxHeaderListBytes)
+        count("max_request_header_bytes", min: 4 << 10, max: 16 << 20, &l.maxRequestHeaderBytes)
+        if l.keepaliveIntervalSeconds > 0 && l.keepaliveTimeoutSeconds <= 0 {
+            r.fail("limits.keepalive_timeout_seconds", m["keepalive_timeout_seconds"] ?? node, "must be above 0 while keepalive_interval_seconds is set")
+        }
+        if l.maxRequestHeaderBytes > l.maxHeaderListBytes {
+            r.fail("limits.max_request_header_bytes", m["max_request_header_bytes"] ?? node, "\(l.maxRequestHeaderBytes) is above limits.max_header_list_bytes (\(l.maxHeaderListBytes)), which the peer is told as the hard limit")
+        }
+        return l
+    }
+
     private static func readSessions(_ node: Node, _ r: ConfigReader, into sessions: inout Sessions) {
         let m = r.mapping(node, "sessions", allowed: ["reject_foreign_session_ids", "namespace_session_ids", "namespace", "operation_detached_seconds"])
         if let n = m["reject_foreign_session_ids"], let v = r.bool(n, "sessions.reject_foreign_session_ids") { sessions.rejectForeignSessionIDs = v }
@@ -242,6 +280,9 @@ extension SparkgateConfig {
         }
         if config.auth.keys.isEmpty && config.auth.jwksFiles.isEmpty && config.auth.jwksURLs.isEmpty {
             r.fail("auth.keys", top["auth"], "no verification keys: give auth.keys, auth.jwks_files or auth.jwks_urls")
+        }
+        if config.auth.maxTokenBytes + 1024 > config.limits.maxRequestHeaderBytes {
+            r.fail("auth.max_token_bytes", top["auth"], "\(config.auth.maxTokenBytes) leaves no room under limits.max_request_header_bytes (\(config.limits.maxRequestHeaderBytes)) for the other request headers; raise that limit too")
         }
         if !config.admin.listen.isLoopback && config.admin.tokenFile == nil {
             r.fail("admin.listen", top["admin"], "\(config.admin.listen) is reachable from other machines; set admin.token_file so the admin API needs a token")

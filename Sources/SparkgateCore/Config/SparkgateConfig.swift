@@ -101,6 +101,7 @@ public struct SparkgateConfig: Sendable, Equatable {
     public var configPolicy = ConfigPolicy(denyKeys: ConfigPolicy.defaultDenyKeys)
     public var auditLog = AuditLog.stdout
     public var shutdownGraceSeconds = 30.0
+    public var limits = ConnectionLimits()
 
     public init(file: String) {
         self.file = file

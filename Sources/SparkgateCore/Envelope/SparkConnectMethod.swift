@@ -22,9 +22,13 @@ public enum SparkConnectMethod: Hashable, Sendable {
 
     /// The method for an HTTP/2 `:path`, or nil when the path is outside SparkConnectService.
     public init?(path: String) {
-        guard path.hasPrefix(Self.servicePrefix) else { return nil }
-        let name = path.dropFirst(Self.servicePrefix.count)
-        guard !name.isEmpty, !name.contains("/") else { return nil }
+        // Byte comparisons: this runs on every call, and String's Character-level API is far slower.
+        let utf8 = path.utf8
+        let prefix = Self.servicePrefix.utf8
+        guard utf8.count > prefix.count, utf8.starts(with: prefix) else { return nil }
+        let nameBytes = utf8.dropFirst(prefix.count)
+        guard !nameBytes.contains(UInt8(ascii: "/")) else { return nil }
+        let name = Substring(nameBytes)
         switch name {
         case "ExecutePlan": self = .executePlan
         case "AnalyzePlan": self = .analyzePlan

@@ -34,9 +34,12 @@ public struct ConnectionCredit: Sendable, Equatable {
         held = max(0, held - bytes)
     }
 
-    /// Raises (never lowers) the window the peer gets.
-    public mutating func raise(target: Int) {
-        self.target = max(self.target, target)
+    /// Raises (never lowers) the window the peer gets; true when it grew.
+    @discardableResult
+    public mutating func raise(target: Int) -> Bool {
+        guard target > self.target else { return false }
+        self.target = target
+        return true
     }
 
     /// The increment to send now, if any.

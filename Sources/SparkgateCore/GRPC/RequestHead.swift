@@ -6,11 +6,14 @@ public struct RequestHead: Sendable, Equatable {
     public var authorization: [Substring] = []
     public var timeout: Duration?
     public var timeoutText: String?
+    /// The header list's size as HTTP/2 counts it (name + value + 32 per field, RFC 9113 §6.5.2).
+    public var headerBytes = 0
 
     public init() {}
 
     /// Adds one header as it arrives.
     public mutating func add(name: String, value: String) {
+        headerBytes += name.utf8.count + value.utf8.count + 32
         switch name {
         case ":method": method = value
         case ":path": path = value

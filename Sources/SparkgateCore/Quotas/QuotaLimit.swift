@@ -23,7 +23,7 @@ public struct QuotaRefusal: Error, Sendable, Equatable {
         self.error = .resourceExhausted(message, retryAfter: retryAfter)
     }
 
-    static func bytes(_ n: Int) -> String {
+    public static func bytes(_ n: Int) -> String {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n)
         var i = 0

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
@@ -25,10 +26,11 @@ struct BackendCalls: Sendable {
         let timeout = TimeAmount.nanoseconds(Int64(backend.connectTimeoutSeconds * 1e9))
         let pool = self.pool
         let tls = state.backendTLS[name]
+        let limits = state.config.limits
         // Sparkgate's own calls start in tasks: build the call on its event loop.
         loop.execute {
             let call = UnaryBackendCall(promise: promise)
-            pool.openStream(to: endpoint, on: loop, tls: tls, connectTimeout: timeout, owner: call, headers: headers).assumeIsolated().whenComplete { result in
+            pool.openStream(to: endpoint, on: loop, tls: tls, connectTimeout: timeout, limits: limits, owner: call, headers: headers).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success((let handler, let id)):
                     handler.writer.write(.data(.init(data: .byteBuffer(GRPCMessage.frame(payload: message).framed), endStream: true)), on: id, promise: nil)

@@ -2,6 +2,8 @@ import Logging
 import NIOCore
 import NIOHTTP2
 import NIOSSL
+import SparkgateCore
+import SparkgateObservability
 
 /// The backend connection of one endpoint on one event loop. It connects on first use and again after the
 /// connection closes, fills up its stream ids, or the backend sends GOAWAY, so a restarted backend is picked
@@ -16,25 +18,27 @@ final class BackendConnection {
     let endpoint: BackendEndpoint
     let loop: LoopContext
     let connector: any BackendConnector
+    let metrics: GatewayMetrics
     private var state = State.idle
     private let onUpChange: (Bool) -> Void
 
-    init(endpoint: BackendEndpoint, loop: LoopContext, connector: any BackendConnector, onUpChange: @escaping (Bool) -> Void) {
+    init(endpoint: BackendEndpoint, loop: LoopContext, connector: any BackendConnector, metrics: GatewayMetrics, onUpChange: @escaping (Bool) -> Void) {
         self.endpoint = endpoint
         self.loop = loop
         self.connector = connector
+        self.metrics = metrics
         self.onUpChange = onUpChange
     }
 
     /// A connection that can take a new stream, connecting first when needed.
-    func handler(tls: NIOSSLContext?, connectTimeout: TimeAmount) -> EventLoopFuture<BackendConnectionHandler> {
+    func handler(tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits) -> EventLoopFuture<BackendConnectionHandler> {
         switch state {
         case .ready(let handler) where handler.isUsable:
-            return loop.eventLoop.makeSucceededFuture(handler)
+            return loop.eventLoop.assumeIsolated().makeSucceededFuture(handler)
         case .connecting(let future):
             return future
         case .ready, .idle:
-            let future = connect(tls: tls, connectTimeout: connectTimeout)
+            let future = connect(tls: tls, connectTimeout: connectTimeout, limits: limits)
             state = .connecting(future)
             future.assumeIsolated().whenComplete { [self] result in
                 switch result {
@@ -50,7 +54,7 @@ final class BackendConnection {
         }
     }
 
-    private func connect(tls: NIOSSLContext?, connectTimeout: TimeAmount) -> EventLoopFuture<BackendConnectionHandler> {
+    private func connect(tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits) -> EventLoopFuture<BackendConnectionHandler> {
         let endpoint = self.endpoint
         return connector.connect(to: endpoint, on: loop.eventLoop, timeout: connectTimeout).assumeIsolated().flatMapThrowing { [self] channel in
             let sync = channel.pipeline.syncOperations
@@ -59,7 +63,9 @@ final class BackendConnection {
                 try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.address.host))
             }
             try sync.addHandler(HTTP2Tuning.backendHandler())
-            let handler = BackendConnectionHandler(loop: loop, endpoint: endpoint) { [weak self] in self?.closed() }
+            // A strong capture: the handler lives only as long as its channel, and a weak one would put every
+            // retain of this connection (one per call) on the runtime's slow path.
+            let handler = BackendConnectionHandler(loop: loop, endpoint: endpoint, limits: limits, metrics: metrics) { [self] in closed() }
             try sync.addHandler(handler)
             return handler
         }.nonisolated()

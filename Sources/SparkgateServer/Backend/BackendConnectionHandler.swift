@@ -3,6 +3,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
+import SparkgateObservability
 
 /// One HTTP/2 connection to a backend: opens streams for their owners and routes the backend's frames to
 /// them. Lives on one event loop with the client connections it serves.
@@ -25,10 +26,17 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     /// The last stream a GOAWAY from the backend promised to serve; later ones were never processed.
     private var goAwayLastStreamID: HTTP2StreamID?
     private let onClose: () -> Void
+    private let limits: ConnectionLimits
+    private let metrics: GatewayMetrics
+    /// Keepalive: a backend that goes silent (a host that vanished without closing) is found and closed, so its
+    /// calls end with UNAVAILABLE instead of waiting for TCP to notice.
+    private var lifecycle: ConnectionLifecycleDriver?
 
-    init(loop: LoopContext, endpoint: BackendEndpoint, onClose: @escaping () -> Void) {
+    init(loop: LoopContext, endpoint: BackendEndpoint, limits: ConnectionLimits, metrics: GatewayMetrics, onClose: @escaping () -> Void) {
         self.endpoint = endpoint
         self.onClose = onClose
+        self.limits = limits.backendConnection
+        self.metrics = metrics
         self.writer = FrameWriter(loop: loop, credit: ConnectionCredit(target: HTTP2Tuning.connectionWindow))
     }
 
@@ -37,11 +45,16 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
 
     func handlerAdded(context: ChannelHandlerContext) {
         writer.attach(context)
+        let lifecycle = ConnectionLifecycleDriver(channel: context.channel, limits: limits, metrics: metrics, keepaliveEvent: .backendKeepaliveTimeout)
+        lifecycle.owner = self
+        self.lifecycle = lifecycle
+        lifecycle.handle(.accepted(tls: false))
         // Raise the connection window from the protocol's 65,535 bytes at once; stream windows come from SETTINGS.
         if context.channel.isActive { writer.giveBackWindow(force: true) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        lifecycle?.stop()
         writer.detach()
     }
 
@@ -72,6 +85,7 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        writer.loop.tick()
         let frame = unwrapInboundIn(data)
         let id = frame.streamID
         switch frame.payload {
@@ -82,6 +96,8 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             owners[id]?.backendData(buffer, endStream: data.endStream, windowBytes: data.windowBytes)
         case .rstStream(let code):
             owners.removeValue(forKey: id)?.backendStreamClosed(reset: code)
+        case .ping(_, ack: true):
+            lifecycle?.handle(.pingAcknowledged)
         case .goAway(let lastStreamID, _, _):
             // No new streams here; streams the backend already took finish normally, and the ones it never
             // processed are refused, so their calls can safely be retried.
@@ -97,6 +113,7 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        lifecycle?.handle(.frameReceived)
         writer.readBurstEnded()
         context.fireChannelReadComplete()
     }
@@ -104,6 +121,7 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let closed as StreamClosedEvent:
+            writer.loop.tick()
             let unprocessed = goAwayLastStreamID.map { closed.streamID > $0 } ?? false
             owners.removeValue(forKey: closed.streamID)?.backendStreamClosed(reset: unprocessed ? .refusedStream : closed.reason)
         case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
@@ -115,6 +133,8 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        writer.loop.tick()
+        lifecycle?.stop()
         draining = true
         let open = owners
         owners.removeAll()
@@ -133,5 +153,16 @@ final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     func close() {
         draining = true
         writer.context?.close(promise: nil)
+    }
+}
+
+extension BackendConnectionHandler: LifecycleOwner {
+    func sendPing() {
+        writer.write(.ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false), on: .rootStream, promise: nil)
+        writer.flushNow()
+    }
+
+    func sendGoAway(_ reason: LimitEvent, calm: Bool) {
+        close()
     }
 }

@@ -31,20 +31,20 @@ final class BackendPool: Sendable {
     /// Opens a stream to `endpoint` for `owner`, connecting first if needed; completes with the connection and
     /// the stream id. Call on `eventLoop`: the owner lives there.
     func openStream(
-        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount,
+        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits,
         owner: any BackendStreamOwner, headers: HPACKHeaders
     ) -> EventLoopFuture<(BackendConnectionHandler, HTTP2StreamID)> {
         eventLoop.preconditionInEventLoop()
         let loop = context(on: eventLoop)
         let metrics = self.metrics
         let connection = loop.backends[endpoint] ?? {
-            let c = BackendConnection(endpoint: endpoint, loop: loop, connector: connector) { up in
+            let c = BackendConnection(endpoint: endpoint, loop: loop, connector: connector, metrics: metrics) { up in
                 metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up)
             }
             loop.backends[endpoint] = c
             return c
         }()
-        return connection.handler(tls: tls, connectTimeout: connectTimeout).assumeIsolated().flatMapThrowing { handler in
+        return connection.handler(tls: tls, connectTimeout: connectTimeout, limits: limits).assumeIsolated().flatMapThrowing { handler in
             guard let id = handler.openStream(for: owner, headers: headers) else {
                 throw BackendErrors.Draining()
             }

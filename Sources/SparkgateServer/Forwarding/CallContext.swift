@@ -9,6 +9,7 @@ struct CallContext: Sendable {
     let keyRefresher: JWKSRefresher
     let ledger: SharedLedger
     let calls: CallRegistry
+    let buffered: BufferedBytes
     let pool: BackendPool
     let backendCalls: BackendCalls
     let metrics: GatewayMetrics

@@ -57,8 +57,9 @@ final class FrameWriter {
         giveBackWindow(force: false)
     }
 
+    /// Raises the peer's connection window; only a raise is sent at once, never a few bytes of batch.
     func raiseWindow(to target: Int) {
-        credit.raise(target: target)
+        guard credit.raise(target: target) else { return }
         giveBackWindow(force: true)
     }
 

@@ -3,7 +3,8 @@ import NIOCore
 import NIOHTTP2
 import SparkgateCore
 
-/// One client connection, after TLS and HTTP/2 framing: routes each stream's frames to its `ProxyCall`.
+/// One client connection, after TLS and HTTP/2 framing: routes each stream's frames to its `ProxyCall`,
+/// and reports the connection's life (streams, pings, refusals) to its `ConnectionLifecycle`.
 ///
 /// There is no channel per stream: a call is a plain object keyed by stream id. Connection-level window
 /// starts at the protocol's 65,535 bytes and grows to the gateway's once a call on the connection
@@ -15,6 +16,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     let runtime: GatewayRuntime
     let peer: String
     let writer: FrameWriter
+    let lifecycle: ConnectionLifecycleDriver
     let allocator = ByteBufferAllocator()
     private var calls: [HTTP2StreamID: ProxyCall] = [:]
     /// The highest stream the client opened: what a GOAWAY promises to finish.
@@ -28,14 +30,16 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var drainCheck: RepeatedTask?
     private var sentGoAway = false
 
-    init(runtime: GatewayRuntime, peer: String, loop: LoopContext) {
+    init(runtime: GatewayRuntime, peer: String, loop: LoopContext, lifecycle: ConnectionLifecycleDriver) {
         self.runtime = runtime
         self.peer = peer
+        self.lifecycle = lifecycle
         self.writer = FrameWriter(loop: loop, credit: ConnectionCredit(target: 65_535))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         writer.attach(context)
+        lifecycle.owner = self
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -43,6 +47,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        writer.loop.tick()
         let frame = unwrapInboundIn(data)
         let id = frame.streamID
         switch frame.payload {
@@ -54,6 +59,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
                 let call = ProxyCall(
                     context: runtime.callContext, state: runtime.state, frontend: self, streamID: id, peer: peer, draining: draining)
                 calls[id] = call
+                lifecycle.handle(.requestStarted)
                 call.start(headers.headers, endStream: headers.endStream)
             }
         case .data(let data):
@@ -65,12 +71,15 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             call.clientData(buffer, endStream: data.endStream, windowBytes: bytes)
         case .rstStream:
             calls[id]?.clientGone()
+        case .ping(_, ack: true):
+            lifecycle.handle(.pingAcknowledged)
         default:
             break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        lifecycle.handle(.frameReceived)
         writer.readBurstEnded()
         context.fireChannelReadComplete()
     }
@@ -78,9 +87,11 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let closed as StreamClosedEvent:
+            writer.loop.tick()
             if let call = calls.removeValue(forKey: closed.streamID) {
                 call.clientGone()
                 if let operation = call.operation { remember(operation) }
+                lifecycle.handle(.streamClosed(openStreams: calls.count))
             }
             if draining { closeIfDone(context) }
         case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
@@ -114,8 +125,11 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         writer.write(.rstStream(.noError), on: id, promise: nil)
     }
 
-    func callFinished(_ call: ProxyCall) {
+    func callFinished(_ call: ProxyCall, outcome: CallOutcome) {
         if let operation = call.operation { remember(operation) }
+        guard let refusal = outcome.refusal, refusal.isClientFault else { return }
+        if case .authFailure? = refusal.metric { lifecycle.handle(.authenticationFailed) }
+        lifecycle.handle(.refused)
     }
 
     // MARK: Drain
@@ -167,6 +181,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        lifecycle.stop()
         drainCheck?.cancel()
         drainCheck = nil
         let open = calls
@@ -184,4 +199,17 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     /// Streams still open (for drain).
     var openCalls: Int { calls.count }
+}
+
+extension FrontendConnectionHandler: LifecycleOwner {
+    func sendPing() {
+        writer.write(.ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false), on: .rootStream, promise: nil)
+        writer.flushNow()
+    }
+
+    func sendGoAway(_ reason: LimitEvent, calm: Bool) {
+        let debug = ByteBuffer(string: reason.rawValue)
+        writer.write(.goAway(lastStreamID: lastStreamID, errorCode: calm ? .enhanceYourCalm : .noError, opaqueData: debug), on: .rootStream, promise: nil)
+        writer.flushNow()
+    }
 }

@@ -6,6 +6,15 @@ final class LoopContext {
     let eventLoop: any EventLoop
     var backends: [BackendEndpoint: BackendConnection] = [:]
     private var dirty: [ObjectIdentifier: FrameWriter] = [:]
+    /// The time, read once per frame (or timer, or completion) rather than once per call event.
+    private(set) var now = WallClock.now()
+
+    /// Reads the clock: call as a frame, timer or completion starts being handled.
+    @discardableResult
+    func tick() -> Double {
+        now = WallClock.now()
+        return now
+    }
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop

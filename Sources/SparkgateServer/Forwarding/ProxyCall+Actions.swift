@@ -1,4 +1,5 @@
 import NIOCore
+import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
@@ -23,8 +24,9 @@ extension ProxyCall {
             frontend.release(bytes, stream: stream ? streamID : nil)
         case .returnResponseCredit(let bytes):
             if let backend, let backendStreamID { backend.returnStreamCredit(bytes, on: backendStreamID) }
-        case .admit(let plan):
-            let now = WallClock.now()
+        case .admit:
+            guard let plan = machine.plan else { return }
+            let now = frontend.writer.loop.now
             let result = context.ledger.withLock {
                 $0.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
             }
@@ -37,15 +39,18 @@ extension ProxyCall {
             })
         case .openBackend(let route):
             openBackend(route)
-        case .sendRequest(let message, let envelope, let rewrite, let endStream):
+        case .sendRequest(let endStream):
+            guard let (message, envelope) = unsentRequests.popFirst(), let rewrite = machine.plan?.rewrite else { return }
             sendRequest(message, envelope, rewrite, endStream: endStream)
         case .endRequest:
             if let backend, let backendStreamID {
                 backend.writer.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: backendStreamID, promise: nil)
+                backend.writer.flushNow()
             }
         case .sendResponseHead(let headers):
             frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: true))), on: streamID, promise: nil)
-        case .sendResponse(let message, let edits):
+        case .sendResponse(let edits):
+            guard let message = unsentResponses.popFirst() else { return }
             sendResponse(message, edits: edits)
         case .forwardTrailers(let headers, let trailersOnly):
             frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: trailersOnly), endStream: true)), on: streamID, promise: nil)
@@ -71,7 +76,7 @@ extension ProxyCall {
     // MARK: Authentication
 
     private func authenticate(_ token: Substring, refreshed: Bool) {
-        switch state.authenticator.authenticate(token, now: WallClock.now()) {
+        switch state.authenticator.authenticate(token, now: frontend.writer.loop.now) {
         case .verified(let verified):
             frontend.callAuthenticated()
             handle(.authenticated(verified, team: state.config.team(verified.identity.team)))
@@ -106,7 +111,7 @@ extension ProxyCall {
         let headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: state.backendTokens[route.backend], forwarding: clientHeaders)
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
         context.pool.openStream(
-            to: endpoint, on: eventLoop, tls: state.backendTLS[route.backend], connectTimeout: timeout, owner: self, headers: headers
+            to: endpoint, on: eventLoop, tls: state.backendTLS[route.backend], connectTimeout: timeout, limits: state.config.limits, owner: self, headers: headers
         ).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success((let handler, let id)):
@@ -124,13 +129,22 @@ extension ProxyCall {
         let edits = message.withPayload { rewrite.edits(for: envelope, in: $0) }
         let segments = edits.isEmpty ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
         let size = message.framed.readableBytes
-        write(segments, to: backend.writer, on: backendStreamID, endStream: endStream) { call in call.handleFromOutside(.requestFlushed(bytes: size)) }
+        write(segments, to: backend.writer, on: backendStreamID, endStream: endStream) { call in
+            call.hold(-size)
+            call.handleFromOutside(.requestFlushed(bytes: size))
+        }
+        // A complete request goes out at once rather than at the end of the read burst, so the backend works on
+        // it while the gateway reads the next one (a pipelining client sends many per burst).
+        if endStream { backend.writer.flushNow() }
     }
 
     private func sendResponse(_ message: GRPCMessage, edits: [ByteEdit]) {
         let segments = edits.isEmpty ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
         let size = message.framed.readableBytes
-        write(segments, to: frontend.writer, on: streamID, endStream: false) { call in call.handleFromOutside(.responseFlushed(bytes: size)) }
+        write(segments, to: frontend.writer, on: streamID, endStream: false) { call in
+            call.hold(-size)
+            call.handleFromOutside(.responseFlushed(bytes: size))
+        }
     }
 
     /// Writes a message's segments; `flushed` runs once the last one has left the gateway, so flow control

@@ -7,8 +7,11 @@ extension ProxyCall {
         deadline = nil
         if let registration { context.calls.unregister(registration) }
         registration = nil
+        unsentRequests.removeAll()
+        unsentResponses.removeAll()
+        releaseHeldBytes()
         if outcome.admitted != nil {
-            let now = WallClock.now()
+            let now = frontend.writer.loop.now
             context.ledger.withLock { $0.callFinished(outcome, now: now) }
         }
         let metrics = context.metrics
@@ -17,6 +20,7 @@ extension ProxyCall {
         case .authFailure(let reason)?: metrics.authFailure(reason)
         case .quota(let limit)?: metrics.quotaRejection(team: team, limit: limit)
         case .backend?: metrics.backendError(outcome.summary.backend ?? "")
+        case .limit(let event)?: metrics.limitEvent(event)
         case nil: break
         }
         metrics.rpcFinished(method: machine.method.label, team: team, code: outcome.code, durationSeconds: outcome.summary.durationSeconds)
@@ -25,6 +29,6 @@ extension ProxyCall {
         }
         if let seconds = outcome.firstResponseSeconds { metrics.firstResponse(seconds: seconds) }
         context.audit.record(outcome.summary)
-        frontend.callFinished(self)
+        frontend.callFinished(self, outcome: outcome)
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
@@ -8,7 +9,7 @@ import SparkgateCore
 /// `CallStateMachine` decides. It reads bytes into messages, reports events, and executes actions in the
 /// order the machine produced them; it decides nothing itself.
 final class ProxyCall {
-    typealias Machine = CallStateMachine<GRPCMessage, HPACKHeaders>
+    typealias Machine = CallStateMachine<HPACKHeaders>
 
     var machine: Machine
     let context: CallContext
@@ -19,12 +20,19 @@ final class ProxyCall {
     var head = RequestHead()
     var clientHeaders = HPACKHeaders()
     var requests = GRPCMessageReader()
-    var responses = GRPCMessageReader()
+    var responses = GRPCMessageReader(trustsLengths: true)
     var backend: BackendConnectionHandler?
     var backendStreamID: HTTP2StreamID?
     var sawResponseHead = false
+    /// Messages read and not yet sent, oldest first, with what each needs to be rewritten: the machine
+    /// decides whether and how the oldest goes next.
+    var unsentRequests = MessageQueue<(GRPCMessage, RequestEnvelope)>()
+    var unsentResponses = MessageQueue<GRPCMessage>()
     var deadline: Scheduled<Void>?
     var registration: UInt64?
+    /// This call's share of `BufferedBytes`: received from one side, not yet written out to the other.
+    private var heldBytes = 0
+    private var released = false
     private var queue: [Machine.Action] = []
     private var executing = false
 
@@ -35,7 +43,7 @@ final class ProxyCall {
         self.streamID = streamID
         let calls = context.calls
         self.machine = Machine(
-            policy: state.callPolicy, now: WallClock.now(), peer: peer, draining: draining,
+            policy: state.callPolicy, now: frontend.writer.loop.now, peer: peer, draining: draining,
             endedReason: { calls.endedReason($0, now: WallClock.now()) })
         queue.reserveCapacity(8)
     }
@@ -48,7 +56,7 @@ final class ProxyCall {
     /// (an admission answered at once, a backend stream already open) queue their actions behind.
     func handle(_ event: Machine.Event) {
         var accounting = SharedLedgerAccounting(ledger: context.ledger)
-        machine.handle(event, now: WallClock.now(), accounting: &accounting, into: &queue)
+        machine.handle(event, now: frontend.writer.loop.now, accounting: &accounting, into: &queue)
         guard !executing else { return }
         executing = true
         var index = 0
@@ -65,6 +73,7 @@ final class ProxyCall {
     /// everything else).
     func handleFromOutside(_ event: Machine.Event) {
         let nested = executing
+        if !nested { frontend.writer.loop.tick() }
         handle(event)
         if !nested { frontend.writer.loop.flushDirty() }
     }
@@ -74,7 +83,22 @@ final class ProxyCall {
     func start(_ headers: HPACKHeaders, endStream: Bool) {
         clientHeaders = headers
         for (name, value, _) in headers { head.add(name: name, value: value) }
-        handle(.requestHead(head, endStream: endStream))
+        handle(.requestHead(head, endStream: endStream, bufferedBytes: context.buffered.value))
+    }
+
+    /// Moves this call's share of the gateway's buffered bytes; once the call is accounted for, its share is
+    /// gone and late flushes change nothing.
+    func hold(_ delta: Int) {
+        guard !released else { return }
+        heldBytes += delta
+        context.buffered.add(delta)
+    }
+
+    func releaseHeldBytes() {
+        guard !released else { return }
+        context.buffered.add(-heldBytes)
+        heldBytes = 0
+        released = true
     }
 
     func clientHeaders(endStream: Bool) {
@@ -82,7 +106,10 @@ final class ProxyCall {
     }
 
     func clientData(_ buffer: ByteBuffer, endStream: Bool, windowBytes: Int) {
-        if !isClosed { requests.append(buffer) }
+        if !isClosed {
+            requests.append(buffer)
+            hold(buffer.readableBytes)
+        }
         handle(.requestData(bytes: windowBytes, endStream: endStream))
     }
 
@@ -104,7 +131,8 @@ final class ProxyCall {
             case .message(let message):
                 let method = machine.method
                 let envelope = message.withPayload { bytes in Result<RequestEnvelope, WireError> { () throws(WireError) in try RequestEnvelope.read(bytes, method: method) } }
-                handle(.requestMessage(message, envelope))
+                if case .success(let e) = envelope { unsentRequests.append((message, e)) }
+                handle(.requestMessage(envelope))
             }
             if isClosed { return }
         }
@@ -122,7 +150,8 @@ final class ProxyCall {
                     let method = machine.method
                     envelope = try? message.withPayload { try ResponseEnvelope.read($0, method: method) }
                 }
-                handle(.responseMessage(message, envelope))
+                unsentResponses.append(message)
+                handle(.responseMessage(envelope))
             }
             if isClosed { return }
         }
@@ -145,7 +174,10 @@ extension ProxyCall: BackendStreamOwner {
     }
 
     func backendData(_ data: ByteBuffer, endStream: Bool, windowBytes: Int) {
-        if !isClosed { responses.append(data) }
+        if !isClosed {
+            responses.append(data)
+            hold(data.readableBytes)
+        }
         handle(.responseData(bytes: windowBytes, endStream: endStream))
     }
 
@@ -161,5 +193,31 @@ extension ProxyCall: BackendStreamOwner {
         case let code?: reason = .other("\(code)")
         }
         handle(.backendReset(reason))
+    }
+}
+
+/// A first-in, first-out queue of messages that empties to no storage: most calls hold one message at a time.
+struct MessageQueue<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    mutating func append(_ item: Element) {
+        items.append(item)
+    }
+
+    mutating func popFirst() -> Element? {
+        guard head < items.count else { return nil }
+        let item = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return item
+    }
+
+    mutating func removeAll() {
+        items.removeAll()
+        head = 0
     }
 }

@@ -70,6 +70,13 @@ public final class GatewayListener: Service, Sendable {
         let runtime = self.runtime
         let connections = self.connections
         return channel.eventLoop.makeCompletedFuture {
+            // Past a connection cap the connection is closed at once, before TLS costs anything.
+            let address = channel.remoteAddress?.ipAddress ?? "unknown"
+            if let full = runtime.connections.admit(address, limits: runtime.state.config.limits) {
+                runtime.metrics.limitEvent(full)
+                throw ConnectionRefused()
+            }
+            channel.closeFuture.whenComplete { _ in runtime.connections.release(address) }
             try GatewayPipeline.configure(channel, runtime: runtime)
             connections.add(channel)
             runtime.metrics.connection("open", delta: 1)
@@ -77,3 +84,5 @@ public final class GatewayListener: Service, Sendable {
         }
     }
 }
+
+private struct ConnectionRefused: Error {}

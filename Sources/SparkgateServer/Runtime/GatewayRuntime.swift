@@ -11,6 +11,10 @@ public final class GatewayRuntime: Sendable {
     private let current: StateBox
     let ledger = SharedLedger()
     let calls = CallRegistry()
+    /// What calls hold in the gateway, against `limits.max_buffered_bytes`.
+    let buffered = BufferedBytes()
+    let connections = ConnectionLimiter()
+    let handshakeFailures: HandshakeFailureLog
     let pool: BackendPool
     let backendCalls: BackendCalls
     public let metrics: GatewayMetrics
@@ -34,6 +38,7 @@ public final class GatewayRuntime: Sendable {
         self.logger = logger
         self.pool = BackendPool(group: group, metrics: metrics, connector: connector)
         self.backendCalls = BackendCalls(pool: pool, logger: logger)
+        self.handshakeFailures = HandshakeFailureLog(logger: logger)
         let current = self.current
         let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
             let state = current.value
@@ -41,7 +46,8 @@ public final class GatewayRuntime: Sendable {
         }
         self.keyRefresher = refresher
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, calls: calls, pool: pool, backendCalls: backendCalls, metrics: metrics, audit: audit, logger: logger)
+            keyRefresher: refresher, ledger: ledger, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, metrics: metrics, audit: audit,
+            logger: logger)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
     }
 

@@ -36,7 +36,8 @@ public final class GatewayState: Sendable {
         self.callPolicy = CallPolicy(
             maxMessageBytes: config.maxMessageBytes, configPolicy: config.configPolicy, namespace: namespace,
             rejectForeignSessionIDs: config.sessions.rejectForeignSessionIDs, streamWindow: HTTP2Tuning.streamWindow,
-            maxBufferedPerStream: HTTP2Tuning.maxBufferedPerStream)
+            maxBufferedPerStream: HTTP2Tuning.maxBufferedPerStream, maxRequestHeaderBytes: config.limits.maxRequestHeaderBytes,
+            maxBufferedBytes: config.limits.maxBufferedBytes, maxTokenBytes: config.auth.maxTokenBytes)
     }
 
     /// The metrics label for a team: configured names only, so labels stay bounded.

@@ -58,6 +58,7 @@ public final class SessionReaper: Service, Sendable {
                 }
             }
         }
+        runtime.metrics.bufferedBytes(runtime.buffered.value)
         let teams = Set(state.config.teams.keys).union(result.idleSessions.map(\.owner.team)).union(result.overdueOperations.map(\.owner.team))
         let counts = runtime.ledger.withLock { ledger in teams.map { ($0, ledger.sessionCount(ofTeam: $0), ledger.activeOperations(team: $0)) } }
         for (team, sessions, operations) in counts where state.config.teams[team] != nil {

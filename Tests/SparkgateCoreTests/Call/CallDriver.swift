@@ -1,11 +1,11 @@
 @testable import SparkgateCore
 
-/// Drives a `CallStateMachine` with messages as plain ids and metadata as strings, against a real
+/// Drives a `CallStateMachine` with metadata as strings, against a real
 /// `SessionLedger` as its accounting, and renders actions as short strings tests can compare.
 struct CallDriver {
-    typealias Machine = CallStateMachine<Int, String>
-    typealias Event = CallEvent<Int, String>
-    typealias Action = CallAction<Int, String>
+    typealias Machine = CallStateMachine<String>
+    typealias Event = CallEvent<String>
+    typealias Action = CallAction<String>
 
     static let sessionID = "00000000-0000-4000-8000-000000000001"
     static let operationID = "00000000-0000-4000-8000-0000000000aa"
@@ -100,10 +100,10 @@ struct CallDriver {
         case .admit: "admit"
         case .register: "register"
         case .openBackend(let r): "openBackend(\(r.backend))"
-        case .sendRequest(let m, _, _, let end): "sendRequest(\(m)\(end ? ",end" : ""))"
+        case .sendRequest(let end): end ? "sendRequest(end)" : "sendRequest"
         case .endRequest: "endRequest"
         case .sendResponseHead(let h): "sendResponseHead(\(h))"
-        case .sendResponse(let m, let edits): "sendResponse(\(m)\(edits.isEmpty ? "" : ",edited"))"
+        case .sendResponse(let edits): edits.isEmpty ? "sendResponse" : "sendResponse(edited)"
         case .forwardTrailers(let h, let only): "forwardTrailers(\(h)\(only ? ",only" : ""))"
         case .sendStatus(let e, let only): "sendStatus(\(e.code.name)\(only ? ",only" : ""))"
         case .resetBackend: "resetBackend"
@@ -118,7 +118,7 @@ struct CallDriver {
     // MARK: Bringing a call to each phase
 
     mutating func toAuthenticating() {
-        send(.requestHead(head, endStream: false))
+        send(.requestHead(head, endStream: false, bufferedBytes: 0))
     }
 
     mutating func toAwaitingFirstMessage() {
@@ -126,12 +126,12 @@ struct CallDriver {
         send(.authenticated(token, team: team))
     }
 
-    /// Reads one whole first message (`id` 1) and leaves the call waiting for the ledger.
+    /// Reads one whole first message and leaves the call waiting for the ledger.
     mutating func toAdmitting(endStream: Bool = false, operation: String? = nil) {
         toAwaitingFirstMessage()
         send(.requestData(bytes: 105, endStream: endStream))
         send(.requestPrefix(length: 100, compressed: false))
-        send(.requestMessage(1, .success(envelope(operation: operation))))
+        send(.requestMessage(.success(envelope(operation: operation))))
         send(.requestsDrained(partialBytes: 0))
     }
 

@@ -70,11 +70,11 @@ struct CallStateMachineRandomTests {
         let bytes = Int(rng.next() % 70_000)
         let flag = rng.next() % 4 == 0
         switch rng.next() % 23 {
-        case 0: return .requestHead(d.head, endStream: flag)
+        case 0: return .requestHead(d.head, endStream: flag, bufferedBytes: 0)
         case 1: return .requestTrailers(endStream: flag)
         case 2, 3: return .requestData(bytes: bytes, endStream: flag)
         case 4: return .requestPrefix(length: bytes, compressed: rng.next() % 20 == 0)
-        case 5: return .requestMessage(Int(rng.next() % 100), flag ? .failure(.truncated) : .success(d.envelope(operation: CallDriver.operationID)))
+        case 5: return .requestMessage(flag ? .failure(.truncated) : .success(d.envelope(operation: CallDriver.operationID)))
         case 6: return .requestsDrained(partialBytes: flag ? bytes : 0)
         case 7: return .requestFlushed(bytes: bytes)
         case 8: return rng.next() % 3 == 0 ? .clientGone : .drain
@@ -85,7 +85,7 @@ struct CallStateMachineRandomTests {
         case 13: return .responseHead("h", httpStatus: flag ? "500" : "200", trailers: rng.next() % 3 == 0 ? BackendStatus(code: .ok) : nil)
         case 14: return .responseData(bytes: bytes, endStream: rng.next() % 10 == 0)
         case 15: return .responsePrefix(length: bytes, compressed: false)
-        case 16: return .responseMessage(Int(rng.next() % 100), flag ? nil : ResponseEnvelope())
+        case 16: return .responseMessage(flag ? nil : ResponseEnvelope())
         case 17: return .responsesDrained(partialBytes: flag ? bytes : 0)
         case 18: return .responseTrailers("t", BackendStatus(code: flag ? .internal : .ok))
         case 19: return .responseFlushed(bytes: bytes)

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOCore
+import SparkgateFraming
 import NIOEmbedded
 import NIOHPACK
 import NIOHTTP2

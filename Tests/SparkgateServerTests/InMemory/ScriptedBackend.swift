@@ -1,4 +1,5 @@
 import NIOCore
+import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore

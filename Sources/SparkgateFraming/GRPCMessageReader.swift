@@ -1,20 +1,25 @@
 import NIOCore
 
 /// One gRPC message: the 5-byte prefix (compressed flag, big-endian length) and its payload, in one buffer.
-struct GRPCMessage {
+public struct GRPCMessage: Sendable {
     /// The framed bytes, prefix included: forwarded as they are when nothing in the message changes.
-    var framed: ByteBuffer
-    var compressed: Bool
+    public var framed: ByteBuffer
+    public var compressed: Bool
 
-    var payloadLength: Int { framed.readableBytes - 5 }
+    public init(framed: ByteBuffer, compressed: Bool) {
+        self.framed = framed
+        self.compressed = compressed
+    }
+
+    public var payloadLength: Int { framed.readableBytes - 5 }
 
     /// Runs `body` over the payload bytes without copying them.
-    func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try framed.withUnsafeReadableBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw[5...])) }
     }
 
     /// Frames `payload` as one uncompressed message.
-    static func frame(payload: some Collection<UInt8>, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> GRPCMessage {
+    public static func frame(payload: some Collection<UInt8>, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> GRPCMessage {
         var buffer = allocator.buffer(capacity: payload.count + 5)
         buffer.writeInteger(UInt8(0))
         buffer.writeInteger(UInt32(payload.count))
@@ -26,10 +31,12 @@ struct GRPCMessage {
 /// Splits a stream of DATA frame payloads into gRPC messages.
 ///
 /// Each message's prefix is reported before any of its payload is gathered, so its length can be refused
-/// first. A message that arrived whole is sliced out without a copy; one that spans frames is gathered
-/// into a buffer that grows as its bytes arrive, never sized from the prefix alone.
-struct GRPCMessageReader {
-    enum Item {
+/// first. A message that arrived whole is sliced out without a copy. One that spans frames is gathered into
+/// one buffer: from a client, a buffer that grows with what arrives (never sized from a length prefix alone,
+/// which any client can write); from a backend, a trusted peer whose lengths already passed
+/// `max_message_bytes`, sized once from the prefix, so a 4 MiB Arrow batch is copied once, not regrown.
+public struct GRPCMessageReader {
+    public enum Item {
         case prefix(length: Int, compressed: Bool)
         case message(GRPCMessage)
     }
@@ -46,20 +53,26 @@ struct GRPCMessageReader {
     /// Bytes received that belong to no message being gathered.
     private var pending: ByteBuffer?
     private let allocator = ByteBufferAllocator()
+    /// Whether a message's buffer may be sized from its length prefix (a backend's messages).
+    public let trustsLengths: Bool
+
+    public init(trustsLengths: Bool = false) {
+        self.trustsLengths = trustsLengths
+    }
 
     /// Bytes received that do not yet form a whole message.
-    var bufferedBytes: Int {
+    public var bufferedBytes: Int {
         if case .gathering(let buffer, _, _) = state { return buffer.readableBytes + (pending?.readableBytes ?? 0) }
         return pending?.readableBytes ?? 0
     }
 
     /// The capacity of the buffer a message is being gathered into, if one is (it grows with the bytes).
-    var gatheringCapacity: Int? {
+    public var gatheringCapacity: Int? {
         if case .gathering(let buffer, _, _) = state { return buffer.capacity }
         return nil
     }
 
-    mutating func append(_ data: ByteBuffer) {
+    public mutating func append(_ data: ByteBuffer) {
         var data = data
         if case .gathering(var buffer, let total, let compressed) = state, pending == nil {
             state = .expectingPrefix
@@ -78,7 +91,7 @@ struct GRPCMessageReader {
     }
 
     /// The next prefix or whole message, nil when more bytes are needed.
-    mutating func next() -> Item? {
+    public mutating func next() -> Item? {
         switch state {
         case .expectingPrefix:
             guard let p = pending, p.readableBytes >= 5,
@@ -95,7 +108,7 @@ struct GRPCMessageReader {
                 state = .expectingPrefix
                 return .message(GRPCMessage(framed: message, compressed: compressed))
             }
-            var buffer = allocator.buffer(capacity: min(total, max(2 * available, 16 << 10)))
+            var buffer = allocator.buffer(capacity: trustsLengths ? total : min(total, max(2 * available, 64 << 10)))
             if var p = pending {
                 buffer.writeBuffer(&p)
                 pending = nil

@@ -4,11 +4,11 @@ import SparkgateCore
 /// A gRPC message with byte edits applied, as buffers to write in order: small rewritten regions are copied
 /// into fresh buffers, and every large untouched region is a zero-copy slice of the original. Editing a
 /// 4 MiB Arrow batch's session id costs a 50-byte copy, not a 4 MiB one.
-enum EditedMessage {
+public enum EditedMessage {
     /// Untouched runs shorter than this are copied rather than sliced (each slice is a separate DATA frame).
-    static let sliceThreshold = 4096
+    public static let sliceThreshold = 4096
 
-    static func segments(of message: GRPCMessage, applying edits: [ByteEdit], allocator: ByteBufferAllocator) -> [ByteBuffer] {
+    public static func segments(of message: GRPCMessage, applying edits: [ByteEdit], allocator: ByteBufferAllocator) -> [ByteBuffer] {
         let framed = message.framed
         let payloadStart = framed.readerIndex + 5
         let payloadLength = message.payloadLength

@@ -1,0 +1,98 @@
+"""Where Sparkgate's CPU goes per call: runs one binary against the synthetic backend, drives a fixed number
+of calls with h2load while `perf record` samples it (the cpu-clock software event, which works where hardware
+counters do not), and prints the CPU per call measured from /proc and the symbols that take it, scaled to
+microseconds per call. Run it on two builds to see what a change costs.
+
+    .venv/bin/python Benchmarks/bench/cpu_profile.py --bin .build/release/sparkgate \\
+        --synthetic-bin .build/release/SyntheticSparkConnect --workload unary --calls 20000
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import peers
+from bench import grpc_body, h2load
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--synthetic-bin", required=True)
+    ap.add_argument("--workload", choices=["unary", "unary32", "unary64", "stream"], default="unary")
+    ap.add_argument("--calls", type=int, default=20000)
+    ap.add_argument("--stream-bytes", type=int, default=2 << 30)
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=None, help="event loops (sparkgate serve --threads)")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="sparkgate-profile-")
+    sg = lambda *a: subprocess.run([args.bin, *a], capture_output=True, text=True, check=True).stdout.strip()
+    certs, keys = os.path.join(work, "certs"), os.path.join(work, "keys")
+    sg("certs", "generate", "--out", certs, "--host", "localhost")
+    sg("keys", "generate", "--algorithm", "ES256", "--kid", "bench-es256", "--out", keys)
+    sg("keys", "generate", "--algorithm", "HS256", "--kid", "bench-hs256", "--out", keys)
+    material = {"cert": os.path.join(certs, "server.crt"), "key": os.path.join(certs, "server.key"), "ca": os.path.join(certs, "ca.crt"),
+                "es_pub": os.path.join(keys, "bench-es256.pub.pem"), "es_key": os.path.join(keys, "bench-es256.key.pem"),
+                "hs_secret": os.path.join(keys, "bench-hs256.secret")}
+    synthetic = peers.synthetic_server(work, args.synthetic_bin)
+    data = os.path.join(work, "perf.data")
+    gate = None
+    try:
+        extra = ["--threads", str(args.threads)] if args.threads else []
+        gate = peers.sparkgate(work, args.bin, material, 1, synthetic.port, name="profiled", extra_args=extra)
+        token = sg("token", "issue", "--config", gate.config, "--user", "bench", "--team", "bench-synthetic", "--kid", "bench-es256", "--ttl", "1h")
+        from pyspark.sql.connect.proto import base_pb2 as pb
+        session = str(uuid.uuid4())
+        config_req = pb.ConfigRequest(session_id=session, client_type="h2load")
+        config_req.user_context.user_id = "bench"
+        config_req.operation.get.keys.append("spark.sql.shuffle.partitions")
+        exec_req = pb.ExecutePlanRequest(session_id=session, client_type="h2load")
+        exec_req.user_context.user_id = "bench"
+        exec_req.plan.root.range.end = 10
+        config_body = grpc_body(os.path.join(work, "config.bin"), config_req)
+        exec_body = grpc_body(os.path.join(work, "exec.bin"), exec_req)
+        url = lambda method: f"https://localhost:{gate.port}/spark.connect.SparkConnectService/{method}"
+        # Warm up (connections, caches, the token) before measuring.
+        h2load(url("Config"), config_body, token, 500, 1, 1)
+        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", data, "-p", str(gate.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = peers.cpu_ns([gate.pid])
+        if args.workload == "unary":
+            result = h2load(url("Config"), config_body, token, args.calls, 1, 1)
+        elif args.workload in ("unary32", "unary64"):
+            result = h2load(url("Config"), config_body, token, args.calls, 1, int(args.workload[5:]))
+        else:
+            result = h2load(url("ExecutePlan"), exec_body, token, 1, 1, 1, [f"x-synthetic-bytes: {args.stream_bytes}"])
+        cpu = (peers.cpu_ns([gate.pid]) - cpu0) / 1e3
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
+    finally:
+        if gate:
+            gate.close()
+        synthetic.close()
+    units = args.calls if args.workload != "stream" else args.stream_bytes / 2**30
+    unit = "call" if args.workload != "stream" else "GiB"
+    scale = 1 if unit == "call" else 1e-6
+    print(f"{os.path.basename(args.bin)} ({args.workload}): {cpu / units * scale:,.2f} {'us' if unit == 'call' else 's'} CPU per {unit}; "
+          f"h2load {result.get('succeeded')} of {result.get('total')} succeeded, {result.get('req_per_s', 0):,.0f} req/s")
+    report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.3"],
+                            capture_output=True, text=True).stdout
+    demangled = subprocess.run(["swift", "demangle", "--simplified"], input=report, capture_output=True, text=True).stdout
+    shown = 0
+    for line in demangled.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+\[.\]\s+(.*)", line) or re.match(r"\s*([\d.]+)%\s+\[k\]\s+(.*)", line)
+        if not m:
+            continue
+        share = float(m.group(1))
+        print(f"{share:6.2f}%  {share / 100 * cpu / units * scale:8.2f}  {m.group(2)[:170]}")
+        shown += 1
+        if shown >= args.top:
+            break
+
+
+if __name__ == "__main__":
+    main()
