@@ -187,13 +187,15 @@ var streamSettings = NIOHTTP2Handler.StreamConfiguration()
 streamSettings.targetWindowSize = 1 << 20
 streamSettings.outboundBufferSizeHighWatermark = 1 << 20
 streamSettings.outboundBufferSizeLowWatermark = 256 << 10
+let connectionConfiguration = settings
+let streamConfiguration = streamSettings
 let server = try ServerBootstrap(group: group)
     .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
     .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
     .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
             _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: settings, streamConfiguration: streamSettings
+                mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
             ) { stream in
                 stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(SyntheticStream()) }
             }

@@ -6,7 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Fetches the configured JWKS URLs: at start, every `jwks_refresh_seconds`, and on demand when a token
-/// names an unknown key id (at most once per 30 s). A failed fetch keeps the last good keys and is logged.
+/// names an unknown key id (at most once per 30 s). A failed fetch, one that parses to no usable key, and a
+/// redirect (which could lead anywhere, including to plaintext) all keep the last good keys and are logged.
 public final class JWKSRefresher: Service, Sendable {
     public static let onDemandInterval = 30.0
 
@@ -21,12 +22,32 @@ public final class JWKSRefresher: Service, Sendable {
     private let onUpdate: @Sendable ([VerificationKey]) -> Void
     private let logger: Logger
     private let timeout: TimeAmount
+    /// Its own client, made at the first fetch: redirects off, which `HTTPClient.shared` cannot be told.
+    private let client = Mutex<HTTPClient?>(nil)
 
     public init(urls: [String], interval: Double, timeout: TimeAmount = .seconds(10), logger: Logger, onUpdate: @escaping @Sendable ([VerificationKey]) -> Void) {
         self.settings = Mutex(Settings(urls: urls, interval: interval))
         self.timeout = timeout
         self.logger = logger
         self.onUpdate = onUpdate
+    }
+
+    private var httpClient: HTTPClient {
+        client.withLock { client in
+            if let client { return client }
+            var configuration = HTTPClient.Configuration()
+            configuration.redirectConfiguration = .disallow
+            configuration.timeout = .init(connect: timeout, read: timeout)
+            let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            client = made
+            return made
+        }
+    }
+
+    /// Closes the HTTP client, if a fetch made one. `run()` does this when the service stops.
+    public func shutdown() async {
+        guard let made = client.withLock({ client in defer { client = nil }; return client }) else { return }
+        try? await made.shutdown()
     }
 
     /// Every key from the last good fetch of each URL.
@@ -58,6 +79,10 @@ public final class JWKSRefresher: Service, Sendable {
         for url in urls {
             do {
                 let keys = try await fetch(url)
+                guard !keys.isEmpty else {
+                    logger.warning("JWKS document has no usable key; keeping the last good keys", metadata: ["jwks.url": "\(url)"])
+                    continue
+                }
                 fetched.withLock { $0[url] = keys }
                 logger.debug("fetched JWKS", metadata: ["jwks.url": "\(url)", "jwks.keys": "\(keys.count)"])
             } catch {
@@ -70,9 +95,10 @@ public final class JWKSRefresher: Service, Sendable {
     private func fetch(_ url: String) async throws -> [VerificationKey] {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "accept", value: "application/json")
-        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let response = try await httpClient.execute(request, timeout: timeout)
         guard response.status == .ok else {
-            throw KeyLoader.Failure(key: url, message: "HTTP \(response.status.code)")
+            let redirect = (300..<400).contains(response.status.code) ? " (redirects are not followed: configure the final URL)" : ""
+            throw KeyLoader.Failure(key: url, message: "HTTP \(response.status.code)\(redirect)")
         }
         let body = try await response.body.collect(upTo: 1 << 20)
         let document = try await JWKSDocument.parse(Data(body.readableBytesView), origin: url)
@@ -94,5 +120,6 @@ public final class JWKSRefresher: Service, Sendable {
                 await self.refreshNow()
             }
         }
+        await shutdown()
     }
 }

@@ -5,13 +5,26 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// An admin request: method, path, query and the bearer token if any.
+/// An admin request as it arrived: method, raw target, the bearer token if any, and the body. Nothing in it
+/// is parsed before the caller has checked the token (`AdminURI.parse` does that part, after).
 public struct AdminRequest: Sendable {
     public var method: String
-    public var path: String
-    public var query: [String: String]
+    /// The request target as sent (`/v1/sessions?team=a`).
+    public var uri: String
     public var authorization: String?
     public var body: [UInt8]
+
+    public init(method: String, uri: String, authorization: String?, body: [UInt8]) {
+        self.method = method
+        self.uri = uri
+        self.authorization = authorization
+        self.body = body
+    }
+
+    /// The path without its query, for routing before authentication (`/healthz` needs no token).
+    public var path: String {
+        String(uri.utf8.prefix { $0 != UInt8(ascii: "?") }) ?? uri
+    }
 }
 
 public struct AdminResponse: Sendable {
@@ -61,8 +74,13 @@ public final class AdminHTTPServer: Service, Sendable {
         let handler = self.handler
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            // A client that half-closes after its request still gets the answer (NIOHTTP1 closes after it).
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A peer that stops sending is closed after 30 s: the admin port must not collect idle sockets.
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(30)))
+                    try channel.pipeline.syncOperations.addHandler(CloseOnIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(AdminConnectionHandler(handler: handler))
                 }
@@ -79,13 +97,17 @@ public final class AdminHTTPServer: Service, Sendable {
     }
 }
 
-private final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
+
+    /// The largest request body the admin API reads; a larger one is refused with 413.
+    static let maxBodyBytes = 1 << 20
 
     let handler: AdminHTTPServer.Handler
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    private var tooLarge = false
 
     init(handler: @escaping AdminHTTPServer.Handler) {
         self.handler = handler
@@ -96,45 +118,62 @@ private final class AdminConnectionHandler: ChannelInboundHandler, RemovableChan
         case .head(let h):
             head = h
             body = []
+            tooLarge = false
         case .body(let buffer):
-            if body.count + buffer.readableBytes <= 1 << 20 { body += buffer.readableBytesView }
+            guard !tooLarge else { return }
+            if body.count + buffer.readableBytes > Self.maxBodyBytes {
+                tooLarge = true
+                body = []
+            } else {
+                body += buffer.readableBytesView
+            }
         case .end:
             guard let head else { return }
             self.head = nil
-            let parts = head.uri.split(separator: "?", maxSplits: 1)
-            var query: [String: String] = [:]
-            if parts.count == 2 {
-                for pair in parts[1].split(separator: "&") {
-                    let kv = pair.split(separator: "=", maxSplits: 1)
-                    let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-                    let value = kv.count == 2 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
-                    query[key] = value
-                }
+            if tooLarge {
+                return respond(context, head: head, AdminResponse.error(413, "the request body is over \(Self.maxBodyBytes) bytes"), keepAlive: false)
             }
-            let request = AdminRequest(
-                method: head.method.rawValue, path: parts.first.map(String.init) ?? "/", query: query,
-                authorization: head.headers.first(name: "authorization"), body: body)
+            let request = AdminRequest(method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: body)
             let keepAlive = head.isKeepAlive
-            let version = head.version
             let promise = context.eventLoop.makePromise(of: AdminResponse.self)
             let handler = self.handler
             promise.completeWithTask { await handler(request) }
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            promise.futureResult.whenSuccess { response in
-                let context = bound.value
-                var headers = HTTPHeaders()
-                headers.add(name: "content-type", value: response.contentType)
-                headers.add(name: "content-length", value: String(response.body.count))
-                headers.add(name: "cache-control", value: "no-store")
-                if !keepAlive { headers.add(name: "connection", value: "close") }
-                context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers))), promise: nil)
-                var buffer = context.channel.allocator.buffer(capacity: response.body.count)
-                buffer.writeBytes(response.body)
-                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
-                context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
-                    if !keepAlive { context.close(promise: nil) }
-                }
+            promise.futureResult.assumeIsolated().whenSuccess { [self] response in
+                respond(context, head: head, response, keepAlive: keepAlive)
             }
+        }
+    }
+
+    private func respond(_ context: ChannelHandlerContext, head: HTTPRequestHead, _ response: AdminResponse, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: String(response.body.count))
+        headers.add(name: "cache-control", value: "no-store")
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+        buffer.writeBytes(response.body)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIOHTTP1's protocol error handler (configureHTTPServerPipeline) has already answered 400 to a request
+        // it could not parse; writing a second response here would trip its state checks.
+        context.close(promise: nil)
+    }
+}
+
+private final class CloseOnIdle: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

@@ -113,6 +113,21 @@ struct ConfigTests {
         #expect(issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n  token_file: admin.token\n").isEmpty)
     }
 
+    @Test("jwks_urls must be https; plaintext needs a per-URL opt-in")
+    func jwksURLs() throws {
+        let auth = "auth:\n  keys:\n    - kid: k1\n      algorithm: ES256\n      public_key: keys/k1.pub.pem\n"
+        func with(_ urls: String) -> String {
+            Self.minimal.replacingOccurrences(of: auth, with: auth + "  jwks_urls:\n" + urls)
+        }
+        let plain = issues(with("    - http://idp.example/jwks.json\n"))
+        #expect(plain.count == 1 && plain[0].key == "auth.jwks_urls[0]" && plain[0].message.contains("allow_plaintext") && plain[0].line == 9)
+        #expect(issues(with("    - ftp://idp.example/jwks.json\n")).contains { $0.key == "auth.jwks_urls[0]" && $0.message.contains("https://") })
+        #expect(issues(with("    - {url: http://127.0.0.1:8080/jwks.json, allow_plaintext: yes_please}\n")).contains { $0.key == "auth.jwks_urls[0].allow_plaintext" })
+        #expect(issues(with("    - {allow_plaintext: true}\n")).contains { $0.key == "auth.jwks_urls[0].url" })
+        let config = try parse(with("    - https://idp.example/jwks.json\n    - {url: http://127.0.0.1:8080/jwks.json, allow_plaintext: true}\n"))
+        #expect(config.auth.jwksURLs == ["https://idp.example/jwks.json", "http://127.0.0.1:8080/jwks.json"])
+    }
+
     @Test("tls and insecure_plaintext are exclusive; duplicate kids are refused")
     func exclusive() {
         let yaml = Self.minimal.replacingOccurrences(of: "insecure_plaintext: true", with: "insecure_plaintext: true\ntls:\n  certificate: a.crt\n  private_key: a.key")

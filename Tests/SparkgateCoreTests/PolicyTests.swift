@@ -12,7 +12,15 @@ struct ConfigPolicyTests {
         #expect(p.denies("spark.ssl.keyStorePassword"))
         #expect(p.denies("spark.hadoop.google.cloud.auth.service.account.json.Credentials"))
         #expect(!p.denies("spark.sql.shuffle.partitions"))
-        #expect(!p.denies("spark.connect.authenticate.tokenizer"))
+        // Keys that switch off authorization or load code, and object-store keys in their usual spellings.
+        for key in ["spark.sql.optimizer.excludedRules", "spark.sql.extensions", "spark.plugins", "spark.jars", "spark.jars.packages",
+                    "spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.session.token", "fs.azure.account.key.acct.dfs.core.windows.net",
+                    "spark.hadoop.fs.azure.account.key.acct.blob.core.windows.net"] {
+            #expect(p.denies(key), "\(key)")
+        }
+        // Patterns are anchored: a key that merely starts like a denied one is not denied.
+        #expect(!p.denies("spark.pluginsDisabled") && !p.denies("spark.sql.extensionsX"))
+        #expect(ConfigPolicy.defaultDenied.allSatisfy { !$0.reason.isEmpty })
     }
 
     @Test("globs: star, question mark, anchoring and backtracking")

@@ -55,7 +55,7 @@ struct SessionLedgerTests {
         #expect((try? l.admit(call(alice, .config, s3), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil)
     }
 
-    @Test("concurrent operations: a reattach is never counted or refused as a new operation")
+    @Test("concurrent operations: a reattach of a held operation is never counted or refused as a new one")
     func operations() {
         var l = SessionLedger()
         var q = quotas
@@ -180,7 +180,7 @@ struct SessionLedgerTests {
         #expect(l.artifactReceived(key, bytes: 424, limit: 1024) == nil)
     }
 
-    @Test("the rate limit refuses with a retry delay, refills, and never touches housekeeping calls")
+    @Test("the rate limit refuses with a retry delay, refills, and leaves housekeeping calls to their own bucket")
     func rate() {
         var l = SessionLedger()
         var q = quotas
@@ -262,5 +262,40 @@ struct SessionLedgerTests {
         #expect(l.operations.isEmpty)
         #expect(l.sessions.isEmpty)
         #expect(users.allSatisfy { l.sessionCount(of: $0) == 0 })
+    }
+
+    @Test("a ReattachExecute for an operation the ledger does not hold counts like a new one, and ends when Spark has no such operation")
+    func unknownReattach() {
+        var l = SessionLedger()
+        var q = quotas
+        q.maxConcurrentOperationsPerTeam = 2
+        let key = SessionKey(owner: alice, clientSessionID: s1)
+        for op in ["x1", "x2"] { #expect((try? l.admit(call(alice, .reattachExecute, s1, op: op), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil) }
+        guard case .failure(.quota(let r)) = l.admit(call(alice, .reattachExecute, s1, op: "x3"), quotas: q, rejectForeignSessions: true, now: 0) else {
+            Issue.record("a third made-up operation was admitted past the team limit"); return
+        }
+        #expect(r.limit == .operationsPerTeam)
+        // Spark answers OPERATION_NOT_FOUND: the operation ends at once instead of lingering as detached.
+        var outcome = CallOutcome(summary: CallSummary(start: 0, method: "ReattachExecute", peer: "p"), code: .internal)
+        outcome.backendStatus = BackendStatus(code: .internal, message: "whatever", errorClass: "INVALID_HANDLE.OPERATION_NOT_FOUND")
+        outcome.admitted = AdmittedCall(session: key, method: .reattachExecute, operation: OperationKey(session: key, operationID: "x1"), reattachable: true, releaseAll: false, releasedOperationID: nil)
+        l.callFinished(outcome, now: 1)
+        #expect(l.activeOperations(team: "analytics") == 1)
+        #expect((try? l.admit(call(alice, .executePlan, s1, op: "real"), quotas: q, rejectForeignSessions: true, now: 2).get()) != nil)
+    }
+
+    @Test("housekeeping calls have a generous bucket of their own")
+    func housekeepingBucket() {
+        var l = SessionLedger()
+        var q = quotas
+        q.housekeepingRequestsPerSecond = 100
+        q.housekeepingRequestBurst = 5
+        for _ in 0..<5 { #expect((try? l.admit(call(alice, .releaseExecute, s1, op: "x"), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil) }
+        guard case .failure(.quota(let r)) = l.admit(call(alice, .releaseExecute, s1, op: "x"), quotas: q, rejectForeignSessions: true, now: 0) else {
+            Issue.record("housekeeping burst exceeded without refusal"); return
+        }
+        #expect(r.limit == .housekeepingRate)
+        #expect(r.error.retryAfter == .milliseconds(10))
+        #expect((try? l.admit(call(alice, .config, s1), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil)  // the other bucket
     }
 }

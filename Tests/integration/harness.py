@@ -1,5 +1,6 @@
 """Processes the integration suite starts and stops: Spark Connect, LakeSail Sail, Sparkgate, a JWKS server."""
 import contextlib
+import copy
 import http.server
 import json
 import os
@@ -73,6 +74,7 @@ class SparkServer:
         self.log = os.path.join(self.dir, "spark.log")
         conf = [
             f"spark.connect.grpc.binding.port={self.port}",
+            "spark.connect.grpc.binding.address=127.0.0.1",  # only this host reaches it, as in the quickstart
             f"spark.connect.authenticate.token={token}",
             # Cut result streams every second so every large result exercises ReattachExecute.
             "spark.connect.execute.reattachable.senderMaxStreamDuration=1s",
@@ -122,6 +124,9 @@ class SailServer:
         stop(self.proc)
 
 
+AUTO = object()
+
+
 class Gateway:
     """A `sparkgate serve` process with its own configuration file."""
 
@@ -133,11 +138,13 @@ class Gateway:
         self.config_path = os.path.join(self.dir, "sparkgate.yaml")
         self.audit = os.path.join(self.dir, "audit.jsonl")
         self.log = os.path.join(self.dir, "sparkgate.log")
-        config = dict(config)
+        config = copy.deepcopy(config)  # tests build several gateways from one dict
         config.setdefault("listen", f"127.0.0.1:{self.port}")
         config.setdefault("admin", {}).setdefault("listen", f"127.0.0.1:{self.admin_port}")
         config.setdefault("audit_log", self.audit)
         self.config = config
+        token_file = (config.get("admin") or {}).get("token_file")
+        self.admin_token = open(token_file).read().strip() if token_file else None
         self.write_config()
         self.env = {**os.environ, **(env or {})}
         self.start()
@@ -166,7 +173,10 @@ class Gateway:
         parts += [f"{k}={v}" for k, v in params.items()]
         return ";".join(parts)
 
-    def admin(self, path, method="GET", token=None, body=None):
+    def admin(self, path, method="GET", token=AUTO, body=None):
+        """An admin request, with the gateway's own admin token unless `token` says otherwise (None: no token)."""
+        if token is AUTO:
+            token = self.admin_token
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method, data=body)
         if token:
             req.add_header("Authorization", f"Bearer {token}")
@@ -205,6 +215,9 @@ class Material:
         self.keys = os.path.join(directory, "keys")
         run_cli("keys", "generate", "--algorithm", "ES256", "--kid", "suite-es256", "--out", self.keys)
         run_cli("keys", "generate", "--algorithm", "ES256", "--kid", "other-es256", "--out", self.keys)
+        self.admin_token_file = os.path.join(directory, "admin.token")
+        with open(self.admin_token_file, "w") as f:
+            f.write("suite-admin-" + os.urandom(16).hex() + "\n")
         self.issuer_config = os.path.join(directory, "issuer.yaml")
         with open(self.issuer_config, "w") as f:
             json.dump(self.base_config(backend_endpoint="127.0.0.1:1"), f)
@@ -225,6 +238,7 @@ class Material:
             "backends": {"local": {"endpoints": [backend_endpoint], "token_env": "SUITE_BACKEND_TOKEN"}},
             "defaults": {"backend": "local", "quotas": {"requests_per_second": 0}},
             "teams": {"analytics": {}, "data-eng": {}},
+            "admin": {"token_file": self.admin_token_file},
         }
         if tls:
             config["tls"] = {"certificate": os.path.join(self.certs, "server.crt"), "private_key": os.path.join(self.certs, "server.key")}
@@ -244,7 +258,7 @@ class Material:
 class JWKSServer:
     """Serves a JWKS document over local HTTP; the test swaps the document to rotate keys."""
 
-    def __init__(self):
+    def __init__(self, redirect_to=None):
         self.document = b'{"keys":[]}'
         self.hits = 0
         outer = self
@@ -252,6 +266,12 @@ class JWKSServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.hits += 1
+                if redirect_to:
+                    self.send_response(302)
+                    self.send_header("location", redirect_to)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(outer.document)))

@@ -25,8 +25,12 @@ def main():
     call = channel.unary_unary("/spark.connect.SparkConnectService/Config", request_serializer=None, response_deserializer=None)
     metadata = [("authorization", f"Bearer {token}")]
     # Connect, and warm up the path (Spark's JIT included: this may be the first traffic of the session).
-    for _ in range(30):
+    # Time-based, not count-based: a just-started Spark needs about a second of calls before its JIT settles.
+    warm_until = time.time() + 1.5
+    calls = 0
+    while calls < 30 or time.time() < warm_until:
         call(body, metadata=metadata, timeout=30)
+        calls += 1
     open(out + ".ready", "w").close()
     latencies, errors = [], []
     while not os.path.exists(out + ".stop"):

@@ -74,7 +74,7 @@ def test_jwks_url_rotates_keys_without_a_restart(spark, material, make_gateway, 
     try:
         config = material.base_config(spark.endpoint)
         config["auth"]["keys"] = []
-        config["auth"]["jwks_urls"] = [jwks.url]
+        config["auth"]["jwks_urls"] = [{"url": jwks.url, "allow_plaintext": True}]
         config["auth"]["jwks_refresh_seconds"] = 3600  # rotation must come from the unknown-kid refresh
         gw = make_gateway(config, name="jwks")
         jwks.document = jwk_set(material, "suite-es256")
@@ -92,6 +92,35 @@ def test_jwks_url_rotates_keys_without_a_restart(spark, material, make_gateway, 
         assert jwks.hits >= 3
     finally:
         jwks.close()
+
+
+def test_jwks_urls_refuse_plaintext_and_redirects(spark, material, make_gateway):
+    """A plaintext JWKS URL without the opt-in is a config error; a redirect is not followed, so keys served
+    at its target are never trusted."""
+    config = material.base_config(spark.endpoint)
+    config["auth"]["jwks_urls"] = ["http://127.0.0.1:9/jwks.json"]
+    path = os.path.join(material.dir, "plain-jwks.yaml")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    check = harness.run_cli("config", "check", "--config", path, check=False)
+    assert check.returncode != 0 and "auth.jwks_urls[0]" in check.stderr and "allow_plaintext" in check.stderr
+
+    target = harness.JWKSServer()
+    target.document = jwk_set(material, "suite-es256")
+    redirector = harness.JWKSServer(redirect_to=target.url)
+    try:
+        config = material.base_config(spark.endpoint)
+        config["auth"]["keys"] = []
+        config["auth"]["jwks_urls"] = [{"url": redirector.url, "allow_plaintext": True}]
+        gw = make_gateway(config, name="jwks-redirect")
+        with pytest.raises(grpc.RpcError) as info:
+            harness.grpc_call(gw, "Config", harness.config_get_request(str(uuid.uuid4()), "x"), token=material.token())
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert redirector.hits >= 1 and target.hits == 0
+        assert "redirects are not followed" in open(gw.log).read()
+    finally:
+        redirector.close()
+        target.close()
 
 
 def signed_token(material, key_name, kid, **claims):

@@ -22,7 +22,16 @@ def test_compose_and_dockerfile_run_the_tested_commands():
     spark = services["spark"]
     assert spark["command"][0].endswith("sbin/start-connect-server.sh")
     assert spark["environment"]["SPARK_NO_DAEMONIZE"] == "1"
-    assert "SPARK_CONNECT_AUTHENTICATE_TOKEN" in spark["environment"]
+    # The backend token comes from a file secret, into Spark's environment, never onto its command line.
+    assert "SPARK_CONNECT_AUTHENTICATE_TOKEN=$(cat /run/secrets/spark_token)" in spark["entrypoint"][2]
+    assert not any("authenticate.token" in part for part in spark["command"])
+    assert "spark_token" in spark["secrets"] and "spark_token" in services["sparkgate"]["secrets"]
+    # Only Sparkgate reaches Spark Connect: their network is internal and nobody else joins it, no port published.
+    assert spark["networks"] == ["engine"] and "ports" not in spark
+    assert compose["networks"]["engine"]["internal"] is True
+    assert [name for name, s in services.items() if "engine" in s.get("networks", [])] == ["spark", "sparkgate"]
+    config = yaml.safe_load(open(os.path.join(DOCKER, "sparkgate.yaml")))
+    assert config["backends"]["spark"]["token_file"] == "/run/secrets/spark_token"
     assert re.match(r"apache/spark:4\.3\.", spark["image"])
     quickstart = open(os.path.join(harness.ROOT, "scripts", "quickstart")).read()
     assert "start-connect-server.sh" in quickstart and "SPARK_NO_DAEMONIZE=1" in quickstart
@@ -37,6 +46,8 @@ def test_the_container_configuration_serves_and_is_scraped(spark, material, back
     admin_token = "scrape-" + os.urandom(8).hex()
     token_file = tmp_path / "admin_token"
     token_file.write_text(admin_token + "\n")
+    spark_token_file = tmp_path / "spark_token"
+    spark_token_file.write_text(backend_token + "\n")
     dev = tmp_path / "dev"
     os.symlink(material.certs, dev, target_is_directory=True)
     text = open(os.path.join(DOCKER, "sparkgate.yaml")).read()
@@ -44,22 +55,22 @@ def test_the_container_configuration_serves_and_is_scraped(spark, material, back
     text = (text.replace("/etc/sparkgate/dev/dev-es256.pub.pem", os.path.join(material.keys, "suite-es256.pub.pem"))
             .replace("kid: dev-es256", "kid: suite-es256").replace("issuer: sparkgate-dev", "issuer: sparkgate-suite")
             .replace("/etc/sparkgate/dev", str(dev)).replace("/run/secrets/admin_token", str(token_file))
+            .replace("/run/secrets/spark_token", str(spark_token_file))
             .replace('"spark:15002"', f'"{spark.endpoint}"').replace('"0.0.0.0:15443"', f'"127.0.0.1:{port}"')
             .replace('"0.0.0.0:9464"', f'"127.0.0.1:{admin}"').replace("audit_log: stdout", f"audit_log: {tmp_path / 'audit.jsonl'}"))
     config = tmp_path / "sparkgate.yaml"
     config.write_text(text)
-    check = harness.run_cli("config", "check", "--config", str(config), env={"SPARK_CONNECT_AUTHENTICATE_TOKEN": backend_token})
+    check = harness.run_cli("config", "check", "--config", str(config))
     assert "OK" in check.stdout
     import yaml as _yaml
-    gw = harness.Gateway(material, _yaml.safe_load(text), name="docker-config", port=port, admin_port=admin,
-                         env={"SPARK_CONNECT_AUTHENTICATE_TOKEN": backend_token})
+    gw = harness.Gateway(material, _yaml.safe_load(text), name="docker-config", port=port, admin_port=admin)
     try:
         spark_session = connect(gw.url(material.token("alice")))
         assert spark_session.range(7).count() == 7
         request = urllib.request.Request(f"http://127.0.0.1:{gw.admin_port}/metrics", headers={"Authorization": f"Bearer {admin_token}"})
         with urllib.request.urlopen(request) as r:
             assert b"sparkgate_rpcs_total" in r.read()
-        assert gw.admin("/metrics")[0] == 401
+        assert gw.admin("/metrics", token=None)[0] == 401
         assert gw.admin("/healthz")[0] == 200
         spark_session.stop()
     finally:

@@ -130,7 +130,7 @@ def test_admin_api_lists_and_kills_sessions_and_needs_its_token(isolated, materi
     spark = connect(isolated.url(material.token("carol", team="data-eng")))
     spark.range(1).collect()
     sid = str(spark.session_id)
-    assert isolated.admin("/v1/sessions")[0] == 401
+    assert isolated.admin("/v1/sessions", token=None)[0] == 401
     assert isolated.admin("/v1/sessions", token="wrong")[0] == 401
     assert isolated.admin("/healthz")[0] == 200  # health stays open for probes
     status, body = isolated.admin("/v1/sessions?user=carol", token=ADMIN_TOKEN)

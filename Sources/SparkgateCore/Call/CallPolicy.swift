@@ -17,6 +17,16 @@ public struct CallPolicy: Sendable {
     /// `auth.max_token_bytes`: a larger token is refused by name, even when it also makes the head too large.
     public var maxTokenBytes: Int
 
+    /// Whether plans are read for SQL that sets denied configuration (whenever keys are denied).
+    public var inspectsPlans: Bool { !configPolicy.denyKeys.isEmpty }
+
+    /// Server settings every client is told, whatever the engine says: with plan inspection on, plan
+    /// compression is off (PySpark asks for the threshold before it compresses a plan, and a compressed plan
+    /// cannot be inspected).
+    public var configOverrides: [String: String] {
+        inspectsPlans ? ["spark.connect.session.planCompression.threshold": "-1"] : [:]
+    }
+
     public init(
         maxMessageBytes: Int, configPolicy: ConfigPolicy, namespace: SessionNamespace?, rejectForeignSessionIDs: Bool,
         streamWindow: Int = 1 << 20, maxBufferedPerStream: Int = 32 << 20, maxRequestHeaderBytes: Int = 64 << 10, maxBufferedBytes: Int = 1 << 30,

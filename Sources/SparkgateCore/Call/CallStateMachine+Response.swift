@@ -59,7 +59,12 @@ extension CallStateMachine {
             var edits: [ByteEdit] = []
             var sent = UnflushedResponse(length: length, resultBytes: 0, rows: 0)
             if let envelope, let plan {
-                if envelope.resultComplete { admitted?.sawResultComplete = true }
+                if envelope.resultComplete {
+                    admitted?.sawResultComplete = true
+                    // The client has its whole result: the operation stops counting toward concurrency now, not
+                    // when its stream ends (its bytes and rows stay in the session's totals).
+                    if let op = plan.operation { actions.append(.operationCompleted(op)) }
+                }
                 if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
                     sent.resultBytes = envelope.arrow.bytes
                     sent.rows = envelope.arrow.rows

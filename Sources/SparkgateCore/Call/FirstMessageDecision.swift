@@ -45,9 +45,15 @@ public enum FirstMessageDecision {
                 .permissionDenied("config key '\(ClaimsPolicy.clipped(denied))' is denied by this gateway's config_policy; it cannot be set or unset"),
                 reason: "config_denied"))
         }
+        if let plan = envelope.plan, let refusal = refusal(for: plan, c.policy.configPolicy) {
+            return .failure(refusal)
+        }
+        if let id = envelope.operationID, !UUIDText.isCanonical(id) {
+            return .failure(CallRefusal(.invalidArgument("operation_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff (Spark requires one)"), reason: "bad_operation"))
+        }
 
         let namespace = c.policy.namespace
-        let backendSessionID = namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: sessionID) ?? sessionID
+        let backendSessionID = namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: sessionID.lowercased()) ?? sessionID
         var rewrite = RequestRewrite(userID: identity.user, backendSessionID: namespace == nil ? nil : backendSessionID)
         var responseRewrite = ResponseRewrite(clientSessionID: namespace == nil ? nil : sessionID)
         if method == .executePlan, envelope.operationID == nil {
@@ -74,10 +80,12 @@ public enum FirstMessageDecision {
             responseRewrite.configPolicy = c.policy.configPolicy
             responseRewrite.dropDeniedPairs = envelope.config?.kind == .getAll
         }
+        if method == .config { responseRewrite.overrides = c.policy.configOverrides }
 
+        // Session and operation ids are compared in canonical lower case: Spark takes either case for one id.
         let caller = UserKey(identity)
-        let session = SessionKey(owner: caller, clientSessionID: sessionID)
-        let operationID = rewrite.insertedOperationID ?? envelope.operationID
+        let session = SessionKey(owner: caller, clientSessionID: sessionID.lowercased())
+        let operationID = (rewrite.insertedOperationID ?? envelope.operationID)?.lowercased()
         var operation: OperationKey?
         if let operationID, method == .executePlan || method == .reattachExecute {
             operation = OperationKey(session: session, operationID: operationID)
@@ -87,7 +95,7 @@ public enum FirstMessageDecision {
             return .failure(CallRefusal(reason, reason: "operation_ended"))
         }
 
-        var admission = CallAdmission(caller: caller, method: method, clientSessionID: sessionID, backendSessionID: backendSessionID, backend: c.team.backend)
+        var admission = CallAdmission(caller: caller, method: method, clientSessionID: session.clientSessionID, backendSessionID: backendSessionID, backend: c.team.backend)
         admission.operationID = operationID
         admission.reattachable = envelope.reattachable
         admission.tags = envelope.tags
@@ -99,5 +107,38 @@ public enum FirstMessageDecision {
             rewrite: rewrite, responseRewrite: responseRewrite,
             artifactBytes: method == .addArtifacts ? envelope.artifactBytes : 0,
             releaseAll: method == .releaseExecute && envelope.releaseAll))
+    }
+
+    /// What a plan's SQL may not do: set, reset or show a denied key, run SQL built at run time, or hide from
+    /// inspection. Nothing to refuse when no key is denied.
+    static func refusal(for plan: PlanInspection, _ policy: ConfigPolicy) -> CallRefusal? {
+        guard !policy.denyKeys.isEmpty else { return nil }
+        if plan.exhausted {
+            return CallRefusal(.invalidArgument("the plan nests too deeply for Sparkgate to inspect its SQL; simplify it"), reason: "plan_uninspectable")
+        }
+        if plan.compressed {
+            return CallRefusal(
+                .invalidArgument("Sparkgate reads plans to enforce its config_policy and cannot read a compressed one; turn plan compression off in the client (Sparkgate tells PySpark the threshold is -1)"),
+                reason: "plan_compressed")
+        }
+        for statement in plan.statements {
+            switch statement {
+            case .set(let key) where policy.denies(key), .reset(let key) where policy.denies(key):
+                return CallRefusal(
+                    .permissionDenied("config key '\(ClaimsPolicy.clipped(key))' is denied by this gateway's config_policy; SQL SET and RESET of it are refused"),
+                    reason: "config_denied")
+            case .executeImmediate:
+                return CallRefusal(
+                    .permissionDenied("EXECUTE IMMEDIATE is refused by this gateway: it runs SQL built at run time, which Sparkgate cannot check against its config_policy"),
+                    reason: "config_denied")
+            case .unreadable(let what):
+                return CallRefusal(
+                    .invalidArgument("Sparkgate cannot read '\(ClaimsPolicy.clipped(what))' unambiguously; write it as SET key=value with a plain or backtick-quoted key and no comment inside"),
+                    reason: "sql_unreadable")
+            case .set, .reset:
+                continue
+            }
+        }
+        return nil
     }
 }

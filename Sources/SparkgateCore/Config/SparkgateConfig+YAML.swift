@@ -81,9 +81,48 @@ extension SparkgateConfig {
     }
 
     private static func readAdmin(_ node: Node, _ r: ConfigReader, into admin: inout Admin) {
-        let m = r.mapping(node, "admin", allowed: ["listen", "token_file"])
+        let m = r.mapping(node, "admin", allowed: ["listen", "token_file", "allow_unauthenticated_mutations"])
         if let n = m["listen"], let v = r.hostPort(n, "admin.listen") { admin.listen = v }
         if let n = m["token_file"], let v = r.optionalPath(n, "admin.token_file") { admin.tokenFile = v }
+        if let n = m["allow_unauthenticated_mutations"], let v = r.bool(n, "admin.allow_unauthenticated_mutations") { admin.allowUnauthenticatedMutations = v }
+    }
+
+    /// `auth.jwks_urls`: each entry an `https://` URL, or `{url: http://..., allow_plaintext: true}` for a
+    /// development key server. Keys fetched over plaintext can be replaced by anyone on the path.
+    private static func readJWKSURLs(_ node: Node, _ r: ConfigReader) -> [String] {
+        if r.isNull(node) { return [] }
+        guard case .sequence(let seq) = node else {
+            r.fail("auth.jwks_urls", node, "must be a list of https:// URLs")
+            return []
+        }
+        var urls: [String] = []
+        for (i, item) in seq.enumerated() {
+            let key = "auth.jwks_urls[\(i)]"
+            var url: String?
+            var plaintextAllowed = false
+            if case .mapping = item {
+                let m = r.mapping(item, key, allowed: ["url", "allow_plaintext"])
+                url = m["url"].flatMap { r.nonEmptyString($0, "\(key).url") }
+                if let n = m["allow_plaintext"], let v = r.bool(n, "\(key).allow_plaintext") { plaintextAllowed = v }
+                if m["url"] == nil { r.fail("\(key).url", item, "is required") }
+            } else {
+                url = r.nonEmptyString(item, key)
+            }
+            guard let url else { continue }
+            let lower = url.lowercased()
+            if lower.hasPrefix("https://") {
+                urls.append(url)
+            } else if lower.hasPrefix("http://") {
+                if plaintextAllowed {
+                    urls.append(url)
+                } else {
+                    r.fail(key, item, "'\(url)' is plaintext HTTP: anyone on the network path could swap the signing keys. Use https://, or for a local development server write {url: \(url), allow_plaintext: true}")
+                }
+            } else {
+                r.fail(key, item, "'\(url)' must start with https://")
+            }
+        }
+        return urls
     }
 
     private static func readAuth(_ node: Node, _ r: ConfigReader, into auth: inout Auth) {
@@ -101,12 +140,7 @@ extension SparkgateConfig {
         if let n = m["team_claim"], let v = r.nonEmptyString(n, "auth.team_claim") { auth.teamClaim = v }
         if let n = m["groups_claim"], let v = r.nonEmptyString(n, "auth.groups_claim") { auth.groupsClaim = v }
         if let n = m["jwks_files"], let v = r.stringList(n, "auth.jwks_files") { auth.jwksFiles = v.map(r.resolve) }
-        if let n = m["jwks_urls"], let v = r.stringList(n, "auth.jwks_urls") {
-            for (i, url) in v.enumerated() where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
-                r.fail("auth.jwks_urls[\(i)]", n, "'\(url)' must start with https:// (or http:// for a local test server)")
-            }
-            auth.jwksURLs = v
-        }
+        if let n = m["jwks_urls"] { auth.jwksURLs = readJWKSURLs(n, r) }
         if let n = m["jwks_refresh_seconds"], let v = r.number(n, "auth.jwks_refresh_seconds", min: 1) { auth.jwksRefreshSeconds = v }
         if let n = m["revoked_token_ids_file"], let v = r.optionalPath(n, "auth.revoked_token_ids_file") { auth.revokedTokenIDsFile = v }
         if let n = m["keys"], !r.isNull(n) {
@@ -182,6 +216,8 @@ extension SparkgateConfig {
         if let v = int("max_concurrent_operations_per_team", min: 1) { q.maxConcurrentOperationsPerTeam = v }
         if let v = num("requests_per_second") { q.requestsPerSecond = v }
         if let v = int("request_burst", min: 1) { q.requestBurst = v }
+        if let v = num("housekeeping_requests_per_second") { q.housekeepingRequestsPerSecond = v }
+        if let v = int("housekeeping_request_burst", min: 1) { q.housekeepingRequestBurst = v }
         if let v = int("max_request_bytes", min: 1) { q.maxRequestBytes = v }
         if let v = int("max_artifact_bytes_per_session") { q.maxArtifactBytesPerSession = v }
         if let v = int("max_result_bytes_per_operation") { q.maxResultBytesPerOperation = v }

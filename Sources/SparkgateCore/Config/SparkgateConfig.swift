@@ -10,6 +10,8 @@ public struct SparkgateConfig: Sendable, Equatable {
     public struct Admin: Sendable, Equatable {
         public var listen = HostPort(host: "127.0.0.1", port: 9464)
         public var tokenFile: String?
+        /// Without a token, reload and kill are refused unless this is set (any local process could call them).
+        public var allowUnauthenticatedMutations = false
     }
 
     public enum Algorithm: String, Sendable, Equatable, CaseIterable {
@@ -67,6 +69,11 @@ public struct SparkgateConfig: Sendable, Equatable {
     public struct Team: Sendable, Equatable {
         public var backend: String
         public var quotas: QuotaSettings
+
+        public init(backend: String, quotas: QuotaSettings) {
+            self.backend = backend
+            self.quotas = quotas
+        }
     }
 
     public struct Sessions: Sendable, Equatable {

@@ -1,11 +1,17 @@
-/// What a Config RPC asks for, read from `ConfigRequest.operation` (field 3).
+/// What a Config RPC asks for, read from `ConfigRequest.operation` (field 3) exactly as protobuf parsers
+/// (protobuf-java in Spark, prost in Sail) merge it.
+///
+/// `operation` and the oneof inside it may repeat on the wire. Protobuf applies occurrences in order: the
+/// same oneof member merges into the one already there (its repeated `pairs`/`keys` concatenate), another
+/// member replaces it. Reading only one occurrence would let a denied key ride past the check in another.
 public struct ConfigOperation: Sendable, Equatable {
     public enum Kind: Int, Sendable {
         case set = 1, get, getWithDefault, getOption, getAll, unset, isModifiable
     }
 
+    /// The oneof member the engine acts on.
     public var kind: Kind?
-    /// The keys the operation names: `keys` of get/get_option/unset/is_modifiable, the pair keys of set/get_with_default.
+    /// The keys it names: `keys` of get/get_option/unset/is_modifiable, the pair keys of set/get_with_default.
     public var keys: [String]
 
     public init(kind: Kind?, keys: [String]) {
@@ -16,30 +22,37 @@ public struct ConfigOperation: Sendable, Equatable {
     /// Whether this operation changes configuration (as opposed to reading it).
     public var writes: Bool { kind == .set || kind == .unset }
 
-    static func read(_ cursor: WireCursor) throws(WireError) -> ConfigOperation {
-        var op = ConfigOperation(kind: nil, keys: [])
-        var fields = cursor
+    /// Merges one occurrence of `ConfigRequest.operation` into what earlier occurrences left.
+    mutating func merge(_ operation: WireCursor) throws(WireError) {
+        var fields = operation
         while let field = try fields.next() {
-            guard field.wireType == .lengthDelimited, let kind = Kind(rawValue: field.number) else { continue }
-            // A oneof set twice on the wire: the last one wins, as in every protobuf parser.
-            op = ConfigOperation(kind: kind, keys: [])
-            var inner = cursor.nested(field)
-            while let f = try inner.next() {
-    guard f.number == 1 && f.wireType == .lengthDelimited else { continue }
-                switch kind {
-                case .set, .getWithDefault:
-                    var pair = cursor.nested(f)
-                    while let p = try pair.next() {
-    guard p.number == 1 && p.wireType == .lengthDelimited else { continue }
-                        op.keys.append(cursor.string(p))
-                    }
-                case .get, .getOption, .unset, .isModifiable:
-                    op.keys.append(cursor.string(f))
-                case .getAll:
-                    break
+            guard field.wireType == .lengthDelimited, let member = Kind(rawValue: field.number) else { continue }
+            if member != kind {
+                kind = member
+                keys = []
+            }
+            try mergeMember(operation.nested(field))
+        }
+    }
+
+    private mutating func mergeMember(_ member: WireCursor) throws(WireError) {
+        var fields = member
+        while let f = try fields.next() {
+            guard f.number == 1, f.wireType == .lengthDelimited else { continue }
+            switch kind {
+            case .set?, .getWithDefault?:
+                // KeyValue { key = 1; value = 2 }: a repeated key inside one pair keeps its last value.
+                var pair = member.nested(f)
+                var key: String?
+                while let p = try pair.next() {
+                    if p.number == 1 && p.wireType == .lengthDelimited { key = member.string(p) }
                 }
+                keys.append(key ?? "")
+            case .get?, .getOption?, .unset?, .isModifiable?:
+                keys.append(member.string(f))
+            case .getAll?, nil:
+                break
             }
         }
-        return op
     }
 }

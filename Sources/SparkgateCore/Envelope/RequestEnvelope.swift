@@ -27,6 +27,9 @@ public struct RequestEnvelope: Sendable, Equatable {
     public var config: ConfigOperation?
     /// AddArtifacts: the artifact bytes this message uploads (sum of every chunk's `data`).
     public var artifactBytes = 0
+    /// ExecutePlan/AnalyzePlan, when asked for: configuration statements in the plan's SQL, and whether the
+    /// plan could be read at all.
+    public var plan: PlanInspection?
     /// The total length of the message.
     public var length = 0
 
@@ -43,9 +46,13 @@ public struct RequestEnvelope: Sendable, Equatable {
         self.method = method
     }
 
-    /// Reads the routing fields of a request message of `method`.
-    public static func read(_ bytes: UnsafeRawBufferPointer, method: SparkConnectMethod) throws(WireError) -> RequestEnvelope {
+    /// Reads the routing fields of a request message of `method`; with `inspectingPlans`, also the SQL in an
+    /// ExecutePlan or AnalyzePlan plan (`PlanInspection`).
+    public static func read(_ bytes: UnsafeRawBufferPointer, method: SparkConnectMethod, inspectingPlans: Bool = false) throws(WireError) -> RequestEnvelope {
         var envelope = RequestEnvelope(method: method)
+        if inspectingPlans && (method == .executePlan || method == .analyzePlan) {
+            envelope.plan = PlanInspection.inspect(bytes, method: method)
+        }
         envelope.length = bytes.count
         var cursor = WireCursor(bytes)
         let clientTypeField = method.clientTypeField
@@ -105,7 +112,9 @@ public struct RequestEnvelope: Sendable, Equatable {
             newSessionID = cursor.string(field)
             newSessionIDRanges.append(field.range)
         case (.config, 3) where isBytes:
-            config = try ConfigOperation.read(cursor.nested(field))
+            var operation = config ?? ConfigOperation(kind: nil, keys: [])
+            try operation.merge(cursor.nested(field))
+            config = operation
         case (.addArtifacts, 3...5) where isBytes:
             artifactBytes += try Self.artifactDataBytes(payloadField: field.number, cursor.nested(field))
         default:

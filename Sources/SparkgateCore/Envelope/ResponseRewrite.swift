@@ -12,6 +12,8 @@ public struct ResponseRewrite: Sendable {
     public var configPolicy: ConfigPolicy?
     /// Config: the request was `get_all`, so denied pairs are removed rather than emptied.
     public var dropDeniedPairs = false
+    /// Config: values the client is told for these keys, whatever the engine answered.
+    public var overrides: [String: String] = [:]
 
     public init(clientSessionID: String? = nil, clientNewSessionID: String? = nil, configPolicy: ConfigPolicy? = nil, dropDeniedPairs: Bool = false) {
         self.clientSessionID = clientSessionID
@@ -20,7 +22,7 @@ public struct ResponseRewrite: Sendable {
         self.dropDeniedPairs = dropDeniedPairs
     }
 
-    public var isIdentity: Bool { clientSessionID == nil && clientNewSessionID == nil && configPolicy == nil }
+    public var isIdentity: Bool { clientSessionID == nil && clientNewSessionID == nil && configPolicy == nil && overrides.isEmpty }
 
     public func edits(for envelope: ResponseEnvelope, method: SparkConnectMethod) -> [ByteEdit] {
         var edits: [ByteEdit] = []
@@ -34,8 +36,17 @@ public struct ResponseRewrite: Sendable {
             WireEncoding.appendString(field: 3, clientNewSessionID, to: &field)
             for range in envelope.newSessionIDFields { edits.append(ByteEdit(range: range, replacement: field)) }
         }
+        for pair in envelope.configPairs {
+            guard let value = overrides[pair.key] else { continue }
+            var inner: [UInt8] = []
+            WireEncoding.appendString(field: 1, pair.key, to: &inner)
+            WireEncoding.appendString(field: 2, value, to: &inner)
+            var field: [UInt8] = []
+            WireEncoding.appendLengthDelimited(field: 2, inner, to: &field)
+            edits.append(ByteEdit(range: pair.field, replacement: field))
+        }
         if let configPolicy {
-            for pair in envelope.configPairs where configPolicy.denies(pair.key) {
+            for pair in envelope.configPairs where configPolicy.denies(pair.key) && overrides[pair.key] == nil {
                 if dropDeniedPairs {
                     edits.append(ByteEdit(range: pair.field, replacement: []))
                 } else if pair.value != nil {

@@ -23,19 +23,10 @@ public enum GRPCStatusMessage {
         while let byte = bytes.next() {
             guard byte == UInt8(ascii: "%") else { out.append(byte); continue }
             guard let hi = bytes.next(), let lo = bytes.next(),
-                let h = hexValue(hi), let l = hexValue(lo)
+                let h = HexDigit.value(hi), let l = HexDigit.value(lo)
             else { out.append(byte); continue }
             out.append(h << 4 | l)
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -7,6 +7,7 @@ public enum QuotaLimit: String, Sendable, CaseIterable {
     case operationsPerSession = "max_concurrent_operations_per_session"
     case operationsPerTeam = "max_concurrent_operations_per_team"
     case requestRate = "requests_per_second"
+    case housekeepingRate = "housekeeping_requests_per_second"
     case requestBytes = "max_request_bytes"
     case artifactBytes = "max_artifact_bytes_per_session"
     case resultBytes = "max_result_bytes_per_operation"

@@ -19,8 +19,8 @@ public struct CallAdmission: Sendable {
         self.backend = backend
     }
 
-    /// Calls a client makes on its own to resume or release work. They are never rate-limited: refusing
-    /// them would only leave results buffered, or work running, on the cluster.
+    /// Calls a client makes on its own to resume or release work. They have a rate bucket of their own, far
+    /// above what a client makes: refusing them would only leave results buffered, or work running.
     var isHousekeeping: Bool {
         switch method {
         case .reattachExecute, .releaseExecute, .releaseSession, .interrupt: true

@@ -6,8 +6,13 @@ extension SessionLedger {
         let summary = outcome.summary
         callEnded(call.session, bytesIn: summary.requestBytes, bytesOut: summary.responseBytes, rowsOut: summary.rows, now: now)
         if let operation = call.operation, call.method == .executePlan || call.method == .reattachExecute {
-            let end = StreamEnd.classify(reattachable: call.reattachable, sawResultComplete: call.sawResultComplete, code: outcome.code, backendStatus: outcome.backendStatus)
-            streamEnded(operation, end, now: now)
+            if let status = outcome.backendStatus, BackendVerdict.operationIsGone(status) {
+                // Spark does not have it (a made-up or abandoned id): nothing is running to count.
+                operationsEnded([operation.operationID], in: operation.session)
+            } else {
+                let end = StreamEnd.classify(reattachable: call.reattachable, sawResultComplete: call.sawResultComplete, code: outcome.code, backendStatus: outcome.backendStatus)
+                streamEnded(operation, end, now: now)
+            }
         }
         switch call.method {
         case .releaseExecute where outcome.code == .ok && call.releaseAll:

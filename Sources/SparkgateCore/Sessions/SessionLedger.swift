@@ -13,13 +13,26 @@ public struct SessionLedger: Sendable {
     private var sessionsPerTeam: [String: Int] = [:]
     private var operationsPerTeam: [String: Int] = [:]
     private var buckets: [UserKey: TokenBucket] = [:]
+    private var housekeepingBuckets: [UserKey: TokenBucket] = [:]
 
     public init() {}
 
     /// Decides whether a call may proceed, and records it. Every admitted call must be ended with `callFinished`.
     public mutating func admit(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
         let team = call.caller.team
-        if q.requestsPerSecond > 0 && !call.isHousekeeping {
+        if call.isHousekeeping {
+            if q.housekeepingRequestsPerSecond > 0 {
+                var bucket = housekeepingBuckets[call.caller] ?? TokenBucket(burst: q.housekeepingRequestBurst, now: now)
+                let wait = bucket.take(rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
+                housekeepingBuckets[call.caller] = bucket
+                if let wait {
+                    return .failure(.quota(QuotaRefusal(
+                        .housekeepingRate,
+                        "team \(team) allows \(Self.number(q.housekeepingRequestsPerSecond)) reattach, release and interrupt calls per second per user (burst \(q.housekeepingRequestBurst)); retry in \(Self.number(wait)) s",
+                        retryAfter: .milliseconds(Int64((wait * 1000).rounded(.up))))))
+                }
+            }
+        } else if q.requestsPerSecond > 0 {
             var bucket = buckets[call.caller] ?? TokenBucket(burst: q.requestBurst, now: now)
             let wait = bucket.take(rate: q.requestsPerSecond, burst: q.requestBurst, now: now)
             buckets[call.caller] = bucket
@@ -55,22 +68,21 @@ public struct SessionLedger: Sendable {
         let opKey = call.operationID.map { OperationKey(session: key, operationID: $0) }
         let runsOperation = call.method == .executePlan || call.method == .reattachExecute
         if let opKey, runsOperation, operations[opKey] == nil {
-            if call.method == .executePlan {
-                let inSession = sessions[key]?.activeOperations ?? 0
-                if inSession >= q.maxConcurrentOperationsPerSession {
-                    return .failure(.quota(QuotaRefusal(
-                        .operationsPerSession,
-                        "team \(team) allows \(q.maxConcurrentOperationsPerSession) concurrent operations per session; \(inSession) \(inSession == 1 ? "is" : "are") running")))
-                }
-                let inTeam = operationsPerTeam[team, default: 0]
-                if inTeam >= q.maxConcurrentOperationsPerTeam {
-                    return .failure(.quota(QuotaRefusal(
-                        .operationsPerTeam,
-                        "team \(team) allows \(q.maxConcurrentOperationsPerTeam) concurrent operations; \(inTeam) \(inTeam == 1 ? "is" : "are") running")))
-                }
+            // A ReattachExecute for an operation this gateway does not hold (it restarted, another replica
+            // started it, or the id is made up) counts like a new operation: resuming work is admitted within
+            // the same limits, and an id Spark does not know ends at once (`callFinished`).
+            let inSession = sessions[key]?.activeOperations ?? 0
+            if inSession >= q.maxConcurrentOperationsPerSession {
+                return .failure(.quota(QuotaRefusal(
+                    .operationsPerSession,
+                    "team \(team) allows \(q.maxConcurrentOperationsPerSession) concurrent operations per session; \(inSession) \(inSession == 1 ? "is" : "are") running")))
             }
-            // A ReattachExecute for an operation this gateway has not seen (it restarted, or another replica
-            // started it) adopts the operation: resuming work is never refused as new work.
+            let inTeam = operationsPerTeam[team, default: 0]
+            if inTeam >= q.maxConcurrentOperationsPerTeam {
+                return .failure(.quota(QuotaRefusal(
+                    .operationsPerTeam,
+                    "team \(team) allows \(q.maxConcurrentOperationsPerTeam) concurrent operations; \(inTeam) \(inTeam == 1 ? "is" : "are") running")))
+            }
             operationToStart = OperationRecord(
                 operationID: opKey.operationID, clientSessionID: id, owner: call.caller, started: now,
                 reattachable: call.reattachable || call.method == .reattachExecute, tags: call.tags,
@@ -194,6 +206,10 @@ public struct SessionLedger: Sendable {
         buckets = buckets.filter { user, bucket in
             let q = quotas(user.team)
             return !bucket.isFull(rate: q.requestsPerSecond, burst: q.requestBurst, now: now)
+        }
+        housekeepingBuckets = housekeepingBuckets.filter { user, bucket in
+            let q = quotas(user.team)
+            return !bucket.isFull(rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
         }
     }
 

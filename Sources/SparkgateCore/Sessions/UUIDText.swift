@@ -13,7 +13,7 @@ public enum UUIDText {
             count += 1
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 if c != UInt8(ascii: "-") { return false }
-            } else if hex(c) == nil {
+            } else if HexDigit.value(c) == nil {
                 return false
             }
         }
@@ -30,7 +30,7 @@ public enum UUIDText {
                 i += 1
                 continue
             }
-            guard let hi = hex(utf8[i]), let lo = hex(utf8[i + 1]) else { return nil }
+            guard let hi = HexDigit.value(utf8[i]), let lo = HexDigit.value(utf8[i + 1]) else { return nil }
             out.append(hi << 4 | lo)
             i += 2
         }
@@ -61,14 +61,5 @@ public enum UUIDText {
     public static func random() -> String {
         var g = SystemRandomNumberGenerator()
         return random(using: &g)
-    }
-
-    private static func hex(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

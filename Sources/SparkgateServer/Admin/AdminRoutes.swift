@@ -24,28 +24,41 @@ public struct AdminRoutes: Sendable {
         if let token = runtime.state.adminToken, !Self.matches(request.authorization, token: token) {
             return .error(401, "this admin path needs 'Authorization: Bearer <admin token>' (admin.token_file)")
         }
-        switch (request.method, request.path) {
+        let target: AdminURI.Parsed
+        switch AdminURI.parse(request.uri) {
+        case .success(let parsed): target = parsed
+        case .failure(let error): return .error(400, "malformed request target: \(error.message)")
+        }
+        let mutating = request.method != "GET" && request.method != "HEAD"
+        if mutating, runtime.state.adminToken == nil, !runtime.state.config.admin.allowUnauthenticatedMutations {
+            return .error(403, "\(request.method) \(target.path) changes the gateway and needs an admin token: set admin.token_file (or admin.allow_unauthenticated_mutations: true on a trusted host)")
+        }
+        switch (request.method, target.path) {
         case ("GET", "/metrics"):
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metricsText())
         case ("GET", "/readyz"):
             return await readiness()
         case ("GET", "/v1/sessions"):
-            return sessions(team: request.query["team"], user: request.query["user"])
+            return sessions(team: target.query["team"], user: target.query["user"])
         case ("POST", "/v1/reload"):
             if let reason = await reloader.reload() {
                 return .error(422, "reload refused, running configuration kept: \(reason)")
             }
             return AdminResponse(status: 200, json: ["status": "reloaded"])
         case ("DELETE", let path) where path.hasPrefix("/v1/sessions/"):
-            let parts = path.dropFirst("/v1/sessions/".count).split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 2, let user = String(parts[0]).removingPercentEncoding, !user.isEmpty else {
+            // The path is already percent-decoded, so a user name cannot contain '/'; split on the raw target instead.
+            let rawPath = request.path
+            let parts = rawPath.dropFirst("/v1/sessions/".count).split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, case .success(let user) = AdminURI.parse("/" + parts[0]), case .success(let session) = AdminURI.parse("/" + parts[1]),
+                user.path.count > 1, session.path.count > 1
+            else {
                 return .error(400, "use DELETE /v1/sessions/{user}/{session_id}")
             }
-            return await kill(user: user, sessionID: String(parts[1]))
+            return await kill(user: String(user.path.dropFirst()), sessionID: String(session.path.dropFirst()).lowercased())
         case (_, "/metrics"), (_, "/readyz"), (_, "/v1/sessions"), (_, "/v1/reload"):
-            return .error(405, "method \(request.method) is not allowed on \(request.path)")
+            return .error(405, "method \(request.method) is not allowed on \(target.path)")
         default:
-            return .error(404, "no such admin path: \(request.path)")
+            return .error(404, "no such admin path: \(target.path)")
         }
     }
 

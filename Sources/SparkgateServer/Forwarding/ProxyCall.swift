@@ -130,7 +130,10 @@ final class ProxyCall {
                 handle(.requestPrefix(length: length, compressed: compressed))
             case .message(let message):
                 let method = machine.method
-                let envelope = message.withPayload { bytes in Result<RequestEnvelope, WireError> { () throws(WireError) in try RequestEnvelope.read(bytes, method: method) } }
+                let inspect = state.callPolicy.inspectsPlans
+                let envelope = message.withPayload { bytes in
+                    Result<RequestEnvelope, WireError> { () throws(WireError) in try RequestEnvelope.read(bytes, method: method, inspectingPlans: inspect) }
+                }
                 if case .success(let e) = envelope { unsentRequests.append((message, e)) }
                 handle(.requestMessage(envelope))
             }

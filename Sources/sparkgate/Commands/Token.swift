@@ -101,6 +101,7 @@ struct Token: AsyncParsableCommand {
                     state.authenticator.replaceKeys(state.staticKeys.merging(keys))
                 }
                 await refresher.refreshNow()
+                await refresher.shutdown()
                 outcome = state.authenticator.authenticate(text[...], now: now)
             }
             switch outcome {

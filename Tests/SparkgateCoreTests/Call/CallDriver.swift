@@ -82,6 +82,7 @@ struct CallDriver {
 
     /// Runs the ledger's admission for an `admit` action, as the executor does (once per action); without
     /// one, delivers a stray answer the ledger never gave.
+    @discardableResult
     mutating func admit() -> [String] {
         guard admitPending, let plan = machine.plan else { return send(.admissionDecided(.success(AdmissionGrant()))) }
         admitPending = false

@@ -247,4 +247,42 @@ struct CallStateMachineScenarioTests {
         e.send(.responseData(bytes: 0, endStream: true))
         #expect(e.send(.responsesDrained(partialBytes: 0)) == ["sendStatus(INTERNAL)", "stopClient", "finish(INTERNAL)"])
     }
+
+    @Test("an operation stops counting when its result_complete reaches the client, not when its stream ends")
+    func resultCompleteEndsTheOperation() {
+        var d = CallDriver(method: "ExecutePlan")
+        d.toForwarding(operation: CallDriver.operationID)
+        d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        var last = ResponseEnvelope()
+        last.resultComplete = true
+        d.send(.responseData(bytes: 20, endStream: false))
+        d.send(.responsePrefix(length: 15, compressed: false))
+        #expect(d.send(.responseMessage(last)) == ["operationCompleted", "sendResponse"])
+    }
+
+    @Test("session and operation ids are compared in lower case; a non-UUID operation id is refused")
+    func canonicalIDs() {
+        var d = CallDriver(method: "ExecutePlan")
+        d.toAwaitingFirstMessage()
+        d.send(.requestData(bytes: 105, endStream: true))
+        d.send(.requestPrefix(length: 100, compressed: false))
+        d.send(.requestMessage(.success(d.envelope(session: CallDriver.sessionID.uppercased(), operation: CallDriver.operationID.uppercased()))))
+        #expect(d.machine.plan?.session.clientSessionID == CallDriver.sessionID)
+        #expect(d.machine.plan?.operation?.operationID == CallDriver.operationID)
+        #expect(d.machine.plan?.responseRewrite.clientSessionID == CallDriver.sessionID.uppercased())  // echoed as sent
+        var lower = CallDriver(method: "ExecutePlan")
+        lower.toAwaitingFirstMessage()
+        lower.send(.requestData(bytes: 105, endStream: true))
+        lower.send(.requestPrefix(length: 100, compressed: false))
+        lower.send(.requestMessage(.success(lower.envelope(session: CallDriver.sessionID, operation: CallDriver.operationID))))
+        // Both spellings reach one backend session, as they would reach one Spark session without the gateway.
+        #expect(lower.machine.plan?.admission.backendSessionID == d.machine.plan?.admission.backendSessionID)
+
+        var bad = CallDriver(method: "ExecutePlan")
+        bad.toAwaitingFirstMessage()
+        bad.send(.requestData(bytes: 105, endStream: true))
+        bad.send(.requestPrefix(length: 100, compressed: false))
+        #expect(bad.send(.requestMessage(.success(bad.envelope(operation: String(repeating: "x", count: 900_000))))) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
+        #expect(bad.finishes.first?.summary.reason == "bad_operation")
+    }
 }

@@ -59,8 +59,8 @@ final class InMemoryGateway {
         settings.append(HTTP2Setting(parameter: .initialWindowSize, value: clientWindow))
         try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: settings))
         try client.pipeline.syncOperations.addHandler(recorder)
-        try frontend.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15443)).wait()
-        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15443)).wait()
+        try await frontend.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15443)).get()
+        try await client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15443)).get()
         pump()
     }
 
