@@ -113,6 +113,14 @@ struct ConfigTests {
         #expect(issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n  token_file: admin.token\n").isEmpty)
     }
 
+    @Test("an unknown backend is reported where it is written: defaults.backend, or the team's own backend key at its line")
+    func unknownBackends() {
+        let inherited = issues(Self.minimal + "\ndefaults:\n  backend: nowhere\nteams:\n  a: {}\n")
+        #expect(inherited.map(\.key) == ["defaults.backend"])
+        let own = issues(Self.minimal + "\nteams:\n  a: {}\n  b:\n    backend: elsewhere\n")
+        #expect(own.count == 1 && own[0].key == "teams.b.backend" && own[0].line == 14 && own[0].message.contains("have: local"))
+    }
+
     @Test("jwks_urls must be https; plaintext needs a per-URL opt-in")
     func jwksURLs() throws {
         let auth = "auth:\n  keys:\n    - kid: k1\n      algorithm: ES256\n      public_key: keys/k1.pub.pem\n"

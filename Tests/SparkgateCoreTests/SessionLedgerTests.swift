@@ -51,7 +51,7 @@ struct SessionLedgerTests {
         #expect(r.error.message == "team analytics allows 2 sessions per user; alice has 2 open. Stop one with spark.stop() or let it go idle")
         // An existing session keeps working at the limit.
         #expect((try? l.admit(call(alice, .analyzePlan, s1), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil)
-        l.sessionReleased(SessionKey(owner: alice, clientSessionID: s2))
+        l.sessionReleased(SessionKey(owner: alice, clientSessionID: s2), now: 0)
         #expect((try? l.admit(call(alice, .config, s3), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil)
     }
 
@@ -65,7 +65,7 @@ struct SessionLedgerTests {
         guard case .failure(.quota(let r)) = l.admit(call(alice, .executePlan, s1, op: "op2"), quotas: q, rejectForeignSessions: true, now: 0) else {
             Issue.record("second operation admitted"); return
         }
-        #expect(r.error.message == "team analytics allows 1 concurrent operations per session; 1 is running")
+        #expect(r.error.message == "team analytics allows 1 concurrent operation per session; 1 is running")
         // The stream is cut without result_complete: the operation lives on, detached.
         l.streamEnded(OperationKey(session: key, operationID: "op1"), .detached, now: 1)
         #expect(l.session(key)?.activeOperations == 1)
@@ -100,7 +100,7 @@ struct SessionLedgerTests {
         l.operationsEnded(["a"], in: key)  // interrupted
         l.streamEnded(OperationKey(session: key, operationID: "b"), .failed, now: 1)  // backend error
         #expect(l.activeOperations(team: "analytics") == 2)
-        l.sessionReleased(key)  // release of a session with running operations
+        l.sessionReleased(key, now: 0)  // release of a session with running operations
         #expect(l.activeOperations(team: "analytics") == 0)
         #expect(l.operations.isEmpty && l.sessions.isEmpty)
     }
@@ -236,7 +236,7 @@ struct SessionLedgerTests {
             case 5:
                 l.operationsEnded([op], in: key)
             case 6:
-                if rng.next() % 4 == 0 { l.sessionReleased(key) }
+                if rng.next() % 4 == 0 { l.sessionReleased(key, now: 0) }
             case 7:
                 _ = l.sweep(now: now, detachedTimeout: 30) { _ in q }
             default:
@@ -297,5 +297,44 @@ struct SessionLedgerTests {
         #expect(r.limit == .housekeepingRate)
         #expect(r.error.retryAfter == .milliseconds(10))
         #expect((try? l.admit(call(alice, .config, s1), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil)  // the other bucket
+    }
+
+    @Test("a cleanup call on a session the ledger refused leaves no record, so the refusal cannot come back as a held slot")
+    func refusedSessionStaysRefused() {
+        var l = SessionLedger()
+        var q = quotas
+        q.maxSessionsPerUser = 1
+        #expect((try? l.admit(call(alice, .config, s1), quotas: q, rejectForeignSessions: true, now: 0).get()) != nil)
+        guard case .failure = l.admit(call(alice, .executePlan, s2, op: "op-1"), quotas: q, rejectForeignSessions: true, now: 1) else {
+            Issue.record("the second session was admitted"); return
+        }
+        // PySpark's exit-time cleanup on the refused session: forwarded, but never recorded.
+        for method: SparkConnectMethod in [.releaseExecute, .getStatus, .releaseSession] {
+            #expect((try? l.admit(call(alice, method, s2, op: "op-1"), quotas: q, rejectForeignSessions: true, now: 2).get()) == AdmissionGrant())
+        }
+        #expect(l.sessionCount(of: alice) == 1 && l.session(SessionKey(owner: alice, clientSessionID: s2)) == nil)
+        // A reattach resumes real work: it is counted, and refused at the limit like a new session.
+        guard case .failure(.quota(let r)) = l.admit(call(alice, .reattachExecute, s2, op: "op-1"), quotas: q, rejectForeignSessions: true, now: 3) else {
+            Issue.record("a reattach took a session past the limit"); return
+        }
+        #expect(r.limit == .sessionsPerUser && r.error.message.contains("allows 1 session per user"))
+    }
+
+    @Test("a ReleaseExecute on a session Sparkgate released is answered as done; other calls still reach the backend")
+    func lateReleaseAfterRelease() throws {
+        var l = SessionLedger()
+        let key = SessionKey(owner: alice, clientSessionID: s1)
+        _ = try l.admit(call(alice, .executePlan, s1, op: "op-1"), quotas: quotas, rejectForeignSessions: true, now: 0).get()
+        l.sessionReleased(key, now: 1)
+        #expect(try l.admit(call(alice, .releaseExecute, s1, op: "op-1"), quotas: quotas, rejectForeignSessions: true, now: 2).get().alreadyReleased)
+        #expect(try !l.admit(call(bob, .releaseExecute, s1, op: "op-1"), quotas: quotas, rejectForeignSessions: false, now: 2).get().alreadyReleased)
+        #expect(l.session(key) == nil)
+        // A ReleaseExecute racing the ReleaseSession that is on its way is done too.
+        _ = try l.admit(call(alice, .config, s2), quotas: quotas, rejectForeignSessions: true, now: 3).get()
+        _ = try l.admit(call(alice, .releaseSession, s2), quotas: quotas, rejectForeignSessions: true, now: 4).get()
+        #expect(try l.admit(call(alice, .releaseExecute, s2, op: "op-2"), quotas: quotas, rejectForeignSessions: true, now: 4).get().alreadyReleased)
+        // The memory fades after ten minutes (the sweep prunes it).
+        _ = l.sweep(now: 1 + SessionLedger.releasedSessionSeconds + 1, detachedTimeout: 300) { _ in quotas }
+        #expect(try !l.admit(call(alice, .releaseExecute, s1, op: "op-1"), quotas: quotas, rejectForeignSessions: true, now: 700).get().alreadyReleased)
     }
 }

@@ -15,6 +15,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("SPARKGATE_BIN", os.path.join(ROOT, ".build", "debug", "sparkgate"))
+# The build operators run, for tests that measure latency under load (the debug build is ~10x slower per call).
+RELEASE_BIN = os.environ.get("SPARKGATE_RELEASE_BIN", os.path.join(ROOT, ".build", "release", "sparkgate"))
 
 
 def free_port():
@@ -130,8 +132,9 @@ AUTO = object()
 class Gateway:
     """A `sparkgate serve` process with its own configuration file."""
 
-    def __init__(self, material, config, name="gateway", env=None, port=None, admin_port=None):
+    def __init__(self, material, config, name="gateway", env=None, port=None, admin_port=None, binary=None):
         self.material = material
+        self.binary = binary or BIN
         self.port = port or free_port()
         self.admin_port = admin_port or free_port()
         self.dir = tempfile.mkdtemp(prefix=f"{name}-", dir=material.dir)
@@ -154,7 +157,7 @@ class Gateway:
             json.dump(config or self.config, f, indent=1)  # JSON is YAML
 
     def start(self):
-        self.proc = subprocess.Popen([BIN, "serve", "--config", self.config_path], stdout=open(self.log + ".out", "a"),
+        self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config_path], stdout=open(self.log + ".out", "a"),
                                      stderr=open(self.log, "a"), env=self.env, start_new_session=True)
         wait_for_port(self.admin_port, 30, self.proc, self.log)
         wait_for_port(self.port, 30, self.proc, self.log)

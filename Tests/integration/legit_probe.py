@@ -25,12 +25,15 @@ def main():
     call = channel.unary_unary("/spark.connect.SparkConnectService/Config", request_serializer=None, response_deserializer=None)
     metadata = [("authorization", f"Bearer {token}")]
     # Connect, and warm up the path (Spark's JIT included: this may be the first traffic of the session).
-    # Time-based, not count-based: a just-started Spark needs about a second of calls before its JIT settles.
-    warm_until = time.time() + 1.5
-    calls = 0
-    while calls < 30 or time.time() < warm_until:
+    # Warm until steady, not for a count: a just-started Spark (the first tests of a run) needs seconds of calls
+    # before its JIT and GC settle. Steady = the last 50 calls all under 20 ms; at most 30 s.
+    recent = []
+    give_up = time.time() + 30
+    while time.time() < give_up and (len(recent) < 50 or max(recent[-50:]) > 20):
+        t0 = time.perf_counter()
         call(body, metadata=metadata, timeout=30)
-        calls += 1
+        recent.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.005)
     open(out + ".ready", "w").close()
     latencies, errors = [], []
     while not os.path.exists(out + ".stop"):

@@ -19,6 +19,9 @@ def test_compose_and_dockerfile_run_the_tested_commands():
     dockerfile = open(os.path.join(DOCKER, "Dockerfile")).read()
     assert 'CMD ["serve", "--config", "/etc/sparkgate/sparkgate.yaml"]' in dockerfile
     assert "USER sparkgate" in dockerfile and "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
+    # The image is built with the operators' install command.
+    assert "DESTDIR=/out scripts/install --static --prefix /usr/local" in dockerfile
+    assert "COPY --from=build /out/usr/local/bin/sparkgate /usr/local/bin/sparkgate" in dockerfile
     spark = services["spark"]
     assert spark["command"][0].endswith("sbin/start-connect-server.sh")
     assert spark["environment"]["SPARK_NO_DAEMONIZE"] == "1"

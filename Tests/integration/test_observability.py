@@ -52,6 +52,26 @@ def test_metrics_move_with_real_traffic(gateway, material, connect):
     assert "metrics-user" not in text and str(spark.session_id) not in text
 
 
+def test_normal_use_leaves_no_error_behind(spark, material, make_gateway, connect):
+    """toPandas() then stop(): PySpark's late asynchronous ReleaseExecute calls reach a session Sparkgate has
+    just released; Sparkgate answers them itself (releasing what is gone is done), so no error is counted.
+    Every non-OK audit line says why."""
+    gw = make_gateway(material.base_config(spark.endpoint), name="normal-use")
+    for _ in range(3):
+        session = connect(gw.url(material.token("pandas-user")))
+        frame = session.range(0, 200_000, 1, 8).selectExpr("id", "id * 2 as b").toPandas()
+        assert len(frame) == 200_000 and int(frame.b.sum()) == 2 * sum(range(200_000))
+        session.stop()
+    time.sleep(3)  # the release thread pool drains after stop()
+    metrics = samples(gw)
+    errors = {labels: v for (name, labels), v in metrics.items() if name == "sparkgate_rpcs_total" and dict(labels)["code"] != "OK" and v > 0}
+    assert not errors, errors
+    lines = gw.audit_lines()
+    assert lines and all(l["reason"] for l in lines if l["status"] != "OK")
+    answered = [l for l in lines if l.get("reason") == "already_released"]
+    assert all(l["method"] == "ReleaseExecute" and l["status"] == "OK" for l in answered)
+
+
 def test_metrics_pass_promtool(gateway):
     promtool = subprocess.run(["which", "promtool"], capture_output=True, text=True).stdout.strip()
     if not promtool:
@@ -118,7 +138,7 @@ def test_reload_keeps_a_10m_row_stream_whole_and_applies_new_quotas(spark, mater
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException
     with pytest.raises(SparkConnectGrpcException) as info:
         connect(gw.url(material.token("reloader"))).range(1).collect()
-    assert "allows 1 sessions per user" in str(info.value)
+    assert "allows 1 session per user" in str(info.value)
     # A bad configuration is refused; the running one stays; the failure is counted.
     with open(gw.config_path, "w") as f:
         f.write("listen: [broken\n")

@@ -347,7 +347,7 @@ def test_session_ids_differing_in_case_are_one_session(policed, material, connec
     first = start_long(upper)
     with pytest.raises(SparkConnectGrpcException) as info:
         lower.range(3).collect()
-    assert "allows 1 concurrent operations per session; 1 is running" in str(info.value)
+    assert "allows 1 concurrent operation per session; 1 is running" in str(info.value)
     upper.interruptAll()
     first.join(60)
     sessions = json.loads(policed.admin("/v1/sessions?user=casey")[1])["sessions"]

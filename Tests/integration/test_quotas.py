@@ -1,4 +1,5 @@
 """Per-team, per-user and per-session quotas, with real PySpark against real Spark 4.3."""
+import json
 import os
 import threading
 import time
@@ -54,7 +55,7 @@ def test_operations_per_session_refuses_the_second_and_frees_when_done(limited, 
     with pytest.raises(SparkConnectGrpcException) as info:
         spark.range(3).collect()
     assert "RESOURCE_EXHAUSTED" in code(info.value)
-    assert "team one-op allows 1 concurrent operations per session; 1 is running" in str(info.value)
+    assert "team one-op allows 1 concurrent operation per session; 1 is running" in str(info.value)
     first.join(180)
     assert result["rows"][0]["m"] == 6  # the first query finished exactly
     assert [r.id for r in spark.range(3).collect()] == [0, 1, 2]  # and its slot is free again
@@ -91,6 +92,27 @@ def test_sessions_per_user(limited, material, connect):
     assert "team two-sessions allows 2 sessions per user; carol has 2 open" in str(info.value)
     a.stop()
     assert connect(limited.url(token)).range(4).count() == 4
+
+
+def test_a_refused_session_never_comes_back_as_a_held_slot(spark, material, make_gateway, connect):
+    """After a max_sessions_per_user refusal, the client's own cleanup calls on the refused session must not
+    register it: once the first session stops, a new one is admitted."""
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    config = material.base_config(spark.endpoint)
+    config["teams"]["single"] = {"quotas": {"max_sessions_per_user": 1}}
+    gw = make_gateway(config, name="single-session")
+    token = material.token("solo", team="single")
+    first = connect(gw.url(token))
+    assert first.range(3).count() == 3
+    refused = connect(gw.url(token))
+    with pytest.raises(SparkConnectGrpcException) as info:
+        refused.range(0, 10, 1, 2).collect()
+    assert "allows 1 session per user" in str(info.value)
+    refused.stop()  # PySpark's cleanup on the refused session: ReleaseExecute/ReleaseSession
+    first.stop()
+    sessions = json.loads(gw.admin("/v1/sessions?user=solo")[1])
+    assert sessions["count"] == 0, sessions
+    assert connect(gw.url(token)).range(4).count() == 4
 
 
 def test_result_bytes_limit_ends_the_stream_and_cancels_the_spark_job(limited, spark, material, connect):

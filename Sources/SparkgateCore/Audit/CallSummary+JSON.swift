@@ -42,6 +42,7 @@ extension CallSummary {
         field("peer", peer)
         field("backend", backend)
         field("reason", reason)
+        field("error_class", errorClass.map { String($0.prefix(128)) })
         out.append(contentsOf: "}\n".utf8)
     }
 }

@@ -17,8 +17,11 @@ public struct CallSummary: Sendable, Equatable {
     public var clientType: String?
     public var peer: String
     public var backend: String?
-    /// Why Sparkgate itself refused or ended the call, when it did.
+    /// Why the call did not end OK (Sparkgate's refusal, or `backend_error`), or what Sparkgate answered itself.
     public var reason: String?
+    /// The backend's error class (`google.rpc.ErrorInfo.reason`, e.g. `INVALID_HANDLE.SESSION_CLOSED`), when it
+    /// sent one: structured, never message text.
+    public var errorClass: String?
 
     public init(start: Double, method: String, peer: String) {
         self.start = start

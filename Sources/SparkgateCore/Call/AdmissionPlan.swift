@@ -14,6 +14,8 @@ public struct AdmissionPlan: Sendable {
     public var artifactBytes: Int
     /// ReleaseExecute with `release_all`: the whole operation is released when the backend agrees.
     public var releaseAll: Bool
+    /// The session id as the client wrote it (ledger keys are lower case), for answers Sparkgate gives itself.
+    public var sessionIDAsSent = ""
 
     public init(
         admission: CallAdmission, quotas: QuotaSettings, rejectForeignSessions: Bool, session: SessionKey, operation: OperationKey?,

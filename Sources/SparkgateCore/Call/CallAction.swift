@@ -37,6 +37,8 @@ public enum CallAction<Metadata> {
     case forwardTrailers(Metadata, trailersOnly: Bool)
     /// End the call with Sparkgate's own status, as a trailers-only response when `trailersOnly`.
     indirect case sendStatus(SparkgateError, trailersOnly: Bool)
+    /// Answer the call without the backend: a response head (unless one was sent), this message and OK trailers.
+    indirect case answerLocally([UInt8], withHead: Bool)
     /// Reset the backend stream (Sparkgate no longer wants it).
     case resetBackend
     /// Tell a client that is still sending to stop: RST_STREAM(NO_ERROR) after the trailers.

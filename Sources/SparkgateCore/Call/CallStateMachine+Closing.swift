@@ -36,9 +36,20 @@ extension CallStateMachine {
         finish(code: refusal.error.code, refusal: refusal, backendStatus: nil, now: now, into: &actions)
     }
 
+    /// Answers the call without the backend, with OK and this response message (after a response head, when
+    /// the backend's was forwarded already).
+    mutating func answerLocally(_ message: [UInt8], note: String, backendStatus: BackendStatus? = nil, now: Double, into actions: inout [Action]) {
+        actions.append(.answerLocally(message, withHead: !responseStarted))
+        responseStarted = true
+        summary.responseBytes += message.count + 5
+        if !clientEnded { actions.append(.stopClient) }
+        finish(code: .ok, refusal: nil, backendStatus: backendStatus, note: note, now: now, into: &actions)
+    }
+
     /// The call is over: what the client sent is given back at the connection level, and the outcome goes
     /// to accounting (or waits for the ledger's answer, when the ledger is still deciding).
-    mutating func finish(code: GRPCStatusCode, refusal: CallRefusal?, backendStatus: BackendStatus?, now: Double, into actions: inout [Action]) {
+    /// `note` is the audit reason of a call that was not refused (an answer Sparkgate gave itself).
+    mutating func finish(code: GRPCStatusCode, refusal: CallRefusal?, backendStatus: BackendStatus?, note: String? = nil, now: Double, into actions: inout [Action]) {
         let owed = requestReceived - requestReturned
         if owed > 0 {
             requestReturned += owed
@@ -58,7 +69,9 @@ extension CallStateMachine {
         unflushedResponses = []
         unflushedHead = 0
         summary.status = code.name
-        summary.reason = refusal?.reason
+        // Every non-OK line says why: Sparkgate's reason, or that the backend answered so (and its error class).
+        summary.reason = refusal?.reason ?? note ?? (code == .ok ? nil : "backend_error")
+        summary.errorClass = backendStatus?.errorClass
         summary.durationSeconds = max(0, now - startedAt)
         var outcome = CallOutcome(summary: summary, code: code)
         outcome.refusal = refusal

@@ -240,6 +240,9 @@ extension CallStateMachine {
                 reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: plan.releaseAll,
                 releasedOperationID: plan.releaseAll ? plan.admission.operationID : nil)
             resultLimitActive = grant.operationResultLimit > 0
+            if grant.alreadyReleased {
+                return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "already_released", now: now, into: &actions)
+            }
             if plan.artifactBytes > 0, let refusal = accounting.chargeArtifacts(plan.session, bytes: plan.artifactBytes, limit: plan.quotas.maxArtifactBytesPerSession) {
                 return refuse(.quota(refusal), now: now, into: &actions)
             }

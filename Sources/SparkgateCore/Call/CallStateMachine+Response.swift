@@ -11,6 +11,7 @@ extension CallStateMachine {
             if let trailers {
                 // Trailers-only: the backend's status is the whole response.
                 backendOpen = false
+                if releaseIsMoot(trailers) { return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan?.sessionIDAsSent ?? ""), note: "session_closed", backendStatus: trailers, now: now, into: &actions) }
                 actions.append(.forwardTrailers(metadata, trailersOnly: true))
                 if !clientEnded { actions.append(.stopClient) }
                 return finish(code: trailers.code, refusal: nil, backendStatus: trailers, now: now, into: &actions)
@@ -111,6 +112,9 @@ extension CallStateMachine {
         switch phase {
         case .forwarding:
             backendOpen = false
+            if releaseIsMoot(status), unflushedHead == unflushedResponses.count, summary.responseBytes == 0 {
+                return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan?.sessionIDAsSent ?? ""), note: "session_closed", backendStatus: status, now: now, into: &actions)
+            }
             actions.append(.forwardTrailers(metadata, trailersOnly: !responseStarted))
             if !clientEnded { actions.append(.stopClient) }
             finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
@@ -119,6 +123,13 @@ extension CallStateMachine {
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
             impossible("response trailers", now: now, into: &actions)
         }
+    }
+
+    /// A ReleaseExecute the backend refuses because the session is closed has nothing left to release: closing
+    /// a session releases its operations. Decided from the error class, so a client racing its own
+    /// ReleaseSession (PySpark does, after stop()) sees OK rather than an error it cannot act on.
+    func releaseIsMoot(_ status: BackendStatus) -> Bool {
+        method == .releaseExecute && status.code != .ok && status.errorClass == "INVALID_HANDLE.SESSION_CLOSED"
     }
 
     mutating func flushedResponse(bytes: Int, into actions: inout [Action]) {

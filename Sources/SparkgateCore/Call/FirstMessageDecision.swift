@@ -100,13 +100,15 @@ public enum FirstMessageDecision {
         admission.reattachable = envelope.reattachable
         admission.tags = envelope.tags
         admission.clientType = envelope.clientType.map { String($0.prefix(256)) }
-        return .success(AdmissionPlan(
+        var plan = AdmissionPlan(
             admission: admission, quotas: c.team.quotas, rejectForeignSessions: c.policy.rejectForeignSessionIDs, session: session,
             operation: operation,
             route: BackendRoute(backend: c.team.backend, backendSessionID: backendSessionID),
             rewrite: rewrite, responseRewrite: responseRewrite,
             artifactBytes: method == .addArtifacts ? envelope.artifactBytes : 0,
-            releaseAll: method == .releaseExecute && envelope.releaseAll))
+            releaseAll: method == .releaseExecute && envelope.releaseAll)
+        plan.sessionIDAsSent = sessionID
+        return .success(plan)
     }
 
     /// What a plan's SQL may not do: set, reset or show a denied key, run SQL built at run time, or hide from

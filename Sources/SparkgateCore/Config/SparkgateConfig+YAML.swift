@@ -240,7 +240,13 @@ extension SparkgateConfig {
             var team = Team(backend: config.defaultBackend, quotas: config.defaultQuotas)
             if !r.isNull(value) {
                 let m = r.mapping(value, key, allowed: ["backend", "quotas"])
-                if let n = m["backend"], let v = r.nonEmptyString(n, "\(key).backend") { team.backend = v }
+                if let n = m["backend"], let v = r.nonEmptyString(n, "\(key).backend") {
+                    team.backend = v
+                    // Checked here, at its own line; a backend inherited from defaults is reported as defaults.backend.
+                    if !config.backends.isEmpty && config.backends[v] == nil {
+                        r.fail("\(key).backend", n, "'\(v)' is not under backends (have: \(config.backends.keys.sorted().joined(separator: ", ")))")
+                    }
+                }
                 if let n = m["quotas"] { team.quotas = readQuotas(n, "\(key).quotas", r, over: config.defaultQuotas) }
             }
             out[name] = team
@@ -310,9 +316,6 @@ extension SparkgateConfig {
         }
         if !config.backends.isEmpty && config.backends[config.defaultBackend] == nil {
             r.fail("defaults.backend", top["defaults"], "'\(config.defaultBackend)' is not under backends (have: \(config.backends.keys.sorted().joined(separator: ", ")))")
-        }
-        for (name, team) in config.teams.sorted(by: { $0.key < $1.key }) where config.backends[team.backend] == nil && !config.backends.isEmpty {
-            r.fail("teams.\(name).backend", top["teams"], "'\(team.backend)' is not under backends")
         }
         if config.auth.keys.isEmpty && config.auth.jwksFiles.isEmpty && config.auth.jwksURLs.isEmpty {
             r.fail("auth.keys", top["auth"], "no verification keys: give auth.keys, auth.jwks_files or auth.jwks_urls")

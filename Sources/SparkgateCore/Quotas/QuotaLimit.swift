@@ -24,6 +24,11 @@ public struct QuotaRefusal: Error, Sendable, Equatable {
         self.error = .resourceExhausted(message, retryAfter: retryAfter)
     }
 
+    /// "1 session", "2 sessions".
+    public static func count(_ n: Int, _ noun: String) -> String {
+        n == 1 ? "1 \(noun)" : "\(n) \(noun)s"
+    }
+
     public static func bytes(_ n: Int) -> String {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n)

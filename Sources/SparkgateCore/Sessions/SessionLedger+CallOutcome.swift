@@ -20,11 +20,11 @@ extension SessionLedger {
         case .interrupt where outcome.code == .ok:
             operationsEnded(call.interruptedIDs, in: call.session)
         case .releaseSession:
-            sessionReleased(call.session)
+            sessionReleased(call.session, now: now)
         default:
             // The backend no longer has the session (released, killed, reaped): keeping its record would hold
             // its slot against the user until it went idle.
-            if let status = outcome.backendStatus, BackendVerdict.sessionIsGone(status) { sessionReleased(call.session) }
+            if let status = outcome.backendStatus, BackendVerdict.sessionIsGone(status) { sessionReleased(call.session, now: now) }
         }
     }
 }

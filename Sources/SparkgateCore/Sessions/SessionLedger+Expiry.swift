@@ -23,7 +23,7 @@ extension SessionLedger {
         }
         for (key, s) in sessions where s.activeCalls == 0 && s.activeOperations == 0 && s.idleSeconds > 0 && now > s.idleDeadline {
             result.idleSessions.append(s)
-            sessionReleased(key)
+            sessionReleased(key, now: now)
         }
         pruneBuckets(now: now, quotas: quotas)
         return result

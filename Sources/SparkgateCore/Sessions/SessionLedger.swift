@@ -14,6 +14,11 @@ public struct SessionLedger: Sendable {
     private var operationsPerTeam: [String: Int] = [:]
     private var buckets: [UserKey: TokenBucket] = [:]
     private var housekeepingBuckets: [UserKey: TokenBucket] = [:]
+    /// Sessions released through Sparkgate (by their owner, the idle reaper or an operator), and when: a late
+    /// ReleaseExecute on one is answered here. Bounded in count and age.
+    private var releasedSessions: [SessionKey: Double] = [:]
+    static let releasedSessionLimit = 10_000
+    static let releasedSessionSeconds = 600.0
 
     public init() {}
 
@@ -51,17 +56,24 @@ public struct SessionLedger: Sendable {
             return .failure(.policy(.permissionDenied("session \(id) belongs to another user; start your own session (leave session_id out of the connection string)")))
         }
         let isNewSession = sessions[key] == nil
+        if call.method == .releaseExecute, sessions[key]?.releasing == true {
+            return .success(AdmissionGrant(alreadyReleased: true))
+        }
         if isNewSession {
-            // Releasing a session Sparkgate does not know changes nothing here; the backend decides.
-            guard call.method != .releaseSession else { return .success(AdmissionGrant()) }
-            if call.createsSession {
-                let count = sessionsPerUser[call.caller, default: 0]
-                if count >= q.maxSessionsPerUser {
-                    return .failure(.quota(QuotaRefusal(
-                        .sessionsPerUser,
-                        "team \(team) allows \(q.maxSessionsPerUser) sessions per user; \(call.caller.user) has \(count) open. Stop one with spark.stop() or let it go idle")))
-                }
+            if call.method == .releaseExecute, releasedSessions[key] != nil {
+                return .success(AdmissionGrant(alreadyReleased: true))
             }
+            // A call that cannot create a session (a release, a status query, a cleanup call on a session the
+            // gateway refused) passes to the backend, which decides, and leaves no record here: only an
+            // admitted new session may take a slot. A reattach resumes real work, so it is counted.
+            guard call.createsSession || call.method == .reattachExecute else { return .success(AdmissionGrant()) }
+            let count = sessionsPerUser[call.caller, default: 0]
+            if count >= q.maxSessionsPerUser {
+                return .failure(.quota(QuotaRefusal(
+                    .sessionsPerUser,
+                    "team \(team) allows \(QuotaRefusal.count(q.maxSessionsPerUser, "session")) per user; \(call.caller.user) has \(count) open. Stop one with spark.stop() or let it go idle")))
+            }
+            releasedSessions[key] = nil
         }
 
         var operationToStart: OperationRecord?
@@ -75,13 +87,13 @@ public struct SessionLedger: Sendable {
             if inSession >= q.maxConcurrentOperationsPerSession {
                 return .failure(.quota(QuotaRefusal(
                     .operationsPerSession,
-                    "team \(team) allows \(q.maxConcurrentOperationsPerSession) concurrent operations per session; \(inSession) \(inSession == 1 ? "is" : "are") running")))
+                    "team \(team) allows \(QuotaRefusal.count(q.maxConcurrentOperationsPerSession, "concurrent operation")) per session; \(inSession) \(inSession == 1 ? "is" : "are") running")))
             }
             let inTeam = operationsPerTeam[team, default: 0]
             if inTeam >= q.maxConcurrentOperationsPerTeam {
                 return .failure(.quota(QuotaRefusal(
                     .operationsPerTeam,
-                    "team \(team) allows \(q.maxConcurrentOperationsPerTeam) concurrent operations; \(inTeam) \(inTeam == 1 ? "is" : "are") running")))
+                    "team \(team) allows \(QuotaRefusal.count(q.maxConcurrentOperationsPerTeam, "concurrent operation")); \(inTeam) \(inTeam == 1 ? "is" : "are") running")))
             }
             operationToStart = OperationRecord(
                 operationID: opKey.operationID, clientSessionID: id, owner: call.caller, started: now,
@@ -99,6 +111,7 @@ public struct SessionLedger: Sendable {
             holders[id, default: []].append(call.caller)
         }
         session.activeCalls += 1
+        if call.method == .releaseSession { session.releasing = true }
         session.lastUsed = max(session.lastUsed, now)
         session.idleSeconds = q.sessionIdleSeconds
         if let clientType = call.clientType { session.clientType = clientType }
@@ -173,10 +186,15 @@ public struct SessionLedger: Sendable {
         for id in ids { endOperation(OperationKey(session: session, operationID: id)) }
     }
 
-    /// The client or Sparkgate released the session: forget it and its operations.
+    /// The client or Sparkgate released the session: forget it and its operations, and remember for a while
+    /// that it was released.
     @discardableResult
-    public mutating func sessionReleased(_ key: SessionKey) -> SessionRecord? {
+    public mutating func sessionReleased(_ key: SessionKey, now: Double) -> SessionRecord? {
         guard let s = sessions.removeValue(forKey: key) else { return nil }
+        if releasedSessions.count >= Self.releasedSessionLimit, let oldest = releasedSessions.min(by: { $0.value < $1.value })?.key {
+            releasedSessions[oldest] = nil
+        }
+        releasedSessions[key] = now
         for op in operations.keys where op.session == key { endOperation(op) }
         decrement(&sessionsPerUser, key.owner)
         decrement(&sessionsPerTeam, key.owner.team)
@@ -211,6 +229,7 @@ public struct SessionLedger: Sendable {
             let q = quotas(user.team)
             return !bucket.isFull(rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
         }
+        releasedSessions = releasedSessions.filter { now - $0.value < Self.releasedSessionSeconds }
     }
 
     public func session(_ key: SessionKey) -> SessionRecord? { sessions[key] }
@@ -232,9 +251,13 @@ public struct SessionLedger: Sendable {
 public struct AdmissionGrant: Sendable, Equatable {
     /// The result-bytes limit of the operation the call runs (fixed when the operation started), 0 = none.
     public var operationResultLimit = 0
+    /// A ReleaseExecute for a session Sparkgate already released: done, so answered OK without the backend
+    /// (which would answer SESSION_CLOSED to a client's late, asynchronous release).
+    public var alreadyReleased = false
 
-    public init(operationResultLimit: Int = 0) {
+    public init(operationResultLimit: Int = 0, alreadyReleased: Bool = false) {
         self.operationResultLimit = operationResultLimit
+        self.alreadyReleased = alreadyReleased
     }
 }
 

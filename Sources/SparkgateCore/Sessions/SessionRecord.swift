@@ -58,6 +58,9 @@ public struct SessionRecord: Sendable, Equatable {
     public var clientType: String?
     /// The team's idle timeout when the session was last used.
     public var idleSeconds: Double
+    /// A ReleaseSession is on its way: the backend closes everything in the session, so a ReleaseExecute that
+    /// races it is done already.
+    public var releasing = false
 
     public var idleDeadline: Double { lastUsed + idleSeconds }
     public var key: SessionKey { SessionKey(owner: owner, clientSessionID: clientSessionID) }

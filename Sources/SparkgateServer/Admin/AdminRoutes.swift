@@ -83,7 +83,7 @@ public struct AdminRoutes: Sendable {
             return .error(404, "no session \(sessionID) of user \(user)")
         }
         runtime.calls.terminate(session: session.key, with: SparkgateError(.cancelled, "an operator ended this session"))
-        _ = runtime.ledger.withLock { $0.sessionReleased(session.key) }
+        _ = runtime.ledger.withLock { $0.sessionReleased(session.key, now: WallClock.now()) }
         do {
             let status = try await runtime.backendCalls.release(session, state: runtime.state, on: runtime.group.next()).get()
             guard status.code == .ok else {

@@ -56,6 +56,14 @@ extension ProxyCall {
             frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: trailersOnly), endStream: true)), on: streamID, promise: nil)
         case .sendStatus(let error, let trailersOnly):
             frontend.writer.write(.headers(.init(headers: ResponseHeaders.status(error, trailersOnly: trailersOnly), endStream: true)), on: streamID, promise: nil)
+        case .answerLocally(let message, let withHead):
+            var framed = frontend.allocator.buffer(capacity: message.count + 5)
+            framed.writeInteger(UInt8(0))
+            framed.writeInteger(UInt32(message.count))
+            framed.writeBytes(message)
+            if withHead { frontend.writer.write(.headers(.init(headers: ResponseHeaders.localHead())), on: streamID, promise: nil) }
+            frontend.writer.write(.data(.init(data: .byteBuffer(framed))), on: streamID, promise: nil)
+            frontend.writer.write(.headers(.init(headers: ResponseHeaders.okTrailers(), endStream: true)), on: streamID, promise: nil)
         case .resetBackend:
             if let backend, let backendStreamID { backend.cancel(backendStreamID) }
             backend = nil

@@ -31,6 +31,16 @@ enum ResponseHeaders {
         return h
     }
 
+    /// The head of a response Sparkgate gives itself.
+    static func localHead() -> HPACKHeaders {
+        [":status": "200", "content-type": "application/grpc"]
+    }
+
+    /// OK trailers of a response Sparkgate gives itself.
+    static func okTrailers() -> HPACKHeaders {
+        ["grpc-status": "0"]
+    }
+
     /// The backend's status as its trailers carry it.
     static func backendStatus(_ trailers: HPACKHeaders) -> BackendStatus {
         BackendStatus.parse(

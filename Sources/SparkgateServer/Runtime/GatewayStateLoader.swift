@@ -14,7 +14,10 @@ public enum GatewayStateLoader {
         public var description: String { issues.map(\.description).joined(separator: "\n") }
     }
 
-    public static func load(_ config: SparkgateConfig, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) async throws(Failure) -> GatewayState {
+    /// `backendTokens: false` skips the backend tokens, for commands that never call a backend (token inspect).
+    public static func load(
+        _ config: SparkgateConfig, environment: [String: String] = ProcessInfo.processInfo.environment, backendTokens: Bool = true, logger: Logger
+    ) async throws(Failure) -> GatewayState {
         var issues: [ConfigIssue] = []
         func fail(_ key: String, _ message: String) { issues.append(ConfigIssue(file: config.file, key: key, message: message)) }
 
@@ -50,14 +53,14 @@ public enum GatewayStateLoader {
         var tokens: [String: String] = [:]
         var backendTLS: [String: NIOSSLContext] = [:]
         for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
-            if let variable = backend.tokenEnv {
+            if backendTokens, let variable = backend.tokenEnv {
                 if let value = environment[variable], !value.isEmpty {
                     tokens[name] = value
                 } else {
                     logger.warning("backend token variable is not set; Sparkgate will send no token", metadata: ["backend": "\(name)", "backend.token_env": "\(variable)"])
                 }
             }
-            if let file = backend.tokenFile {
+            if backendTokens, let file = backend.tokenFile {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                     fail("backends.\(name).token_file", "cannot read \(file)")
                     continue

@@ -24,9 +24,9 @@ enum Bootstrap {
         }
     }
 
-    static func state(_ config: SparkgateConfig, logger: Logger) async throws -> GatewayState {
+    static func state(_ config: SparkgateConfig, backendTokens: Bool = true, logger: Logger) async throws -> GatewayState {
         do {
-            return try await GatewayStateLoader.load(config, logger: logger)
+            return try await GatewayStateLoader.load(config, backendTokens: backendTokens, logger: logger)
         } catch {
             printError(error.description)
             throw ExitCodeError.failure

@@ -88,7 +88,7 @@ struct Token: AsyncParsableCommand {
             let state: GatewayState
             do {
                 cfg = try Bootstrap.config(config)
-                state = try await Bootstrap.state(cfg, logger: logger)
+                state = try await Bootstrap.state(cfg, backendTokens: false, logger: logger)
             } catch { throw ExitCode.failure }
             var text = token
             if text == "-" { text = readLine(strippingNewline: true) ?? "" }

@@ -107,6 +107,7 @@ struct CallDriver {
         case .sendResponse(let edits): edits.isEmpty ? "sendResponse" : "sendResponse(edited)"
         case .forwardTrailers(let h, let only): "forwardTrailers(\(h)\(only ? ",only" : ""))"
         case .sendStatus(let e, let only): "sendStatus(\(e.code.name)\(only ? ",only" : ""))"
+        case .answerLocally: "answerLocally"
         case .resetBackend: "resetBackend"
         case .stopClient: "stopClient"
         case .interruptOperation: "interruptOperation"

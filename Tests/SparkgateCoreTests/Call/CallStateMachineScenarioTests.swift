@@ -285,4 +285,46 @@ struct CallStateMachineScenarioTests {
         #expect(bad.send(.requestMessage(.success(bad.envelope(operation: String(repeating: "x", count: 900_000))))) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
         #expect(bad.finishes.first?.summary.reason == "bad_operation")
     }
+
+    @Test("a late ReleaseExecute on a session Sparkgate released is answered OK by Sparkgate, without the backend")
+    func lateReleaseAnsweredLocally() throws {
+        var d = CallDriver(method: "ReleaseExecute")
+        let key = SessionKey(owner: UserKey(team: "analytics", user: "alice"), clientSessionID: CallDriver.sessionID)
+        var opening = CallAdmission(caller: key.owner, method: .config, clientSessionID: CallDriver.sessionID, backendSessionID: "b", backend: "local")
+        opening.clientType = nil
+        _ = try d.ledger.admit(opening, quotas: CallDriver.quotas, rejectForeignSessions: true, now: 0).get()
+        d.ledger.sessionReleased(key, now: 1)
+        d.toAdmitting(endStream: true, operation: CallDriver.operationID)
+        #expect(d.admit() == ["answerLocally", "finish(OK)"])
+        #expect(d.finishes[0].summary.reason == "already_released" && d.finishes[0].summary.status == "OK")
+        #expect(ReleaseExecuteAnswer.message(sessionID: CallDriver.sessionID) == [0x0a, 36] + Array(CallDriver.sessionID.utf8))
+        #expect(d.ledger.sessions.isEmpty)
+    }
+
+    @Test("a ReleaseExecute the backend refuses as SESSION_CLOSED is answered OK: the session's close released it")
+    func releaseRacingSessionClose() {
+        var d = CallDriver(method: "ReleaseExecute")
+        d.toForwarding(endStream: true, operation: CallDriver.operationID)
+        let closed = BackendStatus(code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] ...", errorClass: "INVALID_HANDLE.SESSION_CLOSED")
+        #expect(d.send(.responseHead("h", httpStatus: "200", trailers: closed)) == ["answerLocally", "finish(OK)"])
+        #expect(d.finishes[0].summary.reason == "session_closed" && d.finishes[0].backendStatus == closed)
+        // Another error class, or another method, passes through as the backend said it.
+        var other = CallDriver(method: "ReleaseExecute")
+        other.toForwarding(endStream: true, operation: CallDriver.operationID)
+        let notFound = BackendStatus(code: .internal, message: "", errorClass: "INVALID_HANDLE.OPERATION_NOT_FOUND")
+        #expect(other.send(.responseHead("h", httpStatus: "200", trailers: notFound)) == ["forwardTrailers(h,only)", "finish(INTERNAL)"])
+        var config = CallDriver()
+        config.toForwarding(endStream: true)
+        #expect(config.send(.responseHead("h", httpStatus: "200", trailers: closed)) == ["forwardTrailers(h,only)", "finish(INTERNAL)"])
+    }
+
+    @Test("an audit line for a backend error says so, with the backend's error class")
+    func backendErrorReason() {
+        var d = CallDriver()
+        d.toForwarding(endStream: true)
+        d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        d.send(.responseTrailers("t", BackendStatus(code: .internal, message: "[SQL_CONF_NOT_FOUND] ...", errorClass: "SQL_CONF_NOT_FOUND")))
+        #expect(d.finishes[0].summary.reason == "backend_error" && d.finishes[0].summary.errorClass == "SQL_CONF_NOT_FOUND")
+        #expect(d.finishes[0].summary.jsonLine.contains(#""reason":"backend_error","error_class":"SQL_CONF_NOT_FOUND""#))
+    }
 }
