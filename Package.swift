@@ -63,6 +63,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A small RESP client on SwiftNIO: no Redis client is among the packages available here.
+        .target(
+            name: "SparkgateRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Metric handles, audit log, admin HTTP endpoint.
         .target(
             name: "SparkgateObservability",
@@ -86,6 +99,7 @@ let package = Package(
                 "SparkgateFraming",
                 "SparkgateAuth",
                 "SparkgateObservability",
+                "SparkgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -160,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
-                "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateTestSupport",
+                "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRedis", "SparkgateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -29,6 +29,8 @@ public final class GatewayMetrics: Sendable {
     private let connections = Mutex<[String: Gauge]>([:])
     private let reloads = Mutex<[String: Counter]>([:])
     private let limitEvents = Mutex<[String: Counter]>([:])
+    private let stateErrors = Mutex<[String: Counter]>([:])
+    private let backendHealth = Mutex<[String: Gauge]>([:])
     private let firstResponse: Timer
     private let tlsFailures: Counter
     private let buffered: Gauge
@@ -117,6 +119,20 @@ public final class GatewayMetrics: Sendable {
         Self.cached(backendUp, "\(backend)\u{0}\(endpoint)") {
             Gauge(label: "sparkgate_backend_up", dimensions: [("backend", backend), ("endpoint", endpoint)])
         }.record(up ? 1 : 0)
+    }
+
+    /// A shared-state operation (admit, forget, renew, idle_check, kill, subscribe) that failed.
+    public func stateError(kind: String, operation: String) {
+        Self.cached(stateErrors, "\(kind)\u{0}\(operation)") {
+            Counter(label: "sparkgate_state_errors_total", dimensions: [("kind", kind), ("operation", operation)])
+        }.increment()
+    }
+
+    /// Whether an endpoint takes new sessions, as its health checks say.
+    public func backendHealth(_ backend: String, endpoint: String, healthy: Bool) {
+        Self.cached(backendHealth, "\(backend)\u{0}\(endpoint)") {
+            Gauge(label: "sparkgate_backend_health", dimensions: [("backend", backend), ("endpoint", endpoint)])
+        }.record(healthy ? 1 : 0)
     }
 
     public func backendError(_ backend: String) {

@@ -32,7 +32,7 @@ extension SparkgateConfig {
             root, "",
             allowed: [
                 "listen", "tls", "insecure_plaintext", "max_message_bytes", "admin", "auth", "backends", "defaults",
-                "teams", "allow_unknown_teams", "sessions", "config_policy", "audit_log", "shutdown_grace_seconds", "limits",
+                "teams", "allow_unknown_teams", "sessions", "config_policy", "audit_log", "shutdown_grace_seconds", "limits", "state",
             ])
         if let n = top["listen"], let v = reader.hostPort(n, "listen") { config.listen = v }
         if let n = top["insecure_plaintext"], let v = reader.bool(n, "insecure_plaintext") { config.insecurePlaintext = v }
@@ -45,6 +45,7 @@ extension SparkgateConfig {
         if let n = top["backends"] { config.backends = readBackends(n, reader) }
         if let n = top["defaults"] { readDefaults(n, reader, into: &config) }
         if let n = top["teams"] { config.teams = readTeams(n, reader, defaults: config) }
+        if let n = top["state"], !reader.isNull(n) { config.state = readState(n, reader) }
         if let n = top["allow_unknown_teams"], let v = reader.bool(n, "allow_unknown_teams") { config.allowUnknownTeams = v }
         if let n = top["sessions"] { readSessions(n, reader, into: &config.sessions) }
         if let n = top["config_policy"] {
@@ -185,7 +186,7 @@ extension SparkgateConfig {
         var out: [String: Backend] = [:]
         for (name, value) in r.mapping(node, "backends", allowed: []) {
             let key = "backends.\(name)"
-            let m = r.mapping(value, key, allowed: ["endpoints", "token_env", "token_file", "tls", "tls_ca", "connect_timeout_seconds"])
+            let m = r.mapping(value, key, allowed: ["endpoints", "token_env", "token_file", "tls", "tls_ca", "connect_timeout_seconds", "health"])
             var backend = Backend(name: name, endpoints: [])
             if let n = m["endpoints"], let list = r.stringList(n, "\(key).endpoints") {
                 for (i, s) in list.enumerated() {
@@ -201,9 +202,62 @@ extension SparkgateConfig {
             if let n = m["tls"], let v = r.bool(n, "\(key).tls") { backend.tls = v }
             if let n = m["tls_ca"], let v = r.optionalPath(n, "\(key).tls_ca") { backend.tlsCA = v }
             if let n = m["connect_timeout_seconds"], let v = r.number(n, "\(key).connect_timeout_seconds", min: 0.1) { backend.connectTimeoutSeconds = v }
+            if let n = m["health"], !r.isNull(n) { backend.health = readHealth(n, "\(key).health", r) }
             out[name] = backend
         }
         return out
+    }
+
+    private static func readHealth(_ node: Node, _ key: String, _ r: ConfigReader) -> HealthSettings {
+        var h = HealthSettings()
+        let m = r.mapping(node, key, allowed: ["interval_seconds", "timeout_seconds", "unhealthy_after", "healthy_after", "move_sessions"])
+        if let n = m["interval_seconds"], let v = r.number(n, "\(key).interval_seconds", min: 0.1) { h.intervalSeconds = v }
+        if let n = m["timeout_seconds"], let v = r.number(n, "\(key).timeout_seconds", min: 0.05) { h.timeoutSeconds = v }
+        if let n = m["unhealthy_after"], let v = r.int(n, "\(key).unhealthy_after", min: 1, max: 1000) { h.unhealthyAfter = v }
+        if let n = m["healthy_after"], let v = r.int(n, "\(key).healthy_after", min: 1, max: 1000) { h.healthyAfter = v }
+        if let n = m["move_sessions"], let v = r.bool(n, "\(key).move_sessions") { h.moveSessions = v }
+        if h.timeoutSeconds > h.intervalSeconds, let n = m["timeout_seconds"] {
+            r.fail("\(key).timeout_seconds", n, "\(h.timeoutSeconds) is longer than interval_seconds (\(h.intervalSeconds)): a check would still run when the next starts")
+        }
+        return h
+    }
+
+    private static func readState(_ node: Node, _ r: ConfigReader) -> StateSettings {
+        var state = StateSettings()
+        let m = r.mapping(node, "state", allowed: ["kind", "redis", "failure_policy"])
+        if let n = m["kind"], let v = r.string(n, "state.kind") {
+            if let kind = StateSettings.Kind(rawValue: v) { state.kind = kind } else { r.fail("state.kind", n, "'\(v)' is not memory or redis") }
+        }
+        if let n = m["redis"], !r.isNull(n) {
+            let rm = r.mapping(n, "state.redis", allowed: ["addresses", "password_file", "tls", "key_prefix", "timeout_ms", "heartbeat_seconds"])
+            if let a = rm["addresses"], let list = r.stringList(a, "state.redis.addresses") {
+                var addresses: [HostPort] = []
+                for (i, s) in list.enumerated() {
+                    if let hp = HostPort(parsing: s), hp.port > 0 { addresses.append(hp) } else { r.fail("state.redis.addresses[\(i)]", a, "'\(s)' is not host:port") }
+                }
+                if list.isEmpty { r.fail("state.redis.addresses", a, "must list at least one host:port") }
+                state.redis.addresses = addresses
+            }
+            if let v = rm["password_file"], let p = r.optionalPath(v, "state.redis.password_file") { state.redis.passwordFile = p }
+            if let v = rm["tls"], let b = r.bool(v, "state.redis.tls") { state.redis.tls = b }
+            if let v = rm["key_prefix"], let p = r.string(v, "state.redis.key_prefix") { state.redis.keyPrefix = p }
+            if let v = rm["timeout_ms"], let t = r.int(v, "state.redis.timeout_ms", min: 1, max: 60_000) { state.redis.timeoutMilliseconds = t }
+            if let v = rm["heartbeat_seconds"], let t = r.number(v, "state.redis.heartbeat_seconds", min: 0.1) { state.redis.heartbeatSeconds = t }
+        }
+        if let n = m["failure_policy"], !r.isNull(n) {
+            let fm = r.mapping(n, "state.failure_policy", allowed: ["quotas", "ownership"])
+            func policy(_ name: String) -> StateSettings.FailurePolicy? {
+                guard let v = fm[name], let s = r.string(v, "state.failure_policy.\(name)") else { return nil }
+                guard let p = StateSettings.FailurePolicy(rawValue: s) else {
+                    r.fail("state.failure_policy.\(name)", v, "'\(s)' is not fail_open or fail_closed")
+                    return nil
+                }
+                return p
+            }
+            if let p = policy("quotas") { state.quotasPolicy = p }
+            if let p = policy("ownership") { state.ownershipPolicy = p }
+        }
+        return state
     }
 
     static func readQuotas(_ node: Node, _ key: String, _ r: ConfigReader, over base: QuotaSettings) -> QuotaSettings {

@@ -64,6 +64,7 @@ public struct SparkgateConfig: Sendable, Equatable {
         /// PEM bundle to trust for a TLS backend; the system roots otherwise.
         public var tlsCA: String?
         public var connectTimeoutSeconds = 5.0
+        public var health = HealthSettings()
     }
 
     public struct Team: Sendable, Equatable {
@@ -109,6 +110,7 @@ public struct SparkgateConfig: Sendable, Equatable {
     public var auditLog = AuditLog.stdout
     public var shutdownGraceSeconds = 30.0
     public var limits = ConnectionLimits()
+    public var state = StateSettings()
 
     public init(file: String) {
         self.file = file

@@ -24,6 +24,44 @@ public struct QuotaRefusal: Error, Sendable, Equatable {
         self.error = .resourceExhausted(message, retryAfter: retryAfter)
     }
 
+    // The refusals of the admission limits, worded once for the in-memory ledger and the shared state alike.
+
+    public static func requestRate(team: String, quotas q: QuotaSettings, wait: Double) -> QuotaRefusal {
+        QuotaRefusal(
+            .requestRate,
+            "team \(team) allows \(number(q.requestsPerSecond)) requests per second per user (burst \(q.requestBurst)); retry in \(number(wait)) s",
+            retryAfter: .milliseconds(Int64((wait * 1000).rounded(.up))))
+    }
+
+    public static func housekeepingRate(team: String, quotas q: QuotaSettings, wait: Double) -> QuotaRefusal {
+        QuotaRefusal(
+            .housekeepingRate,
+            "team \(team) allows \(number(q.housekeepingRequestsPerSecond)) reattach, release and interrupt calls per second per user (burst \(q.housekeepingRequestBurst)); retry in \(number(wait)) s",
+            retryAfter: .milliseconds(Int64((wait * 1000).rounded(.up))))
+    }
+
+    public static func sessionsPerUser(team: String, quotas q: QuotaSettings, user: String, open: Int) -> QuotaRefusal {
+        QuotaRefusal(
+            .sessionsPerUser,
+            "team \(team) allows \(count(q.maxSessionsPerUser, "session")) per user; \(user) has \(open) open. Stop one with spark.stop() or let it go idle")
+    }
+
+    public static func operationsPerSession(team: String, quotas q: QuotaSettings, running: Int) -> QuotaRefusal {
+        QuotaRefusal(
+            .operationsPerSession,
+            "team \(team) allows \(count(q.maxConcurrentOperationsPerSession, "concurrent operation")) per session; \(running) \(running == 1 ? "is" : "are") running")
+    }
+
+    public static func operationsPerTeam(team: String, quotas q: QuotaSettings, running: Int) -> QuotaRefusal {
+        QuotaRefusal(
+            .operationsPerTeam,
+            "team \(team) allows \(count(q.maxConcurrentOperationsPerTeam, "concurrent operation")); \(running) \(running == 1 ? "is" : "are") running")
+    }
+
+    static func number(_ v: Double) -> String {
+        v == v.rounded() ? String(Int(v)) : String((v * 100).rounded() / 100)
+    }
+
     /// "1 session", "2 sessions".
     public static func count(_ n: Int, _ noun: String) -> String {
         n == 1 ? "1 \(noun)" : "\(n) \(noun)s"

@@ -21,7 +21,7 @@ public struct CallAdmission: Sendable {
 
     /// Calls a client makes on its own to resume or release work. They have a rate bucket of their own, far
     /// above what a client makes: refusing them would only leave results buffered, or work running.
-    var isHousekeeping: Bool {
+    public var isHousekeeping: Bool {
         switch method {
         case .reattachExecute, .releaseExecute, .releaseSession, .interrupt: true
         default: false
@@ -31,7 +31,7 @@ public struct CallAdmission: Sendable {
     /// Methods that make the backend create a session when it has none. The others (ReattachExecute,
     /// ReleaseExecute, GetStatus, CloneSession, ReleaseSession) act on a session that must already exist,
     /// so they never count as a new session against the limit.
-    var createsSession: Bool {
+    public var createsSession: Bool {
         switch method {
         case .executePlan, .analyzePlan, .config, .addArtifacts, .artifactStatus, .interrupt, .fetchErrorDetails, .other: true
         case .reattachExecute, .releaseExecute, .releaseSession, .getStatus, .cloneSession: false

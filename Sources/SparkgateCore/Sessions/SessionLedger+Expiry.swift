@@ -1,6 +1,7 @@
 /// What the periodic sweep found: work Sparkgate must now stop or release on the backend.
 public struct LedgerSweep: Sendable, Equatable {
-    /// Idle sessions, already forgotten: release each on the backend.
+    /// Idle sessions, already forgotten here: release each on the backend (with shared state, those idle on
+    /// every replica).
     public var idleSessions: [SessionRecord] = []
     /// Operations past `max_operation_seconds`, already ended: interrupt each on the backend and end its streams.
     public var overdueOperations: [OperationRecord] = []
@@ -23,7 +24,8 @@ extension SessionLedger {
         }
         for (key, s) in sessions where s.activeCalls == 0 && s.activeOperations == 0 && s.idleSeconds > 0 && now > s.idleDeadline {
             result.idleSessions.append(s)
-            sessionReleased(key, now: now)
+            // Idle here need not mean idle everywhere: the shared state's owner decides (`SharedState.idle`).
+            sessionForgotten(key, now: now, released: false)
         }
         pruneBuckets(now: now, quotas: quotas)
         return result

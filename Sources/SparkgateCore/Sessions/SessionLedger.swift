@@ -19,41 +19,45 @@ public struct SessionLedger: Sendable {
     private var releasedSessions: [SessionKey: Double] = [:]
     static let releasedSessionLimit = 10_000
     static let releasedSessionSeconds = 600.0
+    /// When shared state mirrors this ledger: what ended here since the mirror last took the changes.
+    public var recordsChanges = false
+    private var changes: [LedgerChange] = []
 
     public init() {}
 
+    /// The operations and sessions that ended since the last call, for the shared state to forget too.
+    public mutating func takeChanges() -> [LedgerChange] {
+        defer { changes = [] }
+        return changes
+    }
+
     /// Decides whether a call may proceed, and records it. Every admitted call must be ended with `callFinished`.
-    public mutating func admit(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
+    /// `enforce: false` records a call the shared state already admitted: its limits and ownership are
+    /// decided there, over every replica's calls, and this ledger only keeps what this replica holds.
+    public mutating func admit(
+        _ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double, enforce: Bool = true
+    ) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
         let team = call.caller.team
-        if call.isHousekeeping {
+        if !enforce {
+            // Decided by the shared state.
+        } else if call.isHousekeeping {
             if q.housekeepingRequestsPerSecond > 0 {
                 var bucket = housekeepingBuckets[call.caller] ?? TokenBucket(burst: q.housekeepingRequestBurst, now: now)
                 let wait = bucket.take(rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
                 housekeepingBuckets[call.caller] = bucket
-                if let wait {
-                    return .failure(.quota(QuotaRefusal(
-                        .housekeepingRate,
-                        "team \(team) allows \(Self.number(q.housekeepingRequestsPerSecond)) reattach, release and interrupt calls per second per user (burst \(q.housekeepingRequestBurst)); retry in \(Self.number(wait)) s",
-                        retryAfter: .milliseconds(Int64((wait * 1000).rounded(.up))))))
-                }
+                if let wait { return .failure(.quota(.housekeepingRate(team: team, quotas: q, wait: wait))) }
             }
         } else if q.requestsPerSecond > 0 {
             var bucket = buckets[call.caller] ?? TokenBucket(burst: q.requestBurst, now: now)
             let wait = bucket.take(rate: q.requestsPerSecond, burst: q.requestBurst, now: now)
             buckets[call.caller] = bucket
-            if let wait {
-                let delay = Duration.milliseconds(Int64((wait * 1000).rounded(.up)))
-                return .failure(.quota(QuotaRefusal(
-                    .requestRate,
-                    "team \(team) allows \(Self.number(q.requestsPerSecond)) requests per second per user (burst \(q.requestBurst)); retry in \(Self.number(wait)) s",
-                    retryAfter: delay)))
-            }
+            if let wait { return .failure(.quota(.requestRate(team: team, quotas: q, wait: wait))) }
         }
 
         let id = call.clientSessionID
         let key = SessionKey(owner: call.caller, clientSessionID: id)
-        if rejectForeignSessions, let others = holders[id], others.contains(where: { $0 != call.caller }) {
-            return .failure(.policy(.permissionDenied("session \(id) belongs to another user; start your own session (leave session_id out of the connection string)")))
+        if enforce, rejectForeignSessions, let others = holders[id], others.contains(where: { $0 != call.caller }) {
+            return .failure(.foreignSession(id))
         }
         let isNewSession = sessions[key] == nil
         if call.method == .releaseExecute, sessions[key]?.releasing == true {
@@ -68,11 +72,7 @@ public struct SessionLedger: Sendable {
             // admitted new session may take a slot. A reattach resumes real work, so it is counted.
             guard call.createsSession || call.method == .reattachExecute else { return .success(AdmissionGrant()) }
             let count = sessionsPerUser[call.caller, default: 0]
-            if count >= q.maxSessionsPerUser {
-                return .failure(.quota(QuotaRefusal(
-                    .sessionsPerUser,
-                    "team \(team) allows \(QuotaRefusal.count(q.maxSessionsPerUser, "session")) per user; \(call.caller.user) has \(count) open. Stop one with spark.stop() or let it go idle")))
-            }
+            if enforce, count >= q.maxSessionsPerUser { return .failure(.quota(.sessionsPerUser(team: team, quotas: q, user: call.caller.user, open: count))) }
             releasedSessions[key] = nil
         }
 
@@ -84,17 +84,11 @@ public struct SessionLedger: Sendable {
             // started it, or the id is made up) counts like a new operation: resuming work is admitted within
             // the same limits, and an id Spark does not know ends at once (`callFinished`).
             let inSession = sessions[key]?.activeOperations ?? 0
-            if inSession >= q.maxConcurrentOperationsPerSession {
-                return .failure(.quota(QuotaRefusal(
-                    .operationsPerSession,
-                    "team \(team) allows \(QuotaRefusal.count(q.maxConcurrentOperationsPerSession, "concurrent operation")) per session; \(inSession) \(inSession == 1 ? "is" : "are") running")))
+            if enforce, inSession >= q.maxConcurrentOperationsPerSession {
+                return .failure(.quota(.operationsPerSession(team: team, quotas: q, running: inSession)))
             }
             let inTeam = operationsPerTeam[team, default: 0]
-            if inTeam >= q.maxConcurrentOperationsPerTeam {
-                return .failure(.quota(QuotaRefusal(
-                    .operationsPerTeam,
-                    "team \(team) allows \(QuotaRefusal.count(q.maxConcurrentOperationsPerTeam, "concurrent operation")); \(inTeam) \(inTeam == 1 ? "is" : "are") running")))
-            }
+            if enforce, inTeam >= q.maxConcurrentOperationsPerTeam { return .failure(.quota(.operationsPerTeam(team: team, quotas: q, running: inTeam))) }
             operationToStart = OperationRecord(
                 operationID: opKey.operationID, clientSessionID: id, owner: call.caller, started: now,
                 reattachable: call.reattachable || call.method == .reattachExecute, tags: call.tags,
@@ -190,7 +184,14 @@ public struct SessionLedger: Sendable {
     /// that it was released.
     @discardableResult
     public mutating func sessionReleased(_ key: SessionKey, now: Double) -> SessionRecord? {
+        sessionForgotten(key, now: now, released: true)
+    }
+
+    /// Forgets a session; `released` says it is gone for every replica (not just idle here).
+    @discardableResult
+    mutating func sessionForgotten(_ key: SessionKey, now: Double, released: Bool) -> SessionRecord? {
         guard let s = sessions.removeValue(forKey: key) else { return nil }
+        if recordsChanges && released { changes.append(.sessionReleased(key)) }
         if releasedSessions.count >= Self.releasedSessionLimit, let oldest = releasedSessions.min(by: { $0.value < $1.value })?.key {
             releasedSessions[oldest] = nil
         }
@@ -207,6 +208,7 @@ public struct SessionLedger: Sendable {
 
     mutating func endOperation(_ key: OperationKey) {
         guard operations.removeValue(forKey: key) != nil else { return }
+        if recordsChanges { changes.append(.operationEnded(key)) }
         if var s = sessions[key.session] {
             s.activeOperations = max(0, s.activeOperations - 1)
             sessions[key.session] = s
@@ -241,10 +243,12 @@ public struct SessionLedger: Sendable {
     public func sessions(withClientID id: String) -> [SessionRecord] {
         (holders[id] ?? []).compactMap { sessions[SessionKey(owner: $0, clientSessionID: id)] }
     }
+}
 
-    static func number(_ v: Double) -> String {
-        v == v.rounded() ? String(Int(v)) : String((v * 100).rounded() / 100)
-    }
+/// Something that ended in a ledger, which the shared state must forget too.
+public enum LedgerChange: Sendable, Equatable {
+    case operationEnded(OperationKey)
+    case sessionReleased(SessionKey)
 }
 
 /// What the ledger grants an admitted call.
@@ -273,5 +277,9 @@ public enum QuotaOrPolicyRefusal: Error, Sendable, Equatable {
         case .quota(let q): q.error
         case .policy(let e), .unavailable(let e): e
         }
+    }
+
+    public static func foreignSession(_ id: String) -> QuotaOrPolicyRefusal {
+        .policy(.permissionDenied("session \(id) belongs to another user; start your own session (leave session_id out of the connection string)"))
     }
 }

@@ -62,6 +62,16 @@ public struct SessionRecord: Sendable, Equatable {
     /// races it is done already.
     public var releasing = false
 
+    public init(clientSessionID: String, backendSessionID: String, owner: UserKey, backend: String, created: Double, lastUsed: Double, idleSeconds: Double) {
+        self.clientSessionID = clientSessionID
+        self.backendSessionID = backendSessionID
+        self.owner = owner
+        self.backend = backend
+        self.created = created
+        self.lastUsed = lastUsed
+        self.idleSeconds = idleSeconds
+    }
+
     public var idleDeadline: Double { lastUsed + idleSeconds }
     public var key: SessionKey { SessionKey(owner: owner, clientSessionID: clientSessionID) }
 }

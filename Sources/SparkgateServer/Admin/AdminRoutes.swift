@@ -79,11 +79,23 @@ public struct AdminRoutes: Sendable {
 
     private func kill(user: String, sessionID: String) async -> AdminResponse {
         let matching = runtime.ledger.withLock { $0.sessions(withClientID: sessionID).filter { $0.owner.user == user } }
-        guard let session = matching.first else {
+        var session = matching.first
+        if let shared = runtime.shared {
+            // Another replica may hold the session: find its owner in the shared state, and tell every replica.
+            do {
+                if session == nil, let owner = try await shared.owners(of: sessionID, user: user).first {
+                    session = remoteSession(owner, sessionID: sessionID)
+                }
+                if let session { try await shared.publishKill(session.key) }
+            } catch {
+                runtime.metrics.stateError(kind: "redis", operation: "kill")
+                if session == nil { return .error(503, "shared state (redis) unreachable: \(error); retry shortly") }
+            }
+        }
+        guard let session else {
             return .error(404, "no session \(sessionID) of user \(user)")
         }
-        runtime.calls.terminate(session: session.key, with: SparkgateError(.cancelled, "an operator ended this session"))
-        _ = runtime.ledger.withLock { $0.sessionReleased(session.key, now: WallClock.now()) }
+        SharedStateService.killed(session.key, runtime: runtime)
         do {
             let status = try await runtime.backendCalls.release(session, state: runtime.state, on: runtime.group.next()).get()
             guard status.code == .ok else {
@@ -93,6 +105,16 @@ public struct AdminRoutes: Sendable {
             return .error(502, "forgot the session, but could not reach its backend: \(error)")
         }
         return AdminResponse(status: 200, json: ["released": sessionID, "user": user, "team": session.owner.team])
+    }
+
+    /// A session another replica holds, as this one would have recorded it.
+    private func remoteSession(_ owner: UserKey, sessionID: String) -> SessionRecord {
+        let state = runtime.state
+        let backendSessionID = state.namespace?.backendID(team: owner.team, user: owner.user, clientSessionID: sessionID) ?? sessionID
+        let now = WallClock.now()
+        return SessionRecord(
+            clientSessionID: sessionID, backendSessionID: backendSessionID, owner: owner,
+            backend: state.config.team(owner.team)?.backend ?? state.config.defaultBackend, created: now, lastUsed: now, idleSeconds: 0)
     }
 
     private func readiness() async -> AdminResponse {

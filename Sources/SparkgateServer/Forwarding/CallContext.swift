@@ -8,6 +8,7 @@ import SparkgateObservability
 struct CallContext: Sendable {
     let keyRefresher: JWKSRefresher
     let ledger: SharedLedger
+    let shared: SharedState?
     let calls: CallRegistry
     let buffered: BufferedBytes
     let pool: BackendPool

@@ -27,10 +27,16 @@ extension ProxyCall {
         case .admit:
             guard let plan = machine.plan else { return }
             let now = frontend.writer.loop.now
-            let result = context.ledger.withLock {
-                $0.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
+            guard let shared = context.shared else {
+                let result = context.ledger.withLock {
+                    $0.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
+                }
+                return handle(.admissionDecided(result))
             }
-            handle(.admissionDecided(result))
+            // Shared state answers asynchronously; the machine holds the call in `admitting` meanwhile, and
+            // takes the answer even if the call ended (so the ledger hears how it ended).
+            shared.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now, on: eventLoop)
+                .assumeIsolated().whenSuccess { [self] result in handleFromOutside(.admissionDecided(result)) }
         case .register(let session, let operation):
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             let loop = eventLoop

@@ -3,6 +3,7 @@ import NIOCore
 import SparkgateAuth
 import SparkgateCore
 import SparkgateObservability
+import SparkgateRedis
 import Synchronization
 
 /// What every RPC shares: the current configuration generation, the session ledger, the backend pool,
@@ -23,6 +24,8 @@ public final class GatewayRuntime: Sendable {
     public let group: any EventLoopGroup
     /// Fetches `auth.jwks_urls`; its keys join every generation's configured keys.
     public let keyRefresher: JWKSRefresher
+    /// Quotas and ownership shared with other replicas (`state.kind: redis`); fixed for the process's life.
+    let shared: SharedState?
     /// What each proxied call may touch.
     let callContext: CallContext
 
@@ -45,8 +48,17 @@ public final class GatewayRuntime: Sendable {
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
         }
         self.keyRefresher = refresher
+        if state.config.state.kind == .redis {
+            let settings = state.config.state
+            let client = RedisClient(endpoints: SharedState.endpoints(settings.redis, password: state.redisPassword, tls: state.redisTLS), logger: logger)
+            shared = SharedState(client: client, settings: settings, ledger: ledger, group: group, logger: logger) { operation in
+                metrics.stateError(kind: "redis", operation: operation)
+            }
+        } else {
+            shared = nil
+        }
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, metrics: metrics, audit: audit,
+            keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, metrics: metrics, audit: audit,
             logger: logger)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
     }

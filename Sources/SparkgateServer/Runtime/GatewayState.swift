@@ -17,13 +17,18 @@ public final class GatewayState: Sendable {
     let adminToken: String?
     /// The moment the server certificate stops being valid (for /readyz).
     let certificateNotAfter: Double?
+    /// From `state.redis.password_file`.
+    let redisPassword: String?
+    let redisTLS: NIOSSLContext?
     /// What this generation decides for every call.
     let callPolicy: CallPolicy
 
     init(
         config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
-        serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?
+        serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?, redisPassword: String? = nil, redisTLS: NIOSSLContext? = nil
     ) {
+        self.redisPassword = redisPassword
+        self.redisTLS = redisTLS
         self.config = config
         self.authenticator = authenticator
         self.staticKeys = staticKeys

@@ -118,6 +118,24 @@ public enum GatewayStateLoader {
             }
         }
 
+        var redisPassword: String?
+        if config.state.kind == .redis, let file = config.state.redis.passwordFile {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                redisPassword = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                fail("state.redis.password_file", "cannot read \(file), or it is empty")
+            }
+        }
+
+        var redisTLS: NIOSSLContext?
+        if config.state.kind == .redis && config.state.redis.tls {
+            do {
+                redisTLS = try NIOSSLContext(configuration: .makeClientConfiguration())
+            } catch {
+                fail("state.redis.tls", "cannot set up TLS toward Redis: \(error)")
+            }
+        }
+
         if keys.isEmpty && config.auth.jwksURLs.isEmpty && issues.isEmpty {
             fail("auth.keys", "no key could be loaded, so no token can be verified")
         }
@@ -130,7 +148,7 @@ public enum GatewayStateLoader {
         let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
         return GatewayState(
             config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens, backendTLS: backendTLS, serverTLS: serverTLS,
-            adminToken: adminToken, certificateNotAfter: notAfter)
+            adminToken: adminToken, certificateNotAfter: notAfter, redisPassword: redisPassword, redisTLS: redisTLS)
     }
 }
 

@@ -45,8 +45,24 @@ public final class SessionReaper: Service, Sendable {
         for op in result.abandonedOperations {
             runtime.logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])
         }
-        for session in result.idleSessions {
-            let logger = runtime.logger
+        if let shared = runtime.shared, !result.idleSessions.isEmpty {
+            let sessions = result.idleSessions
+            Task { [self] in release(await shared.idleEverywhere(sessions, now: now), state: state, on: loop) }
+        } else {
+            release(result.idleSessions, state: state, on: loop)
+        }
+        runtime.metrics.bufferedBytes(runtime.buffered.value)
+        let teams = Set(state.config.teams.keys).union(result.idleSessions.map(\.owner.team)).union(result.overdueOperations.map(\.owner.team))
+        let counts = runtime.ledger.withLock { ledger in teams.map { ($0, ledger.sessionCount(ofTeam: $0), ledger.activeOperations(team: $0)) } }
+        for (team, sessions, operations) in counts where state.config.teams[team] != nil {
+            runtime.metrics.activity(team: team, sessions: sessions, operations: operations)
+        }
+    }
+
+    /// Releases idle sessions on their backend; failures are logged.
+    private func release(_ sessions: [SessionRecord], state: GatewayState, on loop: any EventLoop) {
+        let logger = runtime.logger
+        for session in sessions {
             runtime.backendCalls.release(session, state: state, on: loop).whenComplete { outcome in
                 switch outcome {
                 case .success(let status) where status.code == .ok:
@@ -57,12 +73,6 @@ public final class SessionReaper: Service, Sendable {
                     logger.warning("could not release an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "error": "\(error)"])
                 }
             }
-        }
-        runtime.metrics.bufferedBytes(runtime.buffered.value)
-        let teams = Set(state.config.teams.keys).union(result.idleSessions.map(\.owner.team)).union(result.overdueOperations.map(\.owner.team))
-        let counts = runtime.ledger.withLock { ledger in teams.map { ($0, ledger.sessionCount(ofTeam: $0), ledger.activeOperations(team: $0)) } }
-        for (team, sessions, operations) in counts where state.config.teams[team] != nil {
-            runtime.metrics.activity(team: team, sessions: sessions, operations: operations)
         }
     }
 }

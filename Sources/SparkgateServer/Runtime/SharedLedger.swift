@@ -2,11 +2,27 @@ import SparkgateCore
 import Synchronization
 
 /// The session ledger every call on every event loop shares, behind one lock; nothing awaits under it.
+/// With shared state, what ends in it is handed to the mirror after the lock is released.
 final class SharedLedger: Sendable {
     private let ledger = Mutex(SessionLedger())
+    private let mirrored = Mutex<(@Sendable ([LedgerChange]) -> Void)?>(nil)
+    private let recording = Atomic<Bool>(false)
 
     func withLock<R>(_ body: (inout SessionLedger) throws -> R) rethrows -> R {
-        try ledger.withLock { try body(&$0) }
+        guard recording.load(ordering: .relaxed) else { return try ledger.withLock { try body(&$0) } }
+        let (result, changes) = try ledger.withLock { ledger in
+            let result = try body(&ledger)
+            return (result, ledger.takeChanges())
+        }
+        if !changes.isEmpty, let sink = mirrored.withLock({ $0 }) { sink(changes) }
+        return result
+    }
+
+    /// Hands every later change to `sink`.
+    func mirror(_ sink: @escaping @Sendable ([LedgerChange]) -> Void) {
+        mirrored.withLock { $0 = sink }
+        ledger.withLock { $0.recordsChanges = true }
+        recording.store(true, ordering: .relaxed)
     }
 }
 

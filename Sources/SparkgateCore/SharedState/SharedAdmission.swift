@@ -1,0 +1,71 @@
+/// The shared-state side of admitting a call: the arguments of `SharedScripts.admit` and the reading of its
+/// reply. Pure, so the mapping is tested without Redis.
+public struct SharedAdmission: Sendable, Equatable {
+    public var keys: [String]
+    public var arguments: [String]
+
+    /// What the shared state answered.
+    public enum Verdict: Sendable, Equatable {
+        /// Admitted and recorded; says whether it recorded a new session or operation (to undo them if this
+        /// replica's own ledger then refuses).
+        case admitted(newSession: Bool, newOperation: Bool)
+        /// A call that creates nothing on a session the shared state does not know: the backend decides.
+        case passed
+        case refused(QuotaOrPolicyRefusal)
+    }
+
+    public init(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double, keys names: SharedKeys, holdingSeconds: Double) {
+        let session = SessionKey(owner: call.caller, clientSessionID: call.clientSessionID)
+        let housekeeping = call.isHousekeeping
+        let rate = housekeeping ? q.housekeepingRequestsPerSecond : q.requestsPerSecond
+        let burst = housekeeping ? q.housekeepingRequestBurst : q.requestBurst
+        let runsOperation = call.method == .executePlan || call.method == .reattachExecute
+        let operationID = runsOperation ? call.operationID ?? "" : ""
+        let sessionLife = q.sessionIdleSeconds > 0 ? q.sessionIdleSeconds : Self.sessionLifeWithoutIdleLimit
+        keys = [
+            housekeeping ? names.housekeepingBucket(call.caller) : names.bucket(call.caller),
+            names.owners(call.clientSessionID), names.sessions(call.caller), names.operations(session), names.teamOperations(call.caller.team),
+        ]
+        arguments = [
+            Self.number(now), Self.number(rate), String(burst), rejectForeignSessions ? "1" : "0", names.member(call.caller), call.clientSessionID,
+            call.createsSession || call.method == .reattachExecute ? "1" : "0", runsOperation ? "1" : "0", operationID,
+            String(q.maxSessionsPerUser), String(q.maxConcurrentOperationsPerSession), String(q.maxConcurrentOperationsPerTeam),
+            Self.number(now + max(sessionLife, holdingSeconds)), Self.number(now + holdingSeconds),
+            names.teamOperationMember(OperationKey(session: session, operationID: operationID)),
+        ]
+    }
+
+    /// A session of a team without `session_idle_seconds` is remembered this long after its last call.
+    public static let sessionLifeWithoutIdleLimit = 86_400.0
+
+    /// Reads the script's reply (strings and integers, as text).
+    public static func verdict(_ reply: [String], call: CallAdmission, quotas q: QuotaSettings) -> Verdict? {
+        let team = call.caller.team
+        let count = reply.count > 1 ? Int(reply[1]) : nil
+        switch (reply.first, count) {
+        case ("ok", _) where reply.count == 3:
+            return .admitted(newSession: reply[1] == "1", newOperation: reply[2] == "1")
+        case ("pass", _):
+            return .passed
+        case ("foreign", _):
+            return .refused(.foreignSession(call.clientSessionID))
+        case ("rate", _):
+            guard reply.count == 2, let wait = Double(reply[1]) else { return nil }
+            let refusal = call.isHousekeeping ? QuotaRefusal.housekeepingRate(team: team, quotas: q, wait: wait) : .requestRate(team: team, quotas: q, wait: wait)
+            return .refused(.quota(refusal))
+        case ("sessions", let n?):
+            return .refused(.quota(.sessionsPerUser(team: team, quotas: q, user: call.caller.user, open: n)))
+        case ("session_ops", let n?):
+            return .refused(.quota(.operationsPerSession(team: team, quotas: q, running: n)))
+        case ("team_ops", let n?):
+            return .refused(.quota(.operationsPerTeam(team: team, quotas: q, running: n)))
+        default:
+            return nil
+        }
+    }
+
+    /// Exact decimal text of a double, so Lua reads back the very value Swift computed with.
+    public static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+    }
+}
