@@ -4,6 +4,7 @@ import copy
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -323,3 +324,29 @@ def config_get_request(session_id, *keys, user_id="whoever"):
     req.user_context.user_id = user_id
     req.operation.get.keys.extend(keys)
     return req
+
+
+class RedisServer:
+    """A real redis-server on a free port, for the shared-state tests; stop() and start() keep the port."""
+
+    def __init__(self, workdir):
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="redis-", dir=workdir)
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=open(os.path.join(self.dir, "redis.log"), "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, 20, self.proc, os.path.join(self.dir, "redis.log"))
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True).stdout
+
+    def close(self):
+        return stop(self.proc)
