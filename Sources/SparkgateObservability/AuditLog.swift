@@ -72,7 +72,11 @@ public final class AuditLog: Service, Sendable {
     }
 
     public func run() async throws {
-        guard target != .off else { return }
+        guard target != .off else {
+            // A service that returns stops the whole group: wait for shutdown like the others.
+            try? await gracefulShutdown()
+            return
+        }
         // Flush every 100 ms until shutdown, then once more so no line is lost.
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {

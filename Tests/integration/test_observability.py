@@ -85,10 +85,14 @@ def test_health_and_readiness(gateway, material, make_gateway):
     assert gateway.admin("/healthz") == (200, '{"status":"ok"}\n')
     status, body = gateway.admin("/readyz")
     assert status == 200 and json.loads(body)["status"] == "ready"
-    dead = make_gateway(material.base_config(f"127.0.0.1:{harness.free_port()}"), name="not-ready")
-    status, body = dead.admin("/readyz")
-    assert status == 503
-    assert "no backend endpoint is reachable" in json.loads(body)["reasons"][0]
+    config = material.base_config(f"127.0.0.1:{harness.free_port()}")
+    config["backends"]["local"]["health"] = {"interval_seconds": 0.2, "timeout_seconds": 0.2, "unhealthy_after": 2}
+    dead = make_gateway(config, name="not-ready")
+    deadline = time.time() + 10
+    while (status := dead.admin("/readyz"))[0] != 503:
+        assert time.time() < deadline, "a gateway whose only backend endpoint is down stayed ready"
+        time.sleep(0.1)
+    assert "backend local has no healthy endpoint" in json.loads(status[1])["reasons"][0]
 
 
 def test_audit_log_has_one_line_per_rpc_and_never_the_token(gateway, material, connect, backend_token):

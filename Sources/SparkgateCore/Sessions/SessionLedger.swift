@@ -124,6 +124,13 @@ public struct SessionLedger: Sendable {
         return .success(grant)
     }
 
+    /// Pins a session to the endpoint its calls go to (on its first call, or when an operator lets sessions
+    /// move off a failed endpoint).
+    public mutating func pin(_ key: SessionKey, to endpoint: HostPort) {
+        guard sessions[key] != nil, sessions[key]!.endpoint != endpoint else { return }
+        sessions[key]!.endpoint = endpoint
+    }
+
     /// An admitted call finished, having moved these bytes and rows.
     public mutating func callEnded(_ key: SessionKey, bytesIn: Int, bytesOut: Int, rowsOut: Int64, now: Double) {
         guard var s = sessions[key] else { return }

@@ -61,6 +61,8 @@ public struct SessionRecord: Sendable, Equatable {
     /// A ReleaseSession is on its way: the backend closes everything in the session, so a ReleaseExecute that
     /// races it is done already.
     public var releasing = false
+    /// The endpoint the session lives on, fixed by its first call.
+    public var endpoint: HostPort?
 
     public init(clientSessionID: String, backendSessionID: String, owner: UserKey, backend: String, created: Double, lastUsed: Double, idleSeconds: Double) {
         self.clientSessionID = clientSessionID

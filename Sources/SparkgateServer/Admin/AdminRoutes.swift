@@ -123,33 +123,17 @@ public struct AdminRoutes: Sendable {
         if let notAfter = state.certificateNotAfter, notAfter < Date().timeIntervalSince1970 {
             reasons.append("the server certificate expired at \(Timestamp.rfc3339(notAfter))")
         }
-        var reachable = 0
-        var probed: [String] = []
-        for backend in state.config.backends.values.sorted(by: { $0.name < $1.name }) {
-            for endpoint in backend.endpoints {
-                if await Self.probe(endpoint, group: runtime.group) {
-                    reachable += 1
-                } else {
-                    probed.append("\(backend.name) \(endpoint)")
-                }
-            }
+        let backends = state.config.backends.values.sorted { $0.name < $1.name }
+        let down = runtime.health.backendsWithoutHealthyEndpoint(backends)
+        for name in down {
+            let endpoints = state.config.backends[name]?.endpoints.map(\.description).joined(separator: ", ") ?? ""
+            reasons.append("backend \(name) has no healthy endpoint (\(endpoints))")
         }
-        if reachable == 0 { reasons.append("no backend endpoint is reachable (\(probed.joined(separator: ", ")))") }
+        let reachable = backends.reduce(0) { count, b in count + b.endpoints.filter { runtime.health.isHealthy(b.name, $0) }.count }
         if reasons.isEmpty {
-            return AdminResponse(status: 200, json: Readiness(status: "ready", reachableEndpoints: reachable, reasons: nil))
+            return AdminResponse(status: 200, json: Readiness(status: "ready", healthyEndpoints: reachable, reasons: nil))
         }
-        return AdminResponse(status: 503, json: Readiness(status: "not ready", reachableEndpoints: reachable, reasons: reasons))
-    }
-
-    /// Whether a TCP connection to `endpoint` opens within a second.
-    static func probe(_ endpoint: HostPort, group: any EventLoopGroup) async -> Bool {
-        do {
-            let channel = try await ClientBootstrap(group: group).connectTimeout(.seconds(1)).connect(host: endpoint.host, port: endpoint.port).get()
-            try? await channel.close()
-            return true
-        } catch {
-            return false
-        }
+        return AdminResponse(status: 503, json: Readiness(status: "not ready", healthyEndpoints: reachable, reasons: reasons))
     }
 }
 
@@ -161,12 +145,13 @@ struct SessionList: Encodable {
         var bytesIn, bytesOut, rowsOut: Int64
         var artifactBytes: Int
         var clientType: String?
+        var endpoint: String?
 
         enum CodingKeys: String, CodingKey {
             case user, team, backend, created
             case sessionID = "session_id", backendSessionID = "backend_session_id", lastUsed = "last_used"
             case activeCalls = "active_calls", activeOperations = "active_operations", bytesIn = "bytes_in", bytesOut = "bytes_out"
-            case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type"
+            case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type", endpoint
         }
 
         init(_ s: SessionRecord) {
@@ -184,6 +169,7 @@ struct SessionList: Encodable {
             rowsOut = s.rowsOut
             artifactBytes = s.artifactBytes
             clientType = s.clientType
+            endpoint = s.endpoint?.description
         }
     }
 
@@ -194,11 +180,11 @@ struct SessionList: Encodable {
 /// `GET /readyz`.
 struct Readiness: Encodable {
     var status: String
-    var reachableEndpoints: Int
+    var healthyEndpoints: Int
     var reasons: [String]?
 
     enum CodingKeys: String, CodingKey {
         case status, reasons
-        case reachableEndpoints = "reachable_endpoints"
+        case healthyEndpoints = "healthy_endpoints"
     }
 }

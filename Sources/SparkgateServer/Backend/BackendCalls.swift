@@ -13,15 +13,19 @@ struct BackendCalls: Sendable {
     let pool: BackendPool
     let logger: Logger
 
-    /// Calls `method` with `message` on the backend that serves `backendSessionID`; completes with its status.
-    func call(backend name: String, backendSessionID: String, method: String, message: [UInt8], state: GatewayState, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+    /// Calls `method` with `message` on the backend that serves `backendSessionID` (at `address`, or where the
+    /// session lives); completes with its status.
+    func call(
+        backend name: String, backendSessionID: String, method: String, message: [UInt8], state: GatewayState, on loop: any EventLoop,
+        address: HostPort? = nil, timeoutSeconds: Int = 30
+    ) -> EventLoopFuture<BackendStatus> {
         guard let backend = state.config.backends[name], !backend.endpoints.isEmpty else {
             return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)' is not configured"))
         }
-        let address = BackendEndpoint.choose(backend.endpoints, for: backendSessionID)
+        let address = address ?? EndpointSelection.rank(backend.endpoints, for: backendSessionID)[0]
         let endpoint = BackendEndpoint(backend: name, address: address, tls: backend.tls)
         let headers = BackendRequestHeaders.make(
-            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: state.backendTokens[name], extra: [("grpc-timeout", "30S")])
+            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: state.backendTokens[name], extra: [("grpc-timeout", "\(timeoutSeconds)S")])
         let promise = loop.makePromise(of: BackendStatus.self)
         let timeout = TimeAmount.nanoseconds(Int64(backend.connectTimeoutSeconds * 1e9))
         let pool = self.pool
@@ -62,8 +66,31 @@ struct BackendCalls: Sendable {
     /// Releases a session on its backend, as its owner.
     func release(_ session: SessionRecord, state: GatewayState, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
         let message = GatewayRequests.releaseSession(backendSessionID: session.backendSessionID, user: session.owner.user)
-        return call(backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession", message: message, state: state, on: loop)
+        return call(
+            backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession", message: message, state: state, on: loop,
+            address: session.endpoint)
     }
+
+    /// A health check: a Config call (the value of `spark.app.name`) on one endpoint, with the backend's
+    /// token, in a session of its own that every check reuses.
+    func check(backend: String, address: HostPort, state: GatewayState, timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+        let message = GatewayRequests.healthCheck(sessionID: Self.healthSessionID)
+        let status = call(
+            backend: backend, backendSessionID: Self.healthSessionID, method: "Config", message: message, state: state, on: loop, address: address,
+            timeoutSeconds: max(1, Int(timeoutSeconds.rounded(.up))))
+        // The first of the answer and the timeout decides (a connect can hang longer than grpc-timeout).
+        let decided = loop.makePromise(of: BackendStatus.self)
+        let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeoutSeconds * 1e9))) {
+            decided.fail(SparkgateError.unavailable("no answer within \(timeoutSeconds) s"))
+        }
+        status.whenComplete { result in
+            timer.cancel()
+            decided.completeWith(result)
+        }
+        return decided.futureResult
+    }
+
+    static let healthSessionID = UUIDText.random()
 }
 
 /// One unary call Sparkgate makes: completes with the backend's status.
@@ -98,6 +125,20 @@ enum GatewayRequests {
         WireEncoding.appendTag(field: 4, wireType: .varint, to: &m)
         WireEncoding.appendVarint(3, to: &m)
         WireEncoding.appendString(field: 6, operationID, to: &m)
+        return m
+    }
+
+    /// `ConfigRequest` with `get_option { keys: "spark.app.name" }`.
+    static func healthCheck(sessionID: String) -> [UInt8] {
+        var getOption: [UInt8] = []
+        WireEncoding.appendString(field: 1, "spark.app.name", to: &getOption)
+        var operation: [UInt8] = []
+        WireEncoding.appendLengthDelimited(field: 4, getOption, to: &operation)
+        var m: [UInt8] = []
+        WireEncoding.appendString(field: 1, sessionID, to: &m)
+        m += UserContextField.encode(user: "sparkgate-health")
+        WireEncoding.appendLengthDelimited(field: 3, operation, to: &m)
+        WireEncoding.appendString(field: 4, BackendCalls.clientType, to: &m)
         return m
     }
 

@@ -13,6 +13,7 @@ struct CallContext: Sendable {
     let buffered: BufferedBytes
     let pool: BackendPool
     let backendCalls: BackendCalls
+    let health: BackendHealth
     let metrics: GatewayMetrics
     let audit: AuditLog
     let logger: Logger

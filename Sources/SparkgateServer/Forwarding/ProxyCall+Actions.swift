@@ -120,7 +120,24 @@ extension ProxyCall {
         guard let backendConfig = state.config.backends[route.backend], !backendConfig.endpoints.isEmpty else {
             return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
         }
-        let address = BackendEndpoint.choose(backendConfig.endpoints, for: route.backendSessionID)
+        let address: HostPort
+        if backendConfig.endpoints.count == 1 {
+            address = backendConfig.endpoints[0]
+        } else {
+            let health = context.health
+            let session = machine.plan?.session
+            let pinned = session.flatMap { key in context.ledger.withLock { $0.session(key)?.endpoint } }
+            switch EndpointSelection.select(
+                backendConfig.endpoints, for: route.backendSessionID, pinned: pinned, isHealthy: { health.isHealthy(route.backend, $0) },
+                moveSessions: backendConfig.health.moveSessions, backend: route.backend)
+            {
+            case .failure(let error):
+                return handle(.backendOpenFailed(error))
+            case .success(let chosen):
+                address = chosen
+                if chosen != pinned, let session { context.ledger.withLock { $0.pin(session, to: chosen) } }
+            }
+        }
         let endpoint = BackendEndpoint(backend: route.backend, address: address, tls: backendConfig.tls)
         let headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: state.backendTokens[route.backend], forwarding: clientHeaders)
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
@@ -133,6 +150,7 @@ extension ProxyCall {
                 backendStreamID = id
                 handleFromOutside(.backendOpened)
             case .failure(let error):
+                context.health.record(endpoint.backend, endpoint.address, ok: false, settings: backendConfig.health, reason: BackendErrors.describe(error))
                 handleFromOutside(.backendOpenFailed(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly")))
             }
         }

@@ -18,6 +18,7 @@ public final class GatewayRuntime: Sendable {
     let handshakeFailures: HandshakeFailureLog
     let pool: BackendPool
     let backendCalls: BackendCalls
+    let health: BackendHealth
     public let metrics: GatewayMetrics
     public let audit: AuditLog
     public let logger: Logger
@@ -41,6 +42,7 @@ public final class GatewayRuntime: Sendable {
         self.logger = logger
         self.pool = BackendPool(group: group, metrics: metrics, connector: connector)
         self.backendCalls = BackendCalls(pool: pool, logger: logger)
+        self.health = BackendHealth(metrics: metrics, logger: logger)
         self.handshakeFailures = HandshakeFailureLog(logger: logger)
         let current = self.current
         let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
@@ -58,7 +60,7 @@ public final class GatewayRuntime: Sendable {
             shared = nil
         }
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, metrics: metrics, audit: audit,
+            keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, metrics: metrics, audit: audit,
             logger: logger)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
     }

@@ -13,7 +13,11 @@ public final class SharedStateService: Service, Sendable {
     }
 
     public func run() async throws {
-        guard let shared = runtime.shared else { return }
+        guard let shared = runtime.shared else {
+            // Nothing to do with in-memory state; returning early would stop the whole service group.
+            try? await gracefulShutdown()
+            return
+        }
         let runtime = self.runtime
         let subscriber = RedisSubscriber(client: shared.client, channel: shared.keys.killChannel, group: runtime.group) { payload in
             guard let session = SharedKeys.session(fromKillMessage: String(decoding: payload, as: UTF8.self)) else { return }

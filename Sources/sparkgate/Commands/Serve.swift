@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
         let admin = AdminHTTPServer(host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger) { await routes.handle($0) }
         // Started in this order, stopped in reverse: the listener drains first, the audit log flushes last.
         let services: [any Service] = [
-            audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), SharedStateService(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
+            audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), SharedStateService(runtime: runtime), HealthChecker(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
         ]
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
