@@ -2,6 +2,8 @@
 configuration works against a real Spark Connect server (no Docker engine runs here)."""
 import os
 import re
+import shutil
+import subprocess
 import urllib.request
 
 import yaml
@@ -78,3 +80,27 @@ def test_the_container_configuration_serves_and_is_scraped(spark, material, back
         spark_session.stop()
     finally:
         gw.close()
+
+
+def test_the_replicas_override_shares_state_and_balances_over_both():
+    class Loader(yaml.SafeLoader):
+        pass
+    for tag in ("!override", "!reset"):
+        Loader.add_constructor(tag, lambda loader, node: loader.construct_sequence(node))
+    services = yaml.load(open(os.path.join(DOCKER, "compose.replicas.yaml")), Loader=Loader)["services"]
+    assert set(services) == {"redis", "sparkgate", "sparkgate-b", "balancer"}
+    for name in ("sparkgate", "sparkgate-b"):
+        assert set(services[name]["networks"]) == {"engine", "edge", "state"}
+        assert "./sparkgate-replicas.yaml:/etc/sparkgate/sparkgate.yaml:ro" in services[name]["volumes"]
+    assert services["sparkgate"]["ports"] == [] and services["balancer"]["ports"] == ["15443:15443"]
+    assert services["redis"]["networks"] == ["state"]  # Redis is reachable by the replicas only
+    single = yaml.safe_load(open(os.path.join(DOCKER, "sparkgate.yaml")))
+    replicas = yaml.safe_load(open(os.path.join(DOCKER, "sparkgate-replicas.yaml")))
+    assert replicas.pop("state") == {"kind": "redis", "redis": {"addresses": ["redis:6379"]},
+                                      "failure_policy": {"quotas": "fail_open", "ownership": "fail_closed"}}
+    assert replicas == single
+    cfg = open(os.path.join(DOCKER, "haproxy-replicas.cfg")).read()
+    assert "server a sparkgate:15443" in cfg and "server b sparkgate-b:15443" in cfg and "mode tcp" in cfg
+    if shutil.which("haproxy"):
+        check = subprocess.run(["haproxy", "-c", "-f", os.path.join(DOCKER, "haproxy-replicas.cfg")], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
