@@ -1,3 +1,4 @@
+import Foundation
 import CoreMetrics
 import Metrics
 import SparkgateCore
@@ -42,6 +43,7 @@ public final class GatewayMetrics: Sendable {
         buffered.record(0)
         for event in LimitEvent.allCases { limitCounter(event).increment(by: 0) }
         Gauge(label: "sparkgate_build_info", dimensions: [("version", version)]).record(1)
+        Gauge(label: "sparkgate_start_time_seconds").record(Date().timeIntervalSince1970)
         for reason in AuthFailure.Reason.allCases { authFailure(reason, count: 0) }
         for state in ["open", "draining"] { connection(state, delta: 0) }
         for result in ["success", "failure"] { _ = reloadCounter(result) }
@@ -119,6 +121,11 @@ public final class GatewayMetrics: Sendable {
         Self.cached(backendUp, "\(backend)\u{0}\(endpoint)") {
             Gauge(label: "sparkgate_backend_up", dimensions: [("backend", backend), ("endpoint", endpoint)])
         }.record(up ? 1 : 0)
+    }
+
+    /// When the serving certificate stops being valid (Unix seconds), for an alert well before it does.
+    public func certificateExpiry(_ notAfter: Double) {
+        Gauge(label: "sparkgate_tls_certificate_expiry_timestamp_seconds").record(notAfter)
     }
 
     /// A shared-state operation (admit, forget, renew, idle_check, kill, subscribe) that failed.

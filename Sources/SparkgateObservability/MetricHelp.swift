@@ -13,6 +13,8 @@ public enum MetricHelp {
         "sparkgate_active_operations": "Operations running (from ExecutePlan to completion or release), by team.",
         "sparkgate_auth_failures_total": "Refused tokens, by reason.",
         "sparkgate_quota_rejections_total": "Calls refused by a quota, by team and limit.",
+        "sparkgate_tls_certificate_expiry_timestamp_seconds": "When the serving TLS certificate expires, in Unix seconds (absent without TLS).",
+        "sparkgate_start_time_seconds": "When this process started, in Unix seconds (a change means a restart).",
         "sparkgate_state_errors_total": "Operations on the shared state (Redis) that failed, by kind and operation; each one fell back to the failure policy.",
         "sparkgate_backend_health": "1 while a backend endpoint passes its health checks and takes new sessions, else 0.",
         "sparkgate_backend_up": "1 when the last connection attempt to a backend endpoint succeeded, else 0.",

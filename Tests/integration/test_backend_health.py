@@ -1,6 +1,7 @@
 """Backend health checks and failover, with a backend of two endpoints in front of real Spark 4.3 (one through a
 TCP proxy the test stops and starts, as a Spark server that dies and comes back)."""
 import json
+import threading
 import time
 import uuid
 
@@ -9,7 +10,7 @@ import pytest
 
 import harness
 from test_observability import samples, value
-from test_scale_out import config_call
+from test_scale_out import config_call, stream_call
 
 
 def wait_for(predicate, timeout, what):
@@ -46,7 +47,28 @@ def test_a_failed_endpoint_takes_no_new_sessions_and_its_sessions_are_not_moved(
         health = lambda endpoint: value(samples(gw), "sparkgate_backend_health", backend="local", endpoint=endpoint)
         wait_for(lambda: health(proxy.address) == 1 and health(spark.endpoint) == 1, 10, "both endpoints healthy at first")
 
+        # A query runs on the endpoint when it dies: the client hears UNAVAILABLE at once, not at its deadline.
+        from pyspark.sql.connect.proto import base_pb2 as pb
+        request = pb.ExecutePlanRequest(session_id=pinned)
+        request.user_context.user_id = "hal"
+        request.plan.root.sql.query = "SELECT max(id % 7) FROM range(0, 10000000000000, 1, 1)"
+        ended = {}
+
+        def run():
+            try:
+                list(stream_call(gw, request, token))
+            except grpc.RpcError as e:
+                ended.update(code=e.code(), details=e.details(), at=time.time())
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        time.sleep(3)  # the query is running on Spark behind the proxy
+        assert runner.is_alive()
         proxy.close()
+        died = time.time()
+        runner.join(15)
+        assert ended.get("code") == grpc.StatusCode.UNAVAILABLE, ended
+        assert ended["at"] - died < 5
         wait_for(lambda: health(proxy.address) == 0, 10, "the stopped endpoint was never marked unhealthy")
         with pytest.raises(grpc.RpcError) as info:
             config_call(gw, token, pinned)

@@ -16,7 +16,7 @@ DOCKER = os.path.join(harness.ROOT, "docker")
 def test_compose_and_dockerfile_run_the_tested_commands():
     compose = yaml.safe_load(open(os.path.join(DOCKER, "compose.yaml")))
     services = compose["services"]
-    assert set(services) == {"spark", "sparkgate", "prometheus"}
+    assert set(services) == {"spark", "sparkgate", "prometheus", "grafana"}
     assert services["sparkgate"]["command"] == ["serve", "--config", "/etc/sparkgate/sparkgate.yaml"]
     dockerfile = open(os.path.join(DOCKER, "Dockerfile")).read()
     assert 'CMD ["serve", "--config", "/etc/sparkgate/sparkgate.yaml"]' in dockerfile

@@ -34,9 +34,9 @@ def shared_config(material, spark, redis, prefix, **state):
 
 @pytest.fixture
 def replicas(spark, material, redis, make_gateway):
-    """Two replicas (a, b) on one Redis, with a key prefix of their own per test."""
+    """Three replicas (a, b, c) on one Redis, with a key prefix of their own per test."""
     config = shared_config(material, spark, redis, f"t{uuid.uuid4().hex[:8]}:")
-    return make_gateway(config, name="replica-a"), make_gateway(config, name="replica-b")
+    return tuple(make_gateway(config, name=f"replica-{n}") for n in "abc")
 
 
 def config_call(gateway, token, session_id, timeout=20):
@@ -45,46 +45,45 @@ def config_call(gateway, token, session_id, timeout=20):
 
 def test_sessions_per_user_count_over_every_replica(replicas, material, connect):
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-    a, b = replicas
+    a, b, c = replicas
     token = material.token("carol", team="two-sessions")
     first = connect(a.url(token))
     first.range(1).collect()
     connect(b.url(token)).range(1).collect()
     with pytest.raises(SparkConnectGrpcException) as info:
-        connect(a.url(token)).range(1).collect()
+        connect(c.url(token)).range(1).collect()
     assert "team two-sessions allows 2 sessions per user; carol has 2 open" in str(info.value)
     first.stop()  # released through a: the slot is free on b too
     assert connect(b.url(token)).range(4).count() == 4
 
 
 def test_one_rate_bucket_per_user_across_replicas(replicas, material):
-    a, b = replicas
     token = material.token("rita", team="slow-rate")
     session = str(uuid.uuid4())
     outcomes = []
     for i in range(6):
         try:
-            config_call((a, b)[i % 2], token, session)
+            config_call(replicas[i % 3], token, session)
             outcomes.append("ok")
         except grpc.RpcError as e:
             outcomes.append(e.code().name)
             assert "team slow-rate allows 0.5 requests per second per user (burst 3)" in e.details()
-    # The burst of 3 is shared: alternating replicas does not double it.
+    # The burst of 3 is shared: spreading calls over the replicas does not multiply it.
     assert outcomes == ["ok"] * 3 + ["RESOURCE_EXHAUSTED"] * 3, outcomes
 
 
 def test_a_session_id_is_refused_to_another_user_on_every_replica(replicas, material):
-    a, b = replicas
     session = str(uuid.uuid4())
-    config_call(a, material.token("alice"), session)
-    with pytest.raises(grpc.RpcError) as info:
-        config_call(b, material.token("bob"), session)
-    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert f"session {session} belongs to another user" in info.value.details()
+    config_call(replicas[0], material.token("alice"), session)
+    for replica in replicas:
+        with pytest.raises(grpc.RpcError) as info:
+            config_call(replica, material.token("bob"), session)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert f"session {session} belongs to another user" in info.value.details()
 
 
 def test_an_operator_kills_a_session_on_the_replica_that_does_not_hold_it(replicas, material, connect):
-    a, b = replicas
+    a, b, _ = replicas
     spark = connect(a.url(material.token("kim")))
     running = threading.Event()
     spark.registerProgressHandler(lambda stages, inflight_tasks, operation_id, done: running.set() if inflight_tasks else None)
@@ -107,7 +106,7 @@ def test_an_operator_kills_a_session_on_the_replica_that_does_not_hold_it(replic
 
 
 def test_what_a_dead_replica_held_expires_by_itself(replicas, material):
-    a, b = replicas
+    a, b, _ = replicas
     from pyspark.sql import SparkSession
     spark = SparkSession.builder.remote(a.url(material.token("dora", team="one-op-team"))).create()
     running = threading.Event()
@@ -125,6 +124,8 @@ def test_what_a_dead_replica_held_expires_by_itself(replicas, material):
 
     a.signal(9)  # the replica dies without releasing anything
     died = time.time()
+    # Namespacing is stateless: the same Spark session answers through another replica at once.
+    config_call(b, material.token("dora", team="one-op-team"), spark.session_id)
     while True:
         try:
             list(stream_call(b, execute_request(session, "eli"), other))

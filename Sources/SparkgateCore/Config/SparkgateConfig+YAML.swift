@@ -82,10 +82,11 @@ extension SparkgateConfig {
     }
 
     private static func readAdmin(_ node: Node, _ r: ConfigReader, into admin: inout Admin) {
-        let m = r.mapping(node, "admin", allowed: ["listen", "token_file", "allow_unauthenticated_mutations"])
+        let m = r.mapping(node, "admin", allowed: ["listen", "token_file", "allow_unauthenticated_mutations", "public_readiness"])
         if let n = m["listen"], let v = r.hostPort(n, "admin.listen") { admin.listen = v }
         if let n = m["token_file"], let v = r.optionalPath(n, "admin.token_file") { admin.tokenFile = v }
         if let n = m["allow_unauthenticated_mutations"], let v = r.bool(n, "admin.allow_unauthenticated_mutations") { admin.allowUnauthenticatedMutations = v }
+        if let n = m["public_readiness"], let v = r.bool(n, "admin.public_readiness") { admin.publicReadiness = v }
     }
 
     /// `auth.jwks_urls`: each entry an `https://` URL, or `{url: http://..., allow_plaintext: true}` for a

@@ -12,6 +12,9 @@ public struct SparkgateConfig: Sendable, Equatable {
         public var tokenFile: String?
         /// Without a token, reload and kill are refused unless this is set (any local process could call them).
         public var allowUnauthenticatedMutations = false
+        /// `/readyz` without the admin token, for probes and balancers that cannot send one (its reasons name
+        /// backends and endpoints, so keep the admin port off the public network).
+        public var publicReadiness = false
     }
 
     public enum Algorithm: String, Sendable, Equatable, CaseIterable {

@@ -21,7 +21,8 @@ public struct AdminRoutes: Sendable {
         if request.path == "/healthz" {
             return AdminResponse(status: 200, json: ["status": "ok"])
         }
-        if let token = runtime.state.adminToken, !Self.matches(request.authorization, token: token) {
+        let publicPath = request.path == "/readyz" && request.method == "GET" && runtime.state.config.admin.publicReadiness
+        if let token = runtime.state.adminToken, !publicPath, !Self.matches(request.authorization, token: token) {
             return .error(401, "this admin path needs 'Authorization: Bearer <admin token>' (admin.token_file)")
         }
         let target: AdminURI.Parsed

@@ -63,6 +63,7 @@ public final class GatewayRuntime: Sendable {
             keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, metrics: metrics, audit: audit,
             logger: logger)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
+        if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
     }
 
     public var state: GatewayState { current.value }
@@ -73,6 +74,7 @@ public final class GatewayRuntime: Sendable {
         keyRefresher.update(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds)
         current.value = state
         for team in state.config.teams.keys { metrics.registerTeam(team) }
+        if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
         var endpoints: Set<BackendEndpoint> = []
         for backend in state.config.backends.values {
             for address in backend.endpoints { endpoints.insert(BackendEndpoint(backend: backend.name, address: address, tls: backend.tls)) }
