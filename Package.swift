@@ -196,5 +196,7 @@ if ProcessInfo.processInfo.environment["SPARKGATE_FUZZ"] == "1" {
         package.targets.append(.executableTarget(name: name, dependencies: ["SparkgateCore"], path: "Fuzz/\(name)"))
     }
     package.targets.append(.executableTarget(
+        name: "FuzzRESP", dependencies: ["SparkgateRedis", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzRESP"))
+    package.targets.append(.executableTarget(
         name: "FuzzMessageReader", dependencies: ["SparkgateFraming", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzMessageReader"))
 }

@@ -218,6 +218,14 @@ def main():
             base = peers.sparkgate(work, args.baseline_bin, material, spark.port, synthetic.port, name="sparkgate-baseline")
             started.append(base)
             paths.append(Path("sparkgate-baseline", [base.pid], base.port, base.port, True, es, es_syn))
+        if wanted("sparkgate-redis"):
+            # The same gateway with quotas and ownership in Redis; Redis's CPU counts as the path's.
+            red = peers.redis_server(work)
+            started.append(red)
+            gate_r = peers.sparkgate(work, args.bin, material, spark.port, synthetic.port, name="sparkgate-redis",
+                                     state={"kind": "redis", "redis": {"addresses": [f"127.0.0.1:{red.port}"]}})
+            started.append(gate_r)
+            paths.append(Path("sparkgate-redis", [gate_r.pid, red.pid], gate_r.port, gate_r.port, True, es, es_syn))
         if wanted("haproxy"):
             hap = peers.haproxy(work, material, spark.port, synthetic.port)
             started.append(hap)
@@ -451,6 +459,12 @@ def targets(s, cfg):
     # The preflight opened one more session for the same team, so at least `idle_sessions` are listed.
     check(f"{cfg['idle_sessions']:,} idle authenticated sessions in <= 200 MB RSS", None if rss is None else rss <= 200e6 and idle.get("failures") == 0 and (idle.get("listed") or 0) >= cfg["idle_sessions"],
           f"{fmt(rss / 1e6 if rss else None, ' MB', 1)} RSS ({fmt((idle.get('rss_before') or 0) / 1e6, ' MB', 1)} before), {idle.get('listed')} listed, {idle.get('failures')} failures")
+    r = p.get("sparkgate-redis")
+    if r:
+        added = None if None in (r["conf_p50_us"], g["conf_p50_us"]) else r["conf_p50_us"] - g["conf_p50_us"]
+        check("shared state (redis) adds < 150 us to Config p50", None if added is None else added < 150,
+              f"{fmt(r['conf_p50_us'], ' us')} vs memory {fmt(g['conf_p50_us'], ' us')} (+{fmt(added, ' us')}); CPU per call (gateway + redis, h2load 32 streams) "
+              f"{fmt(r['config_cpu_us_per_call_h2load'], ' us', 1)} vs {fmt(g['config_cpu_us_per_call_h2load'], ' us', 1)}")
     check(">= 10x better than spark-connect-proxy: CPU per call", None if None in (g["config_cpu_us_per_call_h2load"], x["config_cpu_us_per_call_h2load"]) else x["config_cpu_us_per_call_h2load"] >= 10 * g["config_cpu_us_per_call_h2load"],
           f"{fmt(ratio(x['config_cpu_us_per_call_h2load'], g['config_cpu_us_per_call_h2load']), 'x', 1)}")
     check(">= 10x better than spark-connect-proxy: synthetic throughput", None if None in (g["stream_gb_s"], x["stream_gb_s"]) else g["stream_gb_s"] >= 10 * x["stream_gb_s"],

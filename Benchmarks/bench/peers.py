@@ -98,7 +98,7 @@ def synthetic_stats(p):
     raise RuntimeError("the synthetic backend did not report its stats")
 
 
-def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=()):
+def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=(), state=None):
     """Sparkgate as users run it: TLS, ES256 JWTs, isolation (user_context rewrite, namespacing, foreign-session
     refusal) and quotas on (limits high enough not to refuse benchmark traffic), audit log to a file."""
     import json
@@ -120,6 +120,8 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
         "audit_log": os.path.join(d, "audit.jsonl"),
         "sessions": {"namespace_session_ids": namespace},
     }
+    if state:
+        config["state"] = state
     path = os.path.join(d, "sparkgate.yaml")
     with open(path, "w") as f:
         json.dump(config, f, indent=1)
@@ -237,5 +239,16 @@ def spark_connect_proxy(workdir, venv, material, backend_port, name):
             "--secret-key", secret, "--log-level", "WARNING"]
     p = Proc(f"scp-{name}", args, d)
     wait_for_port(port, 60, p.proc, p.log)
+    p.port = port
+    return p
+
+
+def redis_server(workdir):
+    """Debian's redis-server, for Sparkgate's shared state: no persistence, loopback only."""
+    port = free_port()
+    d = os.path.join(workdir, "redis")
+    os.makedirs(d, exist_ok=True)
+    p = Proc("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], d)
+    wait_for_port(port, 20, p.proc, p.log)
     p.port = port
     return p

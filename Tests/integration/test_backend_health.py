@@ -83,5 +83,8 @@ def test_a_failed_endpoint_takes_no_new_sessions_and_its_sessions_are_not_moved(
         proxy.start()
         wait_for(lambda: health(proxy.address) == 1, 10, "the endpoint that came back was never marked healthy")
         config_call(gw, token, pinned)  # the session is back where it lives
+        # Spark may still run the query whose stream died: releasing the session stops it.
+        status, body = gw.admin(f"/v1/sessions/hal/{pinned}", method="DELETE")
+        assert status == 200, body
     finally:
         proxy.close()
