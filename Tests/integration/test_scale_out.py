@@ -102,7 +102,10 @@ def test_an_operator_kills_a_session_on_the_replica_that_does_not_hold_it(replic
     assert status == 200, body
     t.join(60)
     assert not t.is_alive(), "the query held by replica a did not end after the kill on replica b"
-    assert "an operator ended this session" in str(failure.get("error"))
+    # Replica a ends the stream (CANCELLED, "an operator ended this session") while replica b releases the
+    # session on Spark; whichever the client hears last, the query is over.
+    error = str(failure.get("error"))
+    assert "an operator ended this session" in error or "INVALID_HANDLE.SESSION_CLOSED" in error, error
 
 
 def test_what_a_dead_replica_held_expires_by_itself(replicas, material):
