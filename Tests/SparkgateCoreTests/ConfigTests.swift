@@ -106,6 +106,41 @@ struct ConfigTests {
         #expect(found.allSatisfy { $0.line != nil || ["tls", "backends", "auth.keys"].contains($0.key) || $0.key.hasPrefix("teams") || $0.key.hasPrefix("defaults") })
     }
 
+    @Test("state and health: values as written, and each mistake named at its key and line")
+    func stateAndHealth() throws {
+        let c = try parse(Self.minimal + """
+
+                health: {interval_seconds: 1, timeout_seconds: 0.5, unhealthy_after: 2, move_sessions: true}
+            state:
+              kind: redis
+              redis: {addresses: ["10.0.0.7:6379", "10.0.0.8:6380"], key_prefix: "sg:", timeout_ms: 50, heartbeat_seconds: 2}
+              failure_policy: {quotas: fail_closed}
+            """)
+        #expect(c.state.kind == .redis && c.state.redis.addresses.count == 2 && c.state.redis.keyPrefix == "sg:")
+        #expect(c.state.redis.timeoutMilliseconds == 50 && c.state.redis.holdingSeconds == 8)
+        #expect(c.state.quotasPolicy == .failClosed && c.state.ownershipPolicy == .failClosed)
+        let health = c.backends["local"]!.health
+        #expect(health.intervalSeconds == 1 && health.unhealthyAfter == 2 && health.healthyAfter == 1 && health.moveSessions)
+        #expect(try parse(Self.minimal).state == StateSettings())
+
+        let found = issues(Self.minimal + """
+
+                health: {interval_seconds: 1, timeout_seconds: 3}
+            state:
+              kind: etcd
+              redis: {addresses: ["nowhere"], timeout_ms: 0}
+              failure_policy: {quotas: sometimes}
+            """)
+        func has(_ key: String, _ fragment: String) -> Bool {
+            found.contains { $0.key == key && $0.message.contains(fragment) && $0.line != nil }
+        }
+        #expect(has("state.kind", "'etcd' is not memory or redis"), "\(found)")
+        #expect(has("state.redis.addresses[0]", "not host:port"))
+        #expect(has("state.redis.timeout_ms", "between"))
+        #expect(has("state.failure_policy.quotas", "'sometimes' is not fail_open or fail_closed"))
+        #expect(has("backends.local.health.timeout_seconds", "longer than interval_seconds"))
+    }
+
     @Test("an admin listener off loopback needs a token file")
     func adminExposure() {
         let found = issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n")
