@@ -10,6 +10,7 @@ struct RedisClientTests {
     func pipelining() async throws {
         guard RedisTestServer.available || RedisTestServer.required else { return }
         let redis = try RedisTestServer()
+        defer { redis.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let client = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)), logger: Logger(label: "test"))
         let loop = group.next()

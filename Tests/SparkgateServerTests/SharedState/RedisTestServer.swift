@@ -17,20 +17,27 @@ final class RedisTestServer {
         process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        // Neither stream may be the test's own: `swift test` waits for its pipes to close, and a child holding
+        // them open would hang the run.
         process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
         // Ready when it accepts a connection.
         for _ in 0..<100 {
             if Self.accepts(port) { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        process.terminate()
+        stop()
         throw Missing()
     }
 
+    /// Stops the server at once. Not waitUntilExit: it spins a run loop that never turns on a test's thread.
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     deinit {
-        // Not waitUntilExit: it spins a run loop that never turns on a test's executor thread.
-        process.terminate()
+        stop()
     }
 
     struct Missing: Error {}

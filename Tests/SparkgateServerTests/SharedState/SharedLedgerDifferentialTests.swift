@@ -41,6 +41,7 @@ struct SharedLedgerDifferentialTests {
     func sameAnswers(round: Int) async throws {
         guard RedisTestServer.available || RedisTestServer.required else { return }
         let redis = try RedisTestServer()
+        defer { redis.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         var settings = StateSettings()
