@@ -32,6 +32,9 @@ public final class GatewayMetrics: Sendable {
     private let limitEvents = Mutex<[String: Counter]>([:])
     private let stateErrors = Mutex<[String: Counter]>([:])
     private let backendHealth = Mutex<[String: Gauge]>([:])
+    private let engineGauges = Mutex<[String: Gauge]>([:])
+    private let engineLaunches = Mutex<[String: Counter]>([:])
+    private let engineLaunchTimes = Mutex<[String: Timer]>([:])
     private let firstResponse: Timer
     private let tlsFailures: Counter
     private let buffered: Gauge
@@ -140,6 +143,27 @@ public final class GatewayMetrics: Sendable {
         Self.cached(backendHealth, "\(backend)\u{0}\(endpoint)") {
             Gauge(label: "sparkgate_backend_health", dimensions: [("backend", backend), ("endpoint", endpoint)])
         }.record(healthy ? 1 : 0)
+    }
+
+    /// How many engines of `backend` are in each state.
+    public func engines(_ backend: String, starting: Int, ready: Int, stopping: Int) {
+        for (state, n) in [("starting", starting), ("ready", ready), ("stopping", stopping)] {
+            Self.cached(engineGauges, "\(backend)\u{0}\(state)") {
+                Gauge(label: "sparkgate_engines", dimensions: [("backend", backend), ("state", state)])
+            }.record(n)
+        }
+    }
+
+    /// One launch attempt ended: `ready` (after `seconds`), `failed` or `timed_out`.
+    public func engineLaunched(_ backend: String, result: String, seconds: Double?) {
+        Self.cached(engineLaunches, "\(backend)\u{0}\(result)") {
+            Counter(label: "sparkgate_engine_launches_total", dimensions: [("backend", backend), ("result", result)])
+        }.increment()
+        if let seconds {
+            Self.cached(engineLaunchTimes, backend) {
+                Timer(label: "sparkgate_engine_launch_seconds", dimensions: [("backend", backend)], preferredDisplayUnit: .seconds)
+            }.recordNanoseconds(Int64(seconds * 1e9))
+        }
     }
 
     public func backendError(_ backend: String) {

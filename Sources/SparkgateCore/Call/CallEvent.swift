@@ -39,6 +39,9 @@ public enum CallEvent<Metadata> {
 
     case backendOpened
     indirect case backendOpenFailed(SparkgateError)
+    /// The session's state is gone from the backend (the launched engine it lived on stopped): the call is
+    /// refused with this error, except a ReleaseSession, which has nothing left to release and succeeds.
+    indirect case backendSessionLost(SparkgateError)
     /// The backend's first HEADERS: `trailers` is set when it is a trailers-only response (END_STREAM).
     case responseHead(Metadata, httpStatus: String?, trailers: BackendStatus?)
     case responseData(bytes: Int, endStream: Bool)

@@ -304,6 +304,22 @@ extension CallStateMachine {
         }
     }
 
+    mutating func backendSessionLost(_ error: SparkgateError, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .connecting:
+            backendOpen = false
+            if method == .releaseSession, let plan {
+                // ReleaseSessionResponse carries session_id in field 1, as ReleaseExecuteResponse does.
+                return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "engine_gone", now: now, into: &actions)
+            }
+            refuse(CallRefusal(error, reason: "engine_gone", metric: .backend), now: now, into: &actions)
+        case .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .forwarding:
+            impossible("a lost backend session", now: now, into: &actions)
+        }
+    }
+
     // MARK: Helpers
 
     private mutating func sendRequest(length: Int, endStream: Bool, into actions: inout [Action]) {

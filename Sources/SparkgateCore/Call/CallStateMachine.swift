@@ -127,6 +127,7 @@ public struct CallStateMachine<Metadata> {
         case .admissionDecided(let result): admissionDecided(result, now: now, accounting: &accounting, into: &actions)
         case .backendOpened: backendOpened(now: now, accounting: &accounting, into: &actions)
         case .backendOpenFailed(let error): backendOpenFailed(error, now: now, into: &actions)
+        case .backendSessionLost(let error): backendSessionLost(error, now: now, into: &actions)
         case .responseHead(let metadata, let status, let trailers): receivedResponseHead(metadata, httpStatus: status, trailers: trailers, now: now, into: &actions)
         case .responseData(let bytes, let endStream): receivedResponseData(bytes: bytes, endStream: endStream, now: now, into: &actions)
         case .responsePrefix(let length, let compressed): receivedResponsePrefix(length: length, compressed: compressed, now: now, into: &actions)

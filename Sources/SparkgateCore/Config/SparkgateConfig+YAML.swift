@@ -187,15 +187,23 @@ extension SparkgateConfig {
         var out: [String: Backend] = [:]
         for (name, value) in r.mapping(node, "backends", allowed: []) {
             let key = "backends.\(name)"
-            let m = r.mapping(value, key, allowed: ["endpoints", "token_env", "token_file", "tls", "tls_ca", "connect_timeout_seconds", "health"])
+            let m = r.mapping(value, key, allowed: ["endpoints", "token_env", "token_file", "tls", "tls_ca", "connect_timeout_seconds", "health", "launch"])
             var backend = Backend(name: name, endpoints: [])
             if let n = m["endpoints"], let list = r.stringList(n, "\(key).endpoints") {
                 for (i, s) in list.enumerated() {
                     if let hp = HostPort(parsing: s), hp.port > 0 { backend.endpoints.append(hp) } else { r.fail("\(key).endpoints[\(i)]", n, "'\(s)' is not host:port") }
                 }
                 if list.isEmpty { r.fail("\(key).endpoints", n, "must list at least one host:port") }
-            } else if m["endpoints"] == nil {
-                r.fail("\(key).endpoints", value, "is required (for example [\"127.0.0.1:15002\"])")
+            } else if m["endpoints"] == nil && m["launch"] == nil {
+                r.fail("\(key).endpoints", value, "is required (for example [\"127.0.0.1:15002\"]), or launch for engines on demand")
+            }
+            if let n = m["launch"], !r.isNull(n) {
+                backend.launch = readLaunch(n, "\(key).launch", r)
+                if let e = m["endpoints"] { r.fail("\(key).endpoints", e, "give endpoints or launch, not both") }
+                // Each launched engine gets a token of its own, and listens on loopback in plaintext.
+                for other in ["token_env", "token_file", "tls", "tls_ca"] where m[other] != nil {
+                    r.fail("\(key).\(other)", m[other], "does not apply to a launch pool: each engine gets its own token and listens on 127.0.0.1")
+                }
             }
             if let n = m["token_env"], let v = r.optionalString(n, "\(key).token_env") { backend.tokenEnv = v }
             if let n = m["token_file"], let v = r.optionalPath(n, "\(key).token_file") { backend.tokenFile = v }
@@ -371,6 +379,12 @@ extension SparkgateConfig {
         }
         if !config.backends.isEmpty && config.backends[config.defaultBackend] == nil {
             r.fail("defaults.backend", top["defaults"], "'\(config.defaultBackend)' is not under backends (have: \(config.backends.keys.sorted().joined(separator: ", ")))")
+        }
+        if config.state.kind == .redis {
+            for name in config.backends.keys.sorted() where config.backends[name]?.launch != nil {
+                // The engine registry is per process: two replicas would launch two engines for one share key.
+                r.fail("backends.\(name).launch", top["backends"], "needs state.kind: memory: engines are launched and tracked by one replica; run one replica in front of a launch pool")
+            }
         }
         if config.auth.keys.isEmpty && config.auth.jwksFiles.isEmpty && config.auth.jwksURLs.isEmpty {
             r.fail("auth.keys", top["auth"], "no verification keys: give auth.keys, auth.jwks_files or auth.jwks_urls")

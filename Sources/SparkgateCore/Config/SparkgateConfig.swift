@@ -68,6 +68,8 @@ public struct SparkgateConfig: Sendable, Equatable {
         public var tlsCA: String?
         public var connectTimeoutSeconds = 5.0
         public var health = HealthSettings()
+        /// Engines launched on demand instead of `endpoints`.
+        public var launch: LaunchSettings?
     }
 
     public struct Team: Sendable, Equatable {

@@ -131,6 +131,21 @@ public struct SessionLedger: Sendable {
         sessions[key]!.endpoint = endpoint
     }
 
+    /// Binds a session to the launched engine that holds its state (its first call there): a later engine for
+    /// the same share key does not have that state, so the session must not silently move to it.
+    public mutating func bind(_ key: SessionKey, engine: String, endpoint: HostPort) {
+        guard sessions[key] != nil else { return }
+        sessions[key]!.engine = engine
+        sessions[key]!.endpoint = endpoint
+    }
+
+    /// How many sessions each launched engine holds.
+    public func sessionsPerEngine() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for record in sessions.values { if let engine = record.engine { counts[engine, default: 0] += 1 } }
+        return counts
+    }
+
     /// An admitted call finished, having moved these bytes and rows.
     public mutating func callEnded(_ key: SessionKey, bytesIn: Int, bytesOut: Int, rowsOut: Int64, now: Double) {
         guard var s = sessions[key] else { return }

@@ -63,6 +63,8 @@ public struct SessionRecord: Sendable, Equatable {
     public var releasing = false
     /// The endpoint the session lives on, fixed by its first call.
     public var endpoint: HostPort?
+    /// The launched engine the session lives on (backends with `launch`).
+    public var engine: String?
 
     public init(clientSessionID: String, backendSessionID: String, owner: UserKey, backend: String, created: Double, lastUsed: Double, idleSeconds: Double) {
         self.clientSessionID = clientSessionID

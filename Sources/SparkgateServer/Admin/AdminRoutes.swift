@@ -56,7 +56,14 @@ public struct AdminRoutes: Sendable {
                 return .error(400, "use DELETE /v1/sessions/{user}/{session_id}")
             }
             return await kill(user: String(user.path.dropFirst()), sessionID: String(session.path.dropFirst()).lowercased())
-        case (_, "/metrics"), (_, "/readyz"), (_, "/v1/sessions"), (_, "/v1/reload"):
+        case ("GET", "/v1/engines"):
+            return await engines()
+        case ("DELETE", let path) where path.hasPrefix("/v1/engines/"):
+            let id = String(path.dropFirst("/v1/engines/".count))
+            guard !id.isEmpty, !id.contains("/") else { return .error(400, "use DELETE /v1/engines/{id}") }
+            guard (try? await runtime.engines.stop(id).get()) == true else { return .error(404, "no engine \(id) (GET /v1/engines lists them)") }
+            return AdminResponse(status: 200, json: ["stopping": id])
+        case (_, "/metrics"), (_, "/readyz"), (_, "/v1/sessions"), (_, "/v1/reload"), (_, "/v1/engines"):
             return .error(405, "method \(request.method) is not allowed on \(target.path)")
         default:
             return .error(404, "no such admin path: \(target.path)")
@@ -108,6 +115,12 @@ public struct AdminRoutes: Sendable {
         return AdminResponse(status: 200, json: ["released": sessionID, "user": user, "team": session.owner.team])
     }
 
+    private func engines() async -> AdminResponse {
+        let engines = (try? await runtime.engines.list().get()) ?? []
+        let now = WallClock.now()
+        return AdminResponse(status: 200, json: EngineList(engines: engines.map { EngineList.Entry($0, now: now) }))
+    }
+
     /// A session another replica holds, as this one would have recorded it.
     private func remoteSession(_ owner: UserKey, sessionID: String) -> SessionRecord {
         let state = runtime.state
@@ -124,7 +137,8 @@ public struct AdminRoutes: Sendable {
         if let notAfter = state.certificateNotAfter, notAfter < Date().timeIntervalSince1970 {
             reasons.append("the server certificate expired at \(Timestamp.rfc3339(notAfter))")
         }
-        let backends = state.config.backends.values.sorted { $0.name < $1.name }
+        // A launch pool is ready by construction: its engines start when a call needs one.
+        let backends = state.config.backends.values.filter { $0.launch == nil }.sorted { $0.name < $1.name }
         let down = runtime.health.backendsWithoutHealthyEndpoint(backends)
         for name in down {
             let endpoints = state.config.backends[name]?.endpoints.map(\.description).joined(separator: ", ") ?? ""
@@ -188,4 +202,33 @@ struct Readiness: Encodable {
         case status, reasons
         case healthyEndpoints = "healthy_endpoints"
     }
+}
+
+/// `GET /v1/engines`.
+struct EngineList: Encodable {
+    struct Entry: Encodable {
+        var id, backend, shareKey, state, started: String
+        var pid: Int32?
+        var port, sessions: Int
+        var idleSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case id, backend, state, pid, port, started, sessions
+            case shareKey = "share_key", idleSeconds = "idle_seconds"
+        }
+
+        init(_ e: EngineRegistry.Engine, now: Double) {
+            id = e.id
+            backend = e.key.backend
+            shareKey = e.key.description
+            state = e.state.rawValue
+            started = Timestamp.rfc3339(e.started)
+            pid = e.pid
+            port = e.port
+            sessions = e.sessions
+            idleSeconds = (e.idleSeconds(now: now) * 10).rounded() / 10
+        }
+    }
+
+    var engines: [Entry]
 }

@@ -3,6 +3,7 @@ import NIOCore
 import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
+import NIOSSL
 import SparkgateCore
 
 /// The unary calls Sparkgate makes to backends on its own behalf: interrupting an operation it ends,
@@ -11,26 +12,48 @@ struct BackendCalls: Sendable {
     static let clientType = "sparkgate"
 
     let pool: BackendPool
+    let engines: EngineDirectory
     let logger: Logger
 
     /// Calls `method` with `message` on the backend that serves `backendSessionID` (at `address`, or where the
-    /// session lives); completes with its status.
+    /// session lives; on its engine `engine` for a launch pool); completes with its status.
     func call(
         backend name: String, backendSessionID: String, method: String, message: [UInt8], state: GatewayState, on loop: any EventLoop,
-        address: HostPort? = nil, timeoutSeconds: Int = 30
+        address: HostPort? = nil, engine: String? = nil, timeoutSeconds: Int = 30
     ) -> EventLoopFuture<BackendStatus> {
-        guard let backend = state.config.backends[name], !backend.endpoints.isEmpty else {
+        guard let backend = state.config.backends[name] else {
             return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)' is not configured"))
         }
-        let address = address ?? EndpointSelection.rank(backend.endpoints, for: backendSessionID)[0]
-        let endpoint = BackendEndpoint(backend: name, address: address, tls: backend.tls)
+        let endpoint: BackendEndpoint
+        let token: String?
+        if backend.launch != nil {
+            guard let engine, let target = engines.target(engine) else {
+                return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)': the session's engine is not running"))
+            }
+            endpoint = BackendEndpoint(backend: name, address: target.address, tls: false)
+            token = target.token
+        } else {
+            guard !backend.endpoints.isEmpty else {
+                return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)' is not configured"))
+            }
+            endpoint = BackendEndpoint(backend: name, address: address ?? EndpointSelection.rank(backend.endpoints, for: backendSessionID)[0], tls: backend.tls)
+            token = state.backendTokens[name]
+        }
+        return call(
+            endpoint, token: token, method: method, message: message, tls: state.backendTLS[name], connectTimeoutSeconds: backend.connectTimeoutSeconds,
+            limits: state.config.limits, on: loop, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Calls `method` with `message` on one endpoint with `token`.
+    func call(
+        _ endpoint: BackendEndpoint, token: String?, method: String, message: [UInt8], tls: NIOSSLContext?, connectTimeoutSeconds: Double, limits: ConnectionLimits,
+        on loop: any EventLoop, timeoutSeconds: Int
+    ) -> EventLoopFuture<BackendStatus> {
         let headers = BackendRequestHeaders.make(
-            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: state.backendTokens[name], extra: [("grpc-timeout", "\(timeoutSeconds)S")])
+            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: token, extra: [("grpc-timeout", "\(timeoutSeconds)S")])
         let promise = loop.makePromise(of: BackendStatus.self)
-        let timeout = TimeAmount.nanoseconds(Int64(backend.connectTimeoutSeconds * 1e9))
+        let timeout = TimeAmount.nanoseconds(Int64(connectTimeoutSeconds * 1e9))
         let pool = self.pool
-        let tls = state.backendTLS[name]
-        let limits = state.config.limits
         // Sparkgate's own calls start in tasks: build the call on its event loop.
         loop.execute {
             let call = UnaryBackendCall(promise: promise)
@@ -48,10 +71,10 @@ struct BackendCalls: Sendable {
     }
 
     /// Interrupts an operation on its backend (past its result or time limit); failures are logged.
-    func interrupt(_ operation: OperationKey, backendSessionID: String, backend: String, state: GatewayState, on loop: any EventLoop) {
+    func interrupt(_ operation: OperationKey, backendSessionID: String, backend: String, engine: String?, state: GatewayState, on loop: any EventLoop) {
         let message = GatewayRequests.interrupt(backendSessionID: backendSessionID, user: operation.session.owner.user, operationID: operation.operationID)
         let logger = self.logger
-        call(backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, state: state, on: loop).whenComplete { result in
+        call(backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, state: state, on: loop, engine: engine).whenComplete { result in
             switch result {
             case .success(let status) where status.code == .ok:
                 logger.info("interrupted an operation on the backend", metadata: ["operation.id": "\(operation.operationID)", "team": "\(operation.session.owner.team)"])
@@ -68,7 +91,7 @@ struct BackendCalls: Sendable {
         let message = GatewayRequests.releaseSession(backendSessionID: session.backendSessionID, user: session.owner.user)
         return call(
             backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession", message: message, state: state, on: loop,
-            address: session.endpoint)
+            address: session.endpoint, engine: session.engine)
     }
 
     /// A health check: a Config call (the value of `spark.app.name`) on one endpoint, with the backend's
@@ -78,6 +101,19 @@ struct BackendCalls: Sendable {
         let status = call(
             backend: backend, backendSessionID: Self.healthSessionID, method: "Config", message: message, state: state, on: loop, address: address,
             timeoutSeconds: max(1, Int(timeoutSeconds.rounded(.up))))
+        return Self.bounded(status, seconds: timeoutSeconds, on: loop)
+    }
+
+    /// A launched engine's readiness probe: the health check's Config call, with the engine's own token.
+    func probe(_ target: EngineTarget, backend: String, limits: ConnectionLimits, timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+        let status = call(
+            BackendEndpoint(backend: backend, address: target.address, tls: false), token: target.token, method: "Config",
+            message: GatewayRequests.healthCheck(sessionID: Self.healthSessionID), tls: nil, connectTimeoutSeconds: timeoutSeconds, limits: limits, on: loop,
+            timeoutSeconds: max(1, Int(timeoutSeconds.rounded(.up))))
+        return Self.bounded(status, seconds: timeoutSeconds, on: loop)
+    }
+
+    private static func bounded(_ status: EventLoopFuture<BackendStatus>, seconds timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
         // The first of the answer and the timeout decides (a connect can hang longer than grpc-timeout).
         let decided = loop.makePromise(of: BackendStatus.self)
         let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeoutSeconds * 1e9))) {

@@ -52,15 +52,25 @@ final class BackendPool: Sendable {
         }.nonisolated()
     }
 
-    /// Closes connections to endpoints no longer configured (after a reload).
-    func retain(only endpoints: Set<BackendEndpoint>) {
+    /// Closes connections to endpoints no longer configured (after a reload); launched engines' endpoints
+    /// (backends in `launchPools`) come and go with their engines instead.
+    func retain(only endpoints: Set<BackendEndpoint>, launchPools: Set<String> = []) {
         for bound in loops.values {
             bound.eventLoop.execute {
                 let loop = bound.value
-                for (endpoint, connection) in loop.backends where !endpoints.contains(endpoint) {
+                for (endpoint, connection) in loop.backends where !endpoints.contains(endpoint) && !launchPools.contains(endpoint.backend) {
                     connection.close()
                     loop.backends.removeValue(forKey: endpoint)
                 }
+            }
+        }
+    }
+
+    /// Closes the connections to one endpoint (a launched engine that stopped).
+    func forget(_ endpoint: BackendEndpoint) {
+        for bound in loops.values {
+            bound.eventLoop.execute {
+                bound.value.backends.removeValue(forKey: endpoint)?.close()
             }
         }
     }

@@ -14,6 +14,7 @@ struct CallContext: Sendable {
     let pool: BackendPool
     let backendCalls: BackendCalls
     let health: BackendHealth
+    let engines: EngineManager
     let metrics: GatewayMetrics
     let audit: AuditLog
     let logger: Logger

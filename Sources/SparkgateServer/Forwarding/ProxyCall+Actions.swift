@@ -77,7 +77,8 @@ extension ProxyCall {
         case .stopClient:
             frontend.stopStream(streamID)
         case .interruptOperation(let operation, let backendSessionID, let backendName):
-            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, state: state, on: eventLoop)
+            let engine = context.ledger.withLock { $0.session(operation.session)?.engine }
+            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, engine: engine, state: state, on: eventLoop)
         case .endOperation(let operation, let error):
             context.calls.terminate(operation: operation, with: error, now: WallClock.now())
         case .operationCompleted(let operation):
@@ -117,7 +118,13 @@ extension ProxyCall {
     // MARK: Backend stream
 
     private func openBackend(_ route: BackendRoute) {
-        guard let backendConfig = state.config.backends[route.backend], !backendConfig.endpoints.isEmpty else {
+        guard let backendConfig = state.config.backends[route.backend] else {
+            return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
+        }
+        if let launch = backendConfig.launch, let session = machine.plan?.session {
+            return openEngine(route, launch: launch, session: session, backendConfig: backendConfig)
+        }
+        guard !backendConfig.endpoints.isEmpty else {
             return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
         }
         let address: HostPort
@@ -139,10 +146,34 @@ extension ProxyCall {
             }
         }
         let endpoint = BackendEndpoint(backend: route.backend, address: address, tls: backendConfig.tls)
-        let headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: state.backendTokens[route.backend], forwarding: clientHeaders)
+        openStream(to: endpoint, token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
+    }
+
+    /// A launch pool: the engine of the caller's share key, launched if needed (the call waits in `connecting`
+    /// meanwhile, bounded by its deadline and the launch's startup timeout).
+    private func openEngine(_ route: BackendRoute, launch: LaunchSettings, session: SessionKey, backendConfig: SparkgateConfig.Backend) {
+        let key = launch.shareKey(backend: route.backend, team: session.owner.team, user: session.owner.user)
+        let bound = context.ledger.withLock { $0.session(session)?.engine }
+        context.engines.target(for: key, settings: launch, bound: bound, on: eventLoop).assumeIsolated().whenComplete { [self] result in
+            guard machine.phase == .connecting else { return }
+            switch result {
+            case .success(.ready(let target)):
+                if bound != target.id { context.ledger.withLock { $0.bind(session, engine: target.id, endpoint: target.address) } }
+                openStream(to: BackendEndpoint(backend: route.backend, address: target.address, tls: false), token: target.token, backendConfig: backendConfig, passiveHealth: false)
+            case .success(.lost(let error)):
+                handleFromOutside(.backendSessionLost(error))
+            case .failure(let error):
+                handleFromOutside(.backendOpenFailed(error as? SparkgateError ?? .unavailable("backend '\(route.backend)': \(error)")))
+            }
+        }
+    }
+
+    private func openStream(to endpoint: BackendEndpoint, token: String?, backendConfig: SparkgateConfig.Backend, passiveHealth: Bool) {
+        let headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
         context.pool.openStream(
-            to: endpoint, on: eventLoop, tls: state.backendTLS[route.backend], connectTimeout: timeout, limits: state.config.limits, owner: self, headers: headers
+            to: endpoint, on: eventLoop, tls: endpoint.tls ? state.backendTLS[endpoint.backend] : nil, connectTimeout: timeout, limits: state.config.limits, owner: self,
+            headers: headers
         ).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success((let handler, let id)):
@@ -150,7 +181,9 @@ extension ProxyCall {
                 backendStreamID = id
                 handleFromOutside(.backendOpened)
             case .failure(let error):
-                context.health.record(endpoint.backend, endpoint.address, ok: false, settings: backendConfig.health, reason: BackendErrors.describe(error))
+                if passiveHealth {
+                    context.health.record(endpoint.backend, endpoint.address, ok: false, settings: backendConfig.health, reason: BackendErrors.describe(error))
+                }
                 handleFromOutside(.backendOpenFailed(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly")))
             }
         }

@@ -18,6 +18,8 @@ public final class GatewayRuntime: Sendable {
     let handshakeFailures: HandshakeFailureLog
     let pool: BackendPool
     let backendCalls: BackendCalls
+    /// The engines of launch pools (`backends.<name>.launch`).
+    public let engines: EngineManager
     let health: BackendHealth
     public let metrics: GatewayMetrics
     public let audit: AuditLog
@@ -41,10 +43,13 @@ public final class GatewayRuntime: Sendable {
         self.audit = audit
         self.logger = logger
         self.pool = BackendPool(group: group, metrics: metrics, connector: connector)
-        self.backendCalls = BackendCalls(pool: pool, logger: logger)
+        let directory = EngineDirectory()
+        self.backendCalls = BackendCalls(pool: pool, engines: directory, logger: logger)
         self.health = BackendHealth(metrics: metrics, logger: logger)
         self.handshakeFailures = HandshakeFailureLog(logger: logger)
         let current = self.current
+        self.engines = EngineManager(
+            loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics, logger: logger, state: { current.value })
         let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
             let state = current.value
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
@@ -60,7 +65,7 @@ public final class GatewayRuntime: Sendable {
             shared = nil
         }
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, metrics: metrics, audit: audit,
+            keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, engines: engines, metrics: metrics, audit: audit,
             logger: logger)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
@@ -79,7 +84,7 @@ public final class GatewayRuntime: Sendable {
         for backend in state.config.backends.values {
             for address in backend.endpoints { endpoints.insert(BackendEndpoint(backend: backend.name, address: address, tls: backend.tls)) }
         }
-        pool.retain(only: endpoints)
+        pool.retain(only: endpoints, launchPools: Set(state.config.backends.values.filter { $0.launch != nil }.map(\.name)))
     }
 }
 

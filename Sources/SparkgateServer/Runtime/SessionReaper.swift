@@ -37,10 +37,11 @@ public final class SessionReaper: Service, Sendable {
             let seconds = op.maxSeconds == op.maxSeconds.rounded() ? "\(Int(op.maxSeconds))" : "\(op.maxSeconds)"
             let error = SparkgateError.resourceExhausted("team \(team) allows \(seconds) s per operation (max_operation_seconds); this one ran longer and was interrupted")
             runtime.calls.terminate(operation: op.key, with: error, now: now)
-            let backendSessionID = runtime.ledger.withLock { $0.session(op.key.session)?.backendSessionID }
+            let record = runtime.ledger.withLock { $0.session(op.key.session) }
+            let backendSessionID = record?.backendSessionID
                 ?? state.namespace?.backendID(team: team, user: op.owner.user, clientSessionID: op.clientSessionID) ?? op.clientSessionID
             let backend = state.config.team(team)?.backend ?? state.config.defaultBackend
-            runtime.backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, state: state, on: loop)
+            runtime.backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, engine: record?.engine, state: state, on: loop)
         }
         for op in result.abandonedOperations {
             runtime.logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])

@@ -57,9 +57,10 @@ struct Serve: AsyncParsableCommand {
         let reloader = Reloader(runtime: runtime, file: self.config)
         let routes = AdminRoutes(runtime: runtime, reloader: reloader) { MetricHelp.annotate(registry.emitToBuffer()) }
         let admin = AdminHTTPServer(host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger) { await routes.handle($0) }
-        // Started in this order, stopped in reverse: the listener drains first, the audit log flushes last.
+        // Started in this order, stopped in reverse: the listener drains first, launched engines stop once no
+        // call needs them, the audit log flushes last.
         let services: [any Service] = [
-            audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), SharedStateService(runtime: runtime), HealthChecker(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
+            audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), runtime.engines, SharedStateService(runtime: runtime), HealthChecker(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
         ]
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -80,6 +80,10 @@ struct CallStateMachinePhaseTests {
             .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
             .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"], .forwarding: internalWithBackend, .closed: [],
         ]),
+        Row(name: "backend session lost", event: { _ in .backendSessionLost(SparkgateError(.failedPrecondition, "engine gone")) }, expected: [
+            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+            .connecting: ["sendStatus(FAILED_PRECONDITION,only)", "stopClient", "finish(FAILED_PRECONDITION)"], .forwarding: internalWithBackend, .closed: [],
+        ]),
         Row(name: "response head", event: { _ in .responseHead("h", httpStatus: "200", trailers: nil) }, expected: [
             .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
             .connecting: internalWithBackend, .forwarding: ["sendResponseHead(h)"], .closed: [],

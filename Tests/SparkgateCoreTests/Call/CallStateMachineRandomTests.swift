@@ -69,7 +69,7 @@ struct CallStateMachineRandomTests {
     private func randomEvent(_ rng: inout SplitMix64, driver d: CallDriver) -> CallDriver.Event {
         let bytes = Int(rng.next() % 70_000)
         let flag = rng.next() % 4 == 0
-        switch rng.next() % 23 {
+        switch rng.next() % 24 {
         case 0: return .requestHead(d.head, endStream: flag, bufferedBytes: 0)
         case 1: return .requestTrailers(endStream: flag)
         case 2, 3: return .requestData(bytes: bytes, endStream: flag)
@@ -91,6 +91,7 @@ struct CallStateMachineRandomTests {
         case 19: return .responseFlushed(bytes: bytes)
         case 20: return .backendReset(flag ? .connectionLost : .refusedStream)
         case 21: return .deadlineExpired
+        case 22: return .backendSessionLost(SparkgateError(.failedPrecondition, "engine gone"))
         default: return .terminated(SparkgateError(.cancelled, "operator"), reason: "killed")
         }
     }

@@ -318,6 +318,20 @@ struct CallStateMachineScenarioTests {
         #expect(config.send(.responseHead("h", httpStatus: "200", trailers: closed)) == ["forwardTrailers(h,only)", "finish(INTERNAL)"])
     }
 
+    @Test("a session whose launched engine stopped: its calls are refused with the reason, its ReleaseSession succeeds without the backend")
+    func lostSession() {
+        let lost = SparkgateError(.failedPrecondition, "this session lived on engine sail-1 (user:analytics/alice), which has stopped")
+        var release = CallDriver(method: "ReleaseSession")
+        release.toConnecting(endStream: true)
+        #expect(release.send(.backendSessionLost(lost)) == ["answerLocally", "finish(OK)"])
+        #expect(release.finishes[0].summary.reason == "engine_gone" && release.finishes[0].summary.status == "OK")
+        #expect(release.ledger.sessions.isEmpty)
+        var query = CallDriver(method: "ExecutePlan")
+        query.toConnecting(endStream: true, operation: CallDriver.operationID)
+        #expect(query.send(.backendSessionLost(lost)) == ["sendStatus(FAILED_PRECONDITION,only)", "stopClient", "finish(FAILED_PRECONDITION)"])
+        #expect(query.finishes[0].summary.reason == "engine_gone")
+    }
+
     @Test("an audit line for a backend error says so, with the backend's error class")
     func backendErrorReason() {
         var d = CallDriver()

@@ -1,0 +1,196 @@
+/// The engines of every launch pool, as a pure state machine: which engine serves a share key, when one
+/// must be launched, refused, stopped or killed. The gateway spawns processes and probes them; this decides.
+/// Time comes in as a parameter.
+public struct EngineRegistry: Sendable {
+    public enum State: String, Sendable {
+        case starting, ready, stopping
+    }
+
+    public struct Engine: Sendable, Equatable {
+        public let id: String
+        public let key: EngineShareKey
+        public let port: Int
+        /// The backend token only this engine accepts.
+        public let token: String
+        public fileprivate(set) var state = State.starting
+        public fileprivate(set) var pid: Int32?
+        public let started: Double
+        public fileprivate(set) var readySince: Double?
+        /// Sessions bound to the engine, as the ledger last counted them.
+        public fileprivate(set) var sessions = 0
+        /// Since when the engine has had no session (or when it was last handed to a call).
+        public fileprivate(set) var idleSince: Double
+        /// When SIGKILL follows the SIGTERM of a stopping engine.
+        public fileprivate(set) var killAt: Double?
+        public fileprivate(set) var stopReason: String?
+
+        public var address: HostPort { HostPort(host: "127.0.0.1", port: port) }
+
+        /// Idle seconds at `now`: zero while any session is bound.
+        public func idleSeconds(now: Double) -> Double { sessions > 0 || state != .ready ? 0 : max(0, now - idleSince) }
+    }
+
+    /// What a call needs done to reach its engine.
+    public enum Acquisition: Sendable, Equatable {
+        /// Route the call to this ready engine.
+        case ready(Engine)
+        /// The engine is starting: wait for it to become ready or fail.
+        case wait(Engine)
+        /// A new engine was registered as starting: spawn it, then wait like `wait`.
+        case launch(Engine)
+        case refused(SparkgateError)
+        /// The session lived on an engine that is gone: its state (temp views, cached data) went with it.
+        case sessionLost(SparkgateError)
+    }
+
+    /// Work the gateway must do now.
+    public enum Task: Sendable, Equatable {
+        /// SIGTERM the engine: it was idle, or never became ready in time.
+        case stop(Engine, reason: String)
+        /// SIGKILL the engine: it outlived its stop grace.
+        case kill(Engine)
+    }
+
+    public private(set) var engines: [String: Engine] = [:]
+    private var current: [EngineShareKey: String] = [:]
+    private var portCursor: [String: Int] = [:]
+
+    public init() {}
+
+    /// The engine that serves `key` (or why none can); `bound` is the engine the call's session lives on,
+    /// if it was bound to one. `make` gives a fresh engine id and token; `portIsFree` says whether nothing
+    /// else listens on a port.
+    public mutating func acquire(
+        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
+    ) -> Acquisition {
+        let live = current[key].flatMap { engines[$0] }
+        if let bound, bound != live?.id {
+            let what = engines[bound].map { "is stopping (\($0.stopReason ?? "stopped"))" } ?? "has stopped"
+            return .sessionLost(SparkgateError(.failedPrecondition,
+                "this session lived on engine \(bound) (\(key)), which \(what): its temporary views and cached data are gone; start a new session (spark.stop(), then a new SparkSession)"))
+        }
+        if var engine = live {
+            if engine.state == .ready {
+                engine.idleSince = max(engine.idleSince, now)
+                engines[engine.id] = engine
+                return .ready(engine)
+            }
+            return .wait(engine)
+        }
+        let pool = engines.values.filter { $0.key.backend == key.backend }
+        if pool.count >= settings.maxEngines {
+            return .refused(.resourceExhausted(
+                "backend '\(key.backend)' runs max_engines (\(settings.maxEngines)) engines already; no engine for \(key) until one goes idle (idle_seconds: \(Self.format(settings.idleSeconds))) or an operator stops one", retryAfter: .seconds(5)))
+        }
+        if let team = key.team, pool.filter({ $0.key.team == team }).count >= settings.teamLimit {
+            return .refused(.resourceExhausted(
+                "team '\(team)' runs max_engines_per_team (\(settings.teamLimit)) engines on backend '\(key.backend)' already; no engine for \(key) until one goes idle", retryAfter: .seconds(5)))
+        }
+        guard let port = freePort(backend: key.backend, settings: settings, portIsFree: portIsFree) else {
+            return .refused(.resourceExhausted("backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"))
+        }
+        let made = make()
+        let engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
+        engines[engine.id] = engine
+        current[key] = engine.id
+        return .launch(engine)
+    }
+
+    /// The engine's process started.
+    public mutating func spawned(_ id: String, pid: Int32) {
+        engines[id]?.pid = pid
+    }
+
+    /// The engine answered its readiness probe; nil when it is no longer starting.
+    public mutating func becameReady(_ id: String, now: Double) -> Engine? {
+        guard var engine = engines[id], engine.state == .starting else { return nil }
+        engine.state = .ready
+        engine.readySince = now
+        engine.idleSince = now
+        engines[id] = engine
+        return engine
+    }
+
+    /// The engine could not start, or its process ended: it leaves the registry.
+    @discardableResult
+    public mutating func removed(_ id: String) -> Engine? {
+        guard let engine = engines.removeValue(forKey: id) else { return nil }
+        if current[engine.key] == id { current.removeValue(forKey: engine.key) }
+        return engine
+    }
+
+    /// Starts stopping an engine (idle, timed out, or an operator's request): new calls for its key get a
+    /// new engine, its sessions are lost. Nil when it is unknown or stopping already.
+    public mutating func stop(_ id: String, reason: String, now: Double, grace: Double) -> Engine? {
+        guard var engine = engines[id], engine.state != .stopping else { return nil }
+        engine.state = .stopping
+        engine.stopReason = reason
+        engine.killAt = now + grace
+        engines[id] = engine
+        if current[engine.key] == id { current.removeValue(forKey: engine.key) }
+        return engine
+    }
+
+    /// The ledger's count of sessions per engine (engines absent have none).
+    public mutating func sessionsCounted(_ counts: [String: Int], now: Double) {
+        for (id, var engine) in engines {
+            let n = counts[id, default: 0]
+            if n == engine.sessions { continue }
+            if n == 0 { engine.idleSince = max(engine.idleSince, now) }
+            engine.sessions = n
+            engines[id] = engine
+        }
+    }
+
+    /// What is due at `now`: idle engines and engines that never became ready are stopped, stopping engines
+    /// past their grace are killed. Stopping is recorded here; the caller signals the processes.
+    public mutating func due(now: Double, settings: (String) -> LaunchSettings?) -> [Task] {
+        var tasks: [Task] = []
+        for engine in engines.values.sorted(by: { $0.id < $1.id }) {
+            guard let s = settings(engine.key.backend) else {
+                if let e = stop(engine.id, reason: "its backend is no longer configured", now: now, grace: 0) { tasks.append(.stop(e, reason: e.stopReason!)) }
+                continue
+            }
+            switch engine.state {
+            case .starting where now - engine.started >= s.startupTimeoutSeconds:
+                let reason = "did not become ready within startup_timeout_seconds (\(Self.format(s.startupTimeoutSeconds)))"
+                if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) { tasks.append(.stop(e, reason: reason)) }
+            case .ready where engine.sessions == 0 && now - engine.idleSince >= s.idleSeconds:
+                let reason = "idle for \(Self.format(s.idleSeconds)) s"
+                if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) { tasks.append(.stop(e, reason: reason)) }
+            case .stopping:
+                if let killAt = engine.killAt, now >= killAt {
+                    engines[engine.id]?.killAt = nil
+                    tasks.append(.kill(engine))
+                }
+            default:
+                break
+            }
+        }
+        return tasks
+    }
+
+    /// The engine serving `key` now, if any.
+    public func engine(for key: EngineShareKey) -> Engine? {
+        current[key].flatMap { engines[$0] }
+    }
+
+    private mutating func freePort(backend: String, settings: LaunchSettings, portIsFree: (Int) -> Bool) -> Int? {
+        let used = Set(engines.values.map(\.port))
+        let range = settings.ports
+        let count = range.count
+        // Ports rotate, so an engine that just stopped is not replaced at once on the same port.
+        let start = portCursor[backend].map { range.contains($0) ? $0 : range.lowerBound } ?? range.lowerBound
+        for step in 0..<count {
+            let port = range.lowerBound + (start - range.lowerBound + step) % count
+            if used.contains(port) || !portIsFree(port) { continue }
+            portCursor[backend] = port == range.upperBound ? range.lowerBound : port + 1
+            return port
+        }
+        return nil
+    }
+
+    static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    }
+}

@@ -1,0 +1,310 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SparkgateCore
+import SparkgateObservability
+
+/// What a call gets from a launch pool.
+enum EngineAnswer: Sendable {
+    case ready(EngineTarget)
+    /// The call's session lived on an engine that is gone.
+    case lost(SparkgateError)
+}
+
+/// Launches, probes, watches and stops the engines of every launch pool. All of it runs on one event loop,
+/// so the registry needs no lock; decisions are `EngineRegistry`'s, this executes them.
+public final class EngineManager: Service, Sendable {
+    let loop: any EventLoop
+    let directory: EngineDirectory
+    private let inner: NIOLoopBoundBox<Inner>
+    private let ledger: SharedLedger
+    private let pool: BackendPool
+    private let calls: BackendCalls
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+    private let current: @Sendable () -> GatewayState
+
+    private final class Inner {
+        var registry = EngineRegistry()
+        var waiters: [String: [EventLoopPromise<EngineAnswer>]] = [:]
+        var processes: [String: EngineProcess] = [:]
+        var directories: [String: String] = [:]
+        var lastProbe: [String: String] = [:]
+        var backends: Set<String> = []
+    }
+
+    init(
+        loop: any EventLoop, directory: EngineDirectory, ledger: SharedLedger, pool: BackendPool, calls: BackendCalls, metrics: GatewayMetrics, logger: Logger,
+        state: @escaping @Sendable () -> GatewayState
+    ) {
+        self.loop = loop
+        self.directory = directory
+        self.inner = NIOLoopBoundBox.makeBoxSendingValue(Inner(), eventLoop: loop)
+        self.ledger = ledger
+        self.pool = pool
+        self.calls = calls
+        self.metrics = metrics
+        self.logger = logger
+        self.current = state
+    }
+
+    // MARK: Calls
+
+    /// The engine for `key`, launched if needed: completes on `callLoop` once it is ready, or fails with the
+    /// refusal the client gets.
+    func target(for key: EngineShareKey, settings: LaunchSettings, bound: String?, on callLoop: any EventLoop) -> EventLoopFuture<EngineAnswer> {
+        loop.flatSubmit { [self] in
+            let promise = loop.makePromise(of: EngineAnswer.self)
+            acquire(key, settings: settings, bound: bound, promise: promise)
+            return promise.futureResult
+        }.hop(to: callLoop)
+    }
+
+    private func acquire(_ key: EngineShareKey, settings: LaunchSettings, bound: String?, promise: EventLoopPromise<EngineAnswer>) {
+        let state = inner.value
+        let now = WallClock.now()
+        let decision = state.registry.acquire(key, settings: settings, bound: bound, now: now, make: Self.makeIdentity(key), portIsFree: EngineProcess.portIsFree)
+        switch decision {
+        case .ready(let engine):
+            promise.succeed(.ready(Self.target(engine)))
+        case .wait(let engine):
+            state.waiters[engine.id, default: []].append(promise)
+        case .launch(let engine):
+            state.waiters[engine.id, default: []].append(promise)
+            state.backends.insert(key.backend)
+            start(engine, settings: settings)
+        case .refused(let error):
+            promise.fail(error)
+        case .sessionLost(let error):
+            promise.succeed(.lost(error))
+        }
+        publishGauges()
+    }
+
+    private static func makeIdentity(_ key: EngineShareKey) -> () -> (id: String, token: String) {
+        {
+            var rng = SystemRandomNumberGenerator()
+            let suffix = String(rng.next() & 0xffff_ffff, radix: 16)
+            let token = (0..<4).map { _ in String(rng.next(), radix: 16) }.joined()
+            return ("\(key.backend)-\(suffix)", token)
+        }
+    }
+
+    private static func target(_ engine: EngineRegistry.Engine) -> EngineTarget {
+        EngineTarget(id: engine.id, address: engine.address, token: engine.token)
+    }
+
+    // MARK: Launching
+
+    private func start(_ engine: EngineRegistry.Engine, settings: LaunchSettings) {
+        let base = settings.workDirectory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sparkgate-engines-\(getpid())")
+        let dir = (base as NSString).appendingPathComponent(engine.id)
+        let tokenFile = (dir as NSString).appendingPathComponent("token")
+        let log = (dir as NSString).appendingPathComponent("engine.log")
+        do {
+            try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            // Only the gateway's OS user can read the token; the engine reads it as that user.
+            guard FileManager.default.createFile(atPath: tokenFile, contents: Data(engine.token.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw EngineProcess.SpawnError(description: "cannot write \(tokenFile)")
+            }
+            inner.value.directories[engine.id] = dir
+            let values = [
+                "port": String(engine.port), "token": engine.token, "token_file": tokenFile, "team": engine.key.team ?? "", "user": engine.key.user ?? "",
+                "engine_id": engine.id, "work_dir": dir,
+            ]
+            let command = LaunchCommand(settings, values: values, gateway: ProcessInfo.processInfo.environment)
+            let process = try EngineProcess.spawn(command, directory: dir, log: log)
+            inner.value.registry.spawned(engine.id, pid: process.pid)
+            inner.value.processes[engine.id] = process
+            logger.info("launching an engine", metadata: [
+                "engine": "\(engine.id)", "share_key": "\(engine.key)", "port": "\(engine.port)", "pid": "\(process.pid)", "log": "\(log)",
+            ])
+            loop.scheduleTask(in: .milliseconds(300)) { [self] in probe(engine.id) }
+        } catch {
+            launchFailed(engine.id, result: "failed", reason: "could not start: \(error)", log: nil)
+        }
+    }
+
+    private func probe(_ id: String) {
+        guard let engine = inner.value.registry.engines[id], engine.state == .starting else { return }
+        if let process = inner.value.processes[id], let status = process.exited() {
+            inner.value.processes.removeValue(forKey: id)
+            return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: process.log)
+        }
+        calls.probe(Self.target(engine), backend: engine.key.backend, limits: current().config.limits, timeoutSeconds: 2, on: loop)
+            .assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let status) where status.code == .ok:
+                    ready(id)
+                case .success(let status):
+                    inner.value.lastProbe[id] = "\(status.code.name): \(status.message)"
+                    loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
+                case .failure(let error):
+                    inner.value.lastProbe[id] = "\(error)"
+                    loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
+                }
+            }
+    }
+
+    private func ready(_ id: String) {
+        let now = WallClock.now()
+        guard let engine = inner.value.registry.becameReady(id, now: now) else { return }
+        let target = Self.target(engine)
+        directory.add(target)
+        inner.value.lastProbe.removeValue(forKey: id)
+        metrics.engineLaunched(engine.key.backend, result: "ready", seconds: now - engine.started)
+        logger.info("engine ready", metadata: ["engine": "\(id)", "share_key": "\(engine.key)", "seconds": "\(Int((now - engine.started) * 1000)) ms"])
+        for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] { waiter.succeed(.ready(target)) }
+        publishGauges()
+    }
+
+    /// A launch that will not become ready: its callers get UNAVAILABLE naming the engine, with the reason
+    /// and the end of its log.
+    private func launchFailed(_ id: String, result: String, reason: String, log: String?) {
+        let engine = inner.value.registry.engines[id]
+        if let engine, engine.state != .stopping { inner.value.registry.removed(id) }
+        let name = engine.map { "engine \(id) (\($0.key))" } ?? "engine \(id)"
+        var message = "\(name) \(reason)"
+        if let probe = inner.value.lastProbe.removeValue(forKey: id) { message += "; last readiness probe: \(probe)" }
+        if let log {
+            let tail = EngineProcess.tail(log)
+            message += tail.isEmpty ? "; its log (\(log)) is empty" : "; last lines of its log: \(tail)"
+        }
+        metrics.engineLaunched(engine?.key.backend ?? "", result: result, seconds: nil)
+        logger.error("engine launch failed", metadata: ["engine": "\(id)", "reason": "\(message)"])
+        for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] { waiter.fail(SparkgateError.unavailable(message)) }
+        removeToken(id)
+        publishGauges()
+    }
+
+    // MARK: Watching
+
+    /// Counts sessions, reaps exited processes, stops idle engines and kills the ones that outlive their grace.
+    func tick() {
+        let state = inner.value
+        let now = WallClock.now()
+        state.registry.sessionsCounted(ledger.withLock { $0.sessionsPerEngine() }, now: now)
+        for (id, process) in state.processes {
+            guard let status = process.exited() else { continue }
+            state.processes.removeValue(forKey: id)
+            exited(id, status: status, log: process.log)
+        }
+        let config = current().config
+        for task in state.registry.due(now: now, settings: { config.backends[$0]?.launch }) {
+            switch task {
+            case .stop(let engine, let reason):
+                if engine.readySince == nil {
+                    state.processes[engine.id]?.signal(SIGTERM)
+                    launchFailed(engine.id, result: "timed_out", reason: reason, log: state.processes[engine.id]?.log)
+                } else {
+                    logger.info("stopping an engine", metadata: ["engine": "\(engine.id)", "share_key": "\(engine.key)", "reason": "\(reason)"])
+                    directory.remove(engine.id)
+                    state.processes[engine.id]?.signal(SIGTERM)
+                }
+            case .kill(let engine):
+                logger.warning("engine outlived its stop grace: killing it", metadata: ["engine": "\(engine.id)"])
+                state.processes[engine.id]?.signal(SIGKILL)
+            }
+        }
+        publishGauges()
+    }
+
+    private func exited(_ id: String, status: Int32, log: String) {
+        guard let engine = inner.value.registry.engines[id] else { return }
+        switch engine.state {
+        case .starting:
+            return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: log)
+        case .ready:
+            logger.error("engine died", metadata: ["engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)", "log": "\(EngineProcess.tail(log))"])
+        case .stopping:
+            logger.info("engine stopped", metadata: ["engine": "\(id)", "status": "\(status)"])
+        }
+        inner.value.registry.removed(id)
+        directory.remove(id)
+        pool.forget(BackendEndpoint(backend: engine.key.backend, address: engine.address, tls: false))
+        removeToken(id)
+        // A stopped engine's directory goes; a dead one's stays for its log.
+        if engine.state == .stopping, let dir = inner.value.directories[id] { try? FileManager.default.removeItem(atPath: dir) }
+        inner.value.directories.removeValue(forKey: id)
+    }
+
+    private func removeToken(_ id: String) {
+        guard let dir = inner.value.directories[id] else { return }
+        try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent("token"))
+    }
+
+    private func publishGauges() {
+        let engines = inner.value.registry.engines.values
+        for backend in inner.value.backends {
+            let mine = engines.filter { $0.key.backend == backend }
+            metrics.engines(
+                backend, starting: mine.filter { $0.state == .starting }.count, ready: mine.filter { $0.state == .ready }.count,
+                stopping: mine.filter { $0.state == .stopping }.count)
+        }
+    }
+
+    // MARK: Admin
+
+    func list() -> EventLoopFuture<[EngineRegistry.Engine]> {
+        loop.submit { [self] in inner.value.registry.engines.values.sorted { $0.started < $1.started } }
+    }
+
+    /// Stops one engine at an operator's request; false when no such engine runs.
+    func stop(_ id: String) -> EventLoopFuture<Bool> {
+        loop.submit { [self] in
+            guard let engine = inner.value.registry.engines[id] else { return false }
+            let grace = current().config.backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
+            guard inner.value.registry.stop(id, reason: "stopped by an operator", now: WallClock.now(), grace: grace) != nil else { return true }
+            directory.remove(id)
+            if engine.state == .starting {
+                launchFailed(id, result: "failed", reason: "was stopped by an operator while starting", log: nil)
+            }
+            logger.info("stopping an engine", metadata: ["engine": "\(id)", "reason": "operator"])
+            inner.value.processes[id]?.signal(SIGTERM)
+            publishGauges()
+            return true
+        }
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let task = loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { [self] _ in tick() }
+        try? await gracefulShutdown()
+        task.cancel()
+        await stopAll()
+    }
+
+    /// Stops every engine this gateway launched: SIGTERM, then SIGKILL after the grace.
+    func stopAll() async {
+        let grace: Double = (try? await loop.submit { [self] () -> Double in
+            let now = WallClock.now()
+            var longest = 0.0
+            for engine in inner.value.registry.engines.values {
+                let grace = current().config.backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
+                longest = max(longest, grace)
+                _ = inner.value.registry.stop(engine.id, reason: "the gateway is shutting down", now: now, grace: grace)
+                directory.remove(engine.id)
+                inner.value.processes[engine.id]?.signal(SIGTERM)
+                for waiter in inner.value.waiters.removeValue(forKey: engine.id) ?? [] {
+                    waiter.fail(SparkgateError.unavailable("the gateway is shutting down"))
+                }
+            }
+            return longest
+        }.get()) ?? 0
+        let deadline = WallClock.now() + grace + 2
+        while WallClock.now() < deadline {
+            let left = (try? await loop.submit { [self] () -> Int in
+                tick()
+                return inner.value.processes.count
+            }.get()) ?? 0
+            if left == 0 { return }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}

@@ -1,0 +1,267 @@
+"""Engines on demand: backends that are pools of engines Sparkgate launches per user or per team.
+
+Real engines: LakeSail Sail per user (it starts in about a second) and Spark Connect 4.3 per team.
+"""
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+
+import grpc
+import pytest
+
+import harness
+
+SAIL = os.environ.get("SPARKGATE_SAIL_BIN") or os.path.join(harness.ROOT, ".venv-sail", "bin", "sail")
+
+
+def port_range(size=40):
+    start = random.randrange(30000, 40000 - size)
+    return f"{start}-{start + size - 1}"
+
+
+def pool_config(material, command, **launch):
+    config = material.base_config("127.0.0.1:1")
+    settings = {"command": command, "share": "user", "ports": port_range(), "startup_timeout_seconds": 60, "idle_seconds": 3,
+                "stop_grace_seconds": 5, "max_engines": 4, "work_dir": os.path.join(material.dir, "engines")}
+    settings.update(launch)
+    config["backends"] = {"engines": {"launch": settings}}
+    config["defaults"]["backend"] = "engines"
+    return config
+
+
+def sail_config(material, **launch):
+    return pool_config(material, [SAIL, "spark", "server", "--ip", "127.0.0.1", "--port", "{port}"], **launch)
+
+
+def engines(gw):
+    status, body = gw.admin("/v1/engines")
+    assert status == 200, body
+    return json.loads(body)["engines"]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes (its parent reaps it).
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def config_call(gw, token, session_id, timeout=60):
+    """A Config call every engine answers OK (get_option of a key Sail does not know gives None)."""
+    from pyspark.sql.connect.proto import base_pb2 as pb
+    req = pb.ConfigRequest(session_id=session_id)
+    req.user_context.user_id = "x"
+    req.operation.get_option.keys.append("spark.app.name")
+    return harness.grpc_call(gw, "Config", req, token=token, timeout=timeout)
+
+
+def release(gw, token, session_id):
+    from pyspark.sql.connect.proto import base_pb2 as pb
+    req = pb.ReleaseSessionRequest(session_id=session_id)
+    req.user_context.user_id = "x"
+    harness.grpc_call(gw, "ReleaseSession", req, token=token)
+
+
+def test_engine_per_user_isolated_and_stopped_when_idle(make_gateway, material, connect):
+    config = sail_config(material)
+    config["sessions"] = {"namespace_session_ids": False}  # the engines alone keep alice and bob apart
+    gw = make_gateway(config, name="launch-sail")
+    alice = connect(gw.url(material.token("alice")))
+    bob = connect(gw.url(material.token("bob")))
+    alice.range(5).createOrReplaceTempView("alice_only")
+    assert alice.sql("select count(*) as n from alice_only").collect()[0]["n"] == 5
+    with pytest.raises(Exception, match="(?i)alice_only"):
+        bob.sql("select * from alice_only").collect()
+    assert bob.range(7).count() == 7
+
+    listed = {e["share_key"]: e for e in engines(gw)}
+    assert set(listed) == {"user:analytics/alice", "user:analytics/bob"}
+    a, b = listed["user:analytics/alice"], listed["user:analytics/bob"]
+    assert a["pid"] != b["pid"] and a["port"] != b["port"]
+    assert a["state"] == b["state"] == "ready"
+    wait_for(lambda: [e["sessions"] for e in engines(gw)] == [1, 1], 5, "each engine to count its session")
+    assert alive(a["pid"]) and alive(b["pid"])
+
+    # Sessions still open keep the engines; once released they stop after idle_seconds (3 s).
+    time.sleep(4)
+    assert len(engines(gw)) == 2
+    alice.stop()
+    bob.stop()
+    wait_for(lambda: engines(gw) == [], 15, "both engines to stop after idle_seconds")
+    wait_for(lambda: not alive(a["pid"]) and not alive(b["pid"]), 10, "the engine processes to exit")
+    _, metrics = gw.admin("/metrics")
+    assert 'sparkgate_engine_launches_total{backend="engines",result="ready"} 2' in metrics
+    assert 'sparkgate_engines{backend="engines",state="ready"} 0' in metrics
+
+
+def test_max_engines_refuses_clearly_and_frees_slots_as_engines_idle(make_gateway, material):
+    gw = make_gateway(sail_config(material, max_engines=4, idle_seconds=2), name="launch-limit")
+    users = [f"user{i}" for i in range(10)]
+    tokens = {u: material.token(u) for u in users}
+    sessions = {u: str(uuid.uuid4()) for u in users}
+    results = {}
+
+    def first_call(user, n):
+        try:
+            config_call(gw, tokens[user], sessions[user])
+            results[(user, n)] = "OK"
+        except grpc.RpcError as e:
+            results[(user, n)] = (e.code(), e.details())
+
+    # Every user at once, and user0 three times: concurrent first calls share one launch.
+    threads = [threading.Thread(target=first_call, args=(u, 0)) for u in users]
+    threads += [threading.Thread(target=first_call, args=("user0", n)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = sorted({u for (u, _), r in results.items() if r == "OK"})
+    refused = {u: r for (u, _), r in results.items() if r != "OK"}
+    assert len(ok) == 4, {k: v for k, v in results.items() if v == "OK" or v[0] != grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert all(r[0] == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_engines (4)" in r[1] for r in refused.values()), refused
+    running = engines(gw)
+    assert len(running) == 4 and {e["share_key"] for e in running} == {f"user:analytics/{u}" for u in ok}
+    if "user0" in ok:
+        assert [results[("user0", n)] for n in (0, 1, 2)] == ["OK"] * 3
+    _, metrics = gw.admin("/metrics")
+    assert 'sparkgate_engine_launches_total{backend="engines",result="ready"} 4' in metrics
+
+    # The four release their sessions; their engines go idle and stop, and a refused user gets one.
+    for u in ok:
+        release(gw, tokens[u], sessions[u])
+    late = next(u for u in users if u not in ok)
+    wait_for(lambda: len(engines(gw)) == 0, 15, "idle engines to stop")
+    config_call(gw, tokens[late], sessions[late])
+    assert [e["share_key"] for e in engines(gw)] == [f"user:analytics/{late}"]
+    release(gw, tokens[late], sessions[late])
+
+
+@pytest.mark.parametrize("command, expected", [
+    (["sh", "-c", "echo 'engine: cannot bind, giving up' >&2; exit 3", "{port}"], r"exited with status 3 before it became ready.*cannot bind, giving up"),
+    (["sleep", "600", "{port}"], r"did not become ready within startup_timeout_seconds \(2\)"),
+    (["/nonexistent/engine", "{port}"], r"could not start"),
+])
+def test_failed_launch_is_unavailable_with_the_reason(make_gateway, material, command, expected):
+    import re
+    gw = make_gateway(pool_config(material, command, startup_timeout_seconds=2), name="launch-fail")
+    started = time.time()
+    with pytest.raises(grpc.RpcError) as e:
+        config_call(gw, material.token("carol"), str(uuid.uuid4()), timeout=30)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
+    assert re.search(expected, e.value.details()), e.value.details()
+    assert "user:analytics/carol" in e.value.details()
+    assert time.time() - started < 8
+    wait_for(lambda: engines(gw) == [], 10, "the failed engine to leave the list")
+
+
+# MARK: Spark 4.3, one engine per team
+
+@pytest.fixture(scope="module")
+def spark_pool(material):
+    import pyspark
+    home = os.path.dirname(pyspark.__file__)
+    command = ["bash", os.path.join(home, "sbin", "start-connect-server.sh"), "--driver-memory", "1g",
+               "--conf", "spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+               "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.app.name=engine-{team}"]
+    config = pool_config(material, command, share="team", startup_timeout_seconds=180, idle_seconds=600, max_engines=3, max_engines_per_team=1)
+    config["backends"]["engines"]["launch"]["environment"] = {
+        "SPARK_HOME": home, "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": "{work_dir}", "SPARK_PID_DIR": "{work_dir}",
+        "SPARK_CONNECT_AUTHENTICATE_TOKEN": "{token}", "PYSPARK_PYTHON": sys.executable,
+    }
+    gw = harness.Gateway(material, config, name="launch-spark")
+    yield gw
+    gw.close()
+
+
+def test_spark_engine_per_team_survives_the_other_teams_crash(spark_pool, material, connect):
+    gw = spark_pool
+    a = connect(gw.url(material.token("alice", team="analytics")))
+    b = connect(gw.url(material.token("dave", team="data-eng")))
+    assert a.conf.get("spark.app.name") == "engine-analytics"
+    assert b.conf.get("spark.app.name") == "engine-data-eng"
+    listed = {e["share_key"]: e for e in engines(gw)}
+    assert set(listed) == {"team:analytics", "team:data-eng"}
+    assert listed["team:analytics"]["pid"] != listed["team:data-eng"]["pid"]
+
+    n = 60_000_000
+    query = f"select sum(id) as s, count(*) as c from range({n}) where id % 7 <> 3 or id > 0"
+    expected = (n * (n - 1) // 2, n)
+    outcome = {}
+
+    def run(name, spark):
+        try:
+            row = spark.sql(query).collect()[0]
+            outcome[name] = (row["s"], row["c"])
+        except Exception as e:  # the crashed team's query fails; which exception PySpark raises is its business
+            outcome[name] = e
+
+    threads = [threading.Thread(target=run, args=("a", a)), threading.Thread(target=run, args=("b", b))]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    os.killpg(listed["team:analytics"]["pid"], signal.SIGKILL)  # the team's driver dies mid-query
+    for t in threads:
+        t.join(180)
+    assert outcome["b"] == expected, outcome
+    assert isinstance(outcome["a"], Exception), outcome
+    wait_for(lambda: "team:analytics" not in {e["share_key"] for e in engines(gw)}, 10, "the dead engine to leave the list")
+
+    # The old session's state is gone with its engine: its calls say so; a new session gets a new engine.
+    with pytest.raises(Exception, match="start a new session"):
+        a.range(3).count()
+    a.stop()  # ReleaseSession of a session whose engine died succeeds
+    again = connect(gw.url(material.token("alice", team="analytics")))
+    assert again.sql(query).collect()[0]["s"] == expected[0]
+    relaunched = {e["share_key"]: e for e in engines(gw)}["team:analytics"]
+    assert relaunched["pid"] != listed["team:analytics"]["pid"]
+    assert b.range(10).count() == 10  # the other team's session never moved
+
+
+def test_code_in_one_teams_engine_cannot_use_its_token_on_another(spark_pool, material, connect):
+    gw = spark_pool
+    a = connect(gw.url(material.token("alice", team="analytics")))
+    b = connect(gw.url(material.token("dave", team="data-eng")))
+    assert b.range(1).count() == 1  # data-eng's engine runs
+    listed = {e["share_key"]: e for e in engines(gw)}
+    own, other = listed["team:analytics"]["port"], listed["team:data-eng"]["port"]
+
+    from pyspark.sql.functions import udf
+
+    @udf("string")
+    def try_token(port):
+        # Runs inside analytics' engine, as its OS user, with its environment: the token is right there.
+        import os as _os
+        import grpc as _grpc
+        from pyspark.sql.connect.proto import base_pb2 as _pb
+        token = _os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"]
+        req = _pb.ConfigRequest(session_id="6c6b0f0e-6d1e-4a8e-9d53-3a1f5f7f9a01")
+        req.user_context.user_id = "intruder"
+        req.operation.get_all.SetInParent()
+        with _grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary("/spark.connect.SparkConnectService/Config", request_serializer=None, response_deserializer=None)
+            try:
+                call(req.SerializeToString(), metadata=[("authorization", f"Bearer {token}")], timeout=20)
+                return "OK"
+            except _grpc.RpcError as e:
+                return e.code().name
+
+    rows = a.createDataFrame([(own,), (other,)], "port int").select(try_token("port").alias("r")).collect()
+    assert [r["r"] for r in rows] == ["OK", "UNAUTHENTICATED"]
