@@ -141,6 +141,54 @@ struct ConfigTests {
         #expect(has("backends.local.health.timeout_seconds", "longer than interval_seconds"))
     }
 
+    @Test("launch pools: values as written, and each mistake named at its key and line")
+    func launchPools() throws {
+        let pool = Self.minimal.replacingOccurrences(of: """
+            endpoints: ["127.0.0.1:15002"]
+        """, with: """
+            launch:
+              command: ["sail", "spark", "server", "--port", "{port}"]
+              environment: {TOKEN_FILE: "{token_file}"}
+              share: user
+              ports: "21000-21009"
+              work_dir: engines
+              idle_seconds: 30
+              max_engines: 4
+              max_engines_per_team: 2
+        """)
+        let launch = try #require(try parse(pool).backends["local"]?.launch)
+        #expect(launch.command == ["sail", "spark", "server", "--port", "{port}"] && launch.share == .user && launch.ports == 21000...21009)
+        #expect(launch.environment == ["TOKEN_FILE": "{token_file}"] && launch.workDirectory == "/etc/sparkgate/engines")
+        #expect(launch.idleSeconds == 30 && launch.maxEngines == 4 && launch.teamLimit == 2 && launch.startupTimeoutSeconds == 120)
+
+        let bad = Self.minimal.replacingOccurrences(of: """
+            endpoints: ["127.0.0.1:15002"]
+        """, with: """
+            endpoints: ["127.0.0.1:15002"]
+            token_env: T
+            launch:
+              command: ["engine", "--port", "{prot}"]
+              share: everyone
+              ports: "9-3"
+              max_engines: 2
+              max_engines_per_team: 3
+        """)
+        let found = issues(bad)
+        func has(_ key: String, _ fragment: String) -> Bool {
+            found.contains { $0.key == key && $0.message.contains(fragment) && $0.line != nil }
+        }
+        #expect(has("backends.local.launch.command[2]", "unknown placeholder {prot}"))
+        #expect(has("backends.local.launch.command", "never uses {port}"))
+        #expect(has("backends.local.launch.share", "not team, user or server"))
+        #expect(has("backends.local.launch.ports", "not a port range"))
+        #expect(has("backends.local.launch.max_engines_per_team", "more than max_engines"))
+        #expect(has("backends.local.endpoints", "endpoints or launch, not both"))
+        #expect(has("backends.local.token_env", "does not apply to a launch pool"))
+
+        let shared = pool + "\nstate:\n  kind: redis\n"
+        #expect(issues(shared).contains { $0.key == "backends.local.launch" && $0.message.contains("state.kind: memory") })
+    }
+
     @Test("an admin listener off loopback needs a token file")
     func adminExposure() {
         let found = issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n")

@@ -180,7 +180,7 @@ def spark_pool(material):
     home = os.path.dirname(pyspark.__file__)
     command = ["bash", os.path.join(home, "sbin", "start-connect-server.sh"), "--driver-memory", "1g",
                "--conf", "spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-               "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.app.name=engine-{team}"]
+               "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.sparkgate.team={team}"]
     config = pool_config(material, command, share="team", startup_timeout_seconds=180, idle_seconds=600, max_engines=3, max_engines_per_team=1)
     config["backends"]["engines"]["launch"]["environment"] = {
         "SPARK_HOME": home, "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": "{work_dir}", "SPARK_PID_DIR": "{work_dir}",
@@ -195,8 +195,8 @@ def test_spark_engine_per_team_survives_the_other_teams_crash(spark_pool, materi
     gw = spark_pool
     a = connect(gw.url(material.token("alice", team="analytics")))
     b = connect(gw.url(material.token("dave", team="data-eng")))
-    assert a.conf.get("spark.app.name") == "engine-analytics"
-    assert b.conf.get("spark.app.name") == "engine-data-eng"
+    assert a.conf.get("spark.sparkgate.team") == "analytics"
+    assert b.conf.get("spark.sparkgate.team") == "data-eng"
     listed = {e["share_key"]: e for e in engines(gw)}
     assert set(listed) == {"team:analytics", "team:data-eng"}
     assert listed["team:analytics"]["pid"] != listed["team:data-eng"]["pid"]

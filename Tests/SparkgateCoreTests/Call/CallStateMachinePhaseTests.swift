@@ -147,7 +147,7 @@ struct CallStateMachinePhaseTests {
             #expect(Set(row.expected.keys) == Set(Phase.allCases), "\(row.name) misses a phase")
         }
         // One row per CallEvent case (trailers-only and malformed are second rows of responseHead/requestMessage).
-        #expect(Self.rows.count == 24 + 2)
+        #expect(Self.rows.count == 25 + 2)
     }
 
     @Test("each event in each phase produces exactly the expected actions", arguments: rows)

@@ -328,7 +328,7 @@ struct CallStateMachineScenarioTests {
         #expect(release.ledger.sessions.isEmpty)
         var query = CallDriver(method: "ExecutePlan")
         query.toConnecting(endStream: true, operation: CallDriver.operationID)
-        #expect(query.send(.backendSessionLost(lost)) == ["sendStatus(FAILED_PRECONDITION,only)", "stopClient", "finish(FAILED_PRECONDITION)"])
+        #expect(query.send(.backendSessionLost(lost)) == ["sendStatus(FAILED_PRECONDITION,only)", "finish(FAILED_PRECONDITION)"])
         #expect(query.finishes[0].summary.reason == "engine_gone")
     }
 
