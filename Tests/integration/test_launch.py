@@ -98,6 +98,8 @@ def test_engine_per_user_isolated_and_stopped_when_idle(make_gateway, material, 
     assert a["pid"] != b["pid"] and a["port"] != b["port"]
     assert a["state"] == b["state"] == "ready"
     wait_for(lambda: [e["sessions"] for e in engines(gw)] == [1, 1], 5, "each engine to count its session")
+    status, body = gw.admin("/v1/sessions?user=alice")
+    assert status == 200 and [x["engine"] for x in json.loads(body)["sessions"]] == [a["id"]]
     assert alive(a["pid"]) and alive(b["pid"])
 
     # Sessions still open keep the engines; once released they stop after idle_seconds (3 s).
@@ -152,6 +154,26 @@ def test_max_engines_refuses_clearly_and_frees_slots_as_engines_idle(make_gatewa
     config_call(gw, tokens[late], sessions[late])
     assert [e["share_key"] for e in engines(gw)] == [f"user:analytics/{late}"]
     release(gw, tokens[late], sessions[late])
+
+
+def test_an_operator_stops_an_engine_and_its_sessions_are_told(make_gateway, material, connect):
+    gw = make_gateway(sail_config(material, idle_seconds=600), name="launch-delete")
+    erin = connect(gw.url(material.token("erin")))
+    erin.range(3).createOrReplaceTempView("erin_view")
+    [engine] = engines(gw)
+    assert gw.admin("/v1/engines/no-such-engine", method="DELETE")[0] == 404
+    assert gw.admin(f"/v1/engines/{engine['id']}", method="DELETE", token=None)[0] == 401
+    status, body = gw.admin(f"/v1/engines/{engine['id']}", method="DELETE")
+    assert status == 200 and json.loads(body) == {"stopping": engine["id"]}
+    wait_for(lambda: engines(gw) == [], 15, "the engine to stop")
+    assert not alive(engine["pid"])
+    with pytest.raises(Exception, match="start a new session"):
+        erin.sql("select * from erin_view").collect()
+    erin.stop()
+    again = connect(gw.url(material.token("erin")))
+    assert again.range(4).count() == 4
+    [relaunched] = engines(gw)
+    assert relaunched["id"] != engine["id"]
 
 
 @pytest.mark.parametrize("command, expected", [

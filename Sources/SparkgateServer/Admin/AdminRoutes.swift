@@ -161,12 +161,13 @@ struct SessionList: Encodable {
         var artifactBytes: Int
         var clientType: String?
         var endpoint: String?
+        var engine: String?
 
         enum CodingKeys: String, CodingKey {
             case user, team, backend, created
             case sessionID = "session_id", backendSessionID = "backend_session_id", lastUsed = "last_used"
             case activeCalls = "active_calls", activeOperations = "active_operations", bytesIn = "bytes_in", bytesOut = "bytes_out"
-            case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type", endpoint
+            case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type", endpoint, engine
         }
 
         init(_ s: SessionRecord) {
@@ -185,6 +186,7 @@ struct SessionList: Encodable {
             artifactBytes = s.artifactBytes
             clientType = s.clientType
             endpoint = s.endpoint?.description
+            engine = s.engine
         }
     }
 
