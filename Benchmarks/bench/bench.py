@@ -226,6 +226,16 @@ def main():
                                      state={"kind": "redis", "redis": {"addresses": [f"127.0.0.1:{red.port}"]}})
             started.append(gate_r)
             paths.append(Path("sparkgate-redis", [gate_r.pid, red.pid], gate_r.port, gate_r.port, True, es, es_syn))
+        tracing_paths = [(name, ratio) for name, ratio in (("sparkgate-tracing-100", 1.0), ("sparkgate-tracing-1", 0.01)) if wanted(name)]
+        if tracing_paths:
+            # Tracing on, spans posted as OTLP/HTTP to a sink; only the gateway's CPU counts.
+            sink = peers.otlp_sink(work, python)
+            started.append(sink)
+            for name, ratio in tracing_paths:
+                gate_t = peers.sparkgate(work, args.bin, material, spark.port, synthetic.port, name=name,
+                                         tracing={"otlp_endpoint": f"http://127.0.0.1:{sink.port}", "sample_ratio": ratio})
+                started.append(gate_t)
+                paths.append(Path(name, [gate_t.pid], gate_t.port, gate_t.port, True, es, es_syn))
         if wanted("haproxy"):
             hap = peers.haproxy(work, material, spark.port, synthetic.port)
             started.append(hap)
@@ -465,6 +475,15 @@ def targets(s, cfg):
         check("shared state (redis) adds < 150 us to Config p50", None if added is None else added < 150,
               f"{fmt(r['conf_p50_us'], ' us')} vs memory {fmt(g['conf_p50_us'], ' us')} (+{fmt(added, ' us')}); CPU per call (gateway + redis, h2load 32 streams) "
               f"{fmt(r['config_cpu_us_per_call_h2load'], ' us', 1)} vs {fmt(g['config_cpu_us_per_call_h2load'], ' us', 1)}")
+    for name, label in (("sparkgate-tracing-100", "100%"), ("sparkgate-tracing-1", "1%")):
+        t_ = p.get(name)
+        if t_:
+            # Reported, not a target: what tracing at this sample ratio costs per call.
+            check(f"tracing at {label} sampling: cost per call reported", True,
+                  f"CPU per call (h2load 32 streams) {fmt(t_['config_cpu_us_per_call_h2load'], ' us', 1)} vs {fmt(g['config_cpu_us_per_call_h2load'], ' us', 1)} untraced "
+                  f"({fmt(ratio(t_['config_cpu_us_per_call_h2load'], g['config_cpu_us_per_call_h2load']), 'x', 2)}); sequential {fmt(t_['conf_cpu_us_per_call'], ' us', 1)} vs "
+                  f"{fmt(g['conf_cpu_us_per_call'], ' us', 1)}; Config p50 {fmt(t_['conf_p50_us'], ' us')} vs {fmt(g['conf_p50_us'], ' us')}; "
+                  f"synthetic unary 1 stream {fmt(t_['unary_rps_1'])} vs {fmt(g['unary_rps_1'])} req/s")
     check(">= 10x better than spark-connect-proxy: CPU per call", None if None in (g["config_cpu_us_per_call_h2load"], x["config_cpu_us_per_call_h2load"]) else x["config_cpu_us_per_call_h2load"] >= 10 * g["config_cpu_us_per_call_h2load"],
           f"{fmt(ratio(x['config_cpu_us_per_call_h2load'], g['config_cpu_us_per_call_h2load']), 'x', 1)}")
     check(">= 10x better than spark-connect-proxy: synthetic throughput", None if None in (g["stream_gb_s"], x["stream_gb_s"]) else g["stream_gb_s"] >= 10 * x["stream_gb_s"],

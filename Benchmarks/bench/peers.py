@@ -98,7 +98,7 @@ def synthetic_stats(p):
     raise RuntimeError("the synthetic backend did not report its stats")
 
 
-def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=(), state=None):
+def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=(), state=None, tracing=None):
     """Sparkgate as users run it: TLS, ES256 JWTs, isolation (user_context rewrite, namespacing, foreign-session
     refusal) and quotas on (limits high enough not to refuse benchmark traffic), audit log to a file."""
     import json
@@ -122,6 +122,8 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
     }
     if state:
         config["state"] = state
+    if tracing:
+        config["tracing"] = tracing
     path = os.path.join(d, "sparkgate.yaml")
     with open(path, "w") as f:
         json.dump(config, f, indent=1)
@@ -239,6 +241,17 @@ def spark_connect_proxy(workdir, venv, material, backend_port, name):
             "--secret-key", secret, "--log-level", "WARNING"]
     p = Proc(f"scp-{name}", args, d)
     wait_for_port(port, 60, p.proc, p.log)
+    p.port = port
+    return p
+
+
+def otlp_sink(workdir, python):
+    """Where the tracing paths post their spans: a process of its own, so its CPU is not the gateway's."""
+    port = free_port()
+    d = os.path.join(workdir, "otlp-sink")
+    os.makedirs(d, exist_ok=True)
+    p = Proc("otlp-sink", [python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "otlp_sink.py"), str(port)], d)
+    wait_for_port(port, 20, p.proc, p.log)
     p.port = port
     return p
 

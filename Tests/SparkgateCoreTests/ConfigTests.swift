@@ -189,6 +189,21 @@ struct ConfigTests {
         #expect(issues(shared).contains { $0.key == "backends.local.launch" && $0.message.contains("state.kind: memory") })
     }
 
+    @Test("tracing: off by default, the traces URL derived from the collector's base URL, mistakes named")
+    func tracing() throws {
+        #expect(try parse(Self.minimal).tracing == TracingSettings())
+        #expect(!TracingSettings().enabled)
+        let on = try parse(Self.minimal + "\ntracing:\n  otlp_endpoint: http://collector:4318/\n  sample_ratio: 1\n  service_name: gw\n").tracing
+        #expect(on.enabled && on.tracesURL == "http://collector:4318/v1/traces" && on.sampleRatio == 1 && on.serviceName == "gw")
+        var full = TracingSettings()
+        full.otlpEndpoint = "https://c.example/v1/traces"
+        #expect(full.tracesURL == "https://c.example/v1/traces")
+        let found = issues(Self.minimal + "\ntracing:\n  otlp_endpoint: collector:4318\n  sample_ratio: 2\n  sampling: 1\n")
+        #expect(found.contains { $0.key == "tracing.otlp_endpoint" && $0.message.contains("not an http:// or https:// URL") && $0.line != nil })
+        #expect(found.contains { $0.key == "tracing.sample_ratio" && $0.message.contains("more than 1") })
+        #expect(found.contains { $0.key == "tracing.sampling" && $0.message.contains("unknown key") })
+    }
+
     @Test("an admin listener off loopback needs a token file")
     func adminExposure() {
         let found = issues(Self.minimal + "\nadmin:\n  listen: \"0.0.0.0:9464\"\n")

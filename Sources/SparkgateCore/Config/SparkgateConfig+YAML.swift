@@ -33,6 +33,7 @@ extension SparkgateConfig {
             allowed: [
                 "listen", "tls", "insecure_plaintext", "max_message_bytes", "admin", "auth", "backends", "defaults",
                 "teams", "allow_unknown_teams", "sessions", "config_policy", "audit_log", "shutdown_grace_seconds", "limits", "state",
+                "tracing",
             ])
         if let n = top["listen"], let v = reader.hostPort(n, "listen") { config.listen = v }
         if let n = top["insecure_plaintext"], let v = reader.bool(n, "insecure_plaintext") { config.insecurePlaintext = v }
@@ -46,6 +47,7 @@ extension SparkgateConfig {
         if let n = top["defaults"] { readDefaults(n, reader, into: &config) }
         if let n = top["teams"] { config.teams = readTeams(n, reader, defaults: config) }
         if let n = top["state"], !reader.isNull(n) { config.state = readState(n, reader) }
+        if let n = top["tracing"], !reader.isNull(n) { config.tracing = readTracing(n, reader) }
         if let n = top["allow_unknown_teams"], let v = reader.bool(n, "allow_unknown_teams") { config.allowUnknownTeams = v }
         if let n = top["sessions"] { readSessions(n, reader, into: &config.sessions) }
         if let n = top["config_policy"] {

@@ -116,6 +116,7 @@ public struct SparkgateConfig: Sendable, Equatable {
     public var shutdownGraceSeconds = 30.0
     public var limits = ConnectionLimits()
     public var state = StateSettings()
+    public var tracing = TracingSettings()
 
     public init(file: String) {
         self.file = file

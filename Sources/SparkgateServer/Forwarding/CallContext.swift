@@ -2,6 +2,7 @@ import Logging
 import SparkgateAuth
 import SparkgateCore
 import SparkgateObservability
+import Tracing
 
 /// What a proxied call may touch beyond its own streams: key refreshes, the shared ledger and call registry,
 /// the backend pool, Sparkgate's own backend calls, metrics, the audit log.
@@ -18,4 +19,6 @@ struct CallContext: Sendable {
     let metrics: GatewayMetrics
     let audit: AuditLog
     let logger: Logger
+    /// Spans go here when `tracing` is on.
+    let tracer: (any Tracer)?
 }

@@ -7,6 +7,7 @@ import SparkgateCore
 
 extension ProxyCall {
     func execute(_ action: Machine.Action) {
+        trace?.observe(action)
         switch action {
         case .authenticate(let token):
             authenticate(token, refreshed: false)
@@ -169,7 +170,8 @@ extension ProxyCall {
     }
 
     private func openStream(to endpoint: BackendEndpoint, token: String?, backendConfig: SparkgateConfig.Backend, passiveHealth: Bool) {
-        let headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
+        var headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
+        trace?.inject(into: &headers)
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
         context.pool.openStream(
             to: endpoint, on: eventLoop, tls: endpoint.tls ? state.backendTLS[endpoint.backend] : nil, connectTimeout: timeout, limits: state.config.limits, owner: self,

@@ -30,6 +30,8 @@ final class ProxyCall {
     var unsentResponses = MessageQueue<GRPCMessage>()
     var deadline: Scheduled<Void>?
     var registration: UInt64?
+    /// Spans of this call, when tracing is on.
+    var trace: CallTrace?
     /// This call's share of `BufferedBytes`: received from one side, not yet written out to the other.
     private var heldBytes = 0
     private var released = false
@@ -55,6 +57,7 @@ final class ProxyCall {
     /// Feeds an event to the machine and carries out its actions, in order. Events raised while actions run
     /// (an admission answered at once, a backend stream already open) queue their actions behind.
     func handle(_ event: Machine.Event) {
+        trace?.observe(event)
         var accounting = SharedLedgerAccounting(ledger: context.ledger)
         machine.handle(event, now: frontend.writer.loop.now, accounting: &accounting, into: &queue)
         guard !executing else { return }
@@ -83,6 +86,9 @@ final class ProxyCall {
     func start(_ headers: HPACKHeaders, endStream: Bool) {
         clientHeaders = headers
         for (name, value, _) in headers { head.add(name: name, value: value) }
+        if let tracer = context.tracer {
+            trace = CallTrace(tracer: tracer, headers: headers, method: String(head.path?.split(separator: "/").last ?? "unknown"))
+        }
         handle(.requestHead(head, endStream: endStream, bufferedBytes: context.buffered.value))
     }
 

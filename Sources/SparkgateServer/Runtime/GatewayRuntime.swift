@@ -5,6 +5,7 @@ import SparkgateCore
 import SparkgateObservability
 import SparkgateRedis
 import Synchronization
+import Tracing
 
 /// What every RPC shares: the current configuration generation, the session ledger, the backend pool,
 /// the metrics and the audit log.
@@ -32,11 +33,14 @@ public final class GatewayRuntime: Sendable {
     /// What each proxied call may touch.
     let callContext: CallContext
 
-    public convenience init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger) {
-        self.init(state: state, group: group, metrics: metrics, audit: audit, logger: logger, connector: TCPBackendConnector())
+    public convenience init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, tracer: (any Tracer)? = nil) {
+        self.init(state: state, group: group, metrics: metrics, audit: audit, logger: logger, connector: TCPBackendConnector(), tracer: tracer)
     }
 
-    init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, connector: any BackendConnector) {
+    init(
+        state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, connector: any BackendConnector,
+        tracer: (any Tracer)? = nil
+    ) {
         self.current = StateBox(state)
         self.group = group
         self.metrics = metrics
@@ -66,7 +70,7 @@ public final class GatewayRuntime: Sendable {
         }
         self.callContext = CallContext(
             keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, engines: engines, metrics: metrics, audit: audit,
-            logger: logger)
+            logger: logger, tracer: tracer)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
     }

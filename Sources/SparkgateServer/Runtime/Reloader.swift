@@ -24,8 +24,8 @@ public final class Reloader: Sendable {
         let old = runtime.state.config
         do {
             let config = try SparkgateConfig.load(file: file)
-            if config.listen != old.listen || config.admin.listen != old.admin.listen || config.state != old.state {
-                runtime.logger.warning("listen, admin.listen and state changes take effect at the next restart")
+            if config.listen != old.listen || config.admin.listen != old.admin.listen || config.state != old.state || config.tracing != old.tracing {
+                runtime.logger.warning("listen, admin.listen, state and tracing changes take effect at the next restart")
             }
             let state = try await GatewayStateLoader.load(config, logger: runtime.logger)
             runtime.install(state)

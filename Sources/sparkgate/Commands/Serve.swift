@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import Tracing
 import SparkgateCore
 import SparkgateObservability
 import SparkgateServer
@@ -53,13 +54,21 @@ struct Serve: AsyncParsableCommand {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let audit = AuditLog(target: auditTarget(config.auditLog), logger: logger)
-        let runtime = GatewayRuntime(state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit, logger: logger)
+        let tracing: (tracer: any Tracer, service: any Service)?
+        do {
+            tracing = try TracingBackend.make(config.tracing, logger: logger)
+        } catch {
+            logger.critical("tracing could not start", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+        let runtime = GatewayRuntime(
+            state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit, logger: logger, tracer: tracing?.tracer)
         let reloader = Reloader(runtime: runtime, file: self.config)
         let routes = AdminRoutes(runtime: runtime, reloader: reloader) { MetricHelp.annotate(registry.emitToBuffer()) }
         let admin = AdminHTTPServer(host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger) { await routes.handle($0) }
         // Started in this order, stopped in reverse: the listener drains first, launched engines stop once no
         // call needs them, the audit log flushes last.
-        let services: [any Service] = [
+        let services: [any Service] = [tracing?.service].compactMap { $0 } + [
             audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), runtime.engines, SharedStateService(runtime: runtime), HealthChecker(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
         ]
         let serviceGroup = ServiceGroup(
