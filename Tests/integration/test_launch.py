@@ -183,7 +183,8 @@ def test_an_operator_stops_an_engine_and_its_sessions_are_told(make_gateway, mat
 ])
 def test_failed_launch_is_unavailable_with_the_reason(make_gateway, material, command, expected):
     import re
-    gw = make_gateway(pool_config(material, command, startup_timeout_seconds=2), name="launch-fail")
+    config = pool_config(material, command, startup_timeout_seconds=2, work_dir=os.path.join(material.dir, f"engines-fail-{uuid.uuid4().hex[:8]}"))
+    gw = make_gateway(config, name="launch-fail")
     started = time.time()
     with pytest.raises(grpc.RpcError) as e:
         config_call(gw, material.token("carol"), str(uuid.uuid4()), timeout=30)
@@ -192,6 +193,13 @@ def test_failed_launch_is_unavailable_with_the_reason(make_gateway, material, co
     assert "user:analytics/carol" in e.value.details()
     assert time.time() - started < 8
     wait_for(lambda: engines(gw) == [], 10, "the failed engine to leave the list")
+    # A failed engine leaves no directory (a command that keeps failing must not fill the disk), only the
+    # backend's last failure log.
+    work_dir = gw.config["backends"]["engines"]["launch"]["work_dir"]
+    wait_for(lambda: [d for d in os.listdir(work_dir) if os.path.isdir(os.path.join(work_dir, d))] == [], 10, "the engine directory to go")
+    if "sh" in command:
+        with open(os.path.join(work_dir, "engines-last-failure.log")) as f:
+            assert "cannot bind, giving up" in f.read()
 
 
 # MARK: Spark 4.3, one engine per team

@@ -173,12 +173,13 @@ public final class EngineManager: Service, Sendable {
         if let probe = inner.value.lastProbe.removeValue(forKey: id) { message += "; last readiness probe: \(probe)" }
         if let log {
             let tail = EngineProcess.tail(log)
-            message += tail.isEmpty ? "; its log (\(log)) is empty" : "; last lines of its log: \(tail)"
+            message += tail.isEmpty ? "; its log is empty" : "; last lines of its log: \(tail)"
         }
         metrics.engineLaunched(engine?.key.backend ?? "", result: result, seconds: nil)
         logger.error("engine launch failed", metadata: ["engine": "\(id)", "reason": "\(message)"])
         for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] { waiter.fail(SparkgateError.unavailable(message)) }
-        removeToken(id)
+        // A process still exiting keeps its directory until it is reaped.
+        if inner.value.processes[id] == nil { retire(id, backend: engine?.key.backend ?? "", keepLog: true) } else { removeToken(id) }
         publishGauges()
     }
 
@@ -220,22 +221,39 @@ public final class EngineManager: Service, Sendable {
         case .starting:
             return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: log)
         case .ready:
-            logger.error("engine died", metadata: ["engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)", "log": "\(EngineProcess.tail(log))"])
+            logger.error("engine died", metadata: [
+                "engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)", "log": "\(EngineProcess.tail(log))",
+                "kept_log": "\(Self.lastFailureLog(directory: inner.value.directories[id], backend: engine.key.backend) ?? "")",
+            ])
         case .stopping:
             logger.info("engine stopped", metadata: ["engine": "\(id)", "status": "\(status)"])
         }
         inner.value.registry.removed(id)
         directory.remove(id)
         pool.forget(BackendEndpoint(backend: engine.key.backend, address: engine.address, tls: false))
-        removeToken(id)
-        // A stopped engine's directory goes; a dead one's stays for its log.
-        if engine.state == .stopping, let dir = inner.value.directories[id] { try? FileManager.default.removeItem(atPath: dir) }
-        inner.value.directories.removeValue(forKey: id)
+        // A stopped engine's directory goes; a dead (or never ready) one's log is kept, one per backend.
+        retire(id, backend: engine.key.backend, keepLog: engine.state == .ready || engine.readySince == nil)
     }
 
     private func removeToken(_ id: String) {
         guard let dir = inner.value.directories[id] else { return }
         try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent("token"))
+    }
+
+    /// Removes an engine's directory (its token first), keeping its log as the backend's last failure: a
+    /// command that keeps failing, launched again on every retry, must not fill the disk.
+    private func retire(_ id: String, backend: String, keepLog: Bool) {
+        removeToken(id)
+        guard let dir = inner.value.directories.removeValue(forKey: id) else { return }
+        if keepLog, let kept = Self.lastFailureLog(directory: dir, backend: backend) {
+            try? FileManager.default.removeItem(atPath: kept)
+            try? FileManager.default.moveItem(atPath: (dir as NSString).appendingPathComponent("engine.log"), toPath: kept)
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    private static func lastFailureLog(directory: String?, backend: String) -> String? {
+        directory.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("\(backend)-last-failure.log") }
     }
 
     private func publishGauges() {
