@@ -53,16 +53,16 @@ def test_a_call_is_traced_from_the_clients_traceparent_to_spark(spark, make_gate
     resource = next(r for r, s in receiver.spans if s.span_id == root.span_id)
     assert resource["service.name"] == "gate-under-test"
 
-    # An unsampled call with sample_ratio 0 sends nothing; a refused one, when sampled, carries its status.
+    # With sample_ratio 0, a call without a sampled traceparent records nothing; nor does a call whose token
+    # fails, whatever its traceparent says (an unauthenticated flood cannot make the gateway export spans).
     before = len(receiver.spans)
     harness.grpc_call(gw, "Config", harness.config_get_request(session, "spark.sql.shuffle.partitions"), token=token)
-    bad_trace = os.urandom(16).hex()
-    with pytest.raises(grpc.RpcError):
+    with pytest.raises(grpc.RpcError) as refused:
         harness.grpc_call(gw, "Config", harness.config_get_request(session, "x"), token="not.a.jwt",
-                          metadata=[("traceparent", f"00-{bad_trace}-{parent_id}-01")])
-    [refused] = wait_for_spans(receiver, lambda s: s.trace_id.hex() == bad_trace and s.kind == 2)
-    assert attributes(refused)["rpc.grpc.status_code"] == 16 and refused.status.code == 2  # UNAUTHENTICATED, ERROR
-    assert all(s.trace_id.hex() in (trace_id, bad_trace) for _, s in receiver.spans[before:])
+                          metadata=[("traceparent", f"00-{os.urandom(16).hex()}-{parent_id}-01")])
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    time.sleep(3.5)  # spans are exported every 2 s
+    assert receiver.spans[before:] == []
 
 
 def test_the_backend_gets_the_calls_trace_context(make_gateway, material, receiver):
@@ -115,4 +115,14 @@ def test_the_backend_gets_the_calls_trace_context(make_gateway, material, receiv
     [root] = wait_for_spans(receiver, lambda s: s.trace_id.hex() == trace_id and s.kind == 2)
     # The backend's parent is Sparkgate's server span, not the client's span.
     assert calls[0]["traceparent"] == f"00-{trace_id}-{root.span_id.hex()}-01"
+
+    # A refused call is traced (ratio 1.0) in a trace of its own, not the one its traceparent named.
+    claimed = os.urandom(16).hex()
+    with pytest.raises(grpc.RpcError):
+        harness.grpc_call(gw, "Config", harness.config_get_request(str(uuid.uuid4()), "k"), token="not.a.jwt",
+                          metadata=[("traceparent", f"00-{claimed}-{client_parent}-01")])
+    refused = wait_for_spans(receiver, lambda s: s.kind == 2 and attributes(s).get("rpc.grpc.status_code") == 16)
+    assert refused[0].trace_id.hex() != claimed and refused[0].parent_span_id == b"" and refused[0].status.code == 2
+    [auth] = wait_for_spans(receiver, lambda s: s.parent_span_id == refused[0].span_id)
+    assert auth.name == "sparkgate.authenticate" and attributes(auth)["sparkgate.auth_failure"] == "malformed_token"
     listener.close()

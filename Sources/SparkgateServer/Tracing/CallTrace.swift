@@ -2,39 +2,60 @@ import NIOHPACK
 import SparkgateCore
 import Tracing
 
-/// One RPC's spans: a server span from the request's headers to its last action, continuing the client's
-/// W3C `traceparent`, with child spans for authentication, admission, the backend stream's opening and the
-/// wait for the first response. It watches the call's events and actions; it changes none of them.
+/// One RPC's spans: a server span from the request's headers to its last action, with child spans for
+/// authentication, admission, the backend stream's opening and the wait for the first response. It
+/// watches the call's events and actions; it changes none of them.
+///
+/// The spans start once the token is decided, back-dated to the request's arrival: a verified caller's
+/// W3C `traceparent` is continued (its sampling decision followed), while a call that never authenticated
+/// gets a trace of its own under the sample ratio, so a flood of bad tokens with `sampled` set cannot make
+/// the gateway record and export spans for every refusal.
 final class CallTrace {
     private let tracer: any Tracer
-    private let root: any Span
+    private let method: String
+    private let arrived: DefaultTracerClock.Instant
+    private var clientContext: ServiceContext
+    private var authenticationStarted: DefaultTracerClock.Instant?
+    private var root: (any Span)?
     /// An unsampled call still passes its context on, but records nothing: no children, no attributes.
-    private let recording: Bool
+    private var recording = false
     private var identity: (user: String, team: String)?
     private var backend: String?
-    private var authenticating: (any Span)?
     private var admitting: (any Span)?
     private var connecting: (any Span)?
     private var awaitingResponse: (any Span)?
 
     init(tracer: any Tracer, headers: HPACKHeaders, method: String) {
         self.tracer = tracer
+        self.method = method
+        self.arrived = DefaultTracerClock.now
         var parent = ServiceContext.topLevel
         tracer.extract(headers, into: &parent, using: HeaderExtractor())
-        root = tracer.startSpan("spark.connect.SparkConnectService/\(method)", context: parent, ofKind: .server)
-        recording = root.isRecording
-        self.method = method
+        clientContext = parent
     }
 
-    private let method: String
+    /// Starts the server span, back-dated to the request's arrival, with the authentication as its first child.
+    private func begin(trusted: Bool, failure: AuthFailure.Reason? = nil) {
+        guard root == nil else { return }
+        let span = tracer.startSpan(
+            "spark.connect.SparkConnectService/\(method)", context: trusted ? clientContext : .topLevel, ofKind: .server, at: arrived)
+        root = span
+        recording = span.isRecording
+        guard recording, let started = authenticationStarted else { return }
+        let auth = tracer.startSpan("sparkgate.authenticate", context: span.context, ofKind: .internal, at: started)
+        if let failure { auth.attributes["sparkgate.auth_failure"] = failure.rawValue }
+        auth.end()
+    }
 
     private func child(_ name: String) -> (any Span)? {
-        recording ? tracer.startSpan(name, context: root.context, ofKind: .internal) : nil
+        guard recording, let root else { return nil }
+        return tracer.startSpan(name, context: root.context, ofKind: .internal)
     }
 
     /// The backend request carries this call's context (the client's own `traceparent` is replaced), so a
     /// trace runs from the notebook through Sparkgate to Spark.
     func inject(into headers: inout HPACKHeaders) {
+        guard let root else { return }
         headers.remove(name: "traceparent")
         headers.remove(name: "tracestate")
         tracer.inject(root.context, into: &headers, using: HeaderInjector())
@@ -43,7 +64,7 @@ final class CallTrace {
     func observe<Metadata>(_ action: CallAction<Metadata>) {
         switch action {
         case .authenticate:
-            if authenticating == nil { authenticating = child("sparkgate.authenticate") }
+            if authenticationStarted == nil { authenticationStarted = DefaultTracerClock.now }
         case .admit:
             admitting = child("sparkgate.admit")
         case .openBackend(let route):
@@ -62,10 +83,9 @@ final class CallTrace {
         switch event {
         case .authenticated(let token, _):
             identity = (token.identity.user, token.identity.team)
-            end(&authenticating)
+            begin(trusted: true)
         case .authenticationFailed(let failure):
-            authenticating?.attributes["sparkgate.auth_failure"] = failure.reason.rawValue
-            end(&authenticating)
+            begin(trusted: false, failure: failure.reason)
         case .admissionDecided:
             end(&admitting)
         case .backendOpened:
@@ -79,11 +99,13 @@ final class CallTrace {
     }
 
     private func finish(_ outcome: CallOutcome) {
-        for open in [authenticating, admitting, connecting, awaitingResponse] { open?.end() }
-        authenticating = nil
+        // A call that ended before its token was decided (a client gone, a deadline) is not the client's to sample.
+        begin(trusted: false)
+        for open in [admitting, connecting, awaitingResponse] { open?.end() }
         admitting = nil
         connecting = nil
         awaitingResponse = nil
+        guard let root else { return }
         guard recording else { return root.end() }
         let s = outcome.summary
         // One update: each attribute set on its own would take the span's lock again.
