@@ -10,22 +10,29 @@ public enum BearerToken {
         guard values.count == 1 else {
             return .failure(AuthFailure(.malformed, "send exactly one authorization header, not \(values.count)"))
         }
-        let utf8 = value.utf8
-        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
-        var i = utf8.startIndex
-        while i != utf8.endIndex && isSpace(utf8[i]) { i = utf8.index(after: i) }
-        let schemeStart = i
-        while i != utf8.endIndex && !isSpace(utf8[i]) { i = utf8.index(after: i) }
-        let scheme = utf8[schemeStart..<i]
-        let isBearer = scheme.count == 6 && zip(scheme, "bearer".utf8).allSatisfy { $0 | 0x20 == $1 }
-        while i != utf8.endIndex && isSpace(utf8[i]) { i = utf8.index(after: i) }
-        let tokenStart = i
-        while i != utf8.endIndex && !isSpace(utf8[i]) { i = utf8.index(after: i) }
-        let tokenEnd = i
-        while i != utf8.endIndex && isSpace(utf8[i]) { i = utf8.index(after: i) }
+        // One pass over contiguous bytes: index arithmetic on a Substring's UTF8View costs more than the scan.
+        var owned = value
+        let (schemeStart, schemeEnd, tokenStart, tokenEnd, end, count, isBearer) = owned.withUTF8 { bytes in
+            func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+            var i = 0
+            let n = bytes.count
+            while i < n && isSpace(bytes[i]) { i += 1 }
+            let schemeStart = i
+            while i < n && !isSpace(bytes[i]) { i += 1 }
+            let schemeEnd = i
+            let isBearer = schemeEnd - schemeStart == 6 && zip(bytes[schemeStart..<schemeEnd], "bearer".utf8).allSatisfy { $0 | 0x20 == $1 }
+            while i < n && isSpace(bytes[i]) { i += 1 }
+            let tokenStart = i
+            while i < n && !isSpace(bytes[i]) { i += 1 }
+            let tokenEnd = i
+            while i < n && isSpace(bytes[i]) { i += 1 }
+            return (schemeStart, schemeEnd, tokenStart, tokenEnd, i, n, isBearer)
+        }
+        let utf8 = owned.utf8
+        let scheme = utf8[utf8.index(utf8.startIndex, offsetBy: schemeStart)..<utf8.index(utf8.startIndex, offsetBy: schemeEnd)]
         guard isBearer else {
             if scheme.isEmpty { return .failure(AuthFailure(.missing, "the authorization header is empty")) }
-            if tokenStart == utf8.endIndex {
+            if tokenStart == count {
                 return .failure(AuthFailure(.malformed, "the authorization header must be 'Bearer <JWT>'"))
             }
             return .failure(AuthFailure(.malformed, "authorization scheme '\(Substring(scheme).prefix(16))' is not accepted; use 'Bearer <JWT>'"))
@@ -33,9 +40,9 @@ public enum BearerToken {
         guard tokenStart != tokenEnd else {
             return .failure(AuthFailure(.missing, "the authorization header says 'Bearer' but carries no token"))
         }
-        guard i == utf8.endIndex else {
+        guard end == count else {
             return .failure(AuthFailure(.malformed, "the bearer token contains whitespace; send the JWT as one word"))
         }
-        return .success(Substring(utf8[tokenStart..<tokenEnd]))
+        return .success(Substring(utf8[utf8.index(utf8.startIndex, offsetBy: tokenStart)..<utf8.index(utf8.startIndex, offsetBy: tokenEnd)]))
     }
 }

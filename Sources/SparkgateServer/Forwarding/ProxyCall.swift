@@ -64,7 +64,9 @@ final class ProxyCall {
         executing = true
         var index = 0
         while index < queue.count {
-            let action = queue[index]
+            // Moved out, not copied: a copy would retain every payload once more, per action, per call.
+            var action = Machine.Action.readRequests
+            swap(&action, &queue[index])
             index += 1
             execute(action)
         }
