@@ -116,6 +116,13 @@ def test_the_backend_gets_the_calls_trace_context(make_gateway, material, receiv
     # The backend's parent is Sparkgate's server span, not the client's span.
     assert calls[0]["traceparent"] == f"00-{trace_id}-{root.span_id.hex()}-01"
 
+    # A malformed traceparent is ignored, never an error: the call succeeds in a trace of its own.
+    for garbage in ("00-zz-yy-01", "ff-" + "0" * 32 + "-" + "0" * 16 + "-01", "00-" + "a" * 500):
+        session = str(uuid.uuid4())
+        harness.grpc_call(gw, "Config", harness.config_get_request(session, "k"), token=material.token("alice"), metadata=[("traceparent", garbage)])
+        [own] = wait_for_spans(receiver, lambda s: s.kind == 2 and attributes(s).get("spark.session_id") == session)
+        assert own.parent_span_id == b"" and attributes(own)["rpc.grpc.status_code"] == 0
+
     # A refused call is traced (ratio 1.0) in a trace of its own, not the one its traceparent named.
     claimed = os.urandom(16).hex()
     with pytest.raises(grpc.RpcError):

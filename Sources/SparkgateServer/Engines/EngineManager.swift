@@ -188,6 +188,8 @@ public final class EngineManager: Service, Sendable {
     /// Counts sessions, reaps exited processes, stops idle engines and kills the ones that outlive their grace.
     func tick() {
         let state = inner.value
+        // Most gateways have no launch pool: no reason to take the ledger's lock and walk its sessions.
+        guard !state.registry.engines.isEmpty || !state.processes.isEmpty else { return }
         let now = WallClock.now()
         state.registry.sessionsCounted(ledger.withLock { $0.sessionsPerEngine() }, now: now)
         for (id, process) in state.processes {
@@ -199,20 +201,26 @@ public final class EngineManager: Service, Sendable {
         for task in state.registry.due(now: now, settings: { config.backends[$0]?.launch }) {
             switch task {
             case .stop(let engine, let reason):
-                if engine.readySince == nil {
-                    state.processes[engine.id]?.signal(SIGTERM)
-                    launchFailed(engine.id, result: "timed_out", reason: reason, log: state.processes[engine.id]?.log)
-                } else {
-                    logger.info("stopping an engine", metadata: ["engine": "\(engine.id)", "share_key": "\(engine.key)", "reason": "\(reason)"])
-                    directory.remove(engine.id)
-                    state.processes[engine.id]?.signal(SIGTERM)
-                }
+                terminate(engine, reason: reason, launchResult: "timed_out")
             case .kill(let engine):
                 logger.warning("engine outlived its stop grace: killing it", metadata: ["engine": "\(engine.id)"])
                 state.processes[engine.id]?.signal(SIGKILL)
             }
         }
         publishGauges()
+    }
+
+    /// Sends SIGTERM to an engine the registry has just marked stopping: new calls no longer find it, and
+    /// calls still waiting for it to start fail with `reason` (counted as a launch with `launchResult`).
+    private func terminate(_ engine: EngineRegistry.Engine, reason: String, launchResult: String) {
+        directory.remove(engine.id)
+        let process = inner.value.processes[engine.id]
+        process?.signal(SIGTERM)
+        if engine.readySince == nil {
+            launchFailed(engine.id, result: launchResult, reason: reason, log: process?.log)
+        } else {
+            logger.info("stopping an engine", metadata: ["engine": "\(engine.id)", "share_key": "\(engine.key)", "reason": "\(reason)"])
+        }
     }
 
     private func exited(_ id: String, status: Int32, log: String) {
@@ -277,13 +285,8 @@ public final class EngineManager: Service, Sendable {
         loop.submit { [self] in
             guard let engine = inner.value.registry.engines[id] else { return false }
             let grace = current().config.backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
-            guard inner.value.registry.stop(id, reason: "stopped by an operator", now: WallClock.now(), grace: grace) != nil else { return true }
-            directory.remove(id)
-            if engine.state == .starting {
-                launchFailed(id, result: "failed", reason: "was stopped by an operator while starting", log: nil)
-            }
-            logger.info("stopping an engine", metadata: ["engine": "\(id)", "reason": "operator"])
-            inner.value.processes[id]?.signal(SIGTERM)
+            guard let stopping = inner.value.registry.stop(id, reason: "stopped by an operator", now: WallClock.now(), grace: grace) else { return true }
+            terminate(stopping, reason: "was stopped by an operator", launchResult: "failed")
             publishGauges()
             return true
         }
@@ -306,11 +309,8 @@ public final class EngineManager: Service, Sendable {
             for engine in inner.value.registry.engines.values {
                 let grace = current().config.backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
                 longest = max(longest, grace)
-                _ = inner.value.registry.stop(engine.id, reason: "the gateway is shutting down", now: now, grace: grace)
-                directory.remove(engine.id)
-                inner.value.processes[engine.id]?.signal(SIGTERM)
-                for waiter in inner.value.waiters.removeValue(forKey: engine.id) ?? [] {
-                    waiter.fail(SparkgateError.unavailable("the gateway is shutting down"))
+                if let stopping = inner.value.registry.stop(engine.id, reason: "the gateway is shutting down", now: now, grace: grace) {
+                    terminate(stopping, reason: "was stopped: the gateway is shutting down", launchResult: "failed")
                 }
             }
             return longest
