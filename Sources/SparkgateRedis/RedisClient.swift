@@ -5,32 +5,23 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 
-/// Where and how to reach Redis.
-public struct RedisEndpoints: Sendable {
-    public var addresses: [(host: String, port: Int)]
-    public var password: String?
-    /// TLS toward Redis (`rediss`), with the system's trust roots unless the context says otherwise.
-    public var tls: NIOSSLContext?
-    /// Every command's reply deadline.
-    public var timeout: TimeAmount
-
-    public init(addresses: [(host: String, port: Int)], password: String? = nil, tls: NIOSSLContext? = nil, timeout: TimeAmount = .milliseconds(200)) {
-        self.addresses = addresses
-        self.password = password
-        self.tls = tls
-        self.timeout = timeout
-    }
-}
-
-/// A small Redis client: one pipelined connection per event loop, made on first use, with the addresses tried
-/// in order; after a failure the loop waits out a backoff (100 ms doubling to 5 s) and commands fail at once
-/// meanwhile, so callers apply their failure policy instead of queueing behind a dead server. A command
-/// without a reply in `timeout` fails, and its connection is closed (a stalled server stalls the whole
-/// pipeline).
+/// A small Redis client: one pipelined connection per event loop, made on first use, to the first of the
+/// configured addresses that answers or to the master Redis Sentinel names.
+///
+/// Every step has the configured deadline: connecting, TLS with AUTH, SELECT, the master's ROLE check, each
+/// command. A connection-level failure (a deadline passed, a refused or lost connection, a demoted master)
+/// opens a breaker shared by every loop: commands then fail at once, so callers apply their failure policy
+/// instead of each waiting out a deadline, while a probe retries in the background every `probeInterval`
+/// and closes the breaker at the first answer.
 public final class RedisClient: Sendable {
     let endpoints: RedisEndpoints
     let logger: Logger
     private let connections = Mutex<[ObjectIdentifier: LoopConnection]>([:])
+    private let breaker = Mutex(RedisBreaker())
+    /// The master Sentinel named last; cleared when it fails, so the next connection asks again.
+    private let master = Mutex<(host: String, port: Int)?>(nil)
+    private let recoveryHooks = Mutex<[@Sendable () -> Void]>([])
+    private let closed = Atomic<Bool>(false)
 
     public init(endpoints: RedisEndpoints, logger: Logger) {
         self.endpoints = endpoints
@@ -60,8 +51,33 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Closes every connection.
+    /// Whether commands fail fast now (the breaker is open), and why.
+    public var failure: String? { breaker.withLock { $0.refusal(now: Self.now()) } }
+
+    /// Runs `hook` every time Redis answers again after failing (the breaker closed): what Redis lost while
+    /// it failed (a restart, a failover to a replica behind) can then be written back at once.
+    public func onRecovery(_ hook: @escaping @Sendable () -> Void) {
+        recoveryHooks.withLock { $0.append(hook) }
+    }
+
+    /// Closes every connection and stops probing.
     public func shutdown() {
+        closed.store(true, ordering: .relaxed)
+        closeConnections()
+    }
+
+    /// Sentinel announced a new master: connections to the old one close, and the next commands go to it.
+    public func masterChanged(host: String, port: Int) {
+        let changed = master.withLock { current in
+            defer { current = (host, port) }
+            return current.map { $0.host != host || $0.port != port } ?? true
+        }
+        guard changed else { return }
+        logger.notice("redis sentinel: the master changed", metadata: ["redis.master": "\(host):\(port)"])
+        closeConnections()
+    }
+
+    private func closeConnections() {
         let all = connections.withLock { table in
             defer { table.removeAll() }
             return Array(table.values)
@@ -79,37 +95,170 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Connects to the first address that answers, authenticating when a password is configured.
-    func connect(on loop: any EventLoop) -> EventLoopFuture<any Channel> {
-        let endpoints = self.endpoints
-        @Sendable func attempt(_ index: Int, lastError: (any Error)?) -> EventLoopFuture<any Channel> {
-            guard index < endpoints.addresses.count else {
+    // MARK: Breaker
+
+    /// Why commands must fail at once, or nil when they may go.
+    func refusal() -> String? {
+        breaker.withLock { $0.allowsCommands ? nil : $0.refusal(now: Self.now()) }
+    }
+
+    /// A command or connection failed; opens the breaker when the failure is the connection's, not the
+    /// command's (a script error leaves Redis healthy).
+    func observe(_ error: any Error, on loop: any EventLoop) {
+        guard let reason = Self.connectionFailure(error) else { return }
+        if case .server = error as? RedisError {
+            // A replica (READONLY), a loading or unauthenticated server: this connection must not be used again.
+            master.withLock { $0 = nil }
+        }
+        let (probe, opened) = breaker.withLock { breaker -> (Bool, Bool) in
+            let wasClosed = breaker.allowsCommands
+            return (breaker.failed(reason, now: Self.now()), wasClosed)
+        }
+        if opened { logger.warning("redis failing; failing fast while probing", metadata: ["error": "\(reason)"]) }
+        if probe { scheduleProbe(on: loop) }
+    }
+
+    /// The failure's text when it is the connection's.
+    static func connectionFailure(_ error: any Error) -> String? {
+        switch error as? RedisError {
+        case .timeout?, .connection?, .protocolViolation?:
+            return "\(error)"
+        case .server(let message)?:
+            let code = message.prefix { $0 != " " }
+            return ["READONLY", "LOADING", "MASTERDOWN", "NOAUTH", "WRONGPASS", "NOPERM"].contains(String(code)) ? "\(error)" : nil
+        case nil:
+            return "\(error)"
+        }
+    }
+
+    private func scheduleProbe(on loop: any EventLoop) {
+        guard !closed.load(ordering: .relaxed) else { return }
+        loop.scheduleTask(in: endpoints.probeInterval) { [self] in
+            connect(on: loop).flatMap { channel in
+                let promise = loop.makePromise(of: RESPValue.self)
+                channel.writeAndFlush(RedisRequest(arguments: RESPCommand.arguments(["PING"]), promise: promise), promise: nil)
+                return promise.futureResult.always { _ in channel.close(promise: nil) }
+            }.whenComplete { [self] result in
+                switch result {
+                case .success:
+                    guard breaker.withLock({ $0.probeSucceeded() }) else { return }
+                    logger.notice("redis answers again")
+                    for hook in recoveryHooks.withLock({ $0 }) { hook() }
+                case .failure(let error):
+                    if breaker.withLock({ $0.probeFailed("\(error)", now: Self.now()) }) { scheduleProbe(on: loop) }
+                }
+            }
+        }
+    }
+
+    static func now() -> Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+
+    // MARK: Connecting
+
+    /// A connection ready for commands: to the master Sentinel names (checked with ROLE), or to the first
+    /// configured address that answers; authenticated and on the configured database.
+    public func connect(on loop: any EventLoop) -> EventLoopFuture<any Channel> {
+        guard let sentinel = endpoints.sentinel else {
+            return firstAnswering(endpoints.addresses, on: loop) { address in
+                self.open(address, password: self.endpoints.password, database: self.endpoints.database, requireMaster: false, on: loop)
+            }
+        }
+        let known = master.withLock { $0 }
+        let address = known.map { loop.makeSucceededFuture($0) } ?? resolveMaster(sentinel, on: loop)
+        return address.flatMap { address in
+            self.open(address, password: self.endpoints.password, database: self.endpoints.database, requireMaster: true, on: loop)
+        }.flatMapErrorThrowing { error in
+            self.master.withLock { $0 = nil }
+            throw error
+        }
+    }
+
+    /// A connection to one of the sentinels (the first that answers), for its announcements.
+    public func connectToSentinel(on loop: any EventLoop) -> EventLoopFuture<any Channel> {
+        guard let sentinel = endpoints.sentinel else {
+            return loop.makeFailedFuture(RedisError.connection("no sentinel configured"))
+        }
+        return firstAnswering(sentinel.addresses, on: loop) { address in
+            self.open(address, password: sentinel.password, database: 0, requireMaster: false, on: loop)
+        }
+    }
+
+    /// Asks the sentinels, in order, where the master is.
+    private func resolveMaster(_ sentinel: RedisEndpoints.Sentinel, on loop: any EventLoop) -> EventLoopFuture<(host: String, port: Int)> {
+        firstAnswering(sentinel.addresses, on: loop) { address in
+            self.open(address, password: sentinel.password, database: 0, requireMaster: false, on: loop).flatMap { channel in
+                let promise = loop.makePromise(of: RESPValue.self)
+                channel.writeAndFlush(
+                    RedisRequest(arguments: RESPCommand.arguments(["SENTINEL", "get-master-addr-by-name", sentinel.masterName]), promise: promise), promise: nil)
+                return promise.futureResult.always { _ in channel.close(promise: nil) }.flatMapThrowing { reply in
+                    guard let parts = reply.array, parts.count == 2, let host = parts[0].string, let port = parts[1].int.map(Int.init) else {
+                        throw RedisError.connection("sentinel \(address.host):\(address.port) does not know master '\(sentinel.masterName)'")
+                    }
+                    return (host, port)
+                }
+            }
+        }.map { address in
+            self.master.withLock { $0 = address }
+            return address
+        }
+    }
+
+    /// Tries `attempt` on each address in order; the first success wins, the last failure is reported.
+    private func firstAnswering<T: Sendable>(
+        _ addresses: [(host: String, port: Int)], on loop: any EventLoop, _ attempt: @escaping @Sendable ((host: String, port: Int)) -> EventLoopFuture<T>
+    ) -> EventLoopFuture<T> {
+        @Sendable func from(_ index: Int, lastError: (any Error)?) -> EventLoopFuture<T> {
+            guard index < addresses.count else {
                 return loop.makeFailedFuture(lastError ?? RedisError.connection("no redis address configured"))
             }
-            let (host, port) = endpoints.addresses[index]
-            let tls = endpoints.tls
-            return ClientBootstrap(group: loop)
-                .connectTimeout(.nanoseconds(max(endpoints.timeout.nanoseconds * 5, 1_000_000_000)))
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: host)) }
-                        try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler())
-                    }
-                }
-                .connect(host: host, port: port)
-                .flatMap { channel in
-                    guard let password = endpoints.password else { return loop.makeSucceededFuture(channel) }
-                    let promise = loop.makePromise(of: RESPValue.self)
-                    channel.writeAndFlush(RedisRequest(arguments: RESPCommand.arguments(["AUTH", password]), promise: promise), promise: nil)
-                    return promise.futureResult.map { _ in channel }.flatMapErrorThrowing { error in
-                        channel.close(promise: nil)
-                        throw error
-                    }
-                }
-                .flatMapError { error in attempt(index + 1, lastError: error) }
+            return attempt(addresses[index]).flatMapError { from(index + 1, lastError: $0) }
         }
-        return attempt(0, lastError: nil)
+        return from(0, lastError: nil)
+    }
+
+    /// Connects to one address and runs the handshake (AUTH, SELECT, ROLE), every step under the deadline.
+    private func open(
+        _ address: (host: String, port: Int), password: String?, database: Int, requireMaster: Bool, on loop: any EventLoop
+    ) -> EventLoopFuture<any Channel> {
+        let tls = endpoints.tls
+        let timeout = endpoints.timeout
+        let host = address.host
+        return ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: host)) }
+                    try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler(timeout: timeout))
+                }
+            }
+            .connect(host: address.host, port: address.port)
+            .flatMapError { error in
+                loop.makeFailedFuture(RedisError.connection("\(address.host):\(address.port): \(error)"))
+            }
+            .flatMap { channel in
+                var steps: [[String]] = []
+                if let password { steps.append(["AUTH", password]) }
+                if database != 0 { steps.append(["SELECT", String(database)]) }
+                if requireMaster { steps.append(["ROLE"]) }
+                guard !steps.isEmpty else { return loop.makeSucceededFuture(channel) }
+                // Sent together: each has its own deadline, and the TLS handshake happens within the first's.
+                let replies = steps.map { step in
+                    let promise = loop.makePromise(of: RESPValue.self)
+                    channel.write(RedisRequest(arguments: RESPCommand.arguments(step), promise: promise), promise: nil)
+                    return promise.futureResult
+                }
+                channel.flush()
+                return EventLoopFuture.whenAllSucceed(replies, on: loop).flatMapThrowing { values in
+                    if requireMaster, let role = values.last?.array?.first?.string, role != "master" {
+                        throw RedisError.connection("\(address.host):\(address.port) is a \(role), not the master")
+                    }
+                    return channel
+                }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
     }
 }
 
@@ -119,13 +268,11 @@ final class LoopConnection: @unchecked Sendable {
         case idle
         case connecting(EventLoopFuture<any Channel>)
         case connected(any Channel)
-        case backingOff(until: NIODeadline, reason: String)
     }
 
     let loop: any EventLoop
     unowned let client: RedisClient
     private var state = State.idle
-    private var backoff = TimeAmount.milliseconds(100)
     /// Scripts sent in full on the current connection.
     private var loadedScripts: Set<String> = []
 
@@ -138,32 +285,43 @@ final class LoopConnection: @unchecked Sendable {
         guard loop.inEventLoop else {
             return loop.flatSubmit { self.send(arguments) }
         }
+        if let refusal = client.refusal() {
+            return loop.makeFailedFuture(RedisError.connection(refusal))
+        }
+        let sent: EventLoopFuture<RESPValue>
         switch state {
         case .connected(let channel) where channel.isActive:
-            return write(arguments, on: channel)
+            sent = write(arguments, on: channel)
         case .connecting(let future):
-            return future.flatMap { self.write(arguments, on: $0) }
-        case .backingOff(let until, let reason) where NIODeadline.now() < until:
-            return loop.makeFailedFuture(RedisError.connection("\(reason); reconnecting"))
-        case .idle, .connected, .backingOff:
+            sent = future.flatMap { self.write(arguments, on: $0) }
+        case .idle, .connected:
             let future = client.connect(on: loop)
             state = .connecting(future)
             future.whenComplete { result in
+                guard case .connecting(let pending) = self.state, pending === future else {
+                    // Closed (a master change, a shutdown) while connecting.
+                    if case .success(let channel) = result { channel.close(promise: nil) }
+                    return
+                }
                 switch result {
                 case .success(let channel):
                     self.state = .connected(channel)
                     self.loadedScripts = []
-                    self.backoff = .milliseconds(100)
                     channel.closeFuture.whenComplete { _ in
                         if case .connected(let current) = self.state, current === channel { self.state = .idle }
                     }
-                case .failure(let error):
-                    self.state = .backingOff(until: .now() + self.backoff, reason: "\(error)")
-                    self.client.logger.warning("cannot reach redis", metadata: ["error": "\(error)", "retry.ms": "\(self.backoff.nanoseconds / 1_000_000)"])
-                    self.backoff = min(self.backoff * 2, .seconds(5))
+                case .failure:
+                    self.state = .idle
                 }
             }
-            return future.flatMap { self.write(arguments, on: $0) }
+            sent = future.flatMap { self.write(arguments, on: $0) }
+        }
+        let client = self.client
+        let loop = self.loop
+        return sent.flatMapErrorThrowing { error in
+            client.observe(error, on: loop)
+            if RedisClient.connectionFailure(error) != nil, case .server = error as? RedisError { self.close() }
+            throw error
         }
     }
 
@@ -181,12 +339,6 @@ final class LoopConnection: @unchecked Sendable {
 
     private func write(_ arguments: [[UInt8]], on channel: any Channel) -> EventLoopFuture<RESPValue> {
         let promise = loop.makePromise(of: RESPValue.self)
-        let timeout = client.endpoints.timeout
-        let timer = loop.scheduleTask(in: timeout) {
-            // The pipeline is stuck behind this reply: close it, which fails everything pending on it.
-            channel.pipeline.fireErrorCaught(RedisError.timeout(milliseconds: Int(timeout.nanoseconds / 1_000_000)))
-        }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
         channel.writeAndFlush(RedisRequest(arguments: arguments, promise: promise), promise: nil)
         return promise.futureResult
     }

@@ -14,20 +14,37 @@ public struct RedisRequest: Sendable {
 /// Pipelines commands on one connection: replies come back in the order commands went out, so each completes
 /// the oldest pending promise. Error replies complete it with `RedisError.server`; a lost connection fails
 /// every command still pending.
+///
+/// Every command has a deadline. Replies come in order, so only the oldest pending command's deadline can
+/// pass first: one timer per connection watches it (re-armed as replies arrive), not one per command. A
+/// command past its deadline closes the connection, failing everything behind it: a server that does not
+/// answer one command answers none.
 final class RedisConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
-    private var pending = CircularBuffer<EventLoopPromise<RESPValue>>()
+    private struct Pending {
+        var promise: EventLoopPromise<RESPValue>
+        var deadline: NIODeadline
+    }
+
+    private var pending = CircularBuffer<Pending>()
     private var received: ByteBuffer?
     private let parser = RESPParser()
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         var buffer = context.channel.allocator.buffer(capacity: 64)
         RESPCommand.encode(request.arguments, into: &buffer)
-        pending.append(request.promise)
+        pending.append(Pending(promise: request.promise, deadline: .now() + timeout))
+        armTimer(context)
         context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
@@ -41,13 +58,13 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         do {
             while var buffer = received, let value = try parser.parse(&buffer) {
                 received = buffer.readableBytes == 0 ? nil : buffer
-                guard let promise = pending.popFirst() else {
+                guard let next = pending.popFirst() else {
                     return fail(context, .protocolViolation("a reply nobody asked for"))
                 }
                 if case .error(let message) = value {
-                    promise.fail(RedisError.server(message))
+                    next.promise.fail(RedisError.server(message))
                 } else {
-                    promise.succeed(value)
+                    next.promise.succeed(value)
                 }
                 if received == nil { break }
             }
@@ -61,6 +78,8 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
         failAll(.connection("the connection to redis closed"))
         context.fireChannelInactive()
     }
@@ -69,12 +88,25 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         fail(context, error as? RedisError ?? .connection("\(error)"))
     }
 
+    private func armTimer(_ context: ChannelHandlerContext) {
+        guard timer == nil, let oldest = pending.first else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: oldest.deadline) { [self] in
+            timer = nil
+            guard let head = pending.first else { return }
+            if head.deadline <= .now() {
+                fail(context, .timeout(milliseconds: Int(timeout.nanoseconds / 1_000_000)))
+            } else {
+                armTimer(context)
+            }
+        }
+    }
+
     private func fail(_ context: ChannelHandlerContext, _ error: RedisError) {
         failAll(error)
         context.close(promise: nil)
     }
 
     private func failAll(_ error: RedisError) {
-        while let promise = pending.popFirst() { promise.fail(error) }
+        while let next = pending.popFirst() { next.promise.fail(error) }
     }
 }

@@ -21,8 +21,8 @@ public enum CallAction<Metadata> {
     case admit
     /// Make the call reachable from outside (operation limits, operator kills, the end of a drain).
     indirect case register(SessionKey, OperationKey?)
-    /// Open the backend stream (answer with `backendOpened` or `backendOpenFailed`).
-    case openBackend(BackendRoute)
+    /// Open the backend stream where the session lives (answer with `backendOpened` or `backendOpenFailed`).
+    indirect case openBackend(BackendTarget)
     /// Write the oldest request message not yet sent to the backend, with the plan's `RequestRewrite` applied
     /// (its edits need the message's bytes, which only the I/O layer holds); answer with `requestFlushed`.
     case sendRequest(endStream: Bool)
@@ -44,7 +44,7 @@ public enum CallAction<Metadata> {
     /// Tell a client that is still sending to stop: RST_STREAM(NO_ERROR) after the trailers.
     case stopClient
     /// Ask the backend to interrupt an operation Sparkgate is ending.
-    indirect case interruptOperation(OperationKey, backendSessionID: String, backend: String)
+    indirect case interruptOperation(OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement)
     /// End the other streams of an operation and remember why, for its next ReattachExecute.
     indirect case endOperation(OperationKey, SparkgateError)
     /// The operation's result is complete: it stops counting toward concurrency limits.
@@ -63,5 +63,24 @@ public struct BackendRoute: Sendable, Equatable {
     public init(backend: String, backendSessionID: String) {
         self.backend = backend
         self.backendSessionID = backendSessionID
+    }
+}
+
+/// What opening a call's backend stream needs: where the call goes and where its session lives.
+public struct BackendTarget: Sendable, Equatable {
+    public var route: BackendRoute
+    public var session: SessionKey
+    /// Where the session lives as far as the admission knew, and whether every replica can read it there.
+    public var placement: SessionPlacement
+    public var placementRecorded: Bool
+    /// The team's idle timeout: a placement recorded now lives as long as the session.
+    public var sessionIdleSeconds: Double
+
+    public init(route: BackendRoute, session: SessionKey, placement: SessionPlacement, placementRecorded: Bool, sessionIdleSeconds: Double) {
+        self.route = route
+        self.session = session
+        self.placement = placement
+        self.placementRecorded = placementRecorded
+        self.sessionIdleSeconds = sessionIdleSeconds
     }
 }

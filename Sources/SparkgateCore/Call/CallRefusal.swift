@@ -42,7 +42,7 @@ public struct CallRefusal: Error, Sendable, Equatable {
     public static func ledger(_ refusal: QuotaOrPolicyRefusal) -> CallRefusal {
         switch refusal {
         case .quota(let q): .quota(q)
-        case .policy(let e): CallRefusal(e, reason: "foreign_session")
+        case .policy(let e): CallRefusal(e, reason: e.code == .alreadyExists ? "operation_exists" : "foreign_session")
         case .unavailable(let e): CallRefusal(e, reason: "state_unavailable")
         }
     }

@@ -240,6 +240,7 @@ extension CallStateMachine {
                 reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: plan.releaseAll,
                 releasedOperationID: plan.releaseAll ? plan.admission.operationID : nil)
             resultLimitActive = grant.operationResultLimit > 0
+            placement = grant.placement
             if grant.alreadyReleased {
                 return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "already_released", now: now, into: &actions)
             }
@@ -251,7 +252,9 @@ extension CallStateMachine {
             }
             phase = .connecting
             backendOpen = true
-            actions.append(.openBackend(plan.route))
+            actions.append(.openBackend(BackendTarget(
+                route: plan.route, session: plan.session, placement: grant.placement, placementRecorded: grant.placementRecorded,
+                sessionIdleSeconds: plan.quotas.sessionIdleSeconds)))
         case .closed:
             // The call ended while the ledger decided: account for it now, with what the ledger recorded.
             guard answered, var outcome = pendingOutcome else { return }

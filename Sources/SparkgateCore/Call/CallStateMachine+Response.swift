@@ -72,7 +72,7 @@ extension CallStateMachine {
                     if resultLimitActive, let op = plan.operation,
                         let refusal = accounting.chargeResults(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows)
                     {
-                        actions.append(.interruptOperation(op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend))
+                        actions.append(.interruptOperation(op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend, placement: placement))
                         actions.append(.endOperation(op, refusal.error))
                         return refuse(.quota(refusal), now: now, into: &actions)
                     }

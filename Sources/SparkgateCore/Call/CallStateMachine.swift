@@ -38,6 +38,8 @@ public struct CallStateMachine<Metadata> {
     /// Set once the ledger admitted the call: it then must hear how the call ended.
     var admitted: AdmittedCall?
     var resultLimitActive = false
+    /// Where the session lives, as the admission knew it (for Sparkgate's own calls about the operation).
+    var placement = SessionPlacement()
     /// An `admit` action the ledger has not answered yet.
     var admissionPending = false
     /// The call ended while the ledger was deciding: `finish` waits for its answer.

@@ -240,7 +240,7 @@ extension SparkgateConfig {
             if let kind = StateSettings.Kind(rawValue: v) { state.kind = kind } else { r.fail("state.kind", n, "'\(v)' is not memory or redis") }
         }
         if let n = m["redis"], !r.isNull(n) {
-            let rm = r.mapping(n, "state.redis", allowed: ["addresses", "password_file", "tls", "key_prefix", "timeout_ms", "heartbeat_seconds"])
+            let rm = r.mapping(n, "state.redis", allowed: ["addresses", "sentinel", "database", "password_file", "tls", "key_prefix", "timeout_ms", "heartbeat_seconds"])
             if let a = rm["addresses"], let list = r.stringList(a, "state.redis.addresses") {
                 var addresses: [HostPort] = []
                 for (i, s) in list.enumerated() {
@@ -249,6 +249,11 @@ extension SparkgateConfig {
                 if list.isEmpty { r.fail("state.redis.addresses", a, "must list at least one host:port") }
                 state.redis.addresses = addresses
             }
+            if let v = rm["sentinel"], !r.isNull(v) {
+                if rm["addresses"] != nil { r.fail("state.redis.sentinel", v, "is set together with state.redis.addresses; give one: the sentinels name the master") }
+                state.redis.sentinel = readSentinel(v, r)
+            }
+            if let v = rm["database"], let d = r.int(v, "state.redis.database", min: 0, max: 1_000_000) { state.redis.database = d }
             if let v = rm["password_file"], let p = r.optionalPath(v, "state.redis.password_file") { state.redis.passwordFile = p }
             if let v = rm["tls"], let b = r.bool(v, "state.redis.tls") { state.redis.tls = b }
             if let v = rm["key_prefix"], let p = r.string(v, "state.redis.key_prefix") { state.redis.keyPrefix = p }
@@ -269,6 +274,31 @@ extension SparkgateConfig {
             if let p = policy("ownership") { state.ownershipPolicy = p }
         }
         return state
+    }
+
+    private static func readSentinel(_ node: Node, _ r: ConfigReader) -> StateSettings.Sentinel {
+        var sentinel = StateSettings.Sentinel()
+        let m = r.mapping(node, "state.redis.sentinel", allowed: ["addresses", "master_name", "password_file"])
+        if let a = m["addresses"], let list = r.stringList(a, "state.redis.sentinel.addresses") {
+            for (i, s) in list.enumerated() {
+                if let hp = HostPort(parsing: s), hp.port > 0 {
+                    sentinel.addresses.append(hp)
+                } else {
+                    r.fail("state.redis.sentinel.addresses[\(i)]", a, "'\(s)' is not host:port")
+                }
+            }
+            if list.isEmpty { r.fail("state.redis.sentinel.addresses", a, "must list at least one sentinel host:port") }
+        } else if m["addresses"] == nil {
+            r.fail("state.redis.sentinel.addresses", node, "is required: the sentinels to ask for the master")
+        }
+        if let v = m["master_name"], let name = r.string(v, "state.redis.sentinel.master_name") {
+            if name.isEmpty || name.contains(" ") { r.fail("state.redis.sentinel.master_name", v, "'\(name)' is not a master name (the name in sentinel.conf's 'sentinel monitor')") }
+            sentinel.masterName = name
+        } else if m["master_name"] == nil {
+            r.fail("state.redis.sentinel.master_name", node, "is required: the name the sentinels monitor the master under")
+        }
+        if let v = m["password_file"], let p = r.optionalPath(v, "state.redis.sentinel.password_file") { sentinel.passwordFile = p }
+        return sentinel
     }
 
     static func readQuotas(_ node: Node, _ key: String, _ r: ConfigReader, over base: QuotaSettings) -> QuotaSettings {

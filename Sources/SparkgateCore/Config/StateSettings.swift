@@ -15,8 +15,22 @@ public struct StateSettings: Sendable, Equatable {
         case failClosed = "fail_closed"
     }
 
+    /// Redis Sentinel, instead of fixed addresses: the gateway asks the sentinels for the master of
+    /// `masterName` and follows its failovers.
+    public struct Sentinel: Sendable, Equatable {
+        public var addresses: [HostPort] = []
+        public var masterName = ""
+        /// The sentinels' own password (Sentinel's `requirepass`), if they have one.
+        public var passwordFile: String?
+
+        public init() {}
+    }
+
     public struct Redis: Sendable, Equatable {
         public var addresses = [HostPort(host: "127.0.0.1", port: 6379)]
+        public var sentinel: Sentinel?
+        /// The logical database (SELECT).
+        public var database = 0
         public var passwordFile: String?
         public var tls = false
         public var keyPrefix = "sparkgate:"

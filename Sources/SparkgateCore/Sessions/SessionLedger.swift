@@ -79,6 +79,11 @@ public struct SessionLedger: Sendable {
         var operationToStart: OperationRecord?
         let opKey = call.operationID.map { OperationKey(session: key, operationID: $0) }
         let runsOperation = call.method == .executePlan || call.method == .reattachExecute
+        if let opKey, call.method == .executePlan, operations[opKey] != nil {
+            // Spark would answer OPERATION_ALREADY_EXISTS, and the gateway would then lose track of the
+            // operation that is really running: a new ExecutePlan never takes over a running id.
+            return .failure(.operationExists(opKey.operationID))
+        }
         if let opKey, runsOperation, operations[opKey] == nil {
             // A ReattachExecute for an operation this gateway does not hold (it restarted, another replica
             // started it, or the id is made up) counts like a new operation: resuming work is admitted within
@@ -115,7 +120,7 @@ public struct SessionLedger: Sendable {
             operationsPerTeam[team, default: 0] += 1
         }
         sessions[key] = session
-        var grant = AdmissionGrant()
+        var grant = AdmissionGrant(placement: session.placement)
         if let opKey, runsOperation {
             operations[opKey]!.attachedStreams += 1
             operations[opKey]!.detachedSince = nil
@@ -124,19 +129,12 @@ public struct SessionLedger: Sendable {
         return .success(grant)
     }
 
-    /// Pins a session to the endpoint its calls go to (on its first call, or when an operator lets sessions
-    /// move off a failed endpoint).
-    public mutating func pin(_ key: SessionKey, to endpoint: HostPort) {
-        guard sessions[key] != nil, sessions[key]!.endpoint != endpoint else { return }
-        sessions[key]!.endpoint = endpoint
-    }
-
-    /// Binds a session to the launched engine that holds its state (its first call there): a later engine for
-    /// the same share key does not have that state, so the session must not silently move to it.
-    public mutating func bind(_ key: SessionKey, engine: String, endpoint: HostPort) {
-        guard sessions[key] != nil else { return }
-        sessions[key]!.engine = engine
-        sessions[key]!.endpoint = endpoint
+    /// Records where a session lives (its first call's endpoint or engine, or where an operator let it move).
+    public mutating func place(_ key: SessionKey, _ placement: SessionPlacement) {
+        guard var record = sessions[key], record.placement != placement else { return }
+        record.endpoint = placement.endpoint
+        record.engine = placement.engine
+        sessions[key] = record
     }
 
     /// How many sessions each launched engine holds.
@@ -209,16 +207,28 @@ public struct SessionLedger: Sendable {
         sessionForgotten(key, now: now, released: true)
     }
 
-    /// Forgets a session; `released` says it is gone for every replica (not just idle here).
+    /// Another replica released this session (its owner, an operator or the idle reaper there): forget it
+    /// here too, without telling the shared state again.
+    public mutating func sessionReleasedElsewhere(_ key: SessionKey, now: Double) {
+        sessionForgotten(key, now: now, released: true, mirror: false)
+    }
+
+    /// An operation ended on another replica (its stream completed or failed there, or it was released or
+    /// interrupted there): stop counting it here, without telling the shared state again.
+    public mutating func operationEndedElsewhere(_ key: OperationKey) {
+        endOperation(key, mirror: false)
+    }
+
+    /// Forgets a session; `released` says it is gone for every replica (not just idle here). A release is
+    /// mirrored even when this replica holds no record of the session: it may have been opened and used on
+    /// other replicas only, and they must free its slot.
     @discardableResult
-    mutating func sessionForgotten(_ key: SessionKey, now: Double, released: Bool) -> SessionRecord? {
+    mutating func sessionForgotten(_ key: SessionKey, now: Double, released: Bool, mirror: Bool = true) -> SessionRecord? {
+        if recordsChanges && released && mirror { changes.append(.sessionReleased(key)) }
+        if released { rememberReleased(key, now: now) }
         guard let s = sessions.removeValue(forKey: key) else { return nil }
-        if recordsChanges && released { changes.append(.sessionReleased(key)) }
-        if releasedSessions.count >= Self.releasedSessionLimit, let oldest = releasedSessions.min(by: { $0.value < $1.value })?.key {
-            releasedSessions[oldest] = nil
-        }
-        releasedSessions[key] = now
-        for op in operations.keys where op.session == key { endOperation(op) }
+        if !released { rememberReleased(key, now: now) }
+        for op in operations.keys where op.session == key { endOperation(op, mirror: false) }
         decrement(&sessionsPerUser, key.owner)
         decrement(&sessionsPerTeam, key.owner.team)
         if var list = holders[key.clientSessionID] {
@@ -228,9 +238,19 @@ public struct SessionLedger: Sendable {
         return s
     }
 
-    mutating func endOperation(_ key: OperationKey) {
+    /// A late ReleaseExecute on a session Sparkgate released is answered here (bounded in count and age).
+    private mutating func rememberReleased(_ key: SessionKey, now: Double) {
+        if releasedSessions.count >= Self.releasedSessionLimit, releasedSessions[key] == nil,
+            let oldest = releasedSessions.min(by: { $0.value < $1.value })?.key
+        {
+            releasedSessions[oldest] = nil
+        }
+        releasedSessions[key] = now
+    }
+
+    mutating func endOperation(_ key: OperationKey, mirror: Bool = true) {
         guard operations.removeValue(forKey: key) != nil else { return }
-        if recordsChanges { changes.append(.operationEnded(key)) }
+        if recordsChanges && mirror { changes.append(.operationEnded(key)) }
         if var s = sessions[key.session] {
             s.activeOperations = max(0, s.activeOperations - 1)
             sessions[key.session] = s
@@ -280,10 +300,17 @@ public struct AdmissionGrant: Sendable, Equatable {
     /// A ReleaseExecute for a session Sparkgate already released: done, so answered OK without the backend
     /// (which would answer SESSION_CLOSED to a client's late, asynchronous release).
     public var alreadyReleased = false
+    /// Where the session lives, as far as it is known.
+    public var placement = SessionPlacement()
+    /// Whether `placement` is recorded where every replica reads it (always, with one replica): a placement
+    /// known only here (the shared state lost it) is recorded again when the call is routed.
+    public var placementRecorded = true
 
-    public init(operationResultLimit: Int = 0, alreadyReleased: Bool = false) {
+    public init(operationResultLimit: Int = 0, alreadyReleased: Bool = false, placement: SessionPlacement = SessionPlacement(), placementRecorded: Bool = true) {
         self.operationResultLimit = operationResultLimit
         self.alreadyReleased = alreadyReleased
+        self.placement = placement
+        self.placementRecorded = placementRecorded
     }
 }
 
@@ -299,6 +326,10 @@ public enum QuotaOrPolicyRefusal: Error, Sendable, Equatable {
         case .quota(let q): q.error
         case .policy(let e), .unavailable(let e): e
         }
+    }
+
+    public static func operationExists(_ id: String) -> QuotaOrPolicyRefusal {
+        .policy(SparkgateError(.alreadyExists, "operation \(id) is already running in this session; give a new ExecutePlan its own operation_id, or resume this one with ReattachExecute"))
     }
 
     public static func foreignSession(_ id: String) -> QuotaOrPolicyRefusal {

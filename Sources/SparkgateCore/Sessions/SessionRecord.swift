@@ -77,6 +77,7 @@ public struct SessionRecord: Sendable, Equatable {
     }
 
     public var idleDeadline: Double { lastUsed + idleSeconds }
+    public var placement: SessionPlacement { SessionPlacement(endpoint: endpoint, engine: engine) }
     public var key: SessionKey { SessionKey(owner: owner, clientSessionID: clientSessionID) }
 }
 

@@ -6,9 +6,9 @@ public struct SharedAdmission: Sendable, Equatable {
 
     /// What the shared state answered.
     public enum Verdict: Sendable, Equatable {
-        /// Admitted and recorded; says whether it recorded a new session or operation (to undo them if this
-        /// replica's own ledger then refuses).
-        case admitted(newSession: Bool, newOperation: Bool)
+        /// Admitted and recorded; says whether it recorded a new session or operation, and where the session
+        /// lives as far as any replica recorded it.
+        case admitted(newSession: Bool, newOperation: Bool, placement: SessionPlacement)
         /// A call that creates nothing on a session the shared state does not know: the backend decides.
         case passed
         case refused(QuotaOrPolicyRefusal)
@@ -25,6 +25,7 @@ public struct SharedAdmission: Sendable, Equatable {
         keys = [
             housekeeping ? names.housekeepingBucket(call.caller) : names.bucket(call.caller),
             names.owners(call.clientSessionID), names.sessions(call.caller), names.operations(session), names.teamOperations(call.caller.team),
+            names.placement(session),
         ]
         arguments = [
             Self.number(now), Self.number(rate), String(burst), rejectForeignSessions ? "1" : "0", names.member(call.caller), call.clientSessionID,
@@ -32,6 +33,7 @@ public struct SharedAdmission: Sendable, Equatable {
             String(q.maxSessionsPerUser), String(q.maxConcurrentOperationsPerSession), String(q.maxConcurrentOperationsPerTeam),
             Self.number(now + max(sessionLife, holdingSeconds)), Self.number(now + holdingSeconds),
             names.teamOperationMember(OperationKey(session: session, operationID: operationID)),
+            call.method == .executePlan ? "1" : "0",
         ]
     }
 
@@ -43,8 +45,10 @@ public struct SharedAdmission: Sendable, Equatable {
         let team = call.caller.team
         let count = reply.count > 1 ? Int(reply[1]) : nil
         switch (reply.first, count) {
-        case ("ok", _) where reply.count == 3:
-            return .admitted(newSession: reply[1] == "1", newOperation: reply[2] == "1")
+        case ("ok", _) where reply.count == 5:
+            return .admitted(newSession: reply[1] == "1", newOperation: reply[2] == "1", placement: SessionPlacement(endpoint: reply[3], engine: reply[4]))
+        case ("op_exists", _):
+            return .refused(.operationExists(call.operationID ?? ""))
         case ("pass", _):
             return .passed
         case ("foreign", _):

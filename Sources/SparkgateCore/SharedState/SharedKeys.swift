@@ -19,7 +19,7 @@ public struct SharedKeys: Sendable, Equatable {
         return UserKey(team: team, user: user)
     }
 
-    fileprivate static func take(_ text: inout Substring) -> String? {
+    static func take(_ text: inout Substring) -> String? {
         guard let colon = text.firstIndex(of: ":"), let count = Int(text[..<colon]), count >= 0 else { return nil }
         let bytes = text.utf8[text.index(after: colon)...]
         guard bytes.count >= count else { return nil }
@@ -42,8 +42,17 @@ public struct SharedKeys: Sendable, Equatable {
     /// An operation as a member of its team's set: the member prefix of its session plus its id.
     public func teamOperationPrefix(_ session: SessionKey) -> String { member(session.owner) + Self.component(session.clientSessionID) }
     public func teamOperationMember(_ operation: OperationKey) -> String { teamOperationPrefix(operation.session) + Self.component(operation.operationID) }
+    /// Where a session lives (its endpoint or engine), a hash that expires with the session.
+    public func placement(_ session: SessionKey) -> String { prefix + "placement:" + member(session.owner) + Self.component(session.clientSessionID) }
     /// The pub/sub channel of operator kills.
     public var killChannel: String { prefix + "kill" }
+    /// The pub/sub channel of what ended on one replica that the others hold records of: released sessions
+    /// and ended operations (`SharedEvent`).
+    public var endedChannel: String { prefix + "ended" }
+    /// A value every replica reads on its heartbeat: when Redis loses its data (a restart without
+    /// persistence, a flush, a failover to a replica that was behind) it is gone or new, and each replica
+    /// writes back what it holds.
+    public var epoch: String { prefix + "epoch" }
 }
 
 extension SharedKeys {

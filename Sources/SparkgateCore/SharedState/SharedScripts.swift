@@ -2,12 +2,14 @@
 /// decisions, in the same order, as `SessionLedger.admit`; records are sorted sets scored by the time they
 /// expire, so a replica that dies stops renewing what it held and its counts heal by themselves.
 public enum SharedScripts {
-    /// KEYS: bucket, owners, user sessions, session operations, team operations.
+    /// KEYS: bucket, owners, user sessions, session operations, team operations, placement.
     /// ARGV: now, rate, burst, reject foreign (0/1), member, session id, may create (0/1), runs an operation
     /// (0/1), operation id, max sessions, max operations per session, max operations per team, session
-    /// expiry, operation expiry, team-operation member.
-    /// Replies {'ok', new session 0/1, new operation 0/1}, {'pass'}, {'rate', wait}, {'foreign'},
-    /// {'sessions', n}, {'session_ops', n} or {'team_ops', n}.
+    /// expiry, operation expiry, team-operation member, starts a new operation (0/1: an ExecutePlan, which
+    /// never takes over a running id).
+    /// Replies {'ok', new session 0/1, new operation 0/1, endpoint, engine} (where the session lives, '' when
+    /// nowhere yet), {'pass'}, {'rate', wait}, {'foreign'}, {'sessions', n}, {'op_exists'}, {'session_ops', n}
+    /// or {'team_ops', n}.
     public static let admit = """
         local now = tonumber(ARGV[1])
         local rate = tonumber(ARGV[2])
@@ -52,6 +54,8 @@ public enum SharedScripts {
             local inTeam = redis.call('ZCARD', KEYS[5])
             if inTeam >= tonumber(ARGV[12]) then return {'team_ops', inTeam} end
             newOp = 1
+          elseif ARGV[16] == '1' then
+            return {'op_exists'}
           end
           local opExpiry = tonumber(ARGV[14])
           redis.call('ZADD', KEYS[4], 'GT', opExpiry, ARGV[9])
@@ -64,32 +68,97 @@ public enum SharedScripts {
         redis.call('ZADD', KEYS[3], 'GT', sessionExpiry, ARGV[6])
         extend(2, sessionExpiry)
         extend(3, sessionExpiry)
-        return {'ok', isNew and 1 or 0, newOp}
+        local place = {false, false}
+        if isNew then
+          -- Left by an earlier session of this id that expired: it is not where this one lives.
+          redis.call('DEL', KEYS[6])
+        else
+          place = redis.call('HMGET', KEYS[6], 'e', 'g')
+          if place[1] or place[2] then extend(6, sessionExpiry) end
+        end
+        return {'ok', isNew and 1 or 0, newOp, place[1] or '', place[2] or ''}
         """
 
-    /// Forgets a session and its operations. KEYS: owners, user sessions, session operations, team
-    /// operations. ARGV: member, session id, team-operation member prefix.
+    /// Records where a session lives, once: the first replica to choose wins and every other is told its
+    /// choice. KEYS: placement. ARGV: endpoint, engine, expiry in ms from now, mode ('claim' keeps a recorded
+    /// placement; 'move' replaces it: an operator let sessions move off a failed endpoint).
+    /// Replies {endpoint, engine} as recorded.
+    public static let place = """
+        if ARGV[4] == 'claim' then
+          local place = redis.call('HMGET', KEYS[1], 'e', 'g')
+          if place[1] or place[2] then return {place[1] or '', place[2] or ''} end
+        end
+        redis.call('DEL', KEYS[1])
+        if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'e', ARGV[1]) end
+        if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'g', ARGV[2]) end
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+        return {ARGV[1], ARGV[2]}
+        """
+
+    /// Forgets a session, its operations and its placement, and tells every replica. KEYS: owners, user
+    /// sessions, session operations, team operations, placement. ARGV: member, session id, team-operation
+    /// member prefix, channel, message.
     public static let release = """
         for _, op in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
           redis.call('ZREM', KEYS[4], ARGV[3] .. string.len(op) .. ':' .. op)
         end
-        redis.call('DEL', KEYS[3])
+        redis.call('DEL', KEYS[3], KEYS[5])
         redis.call('ZREM', KEYS[1], ARGV[1])
         redis.call('ZREM', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[4], ARGV[5])
         return 1
         """
 
-    /// Renews what a replica holds, never shortening it and never bringing back what was removed.
-    /// KEYS: sorted sets; ARGV: now, then an (expiry, member) pair per key.
-    public static let renew = """
+    /// Ends an operation and tells every replica. KEYS: session operations, team operations. ARGV: operation
+    /// id, team-operation member, channel, message.
+    public static let endOperation = """
+        redis.call('ZREM', KEYS[1], ARGV[1])
+        redis.call('ZREM', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """
+
+    /// Renews what a replica holds, or writes it back after Redis lost it (mode 'reassert'). Renewing never
+    /// shortens a record and never brings back one that was removed (a release elsewhere); writing back adds
+    /// what is missing, and keeps a placement another replica recorded since.
+    /// KEYS: n sorted sets, then placements. ARGV: now, n, mode ('renew' or 'reassert'), an (expiry, member)
+    /// pair per sorted set, then an (expiry, endpoint, engine) triple per placement.
+    public static let hold = """
         local now = tonumber(ARGV[1])
-        for i = 1, #KEYS do
-          local expiry = tonumber(ARGV[2 * i])
-          if redis.call('ZADD', KEYS[i], 'XX', 'GT', 'CH', expiry, ARGV[2 * i + 1]) == 1 then
-            local ms = math.ceil((expiry - now) * 1000) + 1000
-            if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+        local n = tonumber(ARGV[2])
+        local reassert = ARGV[3] == 'reassert'
+        local function extend(key, expiry)
+          local ms = math.ceil((expiry - now) * 1000) + 1000
+          if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+        end
+        for i = 1, n do
+          local expiry = tonumber(ARGV[2 + 2 * i])
+          local member = ARGV[3 + 2 * i]
+          if reassert then
+            redis.call('ZADD', KEYS[i], 'GT', expiry, member)
+            extend(KEYS[i], expiry)
+          elseif redis.call('ZADD', KEYS[i], 'XX', 'GT', 'CH', expiry, member) == 1 then
+            extend(KEYS[i], expiry)
           end
         end
+        local base = 3 + 2 * n
+        for j = n + 1, #KEYS do
+          local at = base + 3 * (j - n - 1)
+          if reassert and redis.call('EXISTS', KEYS[j]) == 0 then
+            if ARGV[at + 2] ~= '' then redis.call('HSET', KEYS[j], 'e', ARGV[at + 2]) end
+            if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[j], 'g', ARGV[at + 3]) end
+          end
+          if redis.call('EXISTS', KEYS[j]) == 1 then extend(KEYS[j], tonumber(ARGV[at + 1])) end
+        end
         return 1
+        """
+
+    /// Reads the epoch, setting it to ARGV[1] when Redis has none (it is new, restarted empty or flushed).
+    /// KEYS: epoch. Replies the epoch.
+    public static let epoch = """
+        local e = redis.call('GET', KEYS[1])
+        if e then return e end
+        redis.call('SET', KEYS[1], ARGV[1])
+        return ARGV[1]
         """
 }

@@ -92,7 +92,12 @@ public struct AdminRoutes: Sendable {
             // Another replica may hold the session: find its owner in the shared state, and tell every replica.
             do {
                 if session == nil, let owner = try await shared.owners(of: sessionID, user: user).first {
-                    session = remoteSession(owner, sessionID: sessionID)
+                    var remote = remoteSession(owner, sessionID: sessionID)
+                    // Released where it lives, not where this replica would place a new session.
+                    let placement = try await shared.placement(of: remote.key)
+                    remote.endpoint = placement.endpoint
+                    remote.engine = placement.engine
+                    session = remote
                 }
                 if let session { try await shared.publishKill(session.key) }
             } catch {

@@ -15,12 +15,15 @@ struct BackendCalls: Sendable {
     let engines: EngineDirectory
     let logger: Logger
 
-    /// Calls `method` with `message` on the backend that serves `backendSessionID` (at `address`, or where the
-    /// session lives; on its engine `engine` for a launch pool); completes with its status.
+    /// Calls `method` with `message` on the backend that serves `backendSessionID`, where the session lives
+    /// (its endpoint, or its engine for a launch pool; the first endpoint in rendezvous order when it was
+    /// never placed); completes with its status.
     func call(
         backend name: String, backendSessionID: String, method: String, message: [UInt8], state: GatewayState, on loop: any EventLoop,
-        address: HostPort? = nil, engine: String? = nil, timeoutSeconds: Int = 30
+        placement: SessionPlacement = SessionPlacement(), timeoutSeconds: Int = 30
     ) -> EventLoopFuture<BackendStatus> {
+        let address = placement.endpoint
+        let engine = placement.engine
         guard let backend = state.config.backends[name] else {
             return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)' is not configured"))
         }
@@ -71,10 +74,10 @@ struct BackendCalls: Sendable {
     }
 
     /// Interrupts an operation on its backend (past its result or time limit); failures are logged.
-    func interrupt(_ operation: OperationKey, backendSessionID: String, backend: String, engine: String?, state: GatewayState, on loop: any EventLoop) {
+    func interrupt(_ operation: OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement, state: GatewayState, on loop: any EventLoop) {
         let message = GatewayRequests.interrupt(backendSessionID: backendSessionID, user: operation.session.owner.user, operationID: operation.operationID)
         let logger = self.logger
-        call(backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, state: state, on: loop, engine: engine).whenComplete { result in
+        call(backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, state: state, on: loop, placement: placement).whenComplete { result in
             switch result {
             case .success(let status) where status.code == .ok:
                 logger.info("interrupted an operation on the backend", metadata: ["operation.id": "\(operation.operationID)", "team": "\(operation.session.owner.team)"])
@@ -91,7 +94,7 @@ struct BackendCalls: Sendable {
         let message = GatewayRequests.releaseSession(backendSessionID: session.backendSessionID, user: session.owner.user)
         return call(
             backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession", message: message, state: state, on: loop,
-            address: session.endpoint, engine: session.engine)
+            placement: session.placement)
     }
 
     /// A health check: a Config call (the value of `spark.app.name`) on one endpoint, with the backend's
@@ -99,7 +102,8 @@ struct BackendCalls: Sendable {
     func check(backend: String, address: HostPort, state: GatewayState, timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
         let message = GatewayRequests.healthCheck(sessionID: Self.healthSessionID)
         let status = call(
-            backend: backend, backendSessionID: Self.healthSessionID, method: "Config", message: message, state: state, on: loop, address: address,
+            backend: backend, backendSessionID: Self.healthSessionID, method: "Config", message: message, state: state, on: loop,
+            placement: SessionPlacement(endpoint: address),
             timeoutSeconds: max(1, Int(timeoutSeconds.rounded(.up))))
         return Self.bounded(status, seconds: timeoutSeconds, on: loop)
     }

@@ -21,7 +21,7 @@ public final class EngineManager: Service, Sendable {
     let loop: any EventLoop
     let directory: EngineDirectory
     private let inner: NIOLoopBoundBox<Inner>
-    private let ledger: SharedLedger
+    private let ledger: LocalLedger
     private let pool: BackendPool
     private let calls: BackendCalls
     private let metrics: GatewayMetrics
@@ -38,7 +38,7 @@ public final class EngineManager: Service, Sendable {
     }
 
     init(
-        loop: any EventLoop, directory: EngineDirectory, ledger: SharedLedger, pool: BackendPool, calls: BackendCalls, metrics: GatewayMetrics, logger: Logger,
+        loop: any EventLoop, directory: EngineDirectory, ledger: LocalLedger, pool: BackendPool, calls: BackendCalls, metrics: GatewayMetrics, logger: Logger,
         state: @escaping @Sendable () -> GatewayState
     ) {
         self.loop = loop

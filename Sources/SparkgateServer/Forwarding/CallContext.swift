@@ -8,8 +8,9 @@ import Tracing
 /// the backend pool, Sparkgate's own backend calls, metrics, the audit log.
 struct CallContext: Sendable {
     let keyRefresher: JWKSRefresher
-    let ledger: SharedLedger
+    let ledger: LocalLedger
     let shared: SharedState?
+    let placements: PlacementRecorder
     let calls: CallRegistry
     let buffered: BufferedBytes
     let pool: BackendPool

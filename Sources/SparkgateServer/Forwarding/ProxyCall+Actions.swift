@@ -44,8 +44,8 @@ extension ProxyCall {
             registration = context.calls.register(CallRegistry.Handle(session: session, operation: operation) { error in
                 loop.execute { bound.value.handleFromOutside(.terminated(error, reason: "terminated")) }
             })
-        case .openBackend(let route):
-            openBackend(route)
+        case .openBackend(let target):
+            openBackend(target)
         case .sendRequest(let endStream):
             guard let (message, envelope) = unsentRequests.popFirst(), let rewrite = machine.plan?.rewrite else { return }
             sendRequest(message, envelope, rewrite, endStream: endStream)
@@ -77,9 +77,8 @@ extension ProxyCall {
             backendStreamID = nil
         case .stopClient:
             frontend.stopStream(streamID)
-        case .interruptOperation(let operation, let backendSessionID, let backendName):
-            let engine = context.ledger.withLock { $0.session(operation.session)?.engine }
-            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, engine: engine, state: state, on: eventLoop)
+        case .interruptOperation(let operation, let backendSessionID, let backendName, let placement):
+            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, placement: placement, state: state, on: eventLoop)
         case .endOperation(let operation, let error):
             context.calls.terminate(operation: operation, with: error, now: WallClock.now())
         case .operationCompleted(let operation):
@@ -118,49 +117,56 @@ extension ProxyCall {
 
     // MARK: Backend stream
 
-    private func openBackend(_ route: BackendRoute) {
+    private func openBackend(_ target: BackendTarget) {
+        let route = target.route
         guard let backendConfig = state.config.backends[route.backend] else {
             return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
         }
-        if let launch = backendConfig.launch, let session = machine.plan?.session {
-            return openEngine(route, launch: launch, session: session, backendConfig: backendConfig)
+        if let launch = backendConfig.launch {
+            return openEngine(target, launch: launch, backendConfig: backendConfig)
         }
-        guard !backendConfig.endpoints.isEmpty else {
-            return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
-        }
-        let address: HostPort
-        if backendConfig.endpoints.count == 1 {
-            address = backendConfig.endpoints[0]
-        } else {
-            let health = context.health
-            let session = machine.plan?.session
-            let pinned = session.flatMap { key in context.ledger.withLock { $0.session(key)?.endpoint } }
-            switch EndpointSelection.select(
-                backendConfig.endpoints, for: route.backendSessionID, pinned: pinned, isHealthy: { health.isHealthy(route.backend, $0) },
-                moveSessions: backendConfig.health.moveSessions, backend: route.backend)
-            {
-            case .failure(let error):
-                return handle(.backendOpenFailed(error))
-            case .success(let chosen):
-                address = chosen
-                if chosen != pinned, let session { context.ledger.withLock { $0.pin(session, to: chosen) } }
+        let health = context.health
+        let decided = SessionRouting.endpoint(
+            backendConfig.endpoints, backend: route.backend, backendSessionID: route.backendSessionID, placement: target.placement,
+            recorded: target.placementRecorded, isHealthy: { health.isHealthy(route.backend, $0) }, moveSessions: backendConfig.health.moveSessions)
+        switch decided {
+        case .failure(let error):
+            handle(.backendOpenFailed(error))
+        case .success(let decision):
+            guard let change = decision.record else {
+                return openStream(to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls), token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
+            }
+            // Recorded where every replica reads it; another replica's earlier choice wins.
+            context.placements.record(target.session, change, sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop).assumeIsolated().whenSuccess { [self] placed in
+                guard machine.phase == .connecting else { return }
+                guard placed != change.placement else {
+                    return openStream(to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls), token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
+                }
+                var settled = target
+                settled.placement = placed
+                settled.placementRecorded = true
+                openBackend(settled)
+                frontend.writer.loop.flushDirty()
             }
         }
-        let endpoint = BackendEndpoint(backend: route.backend, address: address, tls: backendConfig.tls)
-        openStream(to: endpoint, token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
     }
 
     /// A launch pool: the engine of the caller's share key, launched if needed (the call waits in `connecting`
     /// meanwhile, bounded by its deadline and the launch's startup timeout).
-    private func openEngine(_ route: BackendRoute, launch: LaunchSettings, session: SessionKey, backendConfig: SparkgateConfig.Backend) {
+    private func openEngine(_ target: BackendTarget, launch: LaunchSettings, backendConfig: SparkgateConfig.Backend) {
+        let route = target.route
+        let session = target.session
         let key = launch.shareKey(backend: route.backend, team: session.owner.team, user: session.owner.user)
-        let bound = context.ledger.withLock { $0.session(session)?.engine }
+        let bound = target.placement.engine
         context.engines.target(for: key, settings: launch, bound: bound, on: eventLoop).assumeIsolated().whenComplete { [self] result in
             guard machine.phase == .connecting else { return }
             switch result {
-            case .success(.ready(let target)):
-                if bound != target.id { context.ledger.withLock { $0.bind(session, engine: target.id, endpoint: target.address) } }
-                openStream(to: BackendEndpoint(backend: route.backend, address: target.address, tls: false), token: target.token, backendConfig: backendConfig, passiveHealth: false)
+            case .success(.ready(let engine)):
+                if bound != engine.id {
+                    let placed = SessionPlacement(endpoint: engine.address, engine: engine.id)
+                    context.placements.record(session, .claim(placed), sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop).whenComplete { _ in }
+                }
+                openStream(to: BackendEndpoint(backend: route.backend, address: engine.address, tls: false), token: engine.token, backendConfig: backendConfig, passiveHealth: false)
             case .success(.lost(let error)):
                 handleFromOutside(.backendSessionLost(error))
             case .failure(let error):

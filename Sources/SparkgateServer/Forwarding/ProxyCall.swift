@@ -58,7 +58,7 @@ final class ProxyCall {
     /// (an admission answered at once, a backend stream already open) queue their actions behind.
     func handle(_ event: Machine.Event) {
         trace?.observe(event)
-        var accounting = SharedLedgerAccounting(ledger: context.ledger)
+        var accounting = LocalLedgerAccounting(ledger: context.ledger)
         machine.handle(event, now: frontend.writer.loop.now, accounting: &accounting, into: &queue)
         guard !executing else { return }
         executing = true

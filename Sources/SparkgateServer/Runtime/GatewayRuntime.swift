@@ -11,7 +11,7 @@ import Tracing
 /// the metrics and the audit log.
 public final class GatewayRuntime: Sendable {
     private let current: StateBox
-    let ledger = SharedLedger()
+    let ledger = LocalLedger()
     let calls = CallRegistry()
     /// What calls hold in the gateway, against `limits.max_buffered_bytes`.
     let buffered = BufferedBytes()
@@ -61,7 +61,8 @@ public final class GatewayRuntime: Sendable {
         self.keyRefresher = refresher
         if state.config.state.kind == .redis {
             let settings = state.config.state
-            let client = RedisClient(endpoints: SharedState.endpoints(settings.redis, password: state.redisPassword, tls: state.redisTLS), logger: logger)
+            let endpoints = SharedState.endpoints(settings.redis, password: state.redisPassword, sentinelPassword: state.sentinelPassword, tls: state.redisTLS)
+            let client = RedisClient(endpoints: endpoints, logger: logger)
             shared = SharedState(client: client, settings: settings, ledger: ledger, group: group, logger: logger) { operation in
                 metrics.stateError(kind: "redis", operation: operation)
             }
@@ -69,7 +70,7 @@ public final class GatewayRuntime: Sendable {
             shared = nil
         }
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, shared: shared, calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, engines: engines, metrics: metrics, audit: audit,
+            keyRefresher: refresher, ledger: ledger, shared: shared, placements: PlacementRecorder(ledger: ledger, shared: shared), calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, engines: engines, metrics: metrics, audit: audit,
             logger: logger, tracer: tracer)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }

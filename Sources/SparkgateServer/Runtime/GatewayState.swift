@@ -19,15 +19,19 @@ public final class GatewayState: Sendable {
     let certificateNotAfter: Double?
     /// From `state.redis.password_file`.
     let redisPassword: String?
+    /// From `state.redis.sentinel.password_file`.
+    let sentinelPassword: String?
     let redisTLS: NIOSSLContext?
     /// What this generation decides for every call.
     let callPolicy: CallPolicy
 
     init(
         config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
-        serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?, redisPassword: String? = nil, redisTLS: NIOSSLContext? = nil
+        serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?, redisPassword: String? = nil, sentinelPassword: String? = nil,
+        redisTLS: NIOSSLContext? = nil
     ) {
         self.redisPassword = redisPassword
+        self.sentinelPassword = sentinelPassword
         self.redisTLS = redisTLS
         self.config = config
         self.authenticator = authenticator

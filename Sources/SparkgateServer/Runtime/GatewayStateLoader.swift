@@ -118,14 +118,16 @@ public enum GatewayStateLoader {
             }
         }
 
-        var redisPassword: String?
-        if config.state.kind == .redis, let file = config.state.redis.passwordFile {
+        func secret(_ file: String?, _ key: String) -> String? {
+            guard config.state.kind == .redis, let file else { return nil }
             if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                redisPassword = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            } else {
-                fail("state.redis.password_file", "cannot read \(file), or it is empty")
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
+            fail(key, "cannot read \(file), or it is empty")
+            return nil
         }
+        let redisPassword = secret(config.state.redis.passwordFile, "state.redis.password_file")
+        let sentinelPassword = secret(config.state.redis.sentinel?.passwordFile, "state.redis.sentinel.password_file")
 
         var redisTLS: NIOSSLContext?
         if config.state.kind == .redis && config.state.redis.tls {
@@ -148,7 +150,7 @@ public enum GatewayStateLoader {
         let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
         return GatewayState(
             config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens, backendTLS: backendTLS, serverTLS: serverTLS,
-            adminToken: adminToken, certificateNotAfter: notAfter, redisPassword: redisPassword, redisTLS: redisTLS)
+            adminToken: adminToken, certificateNotAfter: notAfter, redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS)
     }
 }
 

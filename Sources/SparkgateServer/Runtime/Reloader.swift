@@ -24,8 +24,9 @@ public final class Reloader: Sendable {
         let old = runtime.state.config
         do {
             let config = try SparkgateConfig.load(file: file)
-            if config.listen != old.listen || config.admin.listen != old.admin.listen || config.state != old.state || config.tracing != old.tracing {
-                runtime.logger.warning("listen, admin.listen, state and tracing changes take effect at the next restart")
+            let changed = RestartOnlyKeys.changed(from: old, to: config)
+            if !changed.isEmpty {
+                return refused(changed.map { "restart to change \($0)" }.joined(separator: "; ") + " (a reload cannot change it; the running process keeps its value)")
             }
             let state = try await GatewayStateLoader.load(config, logger: runtime.logger)
             runtime.install(state)

@@ -41,7 +41,7 @@ public final class SessionReaper: Service, Sendable {
             let backendSessionID = record?.backendSessionID
                 ?? state.namespace?.backendID(team: team, user: op.owner.user, clientSessionID: op.clientSessionID) ?? op.clientSessionID
             let backend = state.config.team(team)?.backend ?? state.config.defaultBackend
-            runtime.backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, engine: record?.engine, state: state, on: loop)
+            runtime.backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, placement: record?.placement ?? SessionPlacement(), state: state, on: loop)
         }
         for op in result.abandonedOperations {
             runtime.logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])

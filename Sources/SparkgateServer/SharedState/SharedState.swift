@@ -4,26 +4,34 @@ import NIOPosix
 import NIOSSL
 import SparkgateCore
 import SparkgateRedis
+import Synchronization
 
-/// Quotas and session ownership shared by every replica through Redis. A call is admitted by the shared
-/// state first (atomically, in `SharedScripts.admit`), then by this replica's own ledger, which keeps what
-/// only this replica needs (its streams, result counts, idle timers) and enforces nothing the shared state
-/// decided. When Redis cannot be reached, the failure policies decide, and the local ledger enforces.
+/// Quotas, session ownership and placement shared by every replica through Redis. A call is admitted by the
+/// shared state first (atomically, in `SharedScripts.admit`), then by this replica's own ledger, which keeps
+/// what only this replica needs (its streams, result counts, idle timers) and enforces nothing the shared
+/// state decided. When Redis cannot be reached, the failure policies decide, and the local ledger enforces.
 final class SharedState: Sendable {
     let client: RedisClient
     let keys: SharedKeys
     let settings: StateSettings
-    let ledger: SharedLedger
+    let ledger: LocalLedger
     let group: any EventLoopGroup
     let logger: Logger
+    /// This replica's name in what it publishes, so it ignores its own messages.
+    let origin = UUIDText.random()
     /// Counts a failed Redis operation (`sparkgate_state_errors_total`).
     let countError: @Sendable (_ operation: String) -> Void
+    /// The epoch this replica last saw (`SharedKeys.epoch`); nil before its first check.
+    private let knownEpoch = Mutex<String?>(nil)
 
     static let admitScript = RedisScript(SharedScripts.admit)
+    static let placeScript = RedisScript(SharedScripts.place)
     static let releaseScript = RedisScript(SharedScripts.release)
-    static let renewScript = RedisScript(SharedScripts.renew)
+    static let endOperationScript = RedisScript(SharedScripts.endOperation)
+    static let holdScript = RedisScript(SharedScripts.hold)
+    static let epochScript = RedisScript(SharedScripts.epoch)
 
-    init(client: RedisClient, settings: StateSettings, ledger: SharedLedger, group: any EventLoopGroup, logger: Logger, countError: @escaping @Sendable (String) -> Void) {
+    init(client: RedisClient, settings: StateSettings, ledger: LocalLedger, group: any EventLoopGroup, logger: Logger, countError: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.keys = SharedKeys(prefix: settings.redis.keyPrefix)
         self.settings = settings
@@ -41,8 +49,23 @@ final class SharedState: Sendable {
         _ call: CallAdmission, quotas: QuotaSettings, rejectForeignSessions: Bool, now: Double, on loop: any EventLoop
     ) -> EventLoopFuture<Result<AdmissionGrant, QuotaOrPolicyRefusal>> {
         let request = SharedAdmission(call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, keys: keys, holdingSeconds: holdingSeconds)
-        let local: @Sendable (Bool) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> = { [ledger] enforce in
-            ledger.withLock { $0.admit(call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, enforce: enforce) }
+        let session = SessionKey(owner: call.caller, clientSessionID: call.clientSessionID)
+        let local: @Sendable (Bool, SessionPlacement?) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> = { [ledger] enforce, shared in
+            ledger.withLock { ledger in
+                var result = ledger.admit(call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, enforce: enforce)
+                guard case .success(var grant) = result else { return result }
+                if let shared, !shared.isEmpty {
+                    // Where another replica (or this one, earlier) placed the session: every replica routes there.
+                    ledger.place(session, shared)
+                    grant.placement = shared
+                } else if shared != nil {
+                    // The shared state has no placement (a new session, or Redis lost it): one chosen here is
+                    // recorded when the call is routed.
+                    grant.placementRecorded = grant.placement.isEmpty
+                }
+                result = .success(grant)
+                return result
+            }
         }
         return client.run(Self.admitScript, keys: request.keys, arguments: request.arguments, on: loop).flatMapThrowing { reply in
             let texts = reply.array?.compactMap(\.string) ?? []
@@ -51,11 +74,12 @@ final class SharedState: Sendable {
             }
             switch verdict {
             case .refused(let refusal): return .failure(refusal)
-            case .passed, .admitted: return local(false)
+            case .passed: return local(false, nil)
+            case .admitted(_, _, let placement): return local(false, placement)
             }
         }.flatMapErrorThrowing { error in
             self.failed("admit", error)
-            return self.decideWithout(call, error: error, rejectForeignSessions: rejectForeignSessions) { local(true) }
+            return self.decideWithout(call, error: error, rejectForeignSessions: rejectForeignSessions) { local(true, nil) }
         }
     }
 
@@ -75,52 +99,153 @@ final class SharedState: Sendable {
         return local()
     }
 
-    /// Mirrors what ended in the local ledger. Each removal is idempotent, so a retry or a duplicate is harmless.
+    /// Records where a session lives (`SessionRouting.PlacementChange`); completes with the placement every
+    /// replica now uses: another replica's, when it recorded one first. Without Redis, this replica's choice.
+    func place(_ session: SessionKey, _ change: SessionRouting.PlacementChange, sessionIdleSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<SessionPlacement> {
+        let placement = change.placement
+        let mode: String
+        switch change {
+        case .claim: mode = "claim"
+        case .move: mode = "move"
+        }
+        let life = sessionIdleSeconds > 0 ? sessionIdleSeconds : SharedAdmission.sessionLifeWithoutIdleLimit
+        let milliseconds = String(Int64((max(life, holdingSeconds) + 1) * 1000))
+        return client.run(
+            Self.placeScript, keys: [keys.placement(session)], arguments: [placement.endpointText, placement.engineText, milliseconds, mode], on: loop
+        ).map { reply in
+            let parts = reply.array?.compactMap(\.string) ?? []
+            return parts.count == 2 ? SessionPlacement(endpoint: parts[0], engine: parts[1]) : placement
+        }.recover { error in
+            self.failed("place", error)
+            return placement
+        }.map { recorded in
+            self.ledger.withLock { $0.place(session, recorded) }
+            return recorded
+        }
+    }
+
+    /// Where another replica's session lives, for an operator's kill.
+    func placement(of session: SessionKey) async throws -> SessionPlacement {
+        let reply = try await client.send(["HMGET", keys.placement(session), "e", "g"].map { Array($0.utf8) }, on: group.next()).get()
+        let parts = reply.array ?? []
+        return SessionPlacement(endpoint: parts.first?.string ?? "", engine: parts.count > 1 ? parts[1].string ?? "" : "")
+    }
+
+    /// Mirrors what ended in the local ledger, and tells the other replicas. Each removal is idempotent, so
+    /// a retry or a duplicate is harmless.
     func forget(_ changes: [LedgerChange]) {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
         for change in changes {
             let done: EventLoopFuture<RESPValue>
             switch change {
             case .operationEnded(let op):
-                done = client.send(["ZREM", keys.operations(op.session), op.operationID].map { Array($0.utf8) }, on: loop).and(
-                    client.send(["ZREM", keys.teamOperations(op.session.owner.team), keys.teamOperationMember(op)].map { Array($0.utf8) }, on: loop)
-                ).map(\.0)
+                done = client.run(
+                    Self.endOperationScript, keys: [keys.operations(op.session), keys.teamOperations(op.session.owner.team)],
+                    arguments: [op.operationID, keys.teamOperationMember(op), keys.endedChannel, SharedEvent(origin: origin, kind: .operationEnded(op)).message],
+                    on: loop)
             case .sessionReleased(let session):
                 done = client.run(
                     Self.releaseScript,
-                    keys: [keys.owners(session.clientSessionID), keys.sessions(session.owner), keys.operations(session), keys.teamOperations(session.owner.team)],
-                    arguments: [keys.member(session.owner), session.clientSessionID, keys.teamOperationPrefix(session)], on: loop)
+                    keys: [keys.owners(session.clientSessionID), keys.sessions(session.owner), keys.operations(session), keys.teamOperations(session.owner.team), keys.placement(session)],
+                    arguments: [
+                        keys.member(session.owner), session.clientSessionID, keys.teamOperationPrefix(session), keys.endedChannel,
+                        SharedEvent(origin: origin, kind: .sessionReleased(session)).message,
+                    ], on: loop)
             }
             done.whenFailure { self.failed("forget", $0) }
         }
     }
 
-    /// Renews, for another `holdingSeconds`, the operations and busy sessions this replica holds.
-    func renew(now: Double) async {
-        let held = ledger.withLock { ledger in
-            (Array(ledger.operations.keys), ledger.sessions.values.filter { $0.activeCalls > 0 || $0.activeOperations > 0 }.map(\.key))
+    /// Another replica released a session or ended an operation: forget this replica's record of it. An
+    /// operation with a stream attached here is left to that stream's own evidence.
+    func received(_ event: SharedEvent, now: Double) {
+        guard event.origin != origin else { return }
+        ledger.withLock { ledger in
+            switch event.kind {
+            case .sessionReleased(let session):
+                ledger.sessionReleasedElsewhere(session, now: now)
+            case .operationEnded(let op):
+                if (ledger.operation(op)?.attachedStreams ?? 0) == 0 { ledger.operationEndedElsewhere(op) }
+            }
         }
-        let expiry = SharedAdmission.number(now + holdingSeconds)
-        var entries: [(key: String, member: String)] = []
-        for op in held.0 {
-            entries.append((keys.operations(op.session), op.operationID))
-            entries.append((keys.teamOperations(op.session.owner.team), keys.teamOperationMember(op)))
-        }
-        for session in held.1 {
-            entries.append((keys.owners(session.clientSessionID), keys.member(session.owner)))
-            entries.append((keys.sessions(session.owner), session.clientSessionID))
-        }
+    }
+
+    /// Every heartbeat: if Redis lost its data since the last one (its epoch changed), writes back everything
+    /// this replica holds; otherwise renews, for another `holdingSeconds`, the operations and busy sessions.
+    func heartbeat(now: Double) async {
         let loop = group.next()
+        do {
+            let reply = try await client.run(Self.epochScript, keys: [keys.epoch], arguments: [UUIDText.random()], on: loop).get()
+            guard let epoch = reply.string else { throw RedisError.protocolViolation("unexpected reply to the epoch script") }
+            let lost = knownEpoch.withLock { known in
+                defer { known = epoch }
+                return known != epoch
+            }
+            if lost {
+                await reassert(now: now, on: loop)
+                return
+            }
+        } catch {
+            failed("renew", error)
+            return
+        }
+        await renew(now: now, on: loop)
+    }
+
+    /// Renews what this replica holds and is busy with; a removed record stays removed.
+    private func renew(now: Double, on loop: any EventLoop) async {
+        let (operations, busy) = ledger.withLock { ledger in
+            (Array(ledger.operations.keys), ledger.sessions.values.filter { $0.activeCalls > 0 || $0.activeOperations > 0 })
+        }
+        await hold(operations: operations, sessions: busy, mode: "renew", now: now, on: loop) { _ in now + self.holdingSeconds }
+    }
+
+    /// Writes back every session, operation and placement this replica holds (Redis restarted empty, was
+    /// flushed, or failed over to a replica that was behind). Each session keeps its own expiry.
+    private func reassert(now: Double, on loop: any EventLoop) async {
+        let (operations, sessions) = ledger.withLock { (Array($0.operations.keys), Array($0.sessions.values)) }
+        logger.notice(
+            "shared state (redis) lost its records; writing back what this replica holds",
+            metadata: ["sessions": "\(sessions.count)", "operations": "\(operations.count)"])
+        await hold(operations: operations, sessions: sessions, mode: "reassert", now: now, on: loop) { session in
+            let life = session.idleSeconds > 0 ? session.idleSeconds : SharedAdmission.sessionLifeWithoutIdleLimit
+            let busy = session.activeCalls > 0 || session.activeOperations > 0
+            return max(session.lastUsed + max(life, self.holdingSeconds), busy ? now + self.holdingSeconds : 0)
+        }
+    }
+
+    /// Runs `SharedScripts.hold` over these operations and sessions (with their placements), in batches of at
+    /// most 256 keys; stops at the first failure (a failed write-back is tried again at the next heartbeat).
+    private func hold(
+        operations: [OperationKey], sessions: [SessionRecord], mode: String, now: Double, on loop: any EventLoop, sessionExpiry: (SessionRecord) -> Double
+    ) async {
+        let opExpiry = SharedAdmission.number(now + holdingSeconds)
+        var entries: [(key: String, member: String, expiry: String)] = []
+        for op in operations {
+            entries.append((keys.operations(op.session), op.operationID, opExpiry))
+            entries.append((keys.teamOperations(op.session.owner.team), keys.teamOperationMember(op), opExpiry))
+        }
+        var placements: [(key: String, expiry: String, placement: SessionPlacement)] = []
+        for session in sessions {
+            let expiry = SharedAdmission.number(sessionExpiry(session))
+            entries.append((keys.owners(session.clientSessionID), keys.member(session.owner), expiry))
+            entries.append((keys.sessions(session.owner), session.clientSessionID, expiry))
+            if !session.placement.isEmpty { placements.append((keys.placement(session.key), expiry, session.placement)) }
+        }
         var start = 0
-        while start < entries.count {
+        var placed = 0
+        while start < entries.count || placed < placements.count {
             let batch = entries[start..<min(start + 256, entries.count)]
             start += batch.count
+            let places = placements[placed..<min(placed + 256 - batch.count, placements.count)]
+            placed += places.count
+            var arguments = [SharedAdmission.number(now), String(batch.count), mode] + batch.flatMap { [$0.expiry, $0.member] }
+            arguments += places.flatMap { [$0.expiry, $0.placement.endpointText, $0.placement.engineText] }
             do {
-                _ = try await client.run(
-                    Self.renewScript, keys: batch.map(\.key), arguments: [SharedAdmission.number(now)] + batch.flatMap { [expiry, $0.member] }, on: loop
-                ).get()
+                _ = try await client.run(Self.holdScript, keys: batch.map(\.key) + places.map(\.key), arguments: arguments, on: loop).get()
             } catch {
-                failed("renew", error)
+                failed(mode, error)
+                if mode == "reassert" { knownEpoch.withLock { $0 = nil } }
                 return
             }
         }
@@ -170,9 +295,12 @@ final class SharedState: Sendable {
 
 extension SharedState {
     /// The Redis client's endpoints from the `state.redis` settings.
-    static func endpoints(_ redis: StateSettings.Redis, password: String?, tls: NIOSSLContext?) -> RedisEndpoints {
+    static func endpoints(_ redis: StateSettings.Redis, password: String?, sentinelPassword: String?, tls: NIOSSLContext?) -> RedisEndpoints {
         RedisEndpoints(
-            addresses: redis.addresses.map { ($0.host, $0.port) }, password: password, tls: tls,
-            timeout: .milliseconds(Int64(redis.timeoutMilliseconds)))
+            addresses: redis.addresses.map { ($0.host, $0.port) },
+            sentinel: redis.sentinel.map { s in
+                RedisEndpoints.Sentinel(addresses: s.addresses.map { ($0.host, $0.port) }, masterName: s.masterName, password: sentinelPassword)
+            },
+            password: password, database: redis.database, tls: tls, timeout: .milliseconds(Int64(redis.timeoutMilliseconds)))
     }
 }

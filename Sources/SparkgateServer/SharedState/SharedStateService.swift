@@ -3,8 +3,10 @@ import ServiceLifecycle
 import SparkgateCore
 import SparkgateRedis
 
-/// Keeps this replica's part of the shared state alive: renews what it holds every heartbeat, and ends the
-/// streams of sessions an operator killed on another replica.
+/// Keeps this replica's part of the shared state alive: every heartbeat it checks whether Redis lost its
+/// records (and writes back what it holds) or renews what it holds; it ends the streams of sessions an
+/// operator killed on another replica and forgets what other replicas released or ended; with Sentinel,
+/// it follows the master's failovers.
 public final class SharedStateService: Service, Sendable {
     let runtime: GatewayRuntime
 
@@ -19,22 +21,43 @@ public final class SharedStateService: Service, Sendable {
             return
         }
         let runtime = self.runtime
-        let subscriber = RedisSubscriber(client: shared.client, channel: shared.keys.killChannel, group: runtime.group) { payload in
-            guard let session = SharedKeys.session(fromKillMessage: String(decoding: payload, as: UTF8.self)) else { return }
-            Self.killed(session, runtime: runtime)
+        let kills = shared.keys.killChannel
+        let subscriber = RedisSubscriber(client: shared.client, channels: [kills, shared.keys.endedChannel], group: runtime.group) { channel, payload in
+            let text = String(decoding: payload, as: UTF8.self)
+            if channel == kills {
+                guard let session = SharedKeys.session(fromKillMessage: text) else { return }
+                Self.killed(session, runtime: runtime)
+            } else if let event = SharedEvent(message: text) {
+                shared.received(event, now: WallClock.now())
+            }
         }
+        // Redis answering again after failing (restarted, failed over) is when it most likely lost records:
+        // check at once rather than at the next heartbeat.
+        let (recoveries, recovered) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        shared.client.onRecovery { recovered.yield() }
         await withDiscardingTaskGroup { group in
             group.addTask { try? await subscriber.run() }
+            if shared.settings.redis.sentinel != nil {
+                let watcher = SentinelWatcher(client: shared.client, group: runtime.group)
+                group.addTask { try? await watcher.run() }
+            }
             group.addTask {
                 await cancelWhenGracefulShutdown {
+                    await shared.heartbeat(now: WallClock.now())
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(shared.settings.redis.heartbeatSeconds))
                         if Task.isCancelled { break }
-                        await shared.renew(now: WallClock.now())
+                        await shared.heartbeat(now: WallClock.now())
                     }
                 }
             }
+            group.addTask {
+                await cancelWhenGracefulShutdown {
+                    for await _ in recoveries { await shared.heartbeat(now: WallClock.now()) }
+                }
+            }
         }
+        recovered.finish()
     }
 
     /// An operator killed `session` (here or on another replica): end its streams here and forget it.

@@ -67,8 +67,8 @@ final class CallTrace {
             if authenticationStarted == nil { authenticationStarted = DefaultTracerClock.now }
         case .admit:
             admitting = child("sparkgate.admit")
-        case .openBackend(let route):
-            backend = route.backend
+        case .openBackend(let target):
+            backend = target.route.backend
             connecting = child("sparkgate.backend.connect")
         case .sendResponseHead, .sendResponse, .forwardTrailers, .answerLocally:
             end(&awaitingResponse)

@@ -100,7 +100,7 @@ struct CallDriver {
         case .returnResponseCredit(let b): "returnResponseCredit(\(b))"
         case .admit: "admit"
         case .register: "register"
-        case .openBackend(let r): "openBackend(\(r.backend))"
+        case .openBackend(let t): "openBackend(\(t.route.backend))"
         case .sendRequest(let end): end ? "sendRequest(end)" : "sendRequest"
         case .endRequest: "endRequest"
         case .sendResponseHead(let h): "sendResponseHead(\(h))"

@@ -1,22 +1,56 @@
 import Foundation
 import Testing
 
-/// A real `redis-server` on a free port for one test, stopped when the test ends. Missing redis-server is a
-/// failure under CI (scripts/setup-env installs it) and a skip elsewhere.
+/// A real `redis-server` (or `redis-sentinel`) on a free port for one test, stopped when the test ends.
+/// Missing redis-server is a failure under CI (scripts/setup-env installs it) and a skip elsewhere.
 final class RedisTestServer {
     let port: Int
     private let process: Process
+    private let directory: String
 
     static var available: Bool { path != nil }
     static let path: String? = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static var sentinelAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-sentinel") }
     static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
-    init() throws {
-        guard let path = Self.path else { throw Missing() }
+    /// A server; `password` sets requirepass, `replicaOf` makes it a replica of that port.
+    convenience init(password: String? = nil, replicaOf: Int? = nil) throws {
+        var arguments = ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        if let password { arguments += ["--requirepass", password, "--masterauth", password] }
+        if let replicaOf { arguments += ["--replicaof", "127.0.0.1", "\(replicaOf)"] }
+        try self.init(binary: Self.path, arguments: arguments, config: nil)
+    }
+
+    /// A sentinel watching `masterPort` as `masterName` (quorum 1), quick to declare it down.
+    static func sentinel(masterName: String, masterPort: Int, password: String?) throws -> RedisTestServer {
+        var config = """
+            sentinel monitor \(masterName) 127.0.0.1 \(masterPort) 1
+            sentinel down-after-milliseconds \(masterName) 1000
+            sentinel failover-timeout \(masterName) 3000
+            sentinel parallel-syncs \(masterName) 1
+
+            """
+        if let password { config += "sentinel auth-pass \(masterName) \(password)\n" }
+        return try RedisTestServer(binary: sentinelAvailable ? "/usr/bin/redis-sentinel" : nil, arguments: ["--loglevel", "warning"], config: config)
+    }
+
+    private init(binary: String?, arguments: [String], config: String?) throws {
+        guard let binary else { throw Missing() }
         port = Int.random(in: 20_000...29_999)
+        directory = NSTemporaryDirectory() + "sparkgate-redis-\(port)-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var argv = arguments
+        if let config {
+            // Sentinel rewrites its config file, so it must be a file of its own.
+            let file = directory + "/sentinel.conf"
+            try (config + "port \(port)\nbind 127.0.0.1\ndir \(directory)\n").write(toFile: file, atomically: true, encoding: .utf8)
+            argv = [file] + argv
+        } else {
+            argv = ["--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory] + argv
+        }
         process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = argv
         // Neither stream may be the test's own: `swift test` waits for its pipes to close, and a child holding
         // them open would hang the run.
         process.standardOutput = FileHandle.nullDevice
@@ -34,9 +68,15 @@ final class RedisTestServer {
     /// Stops the server at once. Not waitUntilExit: it spins a run loop that never turns on a test's thread.
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// Freezes it (SIGSTOP): it accepts TCP connections into the backlog and answers nothing.
+    func pause() { kill(process.processIdentifier, SIGSTOP) }
+    func resume() { kill(process.processIdentifier, SIGCONT) }
+
     deinit {
+        resume()
         stop()
     }
 

@@ -1,9 +1,11 @@
 import SparkgateCore
 import Synchronization
 
-/// The session ledger every call on every event loop shares, behind one lock; nothing awaits under it.
+/// This replica's session ledger, which every call on every event loop shares, behind one lock; nothing
+/// awaits under it. With `state.kind: redis` the shared records live in Redis (`SharedState`) and this one
+/// keeps what only this replica needs.
 /// With shared state, what ends in it is handed to the mirror after the lock is released.
-final class SharedLedger: Sendable {
+final class LocalLedger: Sendable {
     private let ledger = Mutex(SessionLedger())
     private let mirrored = Mutex<(@Sendable ([LedgerChange]) -> Void)?>(nil)
     private let recording = Atomic<Bool>(false)
@@ -27,8 +29,8 @@ final class SharedLedger: Sendable {
 }
 
 /// A call's charges against the shared ledger (`CallAccounting`), each under the lock.
-struct SharedLedgerAccounting: CallAccounting {
-    let ledger: SharedLedger
+struct LocalLedgerAccounting: CallAccounting {
+    let ledger: LocalLedger
 
     mutating func chargeArtifacts(_ session: SessionKey, bytes: Int, limit: Int) -> QuotaRefusal? {
         ledger.withLock { $0.chargeArtifacts(session, bytes: bytes, limit: limit) }
