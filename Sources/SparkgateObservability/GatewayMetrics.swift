@@ -34,6 +34,8 @@ public final class GatewayMetrics: Sendable {
     private let backendHealth = Mutex<[String: Gauge]>([:])
     private let engineGauges = Mutex<[String: Gauge]>([:])
     private let engineLaunches = Mutex<[String: Counter]>([:])
+    private let enginePortConflicts = Mutex<[String: Counter]>([:])
+    private let warmEngineGauges = Mutex<[String: Gauge]>([:])
     private let engineLaunchTimes = Mutex<[String: Timer]>([:])
     private let firstResponse: Timer
     private let tlsFailures: Counter
@@ -152,6 +154,20 @@ public final class GatewayMetrics: Sendable {
                 Gauge(label: "sparkgate_engines", dimensions: [("backend", backend), ("state", state)])
             }.record(n)
         }
+    }
+
+    /// A launched engine's port was found held by another process: that launch ended, another port is tried.
+    public func enginePortConflict(_ backend: String) {
+        Self.cached(enginePortConflicts, backend) {
+            Counter(label: "sparkgate_engine_port_conflicts_total", dimensions: [("backend", backend)])
+        }.increment()
+    }
+
+    /// Engines started ahead with no tenant yet.
+    public func warmEngines(_ backend: String, count: Int) {
+        Self.cached(warmEngineGauges, backend) {
+            Gauge(label: "sparkgate_engines_warm", dimensions: [("backend", backend)])
+        }.record(count)
     }
 
     /// One launch attempt ended: `ready` (after `seconds`), `failed` or `timed_out`.

@@ -20,6 +20,8 @@ public enum MetricHelp {
         "sparkgate_engines": "Launched engines, by backend and state (starting, ready, stopping).",
         "sparkgate_engine_launches_total": "Engine launch attempts, by backend and result (ready, failed, timed_out).",
         "sparkgate_engine_launch_seconds": "Time from an engine's launch until it answered its readiness probe, by backend.",
+        "sparkgate_engine_port_conflicts_total": "Launches whose port was found held by a process Sparkgate did not start, by backend; each was relaunched on another port.",
+        "sparkgate_engines_warm": "Engines started ahead with no tenant yet, by backend (launch.warm_engines).",
         "sparkgate_backend_up": "1 when the last connection attempt to a backend endpoint succeeded, else 0.",
         "sparkgate_backend_errors_total": "Failed connections and broken streams to a backend.",
         "sparkgate_tls_handshake_failures_total": "Client TLS handshakes that failed.",

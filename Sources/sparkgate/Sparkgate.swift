@@ -1,6 +1,14 @@
 import ArgumentParser
 
 @main
+enum SparkgateMain {
+    static func main() async {
+        // An engine about to become another OS user: nothing of the gateway runs first.
+        if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == EngineExec.command { EngineExec.run(CommandLine.arguments) }
+        await Sparkgate.main()
+    }
+}
+
 struct Sparkgate: AsyncParsableCommand {
     static let version = "0.1.0"
 

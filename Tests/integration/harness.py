@@ -142,20 +142,25 @@ class Gateway:
         self.config_path = os.path.join(self.dir, "sparkgate.yaml")
         self.audit = os.path.join(self.dir, "audit.jsonl")
         self.log = os.path.join(self.dir, "sparkgate.log")
-        config = copy.deepcopy(config)  # tests build several gateways from one dict
-        config.setdefault("listen", f"127.0.0.1:{self.port}")
-        config.setdefault("admin", {}).setdefault("listen", f"127.0.0.1:{self.admin_port}")
-        config.setdefault("audit_log", self.audit)
-        self.config = config
+        self.config = self.own(config)
         token_file = (config.get("admin") or {}).get("token_file")
         self.admin_token = open(token_file).read().strip() if token_file else None
         self.write_config()
         self.env = {**os.environ, **(env or {})}
         self.start()
 
+    def own(self, config):
+        """A copy of `config` on this gateway's ports and audit file (tests build several gateways from one dict)."""
+        config = copy.deepcopy(config)
+        config.setdefault("listen", f"127.0.0.1:{self.port}")
+        config.setdefault("admin", {}).setdefault("listen", f"127.0.0.1:{self.admin_port}")
+        config.setdefault("audit_log", self.audit)
+        return config
+
     def write_config(self, config=None):
+        """Writes `config` (the gateway's own by default) for the next reload or restart."""
         with open(self.config_path, "w") as f:
-            json.dump(config or self.config, f, indent=1)  # JSON is YAML
+            json.dump(self.own(config) if config else self.config, f, indent=1)  # JSON is YAML
 
     def start(self):
         self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config_path], stdout=open(self.log + ".out", "a"),
@@ -327,18 +332,29 @@ def config_get_request(session_id, *keys, user_id="whoever"):
 
 
 class RedisServer:
-    """A real redis-server on a free port, for the shared-state tests; stop() and start() keep the port."""
+    """A real redis-server on a free port, for the shared-state tests; stop() and start() keep the port (and,
+    without persistence, lose every key, as a restarted server does)."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, password=None, replica_of=None):
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.port = free_port()
+        self.password = password
+        self.replica_of = replica_of
         self.dir = tempfile.mkdtemp(prefix="redis-", dir=workdir)
+        self.password_file = None
+        if password:
+            self.password_file = os.path.join(self.dir, "password")
+            with open(self.password_file, "w") as f:
+                f.write(password + "\n")
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
-            stdout=open(os.path.join(self.dir, "redis.log"), "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.replica_of:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        self.proc = subprocess.Popen(args, stdout=open(os.path.join(self.dir, "redis.log"), "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, 20, self.proc, os.path.join(self.dir, "redis.log"))
 
     @property
@@ -346,7 +362,48 @@ class RedisServer:
         return f"127.0.0.1:{self.port}"
 
     def cli(self, *args):
-        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True).stdout
+        auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        return subprocess.run(["redis-cli", "-p", str(self.port), *auth, *args], capture_output=True, text=True, check=True).stdout
+
+    def pause(self):
+        """SIGSTOP: the kernel still accepts connections, and nothing answers (a paused container, a wedged proxy)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def close(self):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGCONT)
+        return stop(self.proc)
+
+
+class RedisSentinel:
+    """Debian's redis-sentinel watching a master (quorum 1), quick to fail it over."""
+
+    def __init__(self, workdir, master_name, master_port, password=None):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sentinel-", dir=workdir)
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                    f"sentinel monitor {master_name} 127.0.0.1 {master_port} 1\n"
+                    f"sentinel down-after-milliseconds {master_name} 1000\n"
+                    f"sentinel failover-timeout {master_name} 5000\n")
+            if password:
+                f.write(f"sentinel auth-pass {master_name} {password}\n")
+        binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+        self.proc = subprocess.Popen([binary, conf], stdout=open(os.path.join(self.dir, "sentinel.log"), "a"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for_port(self.port, 20, self.proc, os.path.join(self.dir, "sentinel.log"))
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def master(self, name):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "SENTINEL", "get-master-addr-by-name", name], capture_output=True, text=True).stdout
+        return ":".join(out.split())
 
     def close(self):
         return stop(self.proc)

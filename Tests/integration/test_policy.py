@@ -116,7 +116,9 @@ def test_random_config_requests_read_as_protobuf_reads_them(policed, material):
     refused = passed = 0
     for round in range(60):
         raw = header(sid)
-        for _ in range(rng.randint(1, 4)):
+        if round < 2:  # every draw exercises both outcomes: a refused write, then a read that passes
+            raw += operation_fragment("set", [rng.choice(DENIED)]) if round == 0 else operation_fragment("get", [rng.choice(ALLOWED)])
+        for _ in range(0 if round < 2 else rng.randint(1, 4)):
             keys = [rng.choice(DENIED if rng.random() < 0.15 else ALLOWED) for _ in range(rng.randint(0, 3))]
             raw += operation_fragment(rng.choice(kinds), keys)
         kind, keys = merged_keys(raw)

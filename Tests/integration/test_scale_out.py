@@ -161,13 +161,13 @@ def execute_request(session_id, user):
     return req
 
 
-def stream_call(gateway, request, token):
+def stream_call(gateway, request, token, timeout=60):
     with open(gateway.material.ca, "rb") as f:
         ca = f.read()
     channel = grpc.secure_channel(f"localhost:{gateway.port}", grpc.ssl_channel_credentials(ca))
     call = channel.unary_stream("/spark.connect.SparkConnectService/ExecutePlan", request_serializer=None, response_deserializer=None)
     try:
-        yield from call(request.SerializeToString(), metadata=[("authorization", f"Bearer {token}")], timeout=60)
+        yield from call(request.SerializeToString(), metadata=[("authorization", f"Bearer {token}")], timeout=timeout)
     finally:
         channel.close()
 

@@ -6,7 +6,7 @@ extension SparkgateConfig {
     static func readLaunch(_ node: Node, _ key: String, _ r: ConfigReader) -> LaunchSettings? {
         let m = r.mapping(node, key, allowed: [
             "command", "environment", "share", "ports", "work_dir", "startup_timeout_seconds", "idle_seconds", "stop_grace_seconds", "max_engines",
-            "max_engines_per_team",
+            "max_engines_per_team", "run_as", "advertise_host", "warm_engines",
         ])
         guard let commandNode = m["command"] else {
             r.fail("\(key).command", node, "is required: the engine's argv, for example [\"sail\", \"spark\", \"server\", \"--port\", \"{port}\"]")
@@ -51,6 +51,34 @@ extension SparkgateConfig {
         if let n = m["max_engines_per_team"], let v = r.int(n, "\(key).max_engines_per_team", min: 1, max: 10_000) {
             launch.maxEnginesPerTeam = v
             if v > launch.maxEngines { r.fail("\(key).max_engines_per_team", n, "\(v) is more than max_engines (\(launch.maxEngines))") }
+        }
+        if let n = m["run_as"], let v = r.string(n, "\(key).run_as") {
+            let unknown = LaunchCommand.unknownPlaceholders(in: v, known: LaunchSettings.runAsPlaceholders)
+            if !unknown.isEmpty {
+                r.fail("\(key).run_as", n, "unknown placeholder \(unknown.map { "{\($0)}" }.joined(separator: " ")) (run_as may use {team} and {user})")
+            } else if v.isEmpty || v.contains("/") || v.contains(":") || v.contains(" ") {
+                r.fail("\(key).run_as", n, "'\(v)' is not an OS user name or a template such as \"sg-{team}\"")
+            } else if v.contains("{user}") && launch.share != .user {
+                r.fail("\(key).run_as", n, "uses {user} but share is \(launch.share.rawValue): one engine serves several users; use {team} (share: team) or a fixed name")
+            } else if v.contains("{team}") && launch.share == .server {
+                r.fail("\(key).run_as", n, "uses {team} but share is server: one engine serves every team; use a fixed name")
+            }
+            launch.runAs = v
+        }
+        if let n = m["advertise_host"], let v = r.string(n, "\(key).advertise_host") {
+            if v.isEmpty || v.contains(" ") || v.contains("/") { r.fail("\(key).advertise_host", n, "'\(v)' is not a host name or address") }
+            launch.advertiseHost = v
+        }
+        if let n = m["warm_engines"], let v = r.int(n, "\(key).warm_engines", min: 0, max: 1_000) {
+            launch.warmEngines = v
+            if v > launch.maxEngines { r.fail("\(key).warm_engines", n, "\(v) is more than max_engines (\(launch.maxEngines))") }
+            if v > 0, !launch.runAsIsFixed && launch.share != .server {
+                r.fail("\(key).warm_engines", n, "needs a fixed run_as name: a warm engine already runs as the user it will serve, and '\(launch.runAs ?? "")' depends on the tenant")
+            }
+            let templates = launch.command + Array(launch.environment.values)
+            if v > 0, let used = templates.flatMap(LaunchCommand.placeholdersUsed(in:)).first(where: { $0 == "team" || $0 == "user" }) {
+                r.fail("\(key).warm_engines", n, "cannot warm engines whose command or environment uses {\(used)}: a warm engine starts before its tenant is known")
+            }
         }
         if launch.ports.count < launch.maxEngines, let n = m["ports"] {
             r.fail("\(key).ports", n, "has \(launch.ports.count) ports for max_engines (\(launch.maxEngines)) engines")

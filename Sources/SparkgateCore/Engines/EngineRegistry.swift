@@ -96,6 +96,18 @@ public struct EngineRegistry: Sendable {
         return .launch(engine)
     }
 
+    /// The engine's port turned out to be held by a process Sparkgate did not start: that launch ends (the
+    /// caller kills its process, which leaves the registry at once) and a new engine for the same key is
+    /// launched on another port, for the same waiting calls. Nil when the engine is not starting.
+    public mutating func portTaken(
+        _ id: String, settings: LaunchSettings, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
+    ) -> (ended: Engine, next: Acquisition)? {
+        guard let engine = engines[id], engine.state == .starting else { return nil }
+        engines.removeValue(forKey: id)
+        if current[engine.key] == id { current.removeValue(forKey: engine.key) }
+        return (engine, acquire(engine.key, settings: settings, bound: nil, now: now, make: make, portIsFree: portIsFree))
+    }
+
     /// The engine's process started.
     public mutating func spawned(_ id: String, pid: Int32) {
         engines[id]?.pid = pid

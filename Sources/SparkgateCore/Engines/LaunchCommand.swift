@@ -41,7 +41,12 @@ public struct LaunchCommand: Sendable, Equatable {
     }
 
     /// The placeholders in `template` that are not known (a typo would otherwise reach the engine verbatim).
-    public static func unknownPlaceholders(in template: String) -> [String] {
+    public static func unknownPlaceholders(in template: String, known: Set<String> = placeholders) -> [String] {
+        placeholdersUsed(in: template).filter { !known.contains($0) }
+    }
+
+    /// Every `{name}` in `template`, in order.
+    public static func placeholdersUsed(in template: String) -> [String] {
         var unknown: [String] = []
         var i = template.startIndex
         while let open = template[i...].firstIndex(of: "{") {
@@ -51,8 +56,7 @@ public struct LaunchCommand: Sendable, Equatable {
                 continue
             }
             guard let close = template[next...].firstIndex(of: "}") else { break }
-            let name = String(template[next..<close])
-            if !placeholders.contains(name) { unknown.append(name) }
+            unknown.append(String(template[next..<close]))
             i = template.index(after: close)
         }
         return unknown

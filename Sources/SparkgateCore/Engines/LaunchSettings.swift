@@ -28,12 +28,32 @@ public struct LaunchSettings: Sendable, Equatable {
     public var stopGraceSeconds = 30.0
     public var maxEngines = 8
     public var maxEnginesPerTeam: Int?
+    /// The OS user each engine runs as: a name, or a template with `{team}` and `{user}`. Nil runs engines
+    /// as the gateway's own user.
+    public var runAs: String?
+    /// With shared state, the address other replicas reach this replica's engines at (the engines must
+    /// listen there, not only on loopback).
+    public var advertiseHost: String?
+    /// Engines kept started with no tenant, so a first call takes one instead of waiting for a launch.
+    public var warmEngines = 0
 
     public init(command: [String]) {
         self.command = command
     }
 
     public var teamLimit: Int { maxEnginesPerTeam ?? maxEngines }
+
+    /// The placeholders `run_as` may use.
+    public static let runAsPlaceholders: Set<String> = ["team", "user"]
+
+    /// Whether engines of different tenants can share one OS user: a fixed `run_as` name (or none) gives every
+    /// engine of the backend the same user.
+    public var runAsIsFixed: Bool { runAs.map { LaunchCommand.placeholdersUsed(in: $0).isEmpty } ?? true }
+
+    /// The OS user name for the engine of `key`, nil when engines run as the gateway's user.
+    public func runAsUser(for key: EngineShareKey) -> String? {
+        runAs.map { LaunchCommand.fill($0, ["team": key.team ?? "", "user": key.user ?? ""]) }
+    }
 
     /// The key of the engine that serves `identity` on this backend.
     public func shareKey(backend: String, team: String, user: String) -> EngineShareKey {

@@ -95,7 +95,7 @@ public final class EngineManager: Service, Sendable {
     }
 
     private static func target(_ engine: EngineRegistry.Engine) -> EngineTarget {
-        EngineTarget(id: engine.id, address: engine.address, token: engine.token)
+        EngineTarget(id: engine.id, address: engine.address, token: engine.token, pid: engine.pid)
     }
 
     // MARK: Launching
@@ -105,20 +105,43 @@ public final class EngineManager: Service, Sendable {
         let dir = (base as NSString).appendingPathComponent(engine.id)
         let tokenFile = (dir as NSString).appendingPathComponent("token")
         let log = (dir as NSString).appendingPathComponent("engine.log")
+        var credentials: EngineCredentials?
+        if let user = settings.runAsUser(for: engine.key) {
+            guard let found = EngineCredentials.lookUp(user) else {
+                return launchFailed(
+                    engine.id, result: "failed",
+                    reason: "cannot start: no OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")'); an operator must create it, for example useradd --system --create-home \(user)",
+                    log: nil)
+            }
+            credentials = found
+        }
         do {
-            try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // Other users may pass through the base (each engine's own directory is closed to them), never list it.
+            try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true, attributes: [.posixPermissions: credentials == nil ? 0o700 : 0o711])
+            if credentials != nil { _ = chmod(base, 0o711) }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-            // Only the gateway's OS user can read the token; the engine reads it as that user.
+            // Only the engine's OS user (and the gateway) can read the token.
             guard FileManager.default.createFile(atPath: tokenFile, contents: Data(engine.token.utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw EngineProcess.SpawnError(description: "cannot write \(tokenFile)")
+            }
+            if let credentials {
+                guard chown(dir, credentials.uid, credentials.gid) == 0, chown(tokenFile, credentials.uid, credentials.gid) == 0 else {
+                    throw EngineProcess.SpawnError(description: "cannot give \(dir) to user \(credentials.name): \(String(cString: strerror(errno)))")
+                }
             }
             inner.value.directories[engine.id] = dir
             let values = [
                 "port": String(engine.port), "token": engine.token, "token_file": tokenFile, "team": engine.key.team ?? "", "user": engine.key.user ?? "",
                 "engine_id": engine.id, "work_dir": dir,
             ]
-            let command = LaunchCommand(settings, values: values, gateway: ProcessInfo.processInfo.environment)
-            let process = try EngineProcess.spawn(command, directory: dir, log: log)
+            var command = LaunchCommand(settings, values: values, gateway: ProcessInfo.processInfo.environment)
+            if let credentials {
+                // The engine's own user, not the gateway's (operators may still override them in `environment`).
+                for (name, value) in ["HOME": credentials.home, "USER": credentials.name, "LOGNAME": credentials.name] where settings.environment[name] == nil {
+                    command.environment[name] = value
+                }
+            }
+            let process = try EngineProcess.spawn(command, directory: dir, log: log, credentials: credentials)
             inner.value.registry.spawned(engine.id, pid: process.pid)
             inner.value.processes[engine.id] = process
             logger.info("launching an engine", metadata: [
@@ -130,11 +153,23 @@ public final class EngineManager: Service, Sendable {
         }
     }
 
+    /// Proves the engine owns its port, then asks it with its token whether it is ready; again every 0.5 s.
     private func probe(_ id: String) {
         guard let engine = inner.value.registry.engines[id], engine.state == .starting else { return }
         if let process = inner.value.processes[id], let status = process.exited() {
             inner.value.processes.removeValue(forKey: id)
             return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: process.log)
+        }
+        // The token goes only to a listener proven to be the engine's.
+        switch engine.pid.map({ EnginePortProver.verdict(pid: $0, port: engine.port) }) ?? .noListener {
+        case .noListener:
+            inner.value.lastProbe[id] = "nothing listens on port \(engine.port) yet"
+            loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
+            return
+        case .foreign:
+            return portTaken(engine)
+        case .proven:
+            break
         }
         calls.probe(Self.target(engine), backend: engine.key.backend, limits: current().config.limits, timeoutSeconds: 2, on: loop)
             .assumeIsolated().whenComplete { [self] result in
@@ -149,6 +184,35 @@ public final class EngineManager: Service, Sendable {
                     loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
                 }
             }
+    }
+
+    /// Another process listens on the engine's port: this launch ends, and the engine is launched again on
+    /// another port for the calls waiting for it.
+    private func portTaken(_ engine: EngineRegistry.Engine) {
+        let state = inner.value
+        guard let settings = current().config.backends[engine.key.backend]?.launch,
+            let (ended, next) = state.registry.portTaken(
+                engine.id, settings: settings, now: WallClock.now(), make: Self.makeIdentity(engine.key), portIsFree: EngineProcess.portIsFree)
+        else { return }
+        metrics.enginePortConflict(engine.key.backend)
+        logger.warning("an engine's port is held by a process Sparkgate did not start: launching on another port", metadata: [
+            "engine": "\(ended.id)", "share_key": "\(ended.key)", "port": "\(ended.port)",
+        ])
+        state.processes[ended.id]?.signal(SIGKILL)
+        removeToken(ended.id)
+        let waiting = state.waiters.removeValue(forKey: ended.id) ?? []
+        switch next {
+        case .launch(let engine):
+            state.waiters[engine.id, default: []] += waiting
+            start(engine, settings: settings)
+        case .wait(let engine):
+            state.waiters[engine.id, default: []] += waiting
+        case .ready(let engine):
+            for waiter in waiting { waiter.succeed(.ready(Self.target(engine))) }
+        case .refused(let error), .sessionLost(let error):
+            for waiter in waiting { waiter.fail(error) }
+        }
+        publishGauges()
     }
 
     private func ready(_ id: String) {
@@ -224,7 +288,10 @@ public final class EngineManager: Service, Sendable {
     }
 
     private func exited(_ id: String, status: Int32, log: String) {
-        guard let engine = inner.value.registry.engines[id] else { return }
+        guard let engine = inner.value.registry.engines[id] else {
+            // A launch ended by a port conflict: nothing of it is kept.
+            return retire(id, backend: "", keepLog: false)
+        }
         switch engine.state {
         case .starting:
             return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: log)

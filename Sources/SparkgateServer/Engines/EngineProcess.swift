@@ -33,7 +33,16 @@ struct EngineProcess: Sendable {
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
-    static func spawn(_ command: LaunchCommand, directory: String, log: String) throws -> EngineProcess {
+    /// The gateway's own binary, which runs `engine-exec` to become an engine's OS user before executing it.
+    static let launcher: String? = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    }()
+
+    /// Spawns the engine; with `credentials`, through the gateway's `engine-exec` step, which takes that
+    /// user's groups, gid and uid before it executes the engine.
+    static func spawn(_ command: LaunchCommand, directory: String, log: String, credentials: EngineCredentials? = nil) throws -> EngineProcess {
         guard let program = command.argv.first else { throw SpawnError(description: "the command is empty") }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -62,17 +71,25 @@ struct EngineProcess: Sendable {
         // Nothing of the gateway's (its listening sockets, client connections) reaches the engine.
         _ = GlibcExtensions.addClosefrom?(&actions, 3)
 
-        let argv = command.argv.map { strdup($0) } + [nil]
+        // A bare program name is looked up in the engine's PATH, not the gateway's.
+        let resolved = program.contains("/") ? program : Self.lookUp(program, path: command.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+        guard let resolved else { throw SpawnError(description: "\(program) is not in the engine's PATH") }
+        var arguments = command.argv
+        var executable = resolved
+        if let credentials {
+            guard let launcher = Self.launcher else { throw SpawnError(description: "cannot find the gateway's own binary to switch to user \(credentials.name)") }
+            executable = launcher
+            arguments = [launcher, "engine-exec", String(credentials.uid), String(credentials.gid), credentials.groups.map(String.init).joined(separator: ","), resolved]
+                + command.argv.dropFirst()
+        }
+        let argv = arguments.map { strdup($0) } + [nil]
         let envp = command.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
         var pid: pid_t = 0
-        // A bare program name is looked up in the engine's PATH, not the gateway's.
-        let resolved = program.contains("/") ? program : Self.lookUp(program, path: command.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
-        guard let resolved else { throw SpawnError(description: "\(program) is not in the engine's PATH") }
-        let r = posix_spawn(&pid, resolved, &actions, &attributes, argv, envp)
+        let r = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard r == 0 else { throw SpawnError(description: "cannot start \(resolved): \(String(cString: strerror(r)))") }
         return EngineProcess(pid: pid, log: log)
     }

@@ -46,8 +46,8 @@ public final class GatewayRuntime: Sendable {
         self.metrics = metrics
         self.audit = audit
         self.logger = logger
-        self.pool = BackendPool(group: group, metrics: metrics, connector: connector)
         let directory = EngineDirectory()
+        self.pool = BackendPool(group: group, metrics: metrics, connector: ProvingConnector(inner: connector, engines: directory))
         self.backendCalls = BackendCalls(pool: pool, engines: directory, logger: logger)
         self.health = BackendHealth(metrics: metrics, logger: logger)
         self.handshakeFailures = HandshakeFailureLog(logger: logger)

@@ -22,14 +22,17 @@ public final class GatewayState: Sendable {
     /// From `state.redis.sentinel.password_file`.
     let sentinelPassword: String?
     let redisTLS: NIOSSLContext?
+    /// What `sparkgate config check` warns about (secret files other users can read).
+    public let warnings: [ConfigIssue]
     /// What this generation decides for every call.
     let callPolicy: CallPolicy
 
     init(
         config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
         serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?, redisPassword: String? = nil, sentinelPassword: String? = nil,
-        redisTLS: NIOSSLContext? = nil
+        redisTLS: NIOSSLContext? = nil, warnings: [ConfigIssue] = []
     ) {
+        self.warnings = warnings
         self.redisPassword = redisPassword
         self.sentinelPassword = sentinelPassword
         self.redisTLS = redisTLS

@@ -138,6 +138,17 @@ public enum GatewayStateLoader {
             }
         }
 
+        for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
+            guard let launch = backend.launch, let runAs = launch.runAs else { continue }
+            if !EngineCredentials.processCanSwitchUser {
+                fail("backends.\(name).launch.run_as", "engines cannot run as '\(runAs)': Sparkgate runs as uid \(geteuid()) without CAP_SETUID and CAP_SETGID; run it as root or grant both capabilities")
+            } else if launch.runAsIsFixed, EngineCredentials.lookUp(runAs) == nil {
+                fail("backends.\(name).launch.run_as", "there is no OS user '\(runAs)'; create it (useradd --system --create-home \(runAs)) or name another")
+            }
+        }
+        let warnings = SecretFiles.warnings(for: config)
+        for warning in warnings { logger.warning("a secret file is readable by other users", metadata: ["config.key": "\(warning.key)", "reason": "\(warning.message)"]) }
+
         if keys.isEmpty && config.auth.jwksURLs.isEmpty && issues.isEmpty {
             fail("auth.keys", "no key could be loaded, so no token can be verified")
         }
@@ -150,7 +161,7 @@ public enum GatewayStateLoader {
         let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
         return GatewayState(
             config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens, backendTLS: backendTLS, serverTLS: serverTLS,
-            adminToken: adminToken, certificateNotAfter: notAfter, redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS)
+            adminToken: adminToken, certificateNotAfter: notAfter, redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS, warnings: warnings)
     }
 }
 

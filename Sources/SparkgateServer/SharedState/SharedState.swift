@@ -172,7 +172,10 @@ final class SharedState: Sendable {
 
     /// Every heartbeat: if Redis lost its data since the last one (its epoch changed), writes back everything
     /// this replica holds; otherwise renews, for another `holdingSeconds`, the operations and busy sessions.
-    func heartbeat(now: Double) async {
+    ///
+    /// `afterFailure` writes back in any case: Redis answering again after failing may have lost writes
+    /// that its epoch cannot show (a failover to a replica that was behind keeps the epoch).
+    func heartbeat(now: Double, afterFailure: Bool = false) async {
         let loop = group.next()
         do {
             let reply = try await client.run(Self.epochScript, keys: [keys.epoch], arguments: [UUIDText.random()], on: loop).get()
@@ -181,7 +184,7 @@ final class SharedState: Sendable {
                 defer { known = epoch }
                 return known != epoch
             }
-            if lost {
+            if lost || afterFailure {
                 await reassert(now: now, on: loop)
                 return
             }

@@ -53,7 +53,7 @@ public final class SharedStateService: Service, Sendable {
             }
             group.addTask {
                 await cancelWhenGracefulShutdown {
-                    for await _ in recoveries { await shared.heartbeat(now: WallClock.now()) }
+                    for await _ in recoveries { await shared.heartbeat(now: WallClock.now(), afterFailure: true) }
                 }
             }
         }

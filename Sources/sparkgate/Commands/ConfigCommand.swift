@@ -24,7 +24,8 @@ struct ConfigCommand: AsyncParsableCommand {
             Bootstrap.logging(level: "error")
             do {
                 let cfg = try Bootstrap.config(config)
-                _ = try await Bootstrap.state(cfg, logger: Logger(label: "sparkgate"))
+                let state = try await Bootstrap.state(cfg, logger: Logger(label: "sparkgate"))
+                for warning in state.warnings { print("warning: \(warning)") }
                 print("\(config): OK (\(cfg.backends.count) backend\(cfg.backends.count == 1 ? "" : "s"), \(cfg.teams.count) team\(cfg.teams.count == 1 ? "" : "s"), \(cfg.auth.keys.count) key\(cfg.auth.keys.count == 1 ? "" : "s"), \(cfg.tls == nil ? "plaintext h2c" : cfg.tls?.clientCA == nil ? "TLS" : "mutual TLS"))")
             } catch {
                 throw ExitCode.failure
