@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -202,7 +203,86 @@ def test_failed_launch_is_unavailable_with_the_reason(make_gateway, material, co
             assert "cannot bind, giving up" in f.read()
 
 
-# MARK: Spark 4.3, one engine per team
+def test_a_process_that_takes_the_engines_port_gets_nothing(make_gateway, material, connect):
+    """A local process binds the port Sparkgate chose while the engine is still starting: it never receives a
+    connection (so never the token or a session), and the tenant gets a real engine on another port."""
+    command = ["bash", "-c", 'sleep 3; exec "$0" spark server --ip 127.0.0.1 --port "$1"', SAIL, "{port}"]
+    gw = make_gateway(pool_config(material, command, work_dir=engine_dir()), name="launch-squat")
+    token, session = material.token("sam"), str(uuid.uuid4())
+    outcome = {}
+    threading.Thread(target=lambda: outcome.update(first=config_call(gw, token, session))).start()
+    starting = wait_for(lambda: [e for e in engines(gw) if e["state"] == "starting"], 10, "the engine to start")[0]
+    squatter = Squatter(starting["port"])
+    try:
+        wait_for(lambda: "first" in outcome, 60, "the first call's answer")
+        spark = connect(gw.url(token, session_id=session))
+        spark.range(3).createOrReplaceTempView("sams")
+        assert spark.sql("SELECT count(*) AS n FROM sams").collect()[0].n == 3
+        [engine] = engines(gw)
+        assert engine["state"] == "ready" and engine["port"] != starting["port"] and engine["id"] != starting["id"]
+        assert squatter.accepted == 0, "the squatter was sent something"
+        _, metrics = gw.admin("/metrics")
+        assert 'sparkgate_engine_port_conflicts_total{backend="engines"} 1' in metrics
+        status, body = gw.admin("/v1/sessions?user=sam")
+        assert [s["engine"] for s in json.loads(body)["sessions"]] == [engine["id"]]
+    finally:
+        squatter.close()
+
+
+class Squatter:
+    """A listener on someone else's port, counting who connects."""
+
+    def __init__(self, port):
+        import socket
+        self.accepted = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def engine_dir():
+    """A work_dir other OS users can pass through (the suite's own directory is closed to them)."""
+    import tempfile
+    base = tempfile.mkdtemp(prefix="sparkgate-engines-")
+    os.chmod(base, 0o711)
+    return os.path.join(base, "engines")
+
+
+def test_run_as_a_user_that_does_not_exist_is_unavailable_and_names_it(make_gateway, material):
+    if os.geteuid() != 0:
+        pytest.skip("run_as needs a gateway that runs as root (CI does)")
+    gw = make_gateway(sail_config(material, run_as="sg-nobody-{user}", work_dir=engine_dir()), name="launch-nouser")
+    with pytest.raises(grpc.RpcError) as e:
+        config_call(gw, material.token("nina"), str(uuid.uuid4()), timeout=20)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no OS user 'sg-nobody-nina'" in e.value.details()
+
+
+# MARK: Spark 4.3, one engine per team, each as its own OS user
+
+TEAM_USERS = {"analytics": "sg-analytics", "data-eng": "sg-data-eng"}
+
+
+def ensure_os_user(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+
 
 @pytest.fixture(scope="module")
 def spark_pool(material):
@@ -211,11 +291,22 @@ def spark_pool(material):
     command = ["bash", os.path.join(home, "sbin", "start-connect-server.sh"), "--driver-memory", "1g",
                "--conf", "spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
                "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.sparkgate.team={team}"]
-    config = pool_config(material, command, share="team", startup_timeout_seconds=180, idle_seconds=600, max_engines=3, max_engines_per_team=1)
-    config["backends"]["engines"]["launch"]["environment"] = {
+    config = pool_config(material, command, share="team", startup_timeout_seconds=180, idle_seconds=600, max_engines=3, max_engines_per_team=1,
+                         work_dir=engine_dir())
+    environment = {
         "SPARK_HOME": home, "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": "{work_dir}", "SPARK_PID_DIR": "{work_dir}",
         "SPARK_CONNECT_AUTHENTICATE_TOKEN": "{token}", "PYSPARK_PYTHON": sys.executable,
     }
+    if os.geteuid() == 0:
+        # Each team's driver and its Python workers run as the team's own OS user. The suite's venv python
+        # lives under /root, which other users cannot enter: workers use the system's python3.11 with the
+        # venv's packages.
+        for user in TEAM_USERS.values():
+            ensure_os_user(user)
+        config["backends"]["engines"]["launch"]["run_as"] = "sg-{team}"
+        site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(harness.ROOT))
+        environment.update(PYSPARK_PYTHON="/usr/bin/python3.11", PYTHONPATH=site)
+    config["backends"]["engines"]["launch"]["environment"] = environment
     gw = harness.Gateway(material, config, name="launch-spark")
     yield gw
     gw.close()
@@ -295,3 +386,65 @@ def test_code_in_one_teams_engine_cannot_use_its_token_on_another(spark_pool, ma
 
     rows = a.createDataFrame([(own,), (other,)], "port int").select(try_token("port").alias("r")).collect()
     assert [r["r"] for r in rows] == ["OK", "UNAUTHENTICATED"]
+
+
+def test_a_teams_code_finds_no_credential_of_another_team_or_of_the_gateway(spark_pool, material, connect):
+    """A Python UDF in analytics' engine looks everywhere a local user can: every process's environment and
+    command line, the engines' work directories, the gateway's own files. Nothing it finds opens data-eng's
+    engine, and none of the gateway's secrets is readable."""
+    if os.geteuid() != 0:
+        pytest.skip("engines run as their tenant's OS user only when the gateway can switch users (CI runs as root)")
+    gw = spark_pool
+    a = connect(gw.url(material.token("alice", team="analytics")))
+    b = connect(gw.url(material.token("dave", team="data-eng")))
+    assert b.range(1).count() == 1
+    listed = {e["share_key"]: e for e in engines(gw)}
+    other = listed["team:data-eng"]
+    work_dir = gw.config["backends"]["engines"]["launch"]["work_dir"]
+    gateway_secrets = [material.admin_token_file, os.path.join(material.keys, "suite-es256.key.pem"), os.path.join(material.certs, "server.key"),
+                       gw.config_path]
+
+    from pyspark.sql.functions import udf
+
+    @udf("string")
+    def look(paths):
+        import glob as _glob
+        import json as _json
+        import os as _os
+        import re as _re
+        found, readable = set(), []
+        sources = [p for d in _glob.glob("/proc/[0-9]*") for p in (d + "/environ", d + "/cmdline")]
+        sources += [p for p in _glob.glob(paths.split("|")[0] + "/**", recursive=True) if _os.path.isfile(p)]
+        sources += paths.split("|")[1:]
+        for path in sources:
+            try:
+                with open(path, "rb") as f:
+                    text = f.read(1 << 20).decode("utf-8", "replace")
+            except OSError:
+                continue
+            if path in paths.split("|")[1:]:
+                readable.append(path)
+            found.update(_re.findall(r"[0-9a-f]{40,64}", text))
+        return _json.dumps({"uid": _os.getuid(), "candidates": sorted(found), "readable": readable})
+
+    import json as _json
+    report = _json.loads(a.range(1).select(look(__import__("pyspark.sql.functions", fromlist=["lit"]).lit("|".join([work_dir] + gateway_secrets))).alias("r")).collect()[0]["r"])
+    import pwd
+    assert report["uid"] == pwd.getpwnam("sg-analytics").pw_uid  # the UDF runs as the team's user
+    assert report["readable"] == [], f"the team's code read the gateway's secrets: {report['readable']}"
+    # The UDF sees its own engine's token (and whatever else looks like one); none of it opens data-eng's engine.
+    assert report["candidates"], "the UDF found not even its own token: the search looked nowhere"
+    from pyspark.sql.connect.proto import base_pb2 as pb
+    req = pb.ConfigRequest(session_id=str(uuid.uuid4()))
+    req.user_context.user_id = "intruder"
+    req.operation.get_all.SetInParent()
+    opened = []
+    with grpc.insecure_channel(f"127.0.0.1:{other['port']}") as ch:
+        call = ch.unary_unary("/spark.connect.SparkConnectService/Config", request_serializer=None, response_deserializer=None)
+        for candidate in report["candidates"]:
+            try:
+                call(req.SerializeToString(), metadata=[("authorization", f"Bearer {candidate}")], timeout=10)
+                opened.append(candidate[:8])
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+    assert opened == [], f"{len(opened)} credentials found by analytics' code open data-eng's engine"

@@ -15,18 +15,9 @@ struct LaunchIdentityTests {
         """
     }
 
-    func parse(_ yaml: String) throws(ConfigError) -> SparkgateConfig {
-        try ConfigTests().parse(ConfigTests.minimal.replacingOccurrences(of: "backends:\n  local:\n    endpoints: [\"127.0.0.1:15002\"]", with: "") + "\n" + yaml)
-    }
-
-    func issues(_ yaml: String) -> [ConfigIssue] {
-        do {
-            _ = try parse(yaml)
-            return []
-        } catch {
-            return error.issues
-        }
-    }
+    static let withoutBackends = ConfigTests.minimal.replacingOccurrences(of: "backends:\n  local:\n    endpoints: [\"127.0.0.1:15002\"]", with: "")
+    func parse(_ yaml: String) throws(ConfigError) -> SparkgateConfig { try ConfigTests().parse(Self.withoutBackends + "\n" + yaml) }
+    func issues(_ yaml: String) -> [ConfigIssue] { ConfigTests().issues(Self.withoutBackends + "\n" + yaml) }
 
     @Test("run_as names a user per tenant; templates follow the share level")
     func runAs() throws {
