@@ -25,6 +25,8 @@ public struct AdmittedCall: Sendable, Equatable {
     public var session: SessionKey
     public var method: SparkConnectMethod
     public var operation: OperationKey?
+    /// The start of the operation the call attached to: its end speaks for that start only.
+    public var operationInstance: UInt64?
     public var reattachable: Bool
     public var sawResultComplete = false
     /// ReleaseExecute: whether it released the whole operation, and which.

@@ -239,6 +239,7 @@ extension CallStateMachine {
                 session: plan.session, method: method, operation: plan.operation,
                 reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: plan.releaseAll,
                 releasedOperationID: plan.releaseAll ? plan.admission.operationID : nil)
+            admitted?.operationInstance = grant.operationInstance
             resultLimitActive = grant.operationResultLimit > 0
             placement = grant.placement
             if grant.alreadyReleased {
@@ -259,10 +260,11 @@ extension CallStateMachine {
             // The call ended while the ledger decided: account for it now, with what the ledger recorded.
             guard answered, var outcome = pendingOutcome else { return }
             pendingOutcome = nil
-            if case .success = result, let plan {
+            if case .success(let grant) = result, let plan {
                 outcome.admitted = AdmittedCall(
                     session: plan.session, method: method, operation: plan.operation,
                     reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: false, releasedOperationID: nil)
+                outcome.admitted?.operationInstance = grant.operationInstance
             }
             actions.append(.finish(outcome))
         case .idle, .authenticating, .awaitingFirstMessage, .connecting, .forwarding:

@@ -412,12 +412,6 @@ extension SparkgateConfig {
         if !config.backends.isEmpty && config.backends[config.defaultBackend] == nil {
             r.fail("defaults.backend", top["defaults"], "'\(config.defaultBackend)' is not under backends (have: \(config.backends.keys.sorted().joined(separator: ", ")))")
         }
-        if config.state.kind == .redis {
-            for name in config.backends.keys.sorted() where config.backends[name]?.launch != nil {
-                // The engine registry is per process: two replicas would launch two engines for one share key.
-                r.fail("backends.\(name).launch", top["backends"], "needs state.kind: memory: engines are launched and tracked by one replica; run one replica in front of a launch pool")
-            }
-        }
         if config.auth.keys.isEmpty && config.auth.jwksFiles.isEmpty && config.auth.jwksURLs.isEmpty {
             r.fail("auth.keys", top["auth"], "no verification keys: give auth.keys, auth.jwks_files or auth.jwks_urls")
         }

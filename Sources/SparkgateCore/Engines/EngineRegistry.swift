@@ -8,8 +8,13 @@ public struct EngineRegistry: Sendable {
 
     public struct Engine: Sendable, Equatable {
         public let id: String
-        public let key: EngineShareKey
+        /// Who it serves; a warm engine has the backend's key until a tenant takes it.
+        public fileprivate(set) var key: EngineShareKey
+        /// Started ahead with no tenant (`launch.warm_engines`).
+        public fileprivate(set) var warm = false
         public let port: Int
+        /// Where other replicas reach it (`launch.advertise_host`); loopback otherwise.
+        public var host = "127.0.0.1"
         /// The backend token only this engine accepts.
         public let token: String
         public fileprivate(set) var state = State.starting
@@ -24,10 +29,11 @@ public struct EngineRegistry: Sendable {
         public fileprivate(set) var killAt: Double?
         public fileprivate(set) var stopReason: String?
 
-        public var address: HostPort { HostPort(host: "127.0.0.1", port: port) }
+        /// Where this replica reaches it: it runs here, on loopback or on the advertised address.
+        public var address: HostPort { HostPort(host: host == "0.0.0.0" ? "127.0.0.1" : host, port: port) }
 
-        /// Idle seconds at `now`: zero while any session is bound.
-        public func idleSeconds(now: Double) -> Double { sessions > 0 || state != .ready ? 0 : max(0, now - idleSince) }
+        /// Idle seconds at `now`: zero while any session is bound (and for warm engines, which wait on purpose).
+        public func idleSeconds(now: Double) -> Double { sessions > 0 || state != .ready || warm ? 0 : max(0, now - idleSince) }
     }
 
     /// What a call needs done to reach its engine.
@@ -61,13 +67,12 @@ public struct EngineRegistry: Sendable {
     /// if it was bound to one. `make` gives a fresh engine id and token; `portIsFree` says whether nothing
     /// else listens on a port.
     public mutating func acquire(
-        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
+        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool,
+        host: String = "127.0.0.1"
     ) -> Acquisition {
         let live = current[key].flatMap { engines[$0] }
         if let bound, bound != live?.id {
-            let what = engines[bound].map { "is stopping (\($0.stopReason ?? "stopped"))" } ?? "has stopped"
-            return .sessionLost(SparkgateError(.failedPrecondition,
-                "this session lived on engine \(bound) (\(key)), which \(what): its temporary views and cached data are gone; start a new session (spark.stop(), then a new SparkSession)"))
+            return .sessionLost(Self.sessionLost(bound: bound, key: key, what: engines[bound].map { "is stopping (\($0.stopReason ?? "stopped"))" } ?? "has stopped"))
         }
         if var engine = live {
             if engine.state == .ready {
@@ -77,23 +82,93 @@ public struct EngineRegistry: Sendable {
             }
             return .wait(engine)
         }
-        let pool = engines.values.filter { $0.key.backend == key.backend }
-        if pool.count >= settings.maxEngines {
-            return .refused(.resourceExhausted(
-                "backend '\(key.backend)' runs max_engines (\(settings.maxEngines)) engines already; no engine for \(key) until one goes idle (idle_seconds: \(Self.format(settings.idleSeconds))) or an operator stops one", retryAfter: .seconds(5)))
+        if let warm = readyWarmEngine(backend: key.backend) {
+            if let team = key.team, engines.values.filter({ $0.key.backend == key.backend && $0.key.team == team }).count >= settings.teamLimit {
+                return .refused(Self.teamLimitRefusal(key, settings: settings))
+            }
+            return .ready(adopt(warm.id, for: key, now: now)!)
         }
+        let pool = engines.values.filter { $0.key.backend == key.backend }
+        if pool.count >= settings.maxEngines { return .refused(Self.maxEnginesRefusal(key, settings: settings)) }
         if let team = key.team, pool.filter({ $0.key.team == team }).count >= settings.teamLimit {
-            return .refused(.resourceExhausted(
-                "team '\(team)' runs max_engines_per_team (\(settings.teamLimit)) engines on backend '\(key.backend)' already; no engine for \(key) until one goes idle", retryAfter: .seconds(5)))
+            return .refused(Self.teamLimitRefusal(key, settings: settings))
         }
         guard let port = freePort(backend: key.backend, settings: settings, portIsFree: portIsFree) else {
             return .refused(.resourceExhausted("backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"))
         }
         let made = make()
-        let engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
+        var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
+        engine.host = host
         engines[engine.id] = engine
         current[key] = engine.id
         return .launch(engine)
+    }
+
+    // MARK: Warm engines
+
+    /// A warm engine of `backend` that is ready to take a tenant, if any.
+    public func readyWarmEngine(backend: String) -> Engine? {
+        engines.values.filter { $0.warm && $0.state == .ready && $0.key.backend == backend }.min { $0.id < $1.id }
+    }
+
+    /// Gives the warm engine `id` to `key`: it serves the key from now on (its token is its own already, so
+    /// nothing restarts). Nil when it is not a ready warm engine.
+    @discardableResult
+    public mutating func adopt(_ id: String, for key: EngineShareKey, now: Double) -> Engine? {
+        guard var engine = engines[id], engine.warm, engine.state == .ready else { return nil }
+        engine.warm = false
+        engine.key = key
+        engine.idleSince = now
+        engines[id] = engine
+        current[key] = id
+        return engine
+    }
+
+    /// Warm engines to launch now so that `warm_engines` of each backend stand ready (starting ones count),
+    /// within `max_engines`; each is registered as starting.
+    public mutating func warmDeficit(
+        backend: String, settings: LaunchSettings, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool, host: String = "127.0.0.1"
+    ) -> [Engine] {
+        let pool = engines.values.filter { $0.key.backend == backend }
+        var missing = min(settings.warmEngines - pool.filter(\.warm).count, settings.maxEngines - pool.count)
+        var launched: [Engine] = []
+        while missing > 0, let port = freePort(backend: backend, settings: settings, portIsFree: portIsFree) {
+            let made = make()
+            var engine = Engine(id: made.id, key: EngineShareKey(backend: backend, team: nil, user: nil), port: port, token: made.token, started: now, idleSince: now)
+            engine.warm = true
+            engine.host = host
+            engines[engine.id] = engine
+            launched.append(engine)
+            missing -= 1
+        }
+        return launched
+    }
+
+    // MARK: Engines shared by several replicas
+
+    /// An engine this replica would launch for `key` (its id, port and token), not yet registered: with shared
+    /// state, the replicas decide in Redis whether it is launched (`register`) or another engine serves.
+    public mutating func propose(
+        _ key: EngineShareKey, settings: LaunchSettings, host: String, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
+    ) -> Engine? {
+        guard let port = freePort(backend: key.backend, settings: settings, portIsFree: portIsFree) else { return nil }
+        let made = make()
+        var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
+        engine.host = host
+        return engine
+    }
+
+    /// `engine` as it is once ready, for records that report it.
+    public static func readyCopy(_ engine: Engine) -> Engine {
+        var copy = engine
+        copy.state = .ready
+        return copy
+    }
+
+    /// Registers an engine the shared state decided this replica launches: it serves its key from now on.
+    public mutating func register(_ engine: Engine) {
+        engines[engine.id] = engine
+        if !engine.warm { current[engine.key] = engine.id }
     }
 
     /// The engine's port turned out to be held by a process Sparkgate did not start: that launch ends (the
@@ -105,7 +180,7 @@ public struct EngineRegistry: Sendable {
         guard let engine = engines[id], engine.state == .starting else { return nil }
         engines.removeValue(forKey: id)
         if current[engine.key] == id { current.removeValue(forKey: engine.key) }
-        return (engine, acquire(engine.key, settings: settings, bound: nil, now: now, make: make, portIsFree: portIsFree))
+        return (engine, acquire(engine.key, settings: settings, bound: nil, now: now, make: make, portIsFree: portIsFree, host: engine.host))
     }
 
     /// The engine's process started.
@@ -167,7 +242,7 @@ public struct EngineRegistry: Sendable {
             case .starting where now - engine.started >= s.startupTimeoutSeconds:
                 let reason = "did not become ready within startup_timeout_seconds (\(Self.format(s.startupTimeoutSeconds)))"
                 if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) { tasks.append(.stop(e, reason: reason)) }
-            case .ready where engine.sessions == 0 && now - engine.idleSince >= s.idleSeconds:
+            case .ready where !engine.warm && engine.sessions == 0 && now - engine.idleSince >= s.idleSeconds:
                 let reason = "idle for \(Self.format(s.idleSeconds)) s"
                 if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) { tasks.append(.stop(e, reason: reason)) }
             case .stopping:
@@ -200,6 +275,24 @@ public struct EngineRegistry: Sendable {
             return port
         }
         return nil
+    }
+
+    /// What a session's calls get once the engine that held its state is gone.
+    public static func sessionLost(bound: String, key: EngineShareKey, what: String) -> SparkgateError {
+        SparkgateError(.failedPrecondition,
+            "this session lived on engine \(bound) (\(key)), which \(what): its temporary views and cached data are gone; start a new session (spark.stop(), then a new SparkSession)")
+    }
+
+    public static func maxEnginesRefusal(_ key: EngineShareKey, settings: LaunchSettings) -> SparkgateError {
+        .resourceExhausted(
+            "backend '\(key.backend)' runs max_engines (\(settings.maxEngines)) engines already; no engine for \(key) until one goes idle (idle_seconds: \(Self.format(settings.idleSeconds))) or an operator stops one",
+            retryAfter: .seconds(5))
+    }
+
+    public static func teamLimitRefusal(_ key: EngineShareKey, settings: LaunchSettings) -> SparkgateError {
+        .resourceExhausted(
+            "team '\(key.team ?? "")' runs max_engines_per_team (\(settings.teamLimit)) engines on backend '\(key.backend)' already; no engine for \(key) until one goes idle",
+            retryAfter: .seconds(5))
     }
 
     static func format(_ seconds: Double) -> String {

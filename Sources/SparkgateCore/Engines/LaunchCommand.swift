@@ -1,7 +1,7 @@
 /// The argv and environment of one engine, from the backend's templates.
 public struct LaunchCommand: Sendable, Equatable {
     /// The placeholders a template may use.
-    public static let placeholders: Set<String> = ["port", "token", "token_file", "team", "user", "engine_id", "work_dir"]
+    public static let placeholders: Set<String> = ["port", "host", "token", "token_file", "team", "user", "engine_id", "work_dir"]
 
     /// What an engine inherits from the gateway's environment: enough to find programs and Java, never the
     /// gateway's own secrets (backend tokens, keys).

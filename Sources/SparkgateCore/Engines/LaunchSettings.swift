@@ -43,6 +43,9 @@ public struct LaunchSettings: Sendable, Equatable {
 
     public var teamLimit: Int { maxEnginesPerTeam ?? maxEngines }
 
+    /// The address engines listen on and are reached at: `advertise_host`, or loopback.
+    public var host: String { advertiseHost ?? "127.0.0.1" }
+
     /// The placeholders `run_as` may use.
     public static let runAsPlaceholders: Set<String> = ["team", "user"]
 

@@ -5,7 +5,10 @@ extension SessionLedger {
         guard let call = outcome.admitted else { return }
         let summary = outcome.summary
         callEnded(call.session, bytesIn: summary.requestBytes, bytesOut: summary.responseBytes, rowsOut: summary.rows, now: now)
-        if let operation = call.operation, call.method == .executePlan || call.method == .reattachExecute {
+        // A stream of an operation that ended already (released, interrupted) says nothing about a later
+        // operation with the same id.
+        let sameOperation = call.operationInstance.map { instance in call.operation.flatMap { operations[$0]?.instance } == instance } ?? true
+        if let operation = call.operation, sameOperation, call.method == .executePlan || call.method == .reattachExecute {
             if let status = outcome.backendStatus, BackendVerdict.operationIsGone(status) {
                 // Spark does not have it (a made-up or abandoned id): nothing is running to count.
                 operationsEnded([operation.operationID], in: operation.session)

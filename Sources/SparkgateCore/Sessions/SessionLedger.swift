@@ -19,6 +19,9 @@ public struct SessionLedger: Sendable {
     private var releasedSessions: [SessionKey: Double] = [:]
     static let releasedSessionLimit = 10_000
     static let releasedSessionSeconds = 600.0
+    /// Numbers each operation the ledger starts: a stream that ends after its operation did (released,
+    /// interrupted) must not end a later operation that reuses the id.
+    private var operationsStarted: UInt64 = 0
     /// When shared state mirrors this ledger: what ended here since the mirror last took the changes.
     public var recordsChanges = false
     private var changes: [LedgerChange] = []
@@ -97,7 +100,7 @@ public struct SessionLedger: Sendable {
             operationToStart = OperationRecord(
                 operationID: opKey.operationID, clientSessionID: id, owner: call.caller, started: now,
                 reattachable: call.reattachable || call.method == .reattachExecute, tags: call.tags,
-                maxResultBytes: q.maxResultBytesPerOperation, maxSeconds: q.maxOperationSeconds)
+                maxResultBytes: q.maxResultBytesPerOperation, maxSeconds: q.maxOperationSeconds, instance: operationsStarted + 1)
         }
 
         // Admitted: record it.
@@ -115,6 +118,7 @@ public struct SessionLedger: Sendable {
         session.idleSeconds = q.sessionIdleSeconds
         if let clientType = call.clientType { session.clientType = clientType }
         if let op = operationToStart {
+            operationsStarted += 1
             operations[op.key] = op
             session.activeOperations += 1
             operationsPerTeam[team, default: 0] += 1
@@ -125,6 +129,7 @@ public struct SessionLedger: Sendable {
             operations[opKey]!.attachedStreams += 1
             operations[opKey]!.detachedSince = nil
             grant.operationResultLimit = operations[opKey]!.maxResultBytes
+            grant.operationInstance = operations[opKey]!.instance
         }
         return .success(grant)
     }
@@ -297,6 +302,8 @@ public enum LedgerChange: Sendable, Equatable {
 public struct AdmissionGrant: Sendable, Equatable {
     /// The result-bytes limit of the operation the call runs (fixed when the operation started), 0 = none.
     public var operationResultLimit = 0
+    /// Which start of its operation the call attached to (`OperationRecord.instance`).
+    public var operationInstance: UInt64?
     /// A ReleaseExecute for a session Sparkgate already released: done, so answered OK without the backend
     /// (which would answer SESSION_CLOSED to a client's late, asynchronous release).
     public var alreadyReleased = false

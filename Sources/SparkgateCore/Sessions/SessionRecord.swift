@@ -98,6 +98,8 @@ public struct OperationRecord: Sendable, Equatable {
     /// Limits fixed when the operation started: lowering a quota applies to new work only.
     public var maxResultBytes: Int
     public var maxSeconds: Double
+    /// Which start of this operation id it is, in its ledger.
+    public var instance: UInt64 = 0
 
     public var key: OperationKey { OperationKey(session: SessionKey(owner: owner, clientSessionID: clientSessionID), operationID: operationID) }
 }

@@ -4,6 +4,8 @@ public struct SharedEvent: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case sessionReleased(SessionKey)
         case operationEnded(OperationKey)
+        /// A launched engine stopped or died: sessions bound to it have lost their state.
+        case engineGone(String)
     }
 
     public var origin: String
@@ -22,6 +24,8 @@ public struct SharedEvent: Sendable, Equatable {
         case .operationEnded(let o):
             SharedKeys.component(origin) + "o" + SharedKeys.component(o.session.owner.team) + SharedKeys.component(o.session.owner.user)
                 + SharedKeys.component(o.session.clientSessionID) + SharedKeys.component(o.operationID)
+        case .engineGone(let id):
+            SharedKeys.component(origin) + "e" + SharedKeys.component(id)
         }
     }
 
@@ -30,6 +34,11 @@ public struct SharedEvent: Sendable, Equatable {
         var rest = Substring(message)
         guard let origin = SharedKeys.take(&rest), let tag = rest.first else { return nil }
         rest = rest.dropFirst()
+        if tag == "e" {
+            guard let id = SharedKeys.take(&rest), rest.isEmpty else { return nil }
+            self.init(origin: origin, kind: .engineGone(id))
+            return
+        }
         guard let team = SharedKeys.take(&rest), let user = SharedKeys.take(&rest), let session = SharedKeys.take(&rest) else { return nil }
         let key = SessionKey(owner: UserKey(team: team, user: user), clientSessionID: session)
         switch tag {

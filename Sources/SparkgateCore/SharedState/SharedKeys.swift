@@ -44,6 +44,16 @@ public struct SharedKeys: Sendable, Equatable {
     public func teamOperationMember(_ operation: OperationKey) -> String { teamOperationPrefix(operation.session) + Self.component(operation.operationID) }
     /// Where a session lives (its endpoint or engine), a hash that expires with the session.
     public func placement(_ session: SessionKey) -> String { prefix + "placement:" + member(session.owner) + Self.component(session.clientSessionID) }
+    /// A launched engine's record (`SharedEngineScripts`).
+    public func engine(_ id: String) -> String { enginePrefix + Self.component(id) }
+    public var enginePrefix: String { prefix + "engine:" }
+    /// The engine that serves a share key now.
+    public func engineFor(_ key: EngineShareKey) -> String { prefix + "engine-for:" + Self.component(key.backend) + Self.component(key.description) }
+    /// A launch pool's engines, and a team's, scored by expiry.
+    public func engines(backend: String) -> String { prefix + "engines:" + Self.component(backend) }
+    public func teamEngines(backend: String, team: String) -> String { prefix + "engines-team:" + Self.component(backend) + Self.component(team) }
+    /// How many sessions each replica holds on an engine (fields: replicas; values: count and expiry).
+    public func engineUse(_ id: String) -> String { prefix + "engine-use:" + Self.component(id) }
     /// The pub/sub channel of operator kills.
     public var killChannel: String { prefix + "kill" }
     /// The pub/sub channel of what ended on one replica that the others hold records of: released sessions

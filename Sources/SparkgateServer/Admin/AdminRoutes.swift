@@ -218,16 +218,18 @@ struct EngineList: Encodable {
         var pid: Int32?
         var port, sessions: Int
         var idleSeconds: Double
+        var warm: Bool
 
         enum CodingKeys: String, CodingKey {
-            case id, backend, state, pid, port, started, sessions
+            case id, backend, state, pid, port, started, sessions, warm
             case shareKey = "share_key", idleSeconds = "idle_seconds"
         }
 
         init(_ e: EngineRegistry.Engine, now: Double) {
             id = e.id
             backend = e.key.backend
-            shareKey = e.key.description
+            warm = e.warm
+            shareKey = e.warm ? "warm" : e.key.description
             state = e.state.rawValue
             started = Timestamp.rfc3339(e.started)
             pid = e.pid

@@ -52,13 +52,6 @@ public final class GatewayRuntime: Sendable {
         self.health = BackendHealth(metrics: metrics, logger: logger)
         self.handshakeFailures = HandshakeFailureLog(logger: logger)
         let current = self.current
-        self.engines = EngineManager(
-            loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics, logger: logger, state: { current.value })
-        let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
-            let state = current.value
-            state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
-        }
-        self.keyRefresher = refresher
         if state.config.state.kind == .redis {
             let settings = state.config.state
             let endpoints = SharedState.endpoints(settings.redis, password: state.redisPassword, sentinelPassword: state.sentinelPassword, tls: state.redisTLS)
@@ -69,6 +62,14 @@ public final class GatewayRuntime: Sendable {
         } else {
             shared = nil
         }
+        self.engines = EngineManager(
+            loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics, logger: logger,
+            shared: shared.map(SharedEngineRecords.init), state: { current.value })
+        let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
+            let state = current.value
+            state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
+        }
+        self.keyRefresher = refresher
         self.callContext = CallContext(
             keyRefresher: refresher, ledger: ledger, shared: shared, placements: PlacementRecorder(ledger: ledger, shared: shared), calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, engines: engines, metrics: metrics, audit: audit,
             logger: logger, tracer: tracer)

@@ -166,8 +166,18 @@ final class SharedState: Sendable {
                 ledger.sessionReleasedElsewhere(session, now: now)
             case .operationEnded(let op):
                 if (ledger.operation(op)?.attachedStreams ?? 0) == 0 { ledger.operationEndedElsewhere(op) }
+            case .engineGone:
+                break
             }
         }
+        if case .engineGone(let id) = event.kind { engineGone.withLock { $0 }?(id) }
+    }
+
+    /// Told when another replica's engine stopped or died.
+    private let engineGone = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    func onEngineGone(_ handler: @escaping @Sendable (String) -> Void) {
+        engineGone.withLock { $0 = handler }
     }
 
     /// Every heartbeat: if Redis lost its data since the last one (its epoch changed), writes back everything

@@ -48,6 +48,7 @@ public final class SharedStateService: Service, Sendable {
                         try? await Task.sleep(for: .seconds(shared.settings.redis.heartbeatSeconds))
                         if Task.isCancelled { break }
                         await shared.heartbeat(now: WallClock.now())
+                        await runtime.engines.sharedHeartbeat(now: WallClock.now())
                     }
                 }
             }

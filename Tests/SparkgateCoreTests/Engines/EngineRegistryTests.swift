@@ -158,3 +158,76 @@ struct EngineRegistryTests {
         #expect(c.environment == ["PATH": "/opt/bin", "HOME": "/home/g", "TOKEN_FILE": "/w/e1/token"])
     }
 }
+
+@Suite("Engine registry: warm engines, port conflicts, engines decided by shared state")
+struct EngineRegistryWarmTests {
+    static let alice = EngineShareKey(backend: "pool", team: "analytics", user: "alice")
+    var registry = EngineRegistry()
+    var settings: LaunchSettings = {
+        var s = LaunchSettings(command: ["engine", "{port}"])
+        s.share = .user
+        s.ports = 100...104
+        s.maxEngines = 3
+        s.warmEngines = 1
+        return s
+    }()
+    var made = 0
+
+    mutating func make() -> () -> (id: String, token: String) {
+        made += 1
+        let n = made
+        return { ("e\(n)", "token-\(n)") }
+    }
+
+    @Test("warm engines fill up to warm_engines within max_engines; a tenant takes a ready one at once and a replacement follows")
+    mutating func warm() {
+        let first = registry.warmDeficit(backend: "pool", settings: settings, now: 0, make: make(), portIsFree: { _ in true })
+        #expect(first.count == 1 && first[0].warm && first[0].state == .starting)
+        // Starting warm engines count: nothing more to start.
+        #expect(registry.warmDeficit(backend: "pool", settings: settings, now: 1, make: make(), portIsFree: { _ in true }).isEmpty)
+        // Not ready yet: the tenant gets a launch of its own.
+        guard case .launch(let own) = registry.acquire(Self.alice, settings: settings, bound: nil, now: 2, make: make(), portIsFree: { _ in true }) else {
+            Issue.record("no launch"); return
+        }
+        registry.removed(own.id)
+        _ = registry.becameReady(first[0].id, now: 3)
+        guard case .ready(let taken) = registry.acquire(Self.alice, settings: settings, bound: nil, now: 4, make: make(), portIsFree: { _ in true }) else {
+            Issue.record("the warm engine was not taken"); return
+        }
+        #expect(taken.id == first[0].id && !taken.warm && taken.key == Self.alice && taken.token == first[0].token)
+        #expect(registry.engine(for: Self.alice)?.id == taken.id)
+        let replacement = registry.warmDeficit(backend: "pool", settings: settings, now: 5, make: make(), portIsFree: { _ in true })
+        #expect(replacement.count == 1 && replacement[0].id != taken.id)
+        // Warm engines never stop for idleness.
+        _ = registry.becameReady(replacement[0].id, now: 6)
+        #expect(registry.due(now: 10_000, settings: { _ in settings }).allSatisfy {
+            if case .stop(let e, _) = $0 { return e.id != replacement[0].id }
+            return true
+        })
+    }
+
+    @Test("a port found taken ends that launch and launches again elsewhere, for the same waiting calls")
+    mutating func portTaken() {
+        guard case .launch(let e) = registry.acquire(Self.alice, settings: settings, bound: nil, now: 0, make: make(), portIsFree: { _ in true }) else {
+            Issue.record("no launch"); return
+        }
+        guard let (ended, next) = registry.portTaken(e.id, settings: settings, now: 1, make: make(), portIsFree: { $0 != e.port }) else {
+            Issue.record("no relaunch"); return
+        }
+        #expect(ended.id == e.id && registry.engines[e.id] == nil)
+        guard case .launch(let again) = next else { Issue.record("no second launch: \(next)"); return }
+        #expect(again.port != e.port && again.key == Self.alice && registry.engine(for: Self.alice)?.id == again.id)
+        // Not starting any more: nothing to do.
+        _ = registry.becameReady(again.id, now: 2)
+        #expect(registry.portTaken(again.id, settings: settings, now: 3, make: make(), portIsFree: { _ in true }) == nil)
+    }
+
+    @Test("with shared state, a proposal is registered only once the replicas agree")
+    mutating func proposal() {
+        let p = registry.propose(Self.alice, settings: settings, host: "10.0.0.5", now: 0, make: make(), portIsFree: { _ in true })
+        #expect(p?.host == "10.0.0.5" && p?.address == HostPort(host: "10.0.0.5", port: 100))
+        #expect(registry.engines.isEmpty)
+        registry.register(p!)
+        #expect(registry.engine(for: Self.alice)?.id == p?.id)
+    }
+}

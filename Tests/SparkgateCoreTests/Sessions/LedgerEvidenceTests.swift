@@ -44,6 +44,25 @@ struct LedgerEvidenceTests {
         #expect((try? l.admit(call(.executePlan, op: "op1"), quotas: quotas, rejectForeignSessions: true, now: 6).get()) != nil)
     }
 
+    @Test("the stream of a released operation, ending late, does not end a new operation that reuses its id")
+    func lateStreamOfAnEarlierStart() throws {
+        var l = SessionLedger()
+        let key = SessionKey(owner: alice, clientSessionID: s1)
+        let op = OperationKey(session: key, operationID: "op1")
+        let first = try l.admit(call(.executePlan, op: "op1"), quotas: quotas, rejectForeignSessions: true, now: 0).get()
+        l.operationsEnded(["op1"], in: key)  // released (release_all) while its stream is still open
+        let second = try l.admit(call(.executePlan, op: "op1"), quotas: quotas, rejectForeignSessions: true, now: 1).get()
+        #expect(first.operationInstance != second.operationInstance)
+        // The first stream now ends with an error: it speaks for the first start only.
+        var late = AdmittedCall(session: key, method: .executePlan, operation: op, reattachable: false, releaseAll: false, releasedOperationID: nil)
+        late.operationInstance = first.operationInstance
+        var outcome = CallOutcome(summary: CallSummary(start: 0, method: "ExecutePlan", peer: "p"), code: .cancelled)
+        outcome.admitted = late
+        l.callFinished(outcome, now: 2)
+        #expect(l.operation(op)?.instance == second.operationInstance)
+        #expect(l.session(key)?.activeOperations == 1)
+    }
+
     @Test("a release this replica never held a record of is still mirrored, so the replicas that did hold the session free its slot")
     func releaseWithoutLocalRecord() {
         var l = SessionLedger()

@@ -68,9 +68,11 @@ struct LedgerModelTests {
                 case .failure(let refusal):
                     if refusal.error.code == .alreadyExists { duplicatesRefused += 1 }
                     return nil
-                case .success:
+                case .success(let grant):
                     let key = op.map { OperationKey(session: session, operationID: $0) }
-                    return AdmittedCall(session: session, method: method, operation: key, reattachable: reattachable || method == .reattachExecute, releaseAll: true, releasedOperationID: op)
+                    var admitted = AdmittedCall(session: session, method: method, operation: key, reattachable: reattachable || method == .reattachExecute, releaseAll: true, releasedOperationID: op)
+                    admitted.operationInstance = grant.operationInstance
+                    return admitted
                 }
             }
 
