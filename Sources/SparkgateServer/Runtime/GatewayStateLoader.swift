@@ -138,6 +138,17 @@ public enum GatewayStateLoader {
             }
         }
 
+        // `advertise_host: "$POD_IP"`: the address is known only where the replica runs.
+        var config = config
+        for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
+            guard let host = backend.launch?.advertiseHost, host.hasPrefix("$") else { continue }
+            let variable = String(host.dropFirst())
+            if let value = environment[variable], !value.isEmpty {
+                config.backends[name]?.launch?.advertiseHost = value
+            } else {
+                fail("backends.\(name).launch.advertise_host", "the environment variable \(variable) is not set")
+            }
+        }
         for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
             guard let launch = backend.launch, let runAs = launch.runAs else { continue }
             if !EngineCredentials.processCanSwitchUser {
