@@ -64,6 +64,19 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Counts a finished RPC and its duration.
+    /// Records what a finished call counts toward (`CallOutcome.metrics`).
+    public func record(_ metric: CallMetric, team: String) {
+        switch metric {
+        case .authFailure(let reason): authFailure(reason)
+        case .quotaRejection(let limit): quotaRejection(team: team, limit: limit)
+        case .backendError(let backend): backendError(backend)
+        case .limitEvent(let event): limitEvent(event)
+        case .rpc(let method, let code, let seconds): rpcFinished(method: method, team: team, code: code, durationSeconds: seconds)
+        case .traffic(let request, let result, let rows): traffic(team: team, requestBytes: request, resultBytes: result, rows: rows)
+        case .firstResponse(let seconds): firstResponse(seconds: seconds)
+        }
+    }
+
     public func rpcFinished(method: String, team: String, code: GRPCStatusCode, durationSeconds: Double) {
         Self.cached(rpcs, RPCKey(method: method, team: team, code: code.rawValue)) {
             Counter(label: "sparkgate_rpcs_total", dimensions: [("method", method), ("team", team), ("code", code.name)])

@@ -1,6 +1,6 @@
 """What operators start from: alert rules (checked and unit-tested by promtool), the Grafana dashboard (every
 query names a metric Sparkgate exports), and the Kubernetes manifests (rendered by kubectl kustomize, carrying
-what the README promises)."""
+what the operator guide promises)."""
 import json
 import os
 import re
@@ -17,10 +17,10 @@ DOCKER = os.path.join(harness.ROOT, "docker")
 
 
 def exported_metrics():
-    """Every metric name Sparkgate documents and exports: the README's table, which a test keeps equal to the
-    HELP texts the binary serves (test_metric_help_covers_every_metric)."""
-    readme = open(os.path.join(harness.ROOT, "README.md")).read()
-    table = readme[readme.index("### Metrics"):]
+    """Every metric name Sparkgate documents and exports: the table in docs/observability.md, which a test keeps
+    equal to the HELP texts the binary serves (test_metric_help_covers_every_metric)."""
+    guide = open(os.path.join(harness.ROOT, "docs", "observability.md")).read()
+    table = guide[guide.index("## Metrics"):guide.index("## Tracing")]
     return set(re.findall(r"^\| `(sparkgate_[a-z_]+)`", table, re.M))
 
 
@@ -72,7 +72,7 @@ def render(what="."):
     return list(yaml.safe_load_all(out.stdout))
 
 
-def test_kubernetes_manifests_render_with_what_the_readme_promises():
+def test_kubernetes_manifests_render_with_what_the_guide_promises():
     objects = render()
     by_kind = {}
     for o in objects:
@@ -144,7 +144,7 @@ def test_the_kubernetes_configuration_passes_config_check(tmp_path, what):
 
 
 def test_metric_help_covers_every_metric():
-    """The README's metrics table and the HELP texts the binary serves name the same metrics."""
+    """The metrics table of docs/observability.md and the HELP texts the binary serves name the same metrics."""
     source = open(os.path.join(harness.ROOT, "Sources", "SparkgateObservability", "MetricHelp.swift")).read()
     helped = set(re.findall(r'"(sparkgate_[a-z_]+)":', source))
     assert helped == exported_metrics()

@@ -3,29 +3,36 @@
 /// Cases whose payload is large are `indirect`: an enum is as large as its largest case, and actions are
 /// built and moved many times per call.
 public enum CallAction<Metadata> {
-    /// Verify this bearer token and answer with `authenticated` or `authenticationFailed`.
+    /// Verify this bearer token and answer with `authenticated`, `authenticationFailed` or `unknownKey`.
     case authenticate(Substring)
+    /// Fetch the key set again, then answer with `keysRefreshed`.
+    case refreshKeys
     /// Fire `deadlineExpired` after this long.
     case startDeadline(Duration)
     /// Take whole messages out of the request reader (answer each with `requestPrefix`/`requestMessage`,
     /// then `requestsDrained`).
     case readRequests
-    /// The same for the response reader.
-    case readResponses
+    /// The same for the response reader; `envelopes` says whether each message's envelope is read
+    /// (result counting, id rewriting, config redaction, interrupted ids) or passes through unread.
+    case readResponses(envelopes: Bool)
     /// Give the client back flow-control window: always on the connection, and on the stream while the
     /// client may still send on it.
     case returnRequestCredit(bytes: Int, stream: Bool)
     /// Give the backend back stream window.
     case returnResponseCredit(bytes: Int)
-    /// Record the call in the session ledger as `CallStateMachine.plan` says, and answer with `admissionDecided`.
-    case admit
+    /// Record the call in the session ledger, and answer with `admissionDecided`.
+    indirect case admit(AdmissionPlan)
+    /// Charge a session's AddArtifacts upload bytes against `limit`; answer with `artifactsCharged`.
+    indirect case chargeArtifacts(SessionKey, bytes: Int, limit: Int)
+    /// Charge an operation's Arrow result bytes and rows; answer with `resultsCharged`.
+    indirect case chargeResults(OperationKey, bytes: Int, rows: Int64)
     /// Make the call reachable from outside (operation limits, operator kills, the end of a drain).
     indirect case register(SessionKey, OperationKey?)
     /// Open the backend stream where the session lives (answer with `backendOpened` or `backendOpenFailed`).
     indirect case openBackend(BackendTarget)
-    /// Write the oldest request message not yet sent to the backend, with the plan's `RequestRewrite` applied
-    /// (its edits need the message's bytes, which only the I/O layer holds); answer with `requestFlushed`.
-    case sendRequest(endStream: Bool)
+    /// Write the oldest request message not yet sent to the backend, with this rewrite applied (its edits need
+    /// the message's bytes, which only the I/O layer holds); answer with `requestFlushed`.
+    indirect case sendRequest(RequestRewrite, endStream: Bool)
     /// End the request toward the backend (an empty DATA frame with END_STREAM).
     case endRequest
     /// Forward the backend's response head (filtered by `MetadataPolicy`).
@@ -43,6 +50,8 @@ public enum CallAction<Metadata> {
     case resetBackend
     /// Tell a client that is still sending to stop: RST_STREAM(NO_ERROR) after the trailers.
     case stopClient
+    /// Count a failed connection against an endpoint's health (as a failed check is).
+    indirect case recordEndpointFailure(backend: String, endpoint: HostPort, reason: String)
     /// Ask the backend to interrupt an operation Sparkgate is ending.
     indirect case interruptOperation(OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement)
     /// End the other streams of an operation and remember why, for its next ReattachExecute.

@@ -32,26 +32,37 @@ public enum CallEvent<Metadata> {
     /// The token verified; `team` is the caller's team as configured, nil when the team is unknown.
     indirect case authenticated(VerifiedToken, team: SparkgateConfig.Team?)
     indirect case authenticationFailed(AuthFailure)
+    /// The token names a key id nobody knows: it may be a key the identity provider just rotated in.
+    /// `mayRefresh` says whether the key set may be fetched again now (refreshes are rate-limited).
+    indirect case unknownKey(AuthFailure, mayRefresh: Bool)
+    /// The key set was fetched again (`CallAction.refreshKeys`).
+    case keysRefreshed
     /// The ledger's answer to `CallAction.admit`.
     indirect case admissionDecided(Result<AdmissionGrant, QuotaOrPolicyRefusal>)
+    /// The ledger's answer to `CallAction.chargeArtifacts`: nil when the upload fits the session's quota.
+    indirect case artifactsCharged(QuotaRefusal?)
+    /// The ledger's answer to `CallAction.chargeResults`: nil when the result fits the operation's quota.
+    indirect case resultsCharged(QuotaRefusal?)
 
     // MARK: Backend side
 
     case backendOpened
     indirect case backendOpenFailed(SparkgateError)
+    /// The backend stream could not open because its endpoint did not answer: counted against the endpoint's
+    /// health, as a failed check is.
+    indirect case backendUnreachable(SparkgateError, backend: String, endpoint: HostPort, reason: String)
     /// The session's state is gone from the backend (the launched engine it lived on stopped): the call is
     /// refused with this error, except a ReleaseSession, which has nothing left to release and succeeds.
     indirect case backendSessionLost(SparkgateError)
-    /// The backend's first HEADERS: `trailers` is set when it is a trailers-only response (END_STREAM).
-    case responseHead(Metadata, httpStatus: String?, trailers: BackendStatus?)
+    /// A HEADERS frame from the backend: its response head, its trailers (`status`, with END_STREAM), or a
+    /// trailers-only response (both at once). The machine knows which.
+    case responseHeaders(Metadata, httpStatus: String?, status: BackendStatus?)
     case responseData(bytes: Int, endStream: Bool)
     case responsePrefix(length: Int, compressed: Bool)
     /// The next whole response message was read; its envelope is nil when the machine did not ask for it or
     /// it did not parse.
     case responseMessage(ResponseEnvelope?)
     case responsesDrained(partialBytes: Int)
-    /// The backend's trailers after its response messages.
-    case responseTrailers(Metadata, BackendStatus)
     /// A response message written to the client left the gateway.
     case responseFlushed(bytes: Int)
     /// The backend stream ended without trailers.

@@ -3,6 +3,8 @@ public struct CallOutcome: Sendable {
     /// The audit line (status, reason, bytes, rows, duration and the ids).
     public var summary: CallSummary
     public var code: GRPCStatusCode
+    /// The RPC the call was (its metric label).
+    public var method = SparkConnectMethod.other("")
     /// The backend's status when the backend ended the call.
     public var backendStatus: BackendStatus?
     /// Set when Sparkgate refused or ended the call itself.

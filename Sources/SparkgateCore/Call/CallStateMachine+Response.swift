@@ -1,24 +1,39 @@
 extension CallStateMachine {
-    mutating func receivedResponseHead(_ metadata: Metadata, httpStatus: String?, trailers: BackendStatus?, now: Double, into actions: inout [Action]) {
+    /// Whether response messages' envelopes are read: result counting, id rewriting, config redaction,
+    /// interrupted ids; other responses pass through unread.
+    func readsEnvelopes(_ plan: AdmissionPlan) -> Bool {
+        method.isServerStreaming || !plan.responseRewrite.isIdentity || method == .interrupt
+    }
+
+    mutating func receivedResponseHeaders(_ metadata: Metadata, httpStatus: String?, status: BackendStatus?, now: Double, into actions: inout [Action]) {
         switch phase {
-        case .forwarding:
-            guard !responseStarted else {
-                return refuse(CallRefusal(SparkgateError(.internal, "backend '\(summary.backend ?? "")' sent a second response head"), reason: "backend_protocol", metric: .backend), now: now, into: &actions)
+        case .forwarding(_, let plan, _):
+            let backend = audit.summary.backend ?? ""
+            if response.started {
+                guard let status else {
+                    return refuse(CallRefusal(SparkgateError(.internal, "backend '\(backend)' sent a second response head"), reason: "backend_protocol", metric: .backend), now: now, into: &actions)
+                }
+                // Trailers after the response messages.
+                if releaseIsMoot(status), audit.allFlushed, audit.summary.responseBytes == 0 {
+                    return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed", backendStatus: status, now: now, into: &actions)
+                }
+                actions.append(.forwardTrailers(metadata, trailersOnly: false))
+                if !request.clientEnded { actions.append(.stopClient) }
+                return finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
             }
             if let httpStatus, httpStatus != "200" {
-                return refuse(CallRefusal(.unavailable("backend '\(summary.backend ?? "")' answered HTTP \(httpStatus.prefix(8)) instead of gRPC"), reason: "backend_http_status", metric: .backend), now: now, into: &actions)
+                return refuse(CallRefusal(.unavailable("backend '\(backend)' answered HTTP \(httpStatus.prefix(8)) instead of gRPC"), reason: "backend_http_status", metric: .backend), now: now, into: &actions)
             }
-            if let trailers {
+            if let status {
                 // Trailers-only: the backend's status is the whole response.
-                backendOpen = false
-                if releaseIsMoot(trailers) { return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan?.sessionIDAsSent ?? ""), note: "session_closed", backendStatus: trailers, now: now, into: &actions) }
+                if releaseIsMoot(status) { return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed", backendStatus: status, now: now, into: &actions) }
                 actions.append(.forwardTrailers(metadata, trailersOnly: true))
-                if !clientEnded { actions.append(.stopClient) }
-                return finish(code: trailers.code, refusal: nil, backendStatus: trailers, now: now, into: &actions)
+                if !request.clientEnded { actions.append(.stopClient) }
+                return finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
             }
-            responseStarted = true
+            response.started = true
             actions.append(.sendResponseHead(metadata))
-        case .closed:
+        case .closing, .closed:
             // In flight when Sparkgate reset the stream.
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
@@ -28,10 +43,10 @@ extension CallStateMachine {
 
     mutating func receivedResponseData(bytes: Int, endStream: Bool, now: Double, into actions: inout [Action]) {
         switch phase {
-        case .forwarding:
-            if endStream { backendEndedWithData = true } else { responseCredit.received(bytes) }
-            actions.append(.readResponses)
-        case .closed:
+        case .forwarding(_, let plan, _):
+            if endStream { response.endedWithData = true } else { response.credit.received(bytes) }
+            actions.append(.readResponses(envelopes: readsEnvelopes(plan)))
+        case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
             impossible("response data", now: now, into: &actions)
@@ -44,84 +59,107 @@ extension CallStateMachine {
             guard length <= policy.maxMessageBytes else {
                 return refuse(CallRefusal(.resourceExhausted("the backend sent a \(length)-byte message, larger than max_message_bytes (\(policy.maxMessageBytes))"), reason: "message_too_large"), now: now, into: &actions)
             }
-            responseMessageLength = length + 5
-        case .closed:
+            response.messageLength = length + 5
+        case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
             impossible("a response message", now: now, into: &actions)
         }
     }
 
-    mutating func receivedResponseMessage(_ envelope: ResponseEnvelope?, now: Double, accounting: inout some CallAccounting, into actions: inout [Action]) {
+    mutating func receivedResponseMessage(_ envelope: ResponseEnvelope?, now: Double, into actions: inout [Action]) {
         switch phase {
-        case .forwarding:
-            let length = responseMessageLength
-            if firstResponseSeconds == nil { firstResponseSeconds = now - startedAt }
-            var edits: [ByteEdit] = []
-            var sent = UnflushedResponse(length: length, resultBytes: 0, rows: 0)
-            if let envelope, let plan {
-                if envelope.resultComplete {
-                    admitted?.sawResultComplete = true
-                    // The client has its whole result: the operation stops counting toward concurrency now, not
-                    // when its stream ends (its bytes and rows stay in the session's totals).
-                    if let op = plan.operation { actions.append(.operationCompleted(op)) }
-                }
+        case .forwarding(_, let plan, let admission):
+            if response.firstResponseSeconds == nil { response.firstResponseSeconds = now - startedAt }
+            var pending = ResponseFlow.Pending(edits: [], sent: CallAudit.Unflushed(length: response.messageLength, resultBytes: 0, rows: 0), completes: false)
+            if let envelope {
+                pending.completes = envelope.resultComplete
                 if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
-                    sent.resultBytes = envelope.arrow.bytes
-                    sent.rows = envelope.arrow.rows
-                    if resultLimitActive, let op = plan.operation,
-                        let refusal = accounting.chargeResults(op, bytes: envelope.arrow.bytes, rows: envelope.arrow.rows)
-                    {
-                        actions.append(.interruptOperation(op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend, placement: placement))
-                        actions.append(.endOperation(op, refusal.error))
-                        return refuse(.quota(refusal), now: now, into: &actions)
-                    }
+                    pending.sent.resultBytes = envelope.arrow.bytes
+                    pending.sent.rows = envelope.arrow.rows
+                    pending.needsCharge = admission.resultLimited && plan.operation != nil
                 }
-                if method == .interrupt { admitted?.interruptedIDs += envelope.interruptedIDs }
-                edits = plan.responseRewrite.edits(for: envelope, method: method)
+                pending.interruptedIDs = method == .interrupt ? envelope.interruptedIDs : []
+                pending.edits = plan.responseRewrite.edits(for: envelope, method: method)
             }
-            responseCredit.accommodate(messageBytes: length, ceiling: policy.maxBufferedPerStream)
-            responseCredit.wrote(length)
-            unflushedResponses.append(sent)
-            actions.append(.sendResponse(edits: edits))
-        case .closed:
+            if response.awaitingCharge.isEmpty && !pending.needsCharge {
+                // Nothing waits for a charge: the message goes at once (no queue for the common case).
+                send(pending, plan, into: &actions)
+            } else {
+                response.awaitingCharge.append(pending)
+                sendResponses(plan, into: &actions)
+            }
+        case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
             impossible("a response message", now: now, into: &actions)
+        }
+    }
+
+    /// The ledger charged (or refused) the oldest waiting response message's results.
+    mutating func resultsCharged(_ refusal: QuotaRefusal?, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .forwarding(_, let plan, let admission):
+            guard response.charging else { return impossible("a result charge nobody asked for", now: now, into: &actions) }
+            response.charging = false
+            if let refusal, let op = plan.operation {
+                actions.append(.interruptOperation(op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend, placement: admission.placement))
+                actions.append(.endOperation(op, refusal.error))
+                return refuse(.quota(refusal), now: now, into: &actions)
+            }
+            if !response.awaitingCharge.isEmpty { response.awaitingCharge[0].needsCharge = false }
+            sendResponses(plan, into: &actions)
+        case .closing, .closed:
+            break
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
+            impossible("a result charge", now: now, into: &actions)
+        }
+    }
+
+    /// Sends response messages in order, until one waits for its result charge (asked for here, once).
+    private mutating func sendResponses(_ plan: AdmissionPlan, into actions: inout [Action]) {
+        while let next = response.awaitingCharge.first {
+            if next.needsCharge, let op = plan.operation {
+                if !response.charging {
+                    response.charging = true
+                    actions.append(.chargeResults(op, bytes: next.sent.resultBytes, rows: next.sent.rows))
+                }
+                return
+            }
+            response.awaitingCharge.removeFirst()
+            send(next, plan, into: &actions)
+        }
+    }
+
+    private mutating func send(_ next: ResponseFlow.Pending, _ plan: AdmissionPlan, into actions: inout [Action]) {
+        do {
+            if next.completes {
+                response.sawResultComplete = true
+                // The client has its whole result: the operation stops counting toward concurrency now, not
+                // when its stream ends (its bytes and rows stay in the session's totals).
+                if let op = plan.operation { actions.append(.operationCompleted(op)) }
+            }
+            response.interruptedIDs += next.interruptedIDs
+            response.credit.accommodate(messageBytes: next.sent.length, ceiling: policy.maxBufferedPerStream)
+            response.credit.wrote(next.sent.length)
+            audit.wrote(next.sent)
+            actions.append(.sendResponse(edits: next.edits))
         }
     }
 
     mutating func drainedResponses(partialBytes: Int, now: Double, into actions: inout [Action]) {
         switch phase {
         case .forwarding:
-            if backendEndedWithData {
+            if response.endedWithData {
                 // DATA with END_STREAM and no trailers is not gRPC.
-                backendOpen = false
-                return refuse(CallRefusal(SparkgateError(.internal, "backend '\(summary.backend ?? "")' ended the response without a status"), reason: "backend_no_status", metric: .backend), now: now, into: &actions)
+                return refuse(CallRefusal(SparkgateError(.internal, "backend '\(audit.summary.backend ?? "")' ended the response without a status"), reason: "backend_no_status", metric: .backend), backendEnded: true, now: now, into: &actions)
             }
-            let bytes = responseCredit.take()
+            let bytes = response.credit.take()
             if bytes > 0 { actions.append(.returnResponseCredit(bytes: bytes)) }
-        case .closed:
+        case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
             impossible("the end of the response messages", now: now, into: &actions)
-        }
-    }
-
-    mutating func receivedResponseTrailers(_ metadata: Metadata, _ status: BackendStatus, now: Double, into actions: inout [Action]) {
-        switch phase {
-        case .forwarding:
-            backendOpen = false
-            if releaseIsMoot(status), unflushedHead == unflushedResponses.count, summary.responseBytes == 0 {
-                return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan?.sessionIDAsSent ?? ""), note: "session_closed", backendStatus: status, now: now, into: &actions)
-            }
-            actions.append(.forwardTrailers(metadata, trailersOnly: !responseStarted))
-            if !clientEnded { actions.append(.stopClient) }
-            finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
-        case .closed:
-            break
-        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
-            impossible("response trailers", now: now, into: &actions)
         }
     }
 
@@ -134,29 +172,18 @@ extension CallStateMachine {
 
     mutating func flushedResponse(bytes: Int, into actions: inout [Action]) {
         // Flushes of one stream complete in the order its messages were written.
-        if unflushedHead < unflushedResponses.count {
-            let out = unflushedResponses[unflushedHead]
-            unflushedHead += 1
-            summary.responseBytes += out.length
-            summary.resultBytes += out.resultBytes
-            summary.rows += out.rows
-            if unflushedHead == unflushedResponses.count {
-                unflushedResponses.removeAll(keepingCapacity: true)
-                unflushedHead = 0
-            }
-        }
-        let wasHeld = responseCredit.isHeld
-        responseCredit.flushed(bytes)
-        guard phase == .forwarding else { return }
-        let credit = responseCredit.take(force: wasHeld && !responseCredit.isHeld)
+        audit.flushedOne()
+        let wasHeld = response.credit.isHeld
+        response.credit.flushed(bytes)
+        guard case .forwarding = phase else { return }
+        let credit = response.credit.take(force: wasHeld && !response.credit.isHeld)
         if credit > 0 { actions.append(.returnResponseCredit(bytes: credit)) }
     }
 
     mutating func backendReset(_ reset: BackendReset, now: Double, into actions: inout [Action]) {
         switch phase {
         case .connecting, .forwarding:
-            backendOpen = false
-            let backend = summary.backend ?? ""
+            let backend = audit.summary.backend ?? ""
             let error: SparkgateError
             switch reset {
             case .refusedStream: error = .unavailable("backend '\(backend)' refused the stream; retry shortly")
@@ -165,8 +192,8 @@ extension CallStateMachine {
             case .other(let code): error = SparkgateError(.internal, "backend '\(backend)' reset the stream (\(code))")
             case .connectionLost: error = .unavailable("lost the connection to backend '\(backend)' during the call; retry")
             }
-            refuse(CallRefusal(error, reason: "backend_closed", metric: .backend), now: now, into: &actions)
-        case .closed:
+            refuse(CallRefusal(error, reason: "backend_closed", metric: .backend), backendEnded: true, now: now, into: &actions)
+        case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting:
             impossible("a backend reset", now: now, into: &actions)

@@ -100,6 +100,7 @@ public enum FirstMessageDecision {
         admission.reattachable = envelope.reattachable
         admission.tags = envelope.tags
         admission.clientType = envelope.clientType.map { String($0.prefix(256)) }
+        admission.artifactBytes = method == .addArtifacts ? envelope.artifactBytes : 0
         var plan = AdmissionPlan(
             admission: admission, quotas: c.team.quotas, rejectForeignSessions: c.policy.rejectForeignSessionIDs, session: session,
             operation: operation,

@@ -17,8 +17,18 @@ final class ConfigReader {
         issues.append(ConfigIssue(file: file, line: node?.mark.map { $0.line }, key: key, message: message))
     }
 
+    /// With `recordsKeys`, every key a visited mapping allows, as a path with names and list positions
+    /// generalised (`backends.<name>.endpoints`, `auth.keys[].kid`): what the configuration reference
+    /// must document.
+    var recordsKeys = false
+    private(set) var allowedKeys: Set<String> = []
+
     /// The pairs of a mapping, after refusing keys outside `allowed` (typos must not be silently ignored).
     func mapping(_ node: Node, _ key: String, allowed: Set<String>) -> [String: Node] {
+        if recordsKeys {
+            let general = Self.generalised(key)
+            for name in allowed { allowedKeys.insert(general.isEmpty ? name : "\(general).\(name)") }
+        }
         guard case .mapping(let mapping) = node else {
             fail(key, node, "must be a mapping of keys to values")
             return [:]
@@ -40,6 +50,16 @@ final class ConfigReader {
             out[name] = v
         }
         return out
+    }
+
+    /// `backends.spark.launch` → `backends.<name>.launch`, `auth.keys[2]` → `auth.keys[]`.
+    static func generalised(_ path: String) -> String {
+        var parts = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        for (i, part) in parts.enumerated() {
+            if let bracket = part.firstIndex(of: "[") { parts[i] = part[..<bracket] + "[]" }
+            if i > 0, ["backends", "teams", "environment"].contains(parts[i - 1]) { parts[i] = "<name>" }
+        }
+        return parts.joined(separator: ".")
     }
 
     func isNull(_ node: Node) -> Bool {

@@ -15,7 +15,25 @@ extension SparkgateConfig {
 
     /// Validates a YAML document; `file` names it in errors and anchors relative paths.
     public static func parse(yaml: String, file: String) throws(ConfigError) -> SparkgateConfig {
-        let reader = ConfigReader(file: file)
+        try parse(yaml: yaml, reader: ConfigReader(file: file))
+    }
+
+    /// Every key the configuration accepts that `yaml` reaches (a document that uses every section reaches
+    /// them all), generalised (`backends.<name>.endpoints`, `auth.keys[].kid`), with the problems found.
+    /// The configuration reference is checked against it, so a key cannot exist in one and not the other.
+    public static func acceptedKeys(reachedBy yaml: String) -> (keys: Set<String>, issues: [ConfigIssue]) {
+        let reader = ConfigReader(file: "reference.yaml")
+        reader.recordsKeys = true
+        do {
+            _ = try parse(yaml: yaml, reader: reader)
+            return (reader.allowedKeys, [])
+        } catch {
+            return (reader.allowedKeys, error.issues)
+        }
+    }
+
+    static func parse(yaml: String, reader: ConfigReader) throws(ConfigError) -> SparkgateConfig {
+        let file = reader.file
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {

@@ -10,6 +10,8 @@ public struct CallAdmission: Sendable {
     public var reattachable = false
     public var tags: [String] = []
     public var clientType: String?
+    /// AddArtifacts: the upload bytes of the call's first message, charged with its admission.
+    public var artifactBytes = 0
 
     public init(caller: UserKey, method: SparkConnectMethod, clientSessionID: String, backendSessionID: String, backend: String) {
         self.caller = caller

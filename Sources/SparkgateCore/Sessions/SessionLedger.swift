@@ -103,6 +103,11 @@ public struct SessionLedger: Sendable {
                 maxResultBytes: q.maxResultBytesPerOperation, maxSeconds: q.maxOperationSeconds, instance: operationsStarted + 1)
         }
 
+        // A session's upload quota is this replica's own count, with or without shared state.
+        if call.artifactBytes > 0, let refusal = Self.artifactRefusal(key, uploaded: sessions[key]?.artifactBytes ?? 0, adding: call.artifactBytes, limit: q.maxArtifactBytesPerSession) {
+            return .failure(.quota(refusal))
+        }
+
         // Admitted: record it.
         var session = sessions[key] ?? SessionRecord(
             clientSessionID: id, backendSessionID: call.backendSessionID, owner: call.caller, backend: call.backend,
@@ -113,6 +118,7 @@ public struct SessionLedger: Sendable {
             holders[id, default: []].append(call.caller)
         }
         session.activeCalls += 1
+        session.artifactBytes += call.artifactBytes
         if call.method == .releaseSession { session.releasing = true }
         session.lastUsed = max(session.lastUsed, now)
         session.idleSeconds = q.sessionIdleSeconds
@@ -190,14 +196,17 @@ public struct SessionLedger: Sendable {
     /// Counts AddArtifacts upload bytes of a session; refuses the message that would pass the limit.
     public mutating func artifactReceived(_ key: SessionKey, bytes: Int, limit: Int) -> QuotaRefusal? {
         guard var s = sessions[key] else { return nil }
-        if limit > 0 && s.artifactBytes + bytes > limit {
-            return QuotaRefusal(
-                .artifactBytes,
-                "team \(key.owner.team) allows \(QuotaRefusal.bytes(limit)) of artifacts per session; this session has uploaded \(QuotaRefusal.bytes(s.artifactBytes)) and this upload adds \(QuotaRefusal.bytes(bytes))")
-        }
+        if let refusal = Self.artifactRefusal(key, uploaded: s.artifactBytes, adding: bytes, limit: limit) { return refusal }
         s.artifactBytes += bytes
         sessions[key] = s
         return nil
+    }
+
+    static func artifactRefusal(_ key: SessionKey, uploaded: Int, adding bytes: Int, limit: Int) -> QuotaRefusal? {
+        guard limit > 0 && uploaded + bytes > limit else { return nil }
+        return QuotaRefusal(
+            .artifactBytes,
+            "team \(key.owner.team) allows \(QuotaRefusal.bytes(limit)) of artifacts per session; this session has uploaded \(QuotaRefusal.bytes(uploaded)) and this upload adds \(QuotaRefusal.bytes(bytes))")
     }
 
     /// Ends operations for good: released (`release_all`), interrupted, or stopped by Sparkgate.

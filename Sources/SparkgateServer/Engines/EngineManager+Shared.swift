@@ -127,8 +127,9 @@ extension EngineManager {
             try await shared.renew(own, now: now, on: loop).get()
             try await shared.reportUse(counts, now: now, on: loop).get()
             let elsewhere = try await shared.useElsewhere(own.map(\.id), now: now, on: loop).get()
-            var gone: [String] = []
-            for id in remote where try await shared.lookUp(id, on: loop).get() == nil { gone.append(id) }
+            var missing: [String] = []
+            for id in remote where try await shared.lookUp(id, on: loop).get() == nil { missing.append(id) }
+            let gone = missing
             try await loop.submit { [self] in
                 inner.value.usedElsewhere = elsewhere
                 for id in gone { remoteEngineGone(id) }

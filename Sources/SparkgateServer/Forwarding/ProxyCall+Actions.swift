@@ -10,7 +10,12 @@ extension ProxyCall {
         trace?.observe(action)
         switch action {
         case .authenticate(let token):
-            authenticate(token, refreshed: false)
+            authenticate(token)
+        case .refreshKeys:
+            let refresher = context.keyRefresher
+            let done = eventLoop.makePromise(of: Void.self)
+            done.completeWithTask { await refresher.refreshNow() }
+            done.futureResult.assumeIsolated().whenComplete { [self] _ in handleFromOutside(.keysRefreshed) }
         case .startDeadline(let duration):
             let (seconds, attoseconds) = duration.components
             let nanos = max(0, min(seconds, 10 * 86_400)) * 1_000_000_000 + attoseconds / 1_000_000_000
@@ -19,14 +24,13 @@ extension ProxyCall {
             }
         case .readRequests:
             readRequests()
-        case .readResponses:
-            readResponses()
+        case .readResponses(let envelopes):
+            readResponses(envelopes: envelopes)
         case .returnRequestCredit(let bytes, let stream):
             frontend.release(bytes, stream: stream ? streamID : nil)
         case .returnResponseCredit(let bytes):
             if let backend, let backendStreamID { backend.returnStreamCredit(bytes, on: backendStreamID) }
-        case .admit:
-            guard let plan = machine.plan else { return }
+        case .admit(let plan):
             let now = frontend.writer.loop.now
             guard let shared = context.shared else {
                 let result = context.ledger.withLock {
@@ -38,6 +42,10 @@ extension ProxyCall {
             // takes the answer even if the call ended (so the ledger hears how it ended).
             shared.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now, on: eventLoop)
                 .assumeIsolated().whenSuccess { [self] result in handleFromOutside(.admissionDecided(result)) }
+        case .chargeArtifacts(let session, let bytes, let limit):
+            handle(.artifactsCharged(context.ledger.withLock { $0.artifactReceived(session, bytes: bytes, limit: limit) }))
+        case .chargeResults(let operation, let bytes, let rows):
+            handle(.resultsCharged(context.ledger.withLock { $0.resultReceived(operation, bytes: bytes, rows: rows) }))
         case .register(let session, let operation):
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             let loop = eventLoop
@@ -46,8 +54,8 @@ extension ProxyCall {
             })
         case .openBackend(let target):
             openBackend(target)
-        case .sendRequest(let endStream):
-            guard let (message, envelope) = unsentRequests.popFirst(), let rewrite = machine.plan?.rewrite else { return }
+        case .sendRequest(let rewrite, let endStream):
+            guard let (message, envelope) = unsentRequests.popFirst() else { return }
             sendRequest(message, envelope, rewrite, endStream: endStream)
         case .endRequest:
             if let backend, let backendStreamID {
@@ -77,6 +85,10 @@ extension ProxyCall {
             backendStreamID = nil
         case .stopClient:
             frontend.stopStream(streamID)
+        case .recordEndpointFailure(let backendName, let endpoint, let reason):
+            if let settings = state.config.backends[backendName]?.health {
+                context.health.record(backendName, endpoint, ok: false, settings: settings, reason: reason)
+            }
         case .interruptOperation(let operation, let backendSessionID, let backendName, let placement):
             context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, placement: placement, state: state, on: eventLoop)
         case .endOperation(let operation, let error):
@@ -90,7 +102,7 @@ extension ProxyCall {
 
     // MARK: Authentication
 
-    private func authenticate(_ token: Substring, refreshed: Bool) {
+    private func authenticate(_ token: Substring) {
         switch state.authenticator.authenticate(token, now: frontend.writer.loop.now) {
         case .verified(let verified):
             frontend.callAuthenticated()
@@ -98,20 +110,7 @@ extension ProxyCall {
         case .failed(let failure):
             handle(.authenticationFailed(failure))
         case .unknownKey(let kid):
-            let refresher = context.keyRefresher
-            guard !refreshed, refresher.mayRefresh(now: WallClock.now()) else {
-                return handle(.authenticationFailed(Authenticator.unknownKeyFailure(kid)))
-            }
-            // A key id nobody knows may be a key the identity provider just rotated in: refresh the JWKS
-            // once (rate-limited) and check again; the machine holds the request meanwhile.
-            let owned = String(token)
-            let done = eventLoop.makePromise(of: Void.self)
-            done.completeWithTask { await refresher.refreshNow() }
-            done.futureResult.assumeIsolated().whenComplete { [self] _ in
-                guard machine.phase == .authenticating else { return }
-                authenticate(owned[...], refreshed: true)
-                frontend.writer.loop.flushDirty()
-            }
+            handle(.unknownKey(Authenticator.unknownKeyFailure(kid), mayRefresh: context.keyRefresher.mayRefresh(now: WallClock.now())))
         }
     }
 
@@ -138,7 +137,8 @@ extension ProxyCall {
             }
             // Recorded where every replica reads it; another replica's earlier choice wins.
             context.placements.record(target.session, change, sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop).assumeIsolated().whenSuccess { [self] placed in
-                guard machine.phase == .connecting else { return }
+                // Ended meanwhile: no stream to open.
+                guard !isClosed else { return }
                 guard placed != change.placement else {
                     return openStream(to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls), token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
                 }
@@ -159,9 +159,10 @@ extension ProxyCall {
         let key = launch.shareKey(backend: route.backend, team: session.owner.team, user: session.owner.user)
         let bound = target.placement.engine
         context.engines.target(for: key, settings: launch, bound: bound, on: eventLoop).assumeIsolated().whenComplete { [self] result in
-            guard machine.phase == .connecting else { return }
             switch result {
             case .success(.ready(let engine)):
+                // Ended while the engine was found or launched: no stream to open.
+                guard !isClosed else { return }
                 if bound != engine.id {
                     let placed = SessionPlacement(endpoint: engine.address, engine: engine.id)
                     context.placements.record(session, .claim(placed), sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop).whenComplete { _ in }
@@ -189,10 +190,11 @@ extension ProxyCall {
                 backendStreamID = id
                 handleFromOutside(.backendOpened)
             case .failure(let error):
-                if passiveHealth {
-                    context.health.record(endpoint.backend, endpoint.address, ok: false, settings: backendConfig.health, reason: BackendErrors.describe(error))
-                }
-                handleFromOutside(.backendOpenFailed(.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(BackendErrors.describe(error)); retry shortly")))
+                let reason = BackendErrors.describe(error)
+                let refusal = SparkgateError.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(reason); retry shortly")
+                // A fixed endpoint's failure counts against its health; a launched engine has its own watcher.
+                handleFromOutside(passiveHealth
+                    ? .backendUnreachable(refusal, backend: endpoint.backend, endpoint: endpoint.address, reason: reason) : .backendOpenFailed(refusal))
             }
         }
     }

@@ -23,7 +23,6 @@ final class ProxyCall {
     var responses = GRPCMessageReader(trustsLengths: true)
     var backend: BackendConnectionHandler?
     var backendStreamID: HTTP2StreamID?
-    var sawResponseHead = false
     /// Messages read and not yet sent, oldest first, with what each needs to be rewritten: the machine
     /// decides whether and how the oldest goes next.
     var unsentRequests = MessageQueue<(GRPCMessage, RequestEnvelope)>()
@@ -52,14 +51,13 @@ final class ProxyCall {
 
     var eventLoop: any EventLoop { frontend.writer.eventLoop }
     var operation: OperationKey? { machine.operation }
-    var isClosed: Bool { machine.phase == .closed }
+    var isClosed: Bool { machine.isClosed }
 
     /// Feeds an event to the machine and carries out its actions, in order. Events raised while actions run
     /// (an admission answered at once, a backend stream already open) queue their actions behind.
     func handle(_ event: Machine.Event) {
         trace?.observe(event)
-        var accounting = LocalLedgerAccounting(ledger: context.ledger)
-        machine.handle(event, now: frontend.writer.loop.now, accounting: &accounting, into: &queue)
+        machine.handle(event, now: frontend.writer.loop.now, into: &queue)
         guard !executing else { return }
         executing = true
         var index = 0
@@ -150,14 +148,14 @@ final class ProxyCall {
         handle(.requestsDrained(partialBytes: requests.bufferedBytes))
     }
 
-    func readResponses() {
+    func readResponses(envelopes: Bool) {
         while let item = responses.next() {
             switch item {
             case .prefix(let length, let compressed):
                 handle(.responsePrefix(length: length, compressed: compressed))
             case .message(let message):
                 var envelope: ResponseEnvelope?
-                if machine.readsResponseEnvelopes && !message.compressed {
+                if envelopes && !message.compressed {
                     let method = machine.method
                     envelope = try? message.withPayload { try ResponseEnvelope.read($0, method: method) }
                 }
@@ -172,16 +170,7 @@ final class ProxyCall {
 
 extension ProxyCall: BackendStreamOwner {
     func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
-        if !sawResponseHead {
-            sawResponseHead = true
-            let trailers = endStream ? ResponseHeaders.backendStatus(headers) : nil
-            handle(.responseHead(headers, httpStatus: headers.first(name: ":status"), trailers: trailers))
-        } else if endStream {
-            handle(.responseTrailers(headers, ResponseHeaders.backendStatus(headers)))
-        } else {
-            // A second head: the machine refuses it.
-            handle(.responseHead(headers, httpStatus: headers.first(name: ":status"), trailers: nil))
-        }
+        handle(.responseHeaders(headers, httpStatus: headers.first(name: ":status"), status: endStream ? ResponseHeaders.backendStatus(headers) : nil))
     }
 
     func backendData(_ data: ByteBuffer, endStream: Bool, windowBytes: Int) {

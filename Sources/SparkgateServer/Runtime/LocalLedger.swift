@@ -3,8 +3,7 @@ import Synchronization
 
 /// This replica's session ledger, which every call on every event loop shares, behind one lock; nothing
 /// awaits under it. With `state.kind: redis` the shared records live in Redis (`SharedState`) and this one
-/// keeps what only this replica needs.
-/// With shared state, what ends in it is handed to the mirror after the lock is released.
+/// keeps what only this replica needs. What ends in it is handed to the mirror after the lock is released.
 final class LocalLedger: Sendable {
     private let ledger = Mutex(SessionLedger())
     private let mirrored = Mutex<(@Sendable ([LedgerChange]) -> Void)?>(nil)
@@ -25,18 +24,5 @@ final class LocalLedger: Sendable {
         mirrored.withLock { $0 = sink }
         ledger.withLock { $0.recordsChanges = true }
         recording.store(true, ordering: .relaxed)
-    }
-}
-
-/// A call's charges against the shared ledger (`CallAccounting`), each under the lock.
-struct LocalLedgerAccounting: CallAccounting {
-    let ledger: LocalLedger
-
-    mutating func chargeArtifacts(_ session: SessionKey, bytes: Int, limit: Int) -> QuotaRefusal? {
-        ledger.withLock { $0.chargeArtifacts(session, bytes: bytes, limit: limit) }
-    }
-
-    mutating func chargeResults(_ operation: OperationKey, bytes: Int, rows: Int64) -> QuotaRefusal? {
-        ledger.withLock { $0.chargeResults(operation, bytes: bytes, rows: rows) }
     }
 }

@@ -63,17 +63,27 @@ struct CallDriver {
 
     /// Feeds an event and returns the actions it produced, rendered; admissions are answered by the real
     /// ledger at once, as the gateway's in-memory ledger does.
+    /// Charges are answered by the ledger at once, as the executor does, and their answers' actions follow.
     @discardableResult
     mutating func send(_ event: Event) -> [String] {
         var actions: [Action] = []
-        machine.handle(event, now: now, accounting: &ledger, into: &actions)
+        machine.handle(event, now: now, into: &actions)
         var rendered: [String] = []
-        for action in actions {
+        var index = 0
+        while index < actions.count {
+            let action = actions[index]
+            index += 1
             rendered.append(Self.render(action))
-            if case .admit = action { admitPending = true }
-            if case .finish(let outcome) = action {
+            switch action {
+            case .admit: admitPending = true
+            case .finish(let outcome):
                 finishes.append(outcome)
                 ledger.callFinished(outcome, now: now)
+            case .chargeArtifacts(let session, let bytes, let limit):
+                machine.handle(.artifactsCharged(ledger.artifactReceived(session, bytes: bytes, limit: limit)), now: now, into: &actions)
+            case .chargeResults(let op, let bytes, let rows):
+                machine.handle(.resultsCharged(ledger.resultReceived(op, bytes: bytes, rows: rows)), now: now, into: &actions)
+            default: break
             }
         }
         log += rendered
@@ -93,15 +103,19 @@ struct CallDriver {
     static func render(_ action: Action) -> String {
         switch action {
         case .authenticate(let t): "authenticate(\(t))"
+        case .refreshKeys: "refreshKeys"
+        case .chargeArtifacts(_, let bytes, _): "chargeArtifacts(\(bytes))"
+        case .chargeResults(_, let bytes, _): "chargeResults(\(bytes))"
+        case .recordEndpointFailure(_, let endpoint, _): "recordEndpointFailure(\(endpoint))"
         case .startDeadline(let d): "startDeadline(\(d.components.seconds)s)"
         case .readRequests: "readRequests"
-        case .readResponses: "readResponses"
+        case .readResponses(let envelopes): envelopes ? "readResponses" : "readResponses(unread)"
         case .returnRequestCredit(let b, let s): "returnRequestCredit(\(b)\(s ? "" : ",connection"))"
         case .returnResponseCredit(let b): "returnResponseCredit(\(b))"
         case .admit: "admit"
         case .register: "register"
         case .openBackend(let t): "openBackend(\(t.route.backend))"
-        case .sendRequest(let end): end ? "sendRequest(end)" : "sendRequest"
+        case .sendRequest(_, let end): end ? "sendRequest(end)" : "sendRequest"
         case .endRequest: "endRequest"
         case .sendResponseHead(let h): "sendResponseHead(\(h))"
         case .sendResponse(let edits): edits.isEmpty ? "sendResponse" : "sendResponse(edited)"
@@ -147,7 +161,7 @@ struct CallDriver {
         send(.backendOpened)
     }
 
-    mutating func to(_ phase: Machine.Phase) {
+    mutating func to(_ phase: Machine.PhaseName) {
         switch phase {
         case .idle: break
         case .authenticating: toAuthenticating()
@@ -159,7 +173,19 @@ struct CallDriver {
             toForwarding()
             send(.deadlineExpired)
         }
-        precondition(machine.phase == phase, "driver reached \(machine.phase), not \(phase)")
+        precondition(machine.phaseName == phase, "driver reached \(machine.phaseName), not \(phase)")
         log = []
+    }
+}
+
+/// The response head and trailers as the I/O layer reports them: both are the backend's HEADERS, and the
+/// machine tells which from what it forwarded.
+extension CallEvent {
+    static func responseHead(_ metadata: Metadata, httpStatus: String?, trailers: BackendStatus?) -> CallEvent {
+        .responseHeaders(metadata, httpStatus: httpStatus, status: trailers)
+    }
+
+    static func responseTrailers(_ metadata: Metadata, _ status: BackendStatus) -> CallEvent {
+        .responseHeaders(metadata, httpStatus: nil, status: status)
     }
 }

@@ -4,7 +4,7 @@ import Testing
 /// Every event in every phase, with the exact actions it must produce.
 @Suite("Call state machine: every event in every phase")
 struct CallStateMachinePhaseTests {
-    typealias Phase = CallDriver.Machine.Phase
+    typealias Phase = CallDriver.Machine.PhaseName
 
     static let internalFromAdmitting = ["sendStatus(INTERNAL,only)", "stopClient"]  // finish waits for the ledger
     static let internalEarly = ["sendStatus(INTERNAL,only)", "stopClient", "finish(INTERNAL)"]
@@ -136,6 +136,27 @@ struct CallStateMachinePhaseTests {
             .connecting: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
             .forwarding: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"], .closed: [],
         ]),
+        Row(name: "unknown key", event: { _ in .unknownKey(AuthFailure(.unknownKey, "unknown key id 'k9'"), mayRefresh: true) }, expected: [
+            .idle: internalEarly, .authenticating: ["refreshKeys"], .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+        ]),
+        Row(name: "keys refreshed", event: { _ in .keysRefreshed }, expected: [
+            .idle: internalEarly, .authenticating: ["authenticate(a.b.c)"], .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+        ]),
+        Row(name: "artifacts charged, unasked", event: { _ in .artifactsCharged(nil) }, expected: [
+            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+        ]),
+        Row(name: "results charged, unasked", event: { _ in .resultsCharged(nil) }, expected: [
+            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+        ]),
+        Row(name: "backend unreachable", event: { _ in .backendUnreachable(.unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002), reason: "refused") }, expected: [
+            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+            .connecting: ["recordEndpointFailure(10.0.0.5:15002)", "sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
+            .forwarding: internalWithBackend, .closed: ["recordEndpointFailure(10.0.0.5:15002)"],
+        ]),
         Row(name: "drain", event: { _ in .drain }, expected: [
             .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [], .forwarding: [], .closed: [],
         ]),
@@ -146,8 +167,9 @@ struct CallStateMachinePhaseTests {
         for row in Self.rows {
             #expect(Set(row.expected.keys) == Set(Phase.allCases), "\(row.name) misses a phase")
         }
-        // One row per CallEvent case (trailers-only and malformed are second rows of responseHead/requestMessage).
-        #expect(Self.rows.count == 25 + 2)
+        // One row per CallEvent case (29); trailers-only and trailers are further rows of the backend's HEADERS,
+        // a malformed message a second row of requestMessage.
+        #expect(Self.rows.count == 29 + 3)
     }
 
     @Test("each event in each phase produces exactly the expected actions", arguments: rows)

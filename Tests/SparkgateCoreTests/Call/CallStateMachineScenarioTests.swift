@@ -179,9 +179,12 @@ struct CallStateMachineScenarioTests {
         batch.arrow = ArrowBatchCount(bytes: 800, rows: 10)
         d.send(.responseData(bytes: 900, endStream: false))
         d.send(.responsePrefix(length: 850, compressed: false))
-        #expect(d.send(.responseMessage(batch)) == ["sendResponse"])
+        // Each batch is charged to the ledger before it goes: the one past the limit never goes.
+        #expect(d.send(.responseMessage(batch)) == ["chargeResults(800)", "sendResponse"])
         d.send(.responsePrefix(length: 850, compressed: false))
-        #expect(d.send(.responseMessage(batch)) == ["interruptOperation", "endOperation", "resetBackend", "sendStatus(RESOURCE_EXHAUSTED)", "stopClient", "finish(RESOURCE_EXHAUSTED)"])
+        #expect(d.send(.responseMessage(batch)) == [
+            "chargeResults(800)", "interruptOperation", "endOperation", "resetBackend", "sendStatus(RESOURCE_EXHAUSTED)", "stopClient", "finish(RESOURCE_EXHAUSTED)",
+        ])
         #expect(d.finishes[0].summary.resultBytes == 800)  // the batch past the limit never reached the client
     }
 
@@ -206,7 +209,9 @@ struct CallStateMachineScenarioTests {
         a.send(.requestMessage(.success(upload)))
         #expect(a.admit() == ["sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "finish(RESOURCE_EXHAUSTED)"])
         #expect(a.finishes.first?.refusal?.metric == .quota(.artifactBytes))
-        #expect(a.finishes.first?.admitted != nil)  // admitted, then refused: the ledger hears the end
+        // The upload is charged with the admission and refused by it: the ledger recorded nothing to hear about.
+        #expect(a.finishes.first?.admitted == nil)
+        #expect(a.ledger.sessions.isEmpty)
     }
 
     @Test("a call that ends while the ledger decides is accounted once the ledger answers, with what it recorded")
