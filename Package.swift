@@ -94,7 +94,53 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // I/O only: TLS listener, per-RPC forwarder, backend pool, session reaper, reload, drain.
+        // HTTP/2 plumbing with no gateway state: frame writing and flushing per event loop, the connection
+        // lifecycle driver, backend connections and their pool, Sparkgate's own unary calls, endpoint health.
+        .target(
+            name: "SparkgateTransport",
+            dependencies: [
+                "SparkgateCore",
+                "SparkgateFraming",
+                "SparkgateObservability",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What replicas share through Redis (quotas, ownership, placement, launch pools) and this replica's
+        // own ledger behind its lock.
+        .target(
+            name: "SparkgateSharedState",
+            dependencies: [
+                "SparkgateCore",
+                "SparkgateRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Engines on demand: launching (as the tenant's OS user), proving ports, probing, watching and
+        // stopping engines, and sharing the pool with other replicas.
+        .target(
+            name: "SparkgateEngines",
+            dependencies: [
+                "SparkgateCore",
+                "SparkgateTransport",
+                "SparkgateSharedState",
+                "SparkgateObservability",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The gateway composed: the TLS listener, the per-RPC executor, the runtime and its services (reaper,
+        // health checks, shared-state heartbeats, reload, drain), the admin routes, traces.
         .target(
             name: "SparkgateServer",
             dependencies: [
@@ -103,6 +149,9 @@ let package = Package(
                 "SparkgateAuth",
                 "SparkgateObservability",
                 "SparkgateRedis",
+                "SparkgateTransport",
+                "SparkgateSharedState",
+                "SparkgateEngines",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -181,6 +230,7 @@ let package = Package(
             name: "SparkgateServerTests",
             dependencies: [
                 "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRedis", "SparkgateTestSupport",
+                "SparkgateTransport", "SparkgateSharedState", "SparkgateEngines",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

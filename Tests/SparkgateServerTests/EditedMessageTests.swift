@@ -3,6 +3,9 @@ import SparkgateFraming
 import SparkgateCore
 import Testing
 @testable import SparkgateServer
+@testable import SparkgateEngines
+@testable import SparkgateSharedState
+@testable import SparkgateTransport
 
 @Suite("Edited messages")
 struct EditedMessageTests {

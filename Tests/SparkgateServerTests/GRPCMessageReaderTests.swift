@@ -3,6 +3,9 @@ import SparkgateFraming
 import SparkgateTestSupport
 import Testing
 @testable import SparkgateServer
+@testable import SparkgateEngines
+@testable import SparkgateSharedState
+@testable import SparkgateTransport
 
 @Suite("gRPC message reader")
 struct GRPCMessageReaderTests {

@@ -4,6 +4,9 @@ import NIOCore
 import NIOPosix
 import SparkgateCore
 import SparkgateObservability
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The admin API: health, readiness, metrics, the session list, killing a session, and reload.
 public struct AdminRoutes: Sendable {
@@ -91,7 +94,7 @@ public struct AdminRoutes: Sendable {
         if let shared = runtime.shared {
             // Another replica may hold the session: find its owner in the shared state, and tell every replica.
             do {
-                if session == nil, let owner = try await shared.owners(of: sessionID, user: user).first {
+                if session == nil, let owner = try await shared.owners(of: sessionID, user: user, now: WallClock.now()).first {
                     var remote = remoteSession(owner, sessionID: sessionID)
                     // Released where it lives, not where this replica would place a new session.
                     let placement = try await shared.placement(of: remote.key)
@@ -108,9 +111,9 @@ public struct AdminRoutes: Sendable {
         guard let session else {
             return .error(404, "no session \(sessionID) of user \(user)")
         }
-        SharedStateService.killed(session.key, runtime: runtime)
+        SharedStateService.killed(session.key, calls: runtime.calls, ledger: runtime.ledger)
         do {
-            let status = try await runtime.backendCalls.release(session, state: runtime.state, on: runtime.group.next()).get()
+            let status = try await runtime.backendCalls.release(session, access: runtime.state.backendAccess, on: runtime.group.next()).get()
             guard status.code == .ok else {
                 return .error(502, "forgot the session, but the backend refused to release it: \(status.code.name) \(status.message)")
             }

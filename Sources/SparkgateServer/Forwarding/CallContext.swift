@@ -3,6 +3,9 @@ import SparkgateAuth
 import SparkgateCore
 import SparkgateObservability
 import Tracing
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// What a proxied call may touch beyond its own streams: key refreshes, the shared ledger and call registry,
 /// the backend pool, Sparkgate's own backend calls, metrics, the audit log.

@@ -2,6 +2,9 @@ import Logging
 import NIOCore
 import NIOHTTP2
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// One client connection, after TLS and HTTP/2 framing: routes each stream's frames to its `ProxyCall`,
 /// and reports the connection's life (streams, pings, refusals) to its `ConnectionLifecycle`.

@@ -4,6 +4,9 @@ import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 extension ProxyCall {
     func execute(_ action: Machine.Action) {
@@ -90,7 +93,7 @@ extension ProxyCall {
                 context.health.record(backendName, endpoint, ok: false, settings: settings, reason: reason)
             }
         case .interruptOperation(let operation, let backendSessionID, let backendName, let placement):
-            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, placement: placement, state: state, on: eventLoop)
+            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, placement: placement, access: state.backendAccess, on: eventLoop)
         case .endOperation(let operation, let error):
             context.calls.terminate(operation: operation, with: error, now: WallClock.now())
         case .operationCompleted(let operation):

@@ -1,4 +1,7 @@
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 extension ProxyCall {
     /// Accounts for the finished call, once: the ledger, the metrics and the audit line.

@@ -4,6 +4,9 @@ import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// One client RPC glued to one backend stream on the same event loop: the I/O that carries out what its
 /// `CallStateMachine` decides. It reads bytes into messages, reports events, and executes actions in the

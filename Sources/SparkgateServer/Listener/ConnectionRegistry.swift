@@ -1,5 +1,8 @@
 import NIOCore
 import Synchronization
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Open client connections, so a shutdown can ask each to drain (GOAWAY) and then close what remains.
 final class ConnectionRegistry: Sendable {

@@ -6,6 +6,9 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The client-facing listener: TLS (or h2c in development), HTTP/2, and one `FrontendConnectionHandler` per
 /// connection. On shutdown it stops accepting, sends GOAWAY on every connection, lets streams finish within

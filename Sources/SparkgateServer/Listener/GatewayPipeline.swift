@@ -2,6 +2,9 @@ import NIOCore
 import NIOHTTP2
 import NIOSSL
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The handlers of one client connection. On a TLS port a `ProtocolSniffer` looks at the first bytes:
 /// TLS gets TLS, HTTP/2 and the connection handler that routes each stream to its call; plaintext HTTP/2

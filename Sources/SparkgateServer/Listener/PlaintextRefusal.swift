@@ -2,6 +2,9 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Answers every stream of a plaintext HTTP/2 connection to the TLS port with a status that tells the
 /// client what to change, then closes the connection.

@@ -1,5 +1,8 @@
 import NIOCore
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The first handler on the TLS port: reads a new connection's first bytes and sets up the rest of its
 /// pipeline for what they are. A TLS handshake gets TLS and HTTP/2; plaintext HTTP/2 (a client without

@@ -5,6 +5,9 @@ import NIOTLS
 import SparkgateCore
 import SparkgateObservability
 import Synchronization
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Watches a connection's TLS handshake: its end stops the handshake timer; a failure is counted, and
 /// logged at notice level once per peer address a minute with its reason (an unknown CA, no shared cipher,

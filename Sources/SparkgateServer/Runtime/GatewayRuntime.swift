@@ -6,32 +6,39 @@ import SparkgateObservability
 import SparkgateRedis
 import Synchronization
 import Tracing
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
-/// What every RPC shares: the current configuration generation, the session ledger, the backend pool,
-/// the metrics and the audit log.
+/// The gateway's parts, built once: the current configuration generation, what every call shares
+/// (`CallContext`: the ledger, the backend pool, the engines, metrics, the audit log), what connections
+/// share (limits, handshake logs), and the event loops. The services built from it each take only the parts
+/// they use.
 public final class GatewayRuntime: Sendable {
     private let current: StateBox
-    let ledger = LocalLedger()
-    let calls = CallRegistry()
-    /// What calls hold in the gateway, against `limits.max_buffered_bytes`.
-    let buffered = BufferedBytes()
+    /// What each proxied call may touch; the runtime keeps each part once, here.
+    let callContext: CallContext
     let connections = ConnectionLimiter()
     let handshakeFailures: HandshakeFailureLog
-    let pool: BackendPool
-    let backendCalls: BackendCalls
-    /// The engines of launch pools (`backends.<name>.launch`).
-    public let engines: EngineManager
-    let health: BackendHealth
-    public let metrics: GatewayMetrics
-    public let audit: AuditLog
-    public let logger: Logger
     public let group: any EventLoopGroup
+
+    var ledger: LocalLedger { callContext.ledger }
+    var calls: CallRegistry { callContext.calls }
+    /// What calls hold in the gateway, against `limits.max_buffered_bytes`.
+    var buffered: BufferedBytes { callContext.buffered }
+    var pool: BackendPool { callContext.pool }
+    var backendCalls: BackendCalls { callContext.backendCalls }
+    /// The engines of launch pools (`backends.<name>.launch`).
+    public var engines: EngineManager { callContext.engines }
+    var health: BackendHealth { callContext.health }
+    public var metrics: GatewayMetrics { callContext.metrics }
+    public var audit: AuditLog { callContext.audit }
+    public var logger: Logger { callContext.logger }
     /// Fetches `auth.jwks_urls`; its keys join every generation's configured keys.
-    public let keyRefresher: JWKSRefresher
-    /// Quotas and ownership shared with other replicas (`state.kind: redis`); fixed for the process's life.
-    let shared: SharedState?
-    /// What each proxied call may touch.
-    let callContext: CallContext
+    public var keyRefresher: JWKSRefresher { callContext.keyRefresher }
+    /// Quotas, ownership, placement and launch pools shared with other replicas (`state.kind: redis`); fixed
+    /// for the process's life.
+    var shared: SharedState? { callContext.shared }
 
     public convenience init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, tracer: (any Tracer)? = nil) {
         self.init(state: state, group: group, metrics: metrics, audit: audit, logger: logger, connector: TCPBackendConnector(), tracer: tracer)
@@ -41,38 +48,33 @@ public final class GatewayRuntime: Sendable {
         state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, connector: any BackendConnector,
         tracer: (any Tracer)? = nil
     ) {
-        self.current = StateBox(state)
+        let current = StateBox(state)
+        self.current = current
         self.group = group
-        self.metrics = metrics
-        self.audit = audit
-        self.logger = logger
-        let directory = EngineDirectory()
-        self.pool = BackendPool(group: group, metrics: metrics, connector: ProvingConnector(inner: connector, engines: directory))
-        self.backendCalls = BackendCalls(pool: pool, engines: directory, logger: logger)
-        self.health = BackendHealth(metrics: metrics, logger: logger)
         self.handshakeFailures = HandshakeFailureLog(logger: logger)
-        let current = self.current
+        let ledger = LocalLedger()
+        let directory = EngineDirectory()
+        let pool = BackendPool(group: group, metrics: metrics, connector: ProvingConnector(inner: connector, engines: directory))
+        let backendCalls = BackendCalls(pool: pool, engines: directory, logger: logger)
+        var shared: SharedState?
         if state.config.state.kind == .redis {
             let settings = state.config.state
             let endpoints = SharedState.endpoints(settings.redis, password: state.redisPassword, sentinelPassword: state.sentinelPassword, tls: state.redisTLS)
-            let client = RedisClient(endpoints: endpoints, logger: logger)
-            shared = SharedState(client: client, settings: settings, ledger: ledger, group: group, logger: logger) { operation in
+            shared = SharedState(client: RedisClient(endpoints: endpoints, logger: logger), settings: settings, ledger: ledger, group: group, logger: logger) { operation in
                 metrics.stateError(kind: "redis", operation: operation)
             }
-        } else {
-            shared = nil
         }
-        self.engines = EngineManager(
+        let engines = EngineManager(
             loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics, logger: logger,
-            shared: shared.map(SharedEngineRecords.init), state: { current.value })
+            shared: shared.map(SharedEngineRecords.init), config: { current.value.config })
         let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
             let state = current.value
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
         }
-        self.keyRefresher = refresher
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, shared: shared, placements: PlacementRecorder(ledger: ledger, shared: shared), calls: calls, buffered: buffered, pool: pool, backendCalls: backendCalls, health: health, engines: engines, metrics: metrics, audit: audit,
-            logger: logger, tracer: tracer)
+            keyRefresher: refresher, ledger: ledger, shared: shared, placements: PlacementRecorder(ledger: ledger, shared: shared), calls: CallRegistry(),
+            buffered: BufferedBytes(), pool: pool, backendCalls: backendCalls, health: BackendHealth(metrics: metrics, logger: logger), engines: engines,
+            metrics: metrics, audit: audit, logger: logger, tracer: tracer)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
     }

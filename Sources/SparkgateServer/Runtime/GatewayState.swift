@@ -1,6 +1,9 @@
 import NIOSSL
 import SparkgateAuth
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Everything a configuration generation decides, built once and shared read-only by every RPC that starts
 /// under it. A reload builds a new one; RPCs already running keep theirs.
@@ -26,6 +29,8 @@ public final class GatewayState: Sendable {
     public let warnings: [ConfigIssue]
     /// What this generation decides for every call.
     let callPolicy: CallPolicy
+    /// What reaching each backend takes: its settings, token and TLS context.
+    let backendAccess: BackendAccess
 
     init(
         config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
@@ -45,6 +50,7 @@ public final class GatewayState: Sendable {
         self.namespace = config.sessions.namespaceSessionIDs ? SessionNamespace(config.sessions.namespace) : nil
         self.adminToken = adminToken
         self.certificateNotAfter = certificateNotAfter
+        self.backendAccess = BackendAccess(config: config, tokens: backendTokens, tls: backendTLS)
         self.callPolicy = CallPolicy(
             maxMessageBytes: config.maxMessageBytes, configPolicy: config.configPolicy, namespace: namespace,
             rejectForeignSessionIDs: config.sessions.rejectForeignSessionIDs, streamWindow: HTTP2Tuning.streamWindow,

@@ -5,6 +5,9 @@ import SparkgateAuth
 import SparkgateCore
 import SwiftASN1
 import X509
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Builds a `GatewayState` from a validated configuration: reads keys, JWKS files, revocations, tokens and
 /// certificates. Every failure names the config key and file.

@@ -1,5 +1,8 @@
 import ServiceLifecycle
 import UnixSignals
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Reloads the configuration on SIGHUP.
 public struct ReloadOnSignal: Service {

@@ -1,17 +1,31 @@
 import Logging
 import SparkgateCore
+import SparkgateObservability
 import Synchronization
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Re-reads the configuration file (SIGHUP or `POST /v1/reload`): keys, JWKS, revocations, teams, quotas,
 /// backends and the TLS certificate. A bad file keeps the running configuration and says why.
 public final class Reloader: Sendable {
-    let runtime: GatewayRuntime
+    let current: @Sendable () -> GatewayState
+    let install: @Sendable (GatewayState) -> Void
+    let metrics: GatewayMetrics
+    let logger: Logger
     let file: String
     private let serial = Mutex<Bool>(false)
 
-    public init(runtime: GatewayRuntime, file: String) {
-        self.runtime = runtime
+    init(current: @escaping @Sendable () -> GatewayState, install: @escaping @Sendable (GatewayState) -> Void, metrics: GatewayMetrics, logger: Logger, file: String) {
+        self.current = current
+        self.install = install
+        self.metrics = metrics
+        self.logger = logger
         self.file = file
+    }
+
+    public convenience init(runtime: GatewayRuntime, file: String) {
+        self.init(current: { runtime.state }, install: { runtime.install($0) }, metrics: runtime.metrics, logger: runtime.logger, file: file)
     }
 
     /// Reloads; returns nil on success or the reason the new configuration was refused.
@@ -21,17 +35,17 @@ public final class Reloader: Sendable {
             return "a reload is already running"
         }
         defer { serial.withLock { $0 = false } }
-        let old = runtime.state.config
+        let old = current().config
         do {
             let config = try SparkgateConfig.load(file: file)
             let changed = RestartOnlyKeys.changed(from: old, to: config)
             if !changed.isEmpty {
                 return refused(changed.map { "restart to change \($0)" }.joined(separator: "; ") + " (a reload cannot change it; the running process keeps its value)")
             }
-            let state = try await GatewayStateLoader.load(config, logger: runtime.logger)
-            runtime.install(state)
-            runtime.metrics.configReloaded(success: true)
-            runtime.logger.info("configuration reloaded", metadata: ["config.file": "\(file)", "teams": "\(config.teams.count)", "backends": "\(config.backends.count)"])
+            let state = try await GatewayStateLoader.load(config, logger: logger)
+            install(state)
+            metrics.configReloaded(success: true)
+            logger.info("configuration reloaded", metadata: ["config.file": "\(file)", "teams": "\(config.teams.count)", "backends": "\(config.backends.count)"])
             return nil
         } catch let error as ConfigError {
             return refused(error.description)
@@ -43,8 +57,8 @@ public final class Reloader: Sendable {
     }
 
     private func refused(_ reason: String) -> String {
-        runtime.metrics.configReloaded(success: false)
-        runtime.logger.error("configuration reload refused; keeping the running configuration", metadata: ["config.file": "\(file)", "reason": "\(reason)"])
+        metrics.configReloaded(success: false)
+        logger.error("configuration reload refused; keeping the running configuration", metadata: ["config.file": "\(file)", "reason": "\(reason)"])
         return reason
     }
 }

@@ -2,6 +2,9 @@
 import Glibc
 #endif
 import SparkgateCore
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The files that hold the gateway's secrets, and which of them other OS users can read: an engine's code
 /// (a Python UDF) runs as some user on this host, and must find nothing of the gateway's there.

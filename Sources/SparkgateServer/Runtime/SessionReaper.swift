@@ -2,16 +2,45 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import SparkgateCore
+import SparkgateObservability
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Once a second: releases idle sessions on their backend, interrupts operations past their time limit,
 /// forgets abandoned operations, and refreshes the activity gauges.
 public final class SessionReaper: Service, Sendable {
-    let runtime: GatewayRuntime
+    let current: @Sendable () -> GatewayState
+    let ledger: LocalLedger
+    let shared: SharedState?
+    let calls: CallRegistry
+    let backendCalls: BackendCalls
+    let buffered: BufferedBytes
+    let metrics: GatewayMetrics
+    let logger: Logger
+    let group: any EventLoopGroup
     let interval: Duration
 
-    public init(runtime: GatewayRuntime, interval: Duration = .seconds(1)) {
-        self.runtime = runtime
+    init(
+        current: @escaping @Sendable () -> GatewayState, ledger: LocalLedger, shared: SharedState?, calls: CallRegistry, backendCalls: BackendCalls,
+        buffered: BufferedBytes, metrics: GatewayMetrics, logger: Logger, group: any EventLoopGroup, interval: Duration
+    ) {
+        self.current = current
+        self.ledger = ledger
+        self.shared = shared
+        self.calls = calls
+        self.backendCalls = backendCalls
+        self.buffered = buffered
+        self.metrics = metrics
+        self.logger = logger
+        self.group = group
         self.interval = interval
+    }
+
+    public convenience init(runtime: GatewayRuntime, interval: Duration = .seconds(1)) {
+        self.init(
+            current: { runtime.state }, ledger: runtime.ledger, shared: runtime.shared, calls: runtime.calls, backendCalls: runtime.backendCalls,
+            buffered: runtime.buffered, metrics: runtime.metrics, logger: runtime.logger, group: runtime.group, interval: interval)
     }
 
     public func run() async throws {
@@ -25,46 +54,46 @@ public final class SessionReaper: Service, Sendable {
     }
 
     func sweep(now: Double) {
-        let state = runtime.state
+        let state = current()
         let detached = state.config.sessions.operationDetachedSeconds
-        let result = runtime.ledger.withLock { ledger in
+        let result = ledger.withLock { ledger in
             ledger.sweep(now: now, detachedTimeout: detached) { team in state.config.team(team)?.quotas ?? state.config.defaultQuotas }
         }
-        let loop = runtime.group.next()
+        let loop = group.next()
         for op in result.overdueOperations {
             let team = op.owner.team
-            runtime.metrics.quotaRejection(team: state.teamLabel(team), limit: .operationSeconds)
+            metrics.quotaRejection(team: state.teamLabel(team), limit: .operationSeconds)
             let seconds = op.maxSeconds == op.maxSeconds.rounded() ? "\(Int(op.maxSeconds))" : "\(op.maxSeconds)"
             let error = SparkgateError.resourceExhausted("team \(team) allows \(seconds) s per operation (max_operation_seconds); this one ran longer and was interrupted")
-            runtime.calls.terminate(operation: op.key, with: error, now: now)
-            let record = runtime.ledger.withLock { $0.session(op.key.session) }
+            calls.terminate(operation: op.key, with: error, now: now)
+            let record = ledger.withLock { $0.session(op.key.session) }
             let backendSessionID = record?.backendSessionID
                 ?? state.namespace?.backendID(team: team, user: op.owner.user, clientSessionID: op.clientSessionID) ?? op.clientSessionID
             let backend = state.config.team(team)?.backend ?? state.config.defaultBackend
-            runtime.backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, placement: record?.placement ?? SessionPlacement(), state: state, on: loop)
+            backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, placement: record?.placement ?? SessionPlacement(), access: state.backendAccess, on: loop)
         }
         for op in result.abandonedOperations {
-            runtime.logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])
+            logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])
         }
-        if let shared = runtime.shared, !result.idleSessions.isEmpty {
+        if let shared = shared, !result.idleSessions.isEmpty {
             let sessions = result.idleSessions
-            Task { [self] in release(await shared.idleEverywhere(sessions, now: now), state: state, on: loop) }
+            Task { [self] in release(await shared.idleEverywhere(sessions, now: now), access: state.backendAccess, on: loop) }
         } else {
-            release(result.idleSessions, state: state, on: loop)
+            release(result.idleSessions, access: state.backendAccess, on: loop)
         }
-        runtime.metrics.bufferedBytes(runtime.buffered.value)
+        metrics.bufferedBytes(buffered.value)
         let teams = Set(state.config.teams.keys).union(result.idleSessions.map(\.owner.team)).union(result.overdueOperations.map(\.owner.team))
-        let counts = runtime.ledger.withLock { ledger in teams.map { ($0, ledger.sessionCount(ofTeam: $0), ledger.activeOperations(team: $0)) } }
+        let counts = ledger.withLock { ledger in teams.map { ($0, ledger.sessionCount(ofTeam: $0), ledger.activeOperations(team: $0)) } }
         for (team, sessions, operations) in counts where state.config.teams[team] != nil {
-            runtime.metrics.activity(team: team, sessions: sessions, operations: operations)
+            metrics.activity(team: team, sessions: sessions, operations: operations)
         }
     }
 
     /// Releases idle sessions on their backend; failures are logged.
-    private func release(_ sessions: [SessionRecord], state: GatewayState, on loop: any EventLoop) {
-        let logger = runtime.logger
+    private func release(_ sessions: [SessionRecord], access: BackendAccess, on loop: any EventLoop) {
+        let logger = logger
         for session in sessions {
-            runtime.backendCalls.release(session, state: state, on: loop).whenComplete { outcome in
+            backendCalls.release(session, access: access, on: loop).whenComplete { outcome in
                 switch outcome {
                 case .success(let status) where status.code == .ok:
                     logger.info("released an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "team": "\(session.owner.team)"])

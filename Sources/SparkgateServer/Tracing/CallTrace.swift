@@ -1,6 +1,9 @@
 import NIOHPACK
 import SparkgateCore
 import Tracing
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// One RPC's spans: a server span from the request's headers to its last action, with child spans for
 /// authentication, admission, the backend stream's opening and the wait for the first response. It

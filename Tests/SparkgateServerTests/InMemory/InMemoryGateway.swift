@@ -9,6 +9,9 @@ import NIOHTTP2
 import SparkgateCore
 import SparkgateObservability
 @testable import SparkgateServer
+@testable import SparkgateEngines
+@testable import SparkgateSharedState
+@testable import SparkgateTransport
 
 /// A whole gateway in memory: a real HTTP/2 client pipeline, the gateway's own connection pipeline, and
 /// scripted HTTP/2 backends, all `EmbeddedChannel`s on one `EmbeddedEventLoop`. `pump()` carries bytes

@@ -6,6 +6,9 @@ import SparkgateCore
 import SparkgateRedis
 import Testing
 @testable import SparkgateServer
+@testable import SparkgateEngines
+@testable import SparkgateSharedState
+@testable import SparkgateTransport
 
 /// The shared engine records on a real redis-server, as two replicas use them.
 @Suite("Shared engine records", .serialized)

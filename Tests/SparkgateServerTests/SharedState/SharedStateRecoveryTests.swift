@@ -6,6 +6,9 @@ import SparkgateCore
 import SparkgateRedis
 import Testing
 @testable import SparkgateServer
+@testable import SparkgateEngines
+@testable import SparkgateSharedState
+@testable import SparkgateTransport
 
 /// Placement, releases, duplicate operations and what Redis loses, with two replicas on a real redis-server.
 @Suite("Shared state across replicas and Redis losses", .serialized)

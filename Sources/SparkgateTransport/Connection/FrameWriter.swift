@@ -1,0 +1,88 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SparkgateCore
+
+/// The write side of one HTTP/2 connection (a client's or a backend's), owned by its connection handler:
+/// frames written during a read burst are flushed once at its end, and connection-level window goes back to
+/// the peer from `ConnectionCredit`, as the bytes leave the gateway.
+package final class FrameWriter {
+    package let loop: LoopContext
+    private(set) var context: ChannelHandlerContext?
+    private var credit: ConnectionCredit
+
+    package init(loop: LoopContext, credit: ConnectionCredit) {
+        self.loop = loop
+        self.credit = credit
+    }
+
+    package var eventLoop: any EventLoop { loop.eventLoop }
+    package var isActive: Bool { context?.channel.isActive ?? false }
+
+    package func attach(_ context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    package func detach() {
+        context = nil
+    }
+
+    package func write(_ payload: HTTP2Frame.FramePayload, on streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+        loop.markDirty(self)
+    }
+
+    package func flushNow() {
+        context?.flush()
+    }
+
+    // MARK: Connection-level window
+
+    /// The HTTP/2 layer's report of the window the peer has (`NIOHTTP2WindowUpdatedEvent` on the root stream).
+    package func windowReported(_ window: Int) {
+        credit.reported(window: window)
+    }
+
+    /// DATA handed to a call, which holds its window until it releases it.
+    package func delivered(_ bytes: Int) {
+        credit.delivered(bytes)
+    }
+
+    package func released(_ bytes: Int) {
+        credit.released(bytes)
+        giveBackWindow(force: false)
+    }
+
+    /// Raises the peer's connection window; only a raise is sent at once, never a few bytes of batch.
+    package func raiseWindow(to target: Int) {
+        guard credit.raise(target: target) else { return }
+        giveBackWindow(force: true)
+    }
+
+    /// Sends the connection-level WINDOW_UPDATE that is due, if any.
+    package func giveBackWindow(force: Bool) {
+        let increment = credit.take(force: force)
+        guard increment > 0 else { return }
+        write(.windowUpdate(windowSizeIncrement: increment), on: .rootStream, promise: nil)
+    }
+
+    /// End of a read burst: give back window, then flush every connection written to.
+    package func readBurstEnded() {
+        giveBackWindow(force: false)
+        loop.flushDirty()
+    }
+
+    package var heldBytes: Int { credit.held }
+}
+
+extension HTTP2Frame.FramePayload.Data {
+    /// The bytes this frame counts against flow-control windows: the payload, plus the pad-length octet and
+    /// the padding when padded (RFC 9113 §6.1).
+    package var windowBytes: Int {
+        data.readableBytes + (paddingBytes.map { $0 + 1 } ?? 0)
+    }
+}
