@@ -216,8 +216,21 @@ let package = Package(
             ],
             path: "Benchmarks/AuthCost"
         ),
-        // What several test targets share: a seeded random generator whose seed a failing test prints.
-        .target(name: "SparkgateTestSupport", path: "Tests/SparkgateTestSupport", swiftSettings: swiftSettings),
+        // What several test targets share: a seeded random generator whose seed a failing test prints, and the
+        // whole gateway in memory (real HTTP/2 client and pipelines, scripted backends, no sockets).
+        .target(
+            name: "SparkgateTestSupport",
+            dependencies: [
+                "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateServer", "SparkgateTransport", "SparkgateSharedState",
+                "SparkgateEngines",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SparkgateTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore", "SparkgateTestSupport"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(
             name: "SparkgateAuthTests",

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
+import SparkgateTestSupport
 import Testing
 @testable import SparkgateServer
 @testable import SparkgateEngines

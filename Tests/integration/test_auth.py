@@ -38,19 +38,6 @@ def test_bad_tokens_fail_in_pyspark(gateway, material, connect, case):
     assert not any(secret in str(info.value) for secret in [url.split("token=")[-1]] if "token=" in url)
 
 
-def test_tampered_token_is_refused_with_its_reason(gateway, material):
-    token = material.token()
-    header, payload, signature = token.split(".")
-    import base64
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims["sub"] = "admin"
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-    with pytest.raises(grpc.RpcError) as info:
-        harness.grpc_call(gateway, "Config", harness.config_get_request(str(uuid.uuid4()), "x"), token=f"{header}.{forged}.{signature}")
-    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert "signature does not verify with key 'suite-es256'" in info.value.details()
-    assert forged not in info.value.details()
-
 
 def test_backend_refuses_a_client_that_bypasses_sparkgate(spark, connect):
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException

@@ -10,34 +10,34 @@ import SparkgateCore
 
 /// An HTTP/2 Spark Connect server played by a script: it records what the gateway sends on each stream and
 /// answers as the script says, once the request ends (or at once, for streaming scripts).
-final class ScriptedBackend: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+public final class ScriptedBackend: ChannelInboundHandler {
+    public typealias InboundIn = HTTP2Frame
+    public typealias OutboundOut = HTTP2Frame
 
     /// What the backend does for a request: given its headers and its request messages, the frames to send.
-    typealias Script = @Sendable (_ request: Request) -> [HTTP2Frame.FramePayload]
+    public typealias Script = @Sendable (_ request: Request) -> [HTTP2Frame.FramePayload]
 
-    struct Request {
-        var headers: HPACKHeaders
-        var messages: [[UInt8]]
-        var path: String { headers.first(name: ":path") ?? "" }
+    public struct Request {
+        public var headers: HPACKHeaders
+        public var messages: [[UInt8]]
+        public var path: String { headers.first(name: ":path") ?? "" }
     }
 
-    let script: Script
+    public let script: Script
     private var requests: [HTTP2StreamID: (headers: HPACKHeaders, data: ByteBuffer)] = [:]
-    private(set) var received: [HTTP2StreamID: Request] = [:]
-    private(set) var resets: [HTTP2StreamID: HTTP2ErrorCode] = [:]
-    var context: ChannelHandlerContext?
+    public private(set) var received: [HTTP2StreamID: Request] = [:]
+    public private(set) var resets: [HTTP2StreamID: HTTP2ErrorCode] = [:]
+    public var context: ChannelHandlerContext?
 
-    init(script: @escaping Script) {
+    public init(script: @escaping Script) {
         self.script = script
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         let id = frame.streamID
         switch frame.payload {
@@ -72,11 +72,11 @@ final class ScriptedBackend: ChannelInboundHandler {
     }
 
     /// Sends frames on a stream outside the script (a GOAWAY, a reset, a late message).
-    func send(_ payload: HTTP2Frame.FramePayload, on id: HTTP2StreamID) {
+    public func send(_ payload: HTTP2Frame.FramePayload, on id: HTTP2StreamID) {
         context?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: payload)), promise: nil)
     }
 
-    static func messages(_ data: ByteBuffer) -> [[UInt8]] {
+    public static func messages(_ data: ByteBuffer) -> [[UInt8]] {
         var data = data
         var out: [[UInt8]] = []
         while data.readableBytes >= 5, let length = data.getInteger(at: data.readerIndex + 1, as: UInt32.self), data.readableBytes >= 5 + Int(length) {
@@ -88,18 +88,18 @@ final class ScriptedBackend: ChannelInboundHandler {
 
     // MARK: Building responses
 
-    static func head() -> HTTP2Frame.FramePayload {
+    public static func head() -> HTTP2Frame.FramePayload {
         var h = HPACKHeaders()
         h.add(name: ":status", value: "200")
         h.add(name: "content-type", value: "application/grpc")
         return .headers(.init(headers: h))
     }
 
-    static func message(_ payload: [UInt8]) -> HTTP2Frame.FramePayload {
+    public static func message(_ payload: [UInt8]) -> HTTP2Frame.FramePayload {
         .data(.init(data: .byteBuffer(GRPCMessage.frame(payload: payload).framed)))
     }
 
-    static func trailers(_ code: GRPCStatusCode = .ok, _ message: String? = nil) -> HTTP2Frame.FramePayload {
+    public static func trailers(_ code: GRPCStatusCode = .ok, _ message: String? = nil) -> HTTP2Frame.FramePayload {
         var h = HPACKHeaders()
         h.add(name: "grpc-status", value: String(code.rawValue))
         if let message { h.add(name: "grpc-message", value: GRPCStatusMessage.encode(message)) }
@@ -108,13 +108,13 @@ final class ScriptedBackend: ChannelInboundHandler {
 }
 
 /// Spark Connect messages, built at the wire level for the in-memory tests.
-enum SparkMessages {
-    static let sessionID = "00000000-0000-4000-8000-000000000001"
-    static let operationID = "00000000-0000-4000-8000-0000000000aa"
+public enum SparkMessages {
+    public static let sessionID = "00000000-0000-4000-8000-000000000001"
+    public static let operationID = "00000000-0000-4000-8000-0000000000aa"
 
     /// A request carrying `session_id` and a `user_context` naming `claimedUser`, plus `padding` bytes of an
     /// unknown field (50), which every engine skips.
-    static func request(session: String = sessionID, claimedUser: String = "mallory", padding: Int = 0, operation: String? = nil) -> [UInt8] {
+    public static func request(session: String = sessionID, claimedUser: String = "mallory", padding: Int = 0, operation: String? = nil) -> [UInt8] {
         var m: [UInt8] = []
         WireEncoding.appendString(field: 1, session, to: &m)
         m += UserContextField.encode(user: claimedUser)
@@ -124,7 +124,7 @@ enum SparkMessages {
     }
 
     /// A response naming `session` in field 1, with an Arrow batch of `arrowBytes` bytes (field 2) when asked.
-    static func response(session: String, arrowBytes: Int = 0, rows: UInt64 = 0, resultComplete: Bool = false) -> [UInt8] {
+    public static func response(session: String, arrowBytes: Int = 0, rows: UInt64 = 0, resultComplete: Bool = false) -> [UInt8] {
         var m: [UInt8] = []
         WireEncoding.appendString(field: 1, session, to: &m)
         if arrowBytes > 0 {
@@ -139,7 +139,7 @@ enum SparkMessages {
     }
 
     /// Field 1 (session_id) and the user_context user id of a request, as the backend saw them.
-    static func routing(_ message: [UInt8]) -> (session: String?, user: String?) {
+    public static func routing(_ message: [UInt8]) -> (session: String?, user: String?) {
         message.withUnsafeBytes { raw in
             guard let e = try? RequestEnvelope.read(raw, method: .config) else { return (nil, nil) }
             return (e.sessionID, e.clientUserID)

@@ -16,18 +16,18 @@ import SparkgateObservability
 /// A whole gateway in memory: a real HTTP/2 client pipeline, the gateway's own connection pipeline, and
 /// scripted HTTP/2 backends, all `EmbeddedChannel`s on one `EmbeddedEventLoop`. `pump()` carries bytes
 /// between them until nothing moves, so every test sees the same interleaving.
-final class InMemoryGateway {
-    let loop = EmbeddedEventLoop()
-    let runtime: GatewayRuntime
-    let client: EmbeddedChannel
-    let frontend: EmbeddedChannel
-    let recorder = ClientRecorder()
-    let connector: InMemoryConnector
-    let secret = [UInt8](repeating: 0x5A, count: 32)
-    let directory: String
+public final class InMemoryGateway {
+    public let loop = EmbeddedEventLoop()
+    public let runtime: GatewayRuntime
+    public let client: EmbeddedChannel
+    public let frontend: EmbeddedChannel
+    public let recorder = ClientRecorder()
+    public let connector: InMemoryConnector
+    public let secret = [UInt8](repeating: 0x5A, count: 32)
+    public let directory: String
 
     /// `clientWindow` is the stream window the client advertises (it never gives window back unless told).
-    init(config extra: String = "", backend script: @escaping ScriptedBackend.Script, clientWindow: Int = 65_535) async throws {
+    public init(config extra: String = "", backend script: @escaping ScriptedBackend.Script, clientWindow: Int = 65_535) async throws {
         directory = NSTemporaryDirectory() + "sparkgate-inmemory-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(secret).write(to: URL(fileURLWithPath: directory + "/hs.secret"))
@@ -72,21 +72,26 @@ final class InMemoryGateway {
     }
 
     /// A signed token for a member of `team`.
-    func token(user: String = "alice", team: String = "analytics") -> String {
+    public func token(user: String = "alice", team: String = "analytics") -> String {
+        let exp = Int(Date().timeIntervalSince1970) + 3600
+        return signed(#"{"iss":"test","aud":"spark-connect","sub":"\#(user)","team":"\#(team)","exp":\#(exp)}"#)
+    }
+
+    /// A token with these claims (JSON), signed with the gateway's key.
+    public func signed(_ claims: String) -> String {
         func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(Array(bytes)) }
         let header = b64(#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#.utf8)
-        let exp = Int(Date().timeIntervalSince1970) + 3600
-        let payload = b64(#"{"iss":"test","aud":"spark-connect","sub":"\#(user)","team":"\#(team)","exp":\#(exp)}"#.utf8)
+        let payload = b64(claims.utf8)
         let mac = HMAC<SHA256>.authenticationCode(for: Array("\(header).\(payload)".utf8), using: SymmetricKey(data: secret))
         return "\(header).\(payload).\(b64(mac))"
     }
 
     /// Bytes carried from the gateway's backend connections to the gateway (what backends got to send).
-    var bytesFromBackends: Int { connector.pairs.reduce(0) { $0 + $1.toGateway } }
+    public var bytesFromBackends: Int { connector.pairs.reduce(0) { $0 + $1.toGateway } }
 
     /// Carries bytes both ways on every connection until nothing moves (timers run as they fall due).
     @discardableResult
-    func pump(rounds: Int = 10_000) -> Int {
+    public func pump(rounds: Int = 10_000) -> Int {
         var total = 0
         for _ in 0..<rounds {
             var moved = 0
@@ -117,12 +122,12 @@ final class InMemoryGateway {
 
     // MARK: The client side
 
-    var nextStream = 1
+    public var nextStream = 1
 
     /// Starts a call: HEADERS for `method`, then the framed `messages` as DATA, the last with END_STREAM
     /// when `end`. Returns the stream id.
     @discardableResult
-    func call(_ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true, extraHeaders: [(String, String)] = []) -> HTTP2StreamID {
+    public func call(_ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true, extraHeaders: [(String, String)] = []) -> HTTP2StreamID {
         let id = HTTP2StreamID(nextStream)
         nextStream += 2
         var h = HPACKHeaders()
@@ -143,44 +148,52 @@ final class InMemoryGateway {
         return id
     }
 
+    /// Starts a call whose DATA is `raw` as it is (malformed framing included), ending the request.
+    @discardableResult
+    public func call(_ method: String, raw: ByteBuffer) -> HTTP2StreamID {
+        let id = call(method, messages: [], end: false)
+        client.writeAndFlush(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(raw), endStream: true))), promise: nil)
+        return id
+    }
+
     /// Gives the client's stream (and connection) `bytes` more window, as a reading client does.
-    func read(_ id: HTTP2StreamID, bytes: Int) {
+    public func read(_ id: HTTP2StreamID, bytes: Int) {
         client.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
         client.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
         client.flush()
     }
 
-    func reset(_ id: HTTP2StreamID) {
+    public func reset(_ id: HTTP2StreamID) {
         client.writeAndFlush(HTTP2Frame(streamID: id, payload: .rstStream(.cancel)), promise: nil)
     }
 }
 
 /// Connects the gateway's backend connections to scripted backends in memory.
-final class InMemoryConnector: BackendConnector, @unchecked Sendable {
-    final class Pair {
-        let gateway: EmbeddedChannel
-        let server: EmbeddedChannel
-        let backend: ScriptedBackend
-        var toGateway = 0
-        init(gateway: EmbeddedChannel, server: EmbeddedChannel, backend: ScriptedBackend) {
+public final class InMemoryConnector: BackendConnector, @unchecked Sendable {
+    public final class Pair {
+        public let gateway: EmbeddedChannel
+        public let server: EmbeddedChannel
+        public let backend: ScriptedBackend
+        public var toGateway = 0
+        public init(gateway: EmbeddedChannel, server: EmbeddedChannel, backend: ScriptedBackend) {
             self.gateway = gateway
             self.server = server
             self.backend = backend
         }
     }
 
-    let loop: EmbeddedEventLoop
-    let script: ScriptedBackend.Script
-    var pairs: [Pair] = []
+    public let loop: EmbeddedEventLoop
+    public let script: ScriptedBackend.Script
+    public var pairs: [Pair] = []
     /// When set, connecting fails with this error.
-    var refuse: (any Error)?
+    public var refuse: (any Error)?
 
-    init(loop: EmbeddedEventLoop, script: @escaping ScriptedBackend.Script) {
+    public init(loop: EmbeddedEventLoop, script: @escaping ScriptedBackend.Script) {
         self.loop = loop
         self.script = script
     }
 
-    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    public func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         if let refuse { return eventLoop.makeFailedFuture(refuse) }
         let gateway = EmbeddedChannel(loop: loop)
         let server = EmbeddedChannel(loop: loop)
@@ -197,21 +210,21 @@ final class InMemoryConnector: BackendConnector, @unchecked Sendable {
         return eventLoop.makeSucceededFuture(gateway)
     }
 
-    var backend: ScriptedBackend? { pairs.last?.backend }
+    public var backend: ScriptedBackend? { pairs.last?.backend }
 }
 
 /// Records what the client receives, per stream.
-final class ClientRecorder: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
+public final class ClientRecorder: ChannelInboundHandler {
+    public typealias InboundIn = HTTP2Frame
 
-    struct Stream {
-        var headers: [HPACKHeaders] = []
-        var data = ByteBuffer()
-        var reset: HTTP2ErrorCode?
-        var ended = false
+    public struct Stream {
+        public var headers: [HPACKHeaders] = []
+        public var data = ByteBuffer()
+        public var reset: HTTP2ErrorCode?
+        public var ended = false
 
         /// The whole gRPC messages received so far.
-        var messages: [[UInt8]] {
+        public var messages: [[UInt8]] {
             var bytes = Array(data.readableBytesView)[...]
             var out: [[UInt8]] = []
             while bytes.count >= 5 {
@@ -223,14 +236,14 @@ final class ClientRecorder: ChannelInboundHandler {
             return out
         }
 
-        var status: String? { headers.last?.first(name: "grpc-status") }
-        var message: String? { headers.last?.first(name: "grpc-message").map(GRPCStatusMessage.decode) }
+        public var status: String? { headers.last?.first(name: "grpc-status") }
+        public var message: String? { headers.last?.first(name: "grpc-message").map(GRPCStatusMessage.decode) }
     }
 
-    var streams: [HTTP2StreamID: Stream] = [:]
-    var goAway: HTTP2StreamID?
+    public var streams: [HTTP2StreamID: Stream] = [:]
+    public var goAway: HTTP2StreamID?
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let h):

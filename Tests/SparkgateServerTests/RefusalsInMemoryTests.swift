@@ -1,0 +1,124 @@
+import Foundation
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SparkgateCore
+import SparkgateFraming
+import SparkgateObservability
+import SparkgateTestSupport
+import Testing
+@testable import SparkgateServer
+
+/// What the gateway refuses on its own, before any backend: every byte in memory, no socket, no engine. The
+/// behaviour real clients see of the same refusals stays in the integration suite.
+@Suite("Refusals in memory")
+struct RefusalsInMemoryTests {
+    static let echo: ScriptedBackend.Script = { request in
+        let session = request.messages.first.map { SparkMessages.routing($0).session ?? "" } ?? ""
+        return [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)), ScriptedBackend.trailers()]
+    }
+
+    static func status(_ code: GRPCStatusCode) -> String { String(code.rawValue) }
+
+    @Test("a forged, expired, wrongly addressed or unknown-key token is UNAUTHENTICATED with its reason; the token is never echoed")
+    func badTokens() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let good = g.token(user: "alice")
+        let parts = good.split(separator: ".").map(String.init)
+        func b64(_ text: String) -> String { Base64URL.encode(Array(text.utf8)) }
+        let forged = "\(parts[0]).\(b64(#"{"iss":"test","aud":"spark-connect","sub":"admin","team":"analytics","exp":9999999999}"#)).\(parts[2])"
+        let expired = g.signed(#"{"iss":"test","aud":"spark-connect","sub":"alice","team":"analytics","exp":1000}"#)
+        let wrongAudience = g.signed(#"{"iss":"test","aud":"elsewhere","sub":"alice","team":"analytics","exp":9999999999}"#)
+        let unknownKey = "\(b64(#"{"alg":"HS256","kid":"k9","typ":"JWT"}"#)).\(parts[1]).\(parts[2])"
+        for (token, reason) in [
+            (forged, "signature does not verify with key 'k1'"), (expired, "token expired at 1970-01-01T00:16:40Z"),
+            (wrongAudience, "audience 'elsewhere' not accepted; expected 'spark-connect'"), (unknownKey, "unknown key id 'k9'"),
+        ] {
+            let id = g.call("Config", token: token, messages: [SparkMessages.request()])
+            g.pump()
+            let answer = try #require(g.recorder.streams[id])
+            #expect(answer.status == Self.status(.unauthenticated), "\(reason)")
+            #expect(answer.message?.contains(reason) == true, "\(answer.message ?? "") does not say \(reason)")
+            #expect(answer.message?.contains(token) == false)
+        }
+        #expect(g.connector.pairs.isEmpty)
+    }
+
+    @Test("operation ids must be UUIDs, however long the garbage: INVALID_ARGUMENT, and nothing reaches the backend")
+    func operationIDs() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        for id in [String(repeating: "x", count: 900_000), "not-a-uuid", "{\(SparkMessages.operationID)}"] {
+            let stream = g.call("ExecutePlan", messages: [SparkMessages.request(operation: id)])
+            g.read(stream, bytes: 1 << 20)
+            g.pump()
+            #expect(g.recorder.streams[stream]?.status == Self.status(.invalidArgument))
+            #expect(g.recorder.streams[stream]?.message?.contains("operation_id must be a UUID") == true)
+        }
+        #expect(g.connector.pairs.isEmpty)
+    }
+
+    @Test("past the first request, an oversize token or header block is refused on its stream, naming the limit; the connection stays good")
+    func oversizeHeaders() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let first = g.call("Config", messages: [SparkMessages.request()])
+        g.pump()
+        #expect(g.recorder.streams[first]?.status == "0")
+        let bigToken = g.call("Config", token: String(repeating: "a", count: 100_000), messages: [SparkMessages.request()])
+        g.pump()
+        #expect(g.recorder.streams[bigToken]?.status == Self.status(.unauthenticated))
+        #expect(g.recorder.streams[bigToken]?.message?.contains("token of 100000 bytes is over auth.max_token_bytes (8192)") == true)
+        let padded = g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("x-padding", String(repeating: "p", count: 100_000))])
+        g.pump()
+        #expect(g.recorder.streams[padded]?.status == Self.status(.resourceExhausted))
+        #expect(g.recorder.streams[padded]?.message?.contains("max_request_header_bytes") == true)
+        let after = g.call("Config", messages: [SparkMessages.request()])
+        g.pump()
+        #expect(g.recorder.streams[after]?.status == "0")
+        #expect(g.recorder.goAway == nil)
+    }
+
+    @Test("malformed requests are refused at once with a status that says what was wrong")
+    func malformed() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let valid = GRPCMessage.frame(payload: SparkMessages.request()).framed
+        var truncated = valid
+        truncated.moveWriterIndex(to: valid.writerIndex - 3)
+        var hugePrefix = ByteBuffer()
+        hugePrefix.writeInteger(UInt8(0))
+        hugePrefix.writeInteger(UInt32((2 << 30) - 1))
+        hugePrefix.writeBytes([UInt8](repeating: 0, count: 100))
+        var compressed = valid
+        compressed.setInteger(UInt8(1), at: compressed.readerIndex)
+        var twice = valid
+        twice.writeImmutableBuffer(valid)
+        let cases: [(String, ByteBuffer, GRPCStatusCode, String)] = [
+            ("truncated", truncated, .invalidArgument, "in the middle of a message"),
+            ("2 GiB prefix", hugePrefix, .resourceExhausted, "larger than max_message_bytes"),
+            ("not protobuf", GRPCMessage.frame(payload: [0xFF, 0xFF, 0xFF, 0xFF]).framed, .invalidArgument, "not a valid protobuf message"),
+            ("compressed", compressed, .unimplemented, "compressed request messages are not supported"),
+            ("two messages on a unary call", twice, .invalidArgument, "takes exactly one request message"),
+        ]
+        for (name, body, code, text) in cases {
+            let id = g.call("Config", raw: body)
+            g.pump()
+            #expect(g.recorder.streams[id]?.status == Self.status(code), "\(name)")
+            #expect(g.recorder.streams[id]?.message?.contains(text) == true, "\(name): \(g.recorder.streams[id]?.message ?? "")")
+        }
+        #expect(g.connector.pairs.isEmpty)
+    }
+
+    @Test("without an admin token, reads stay open on loopback and mutations are refused unless the operator opts in")
+    func adminMutations() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let routes = AdminRoutes(runtime: g.runtime, reloader: Reloader(runtime: g.runtime, file: g.directory + "/sparkgate.yaml")) { [] }
+        #expect(await routes.handle(AdminRequest(method: "GET", uri: "/v1/sessions", authorization: nil, body: [])).status == 200)
+        let reload = await routes.handle(AdminRequest(method: "POST", uri: "/v1/reload", authorization: nil, body: []))
+        #expect(reload.status == 403)
+        #expect(String(decoding: reload.body, as: UTF8.self).contains("admin.token_file"))
+        #expect(await routes.handle(AdminRequest(method: "DELETE", uri: "/v1/sessions/alice/\(SparkMessages.sessionID)", authorization: nil, body: [])).status == 403)
+
+        let opted = try await InMemoryGateway(config: "admin: {allow_unauthenticated_mutations: true}", backend: Self.echo)
+        let openRoutes = AdminRoutes(runtime: opted.runtime, reloader: Reloader(runtime: opted.runtime, file: opted.directory + "/sparkgate.yaml")) { [] }
+        #expect(await openRoutes.handle(AdminRequest(method: "DELETE", uri: "/v1/sessions/alice/\(SparkMessages.sessionID)", authorization: nil, body: [])).status == 404)
+    }
+}
