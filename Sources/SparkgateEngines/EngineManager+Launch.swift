@@ -21,6 +21,10 @@ extension EngineManager {
     }
 
     package func start(_ engine: EngineRegistry.Engine, settings: LaunchSettings) {
+        // A warm engine agreed on in Redis, or a call that raced the shutdown: an engine started now would be orphaned.
+        guard !inner.value.shuttingDown else {
+            return launchFailed(engine.id, result: "failed", reason: "cannot start: the gateway is shutting down", log: nil)
+        }
         let base = settings.workDirectory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sparkgate-engines-\(getpid())")
         let dir = (base as NSString).appendingPathComponent(engine.id)
         let tokenFile = (dir as NSString).appendingPathComponent("token")

@@ -47,6 +47,8 @@ public final class EngineManager: Service, Sendable {
         package var usedElsewhere: [String: Int] = [:]
         /// Other replicas' engines this replica routes to.
         package var remote: [String: EngineTarget] = [:]
+        /// Set once shutdown begins: nothing launches after it, so no engine outlives the gateway.
+        package var shuttingDown = false
     }
 
     package init(
@@ -154,7 +156,7 @@ public final class EngineManager: Service, Sendable {
                 state.processes[engine.id]?.signal(SIGKILL)
             }
         }
-        for backend in warmPools {
+        for backend in warmPools where !state.shuttingDown {
             guard let settings = backend.launch else { continue }
             state.backends.insert(backend.name)
             let key = EngineShareKey(backend: backend.name, team: nil, user: nil)
@@ -208,6 +210,7 @@ public final class EngineManager: Service, Sendable {
     /// Stops every engine this gateway launched: SIGTERM, then SIGKILL after the grace.
     package func stopAll() async {
         let grace: Double = (try? await loop.submit { [self] () -> Double in
+            inner.value.shuttingDown = true
             let now = WallClock.now()
             var longest = 0.0
             for engine in inner.value.registry.engines.values {
@@ -228,5 +231,9 @@ public final class EngineManager: Service, Sendable {
             if left == 0 { return }
             try? await Task.sleep(for: .milliseconds(100))
         }
+        // Whatever ignored SIGTERM and the grace (or started while the first signals went out) dies with its group.
+        try? await loop.submit { [self] in
+            for process in inner.value.processes.values { process.signal(SIGKILL) }
+        }.get()
     }
 }

@@ -98,7 +98,8 @@ def test_idleness_counts_every_replicas_sessions(redis, material, make_gateway):
 def test_a_warm_engine_answers_a_new_tenants_first_call(material, make_gateway, measure):
     # The command sleeps 3 s before Sail starts: a launch is slow, a warm engine is not.
     command = ["bash", "-c", 'sleep 3; exec "$0" spark server --ip 127.0.0.1 --port "$1"', SAIL, "{port}"]
-    gw = make_gateway(pool_config(material, command, warm_engines=1, max_engines=3, work_dir=engine_dir()), name="warm")
+    work_dir = engine_dir()
+    gw = make_gateway(pool_config(material, command, warm_engines=1, max_engines=3, work_dir=work_dir), name="warm")
     wait_for(lambda: [e for e in engines(gw) if e["warm"] and e["state"] == "ready"], 30, "a warm engine")
     started = time.time()
     config_call(gw, material.token("zoe"), str(uuid.uuid4()))
@@ -116,3 +117,20 @@ def test_a_warm_engine_answers_a_new_tenants_first_call(material, make_gateway, 
     measure(line)
     assert first_call < 2 and second_call < 2
     assert value(samples(gw), "sparkgate_engines_warm", backend="engines") >= 0
+
+    # Shutting down while a replacement warm engine starts leaves no engine behind, nor starts a new one.
+    wait_for(lambda: [e for e in engines(gw) if e["warm"] and e["state"] == "starting"], 10, "a replacement warm engine starting")
+    gw.close()
+    wait_for(lambda: not processes_in(work_dir), 10, "every engine process to exit with the gateway")
+
+
+def processes_in(work_dir):
+    """Processes whose working directory is under `work_dir` (engines run in their own directory there)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(work_dir):
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
