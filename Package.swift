@@ -66,10 +66,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // A small RESP client on SwiftNIO: no Redis client is among the packages available here.
+        // The Redis wire format (RESP): commands out, replies in, bounded; nothing but byte buffers, so the
+        // fuzzer builds it without the network stack.
+        .target(
+            name: "SparkgateRESP",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // A small Redis client on SwiftNIO (Sentinel, deadlines, a breaker): no Redis client is among the
+        // packages available here.
         .target(
             name: "SparkgateRedis",
             dependencies: [
+                "SparkgateRESP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -116,6 +125,7 @@ let package = Package(
             name: "SparkgateSharedState",
             dependencies: [
                 "SparkgateCore",
+                "SparkgateRESP",
                 "SparkgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -242,7 +252,7 @@ let package = Package(
         .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
-                "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRedis", "SparkgateTestSupport",
+                "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRESP", "SparkgateRedis", "SparkgateTestSupport",
                 "SparkgateTransport", "SparkgateSharedState", "SparkgateEngines",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -265,7 +275,7 @@ if ProcessInfo.processInfo.environment["SPARKGATE_FUZZ"] == "1" {
         package.targets.append(.executableTarget(name: name, dependencies: ["SparkgateCore"], path: "Fuzz/\(name)"))
     }
     package.targets.append(.executableTarget(
-        name: "FuzzRESP", dependencies: ["SparkgateRedis", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzRESP"))
+        name: "FuzzRESP", dependencies: ["SparkgateRESP", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzRESP"))
     package.targets.append(.executableTarget(
         name: "FuzzMessageReader", dependencies: ["SparkgateFraming", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzMessageReader"))
 }

@@ -37,7 +37,7 @@ def engines(gw):
 
 def launch_settings(kind, work_dir):
     if kind == "sail":
-        sail = os.path.join(ROOT, ".venv-sail", "bin", "sail")
+        sail = os.environ.get("SPARKGATE_SAIL_BIN") or os.path.join(ROOT, ".venv-sail", "bin", "sail")
         command = [sail, "spark", "server", "--ip", "127.0.0.1", "--port", "{port}"]
         environment = {}
     else:

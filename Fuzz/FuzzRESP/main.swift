@@ -1,5 +1,6 @@
 import NIOCore
 import SparkgateRedis
+import SparkgateRESP
 
 /// libFuzzer target: the RESP reply parser on arbitrary bytes cut into arbitrary chunks (a broken or hostile
 /// Redis, or a man in the middle without TLS). It must never crash, never consume bytes without returning a

@@ -84,5 +84,5 @@ public final class Authenticator: Sendable {
         AuthFailure(.unknownKey, "unknown key id '\(ClaimsPolicy.clipped(kid))'; the token was signed by a key Sparkgate does not trust")
     }
 
-    var cachedTokens: Int { cache.count }
+    package var cachedTokens: Int { cache.count }
 }

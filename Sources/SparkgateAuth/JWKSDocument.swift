@@ -51,7 +51,7 @@ public struct JWKSDocument: Sendable {
 
     /// The algorithm a JWK is pinned to: its `alg`, or the one its curve implies. An RSA key without `alg`
     /// is taken as RS256, as most identity providers mean it.
-    static func pinnedAlgorithm(_ jwk: [String: Any]) -> SparkgateConfig.Algorithm? {
+    package static func pinnedAlgorithm(_ jwk: [String: Any]) -> SparkgateConfig.Algorithm? {
         if let alg = jwk["alg"] as? String {
             let algorithm = SparkgateConfig.Algorithm(rawValue: alg)
             return algorithm?.isHMAC == true ? nil : algorithm

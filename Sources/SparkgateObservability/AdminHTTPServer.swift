@@ -97,9 +97,9 @@ public final class AdminHTTPServer: Service, Sendable {
     }
 }
 
-final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+package final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     /// The largest request body the admin API reads; a larger one is refused with 413.
     static let maxBodyBytes = 1 << 20
@@ -109,11 +109,11 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(handler: @escaping AdminHTTPServer.Handler) {
+    package init(handler: @escaping AdminHTTPServer.Handler) {
         self.handler = handler
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
@@ -159,7 +159,7 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // NIOHTTP1's protocol error handler (configureHTTPServerPipeline) has already answered 400 to a request
         // it could not parse; writing a second response here would trip its state checks.
         context.close(promise: nil)

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SparkgateRESP
 import Synchronization
 
 /// A small Redis client: one pipelined connection per event loop, made on first use, to the first of the
@@ -98,7 +99,7 @@ public final class RedisClient: Sendable {
     // MARK: Breaker
 
     /// Why commands must fail at once, or nil when they may go.
-    func refusal() -> String? {
+    package func refusal() -> String? {
         breaker.withLock { $0.allowsCommands ? nil : $0.refusal(now: Self.now()) }
     }
 

@@ -1,4 +1,5 @@
 import NIOCore
+import SparkgateRESP
 
 /// A command on its way: its arguments and the promise its reply completes.
 public struct RedisRequest: Sendable {

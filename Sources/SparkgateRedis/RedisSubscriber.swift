@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import SparkgateRESP
 
 /// Listens on Redis pub/sub channels on a connection of its own, and hands every message to `onMessage`.
 /// Reconnects (backoff from 100 ms to 1 s) for as long as it runs; messages published while it was

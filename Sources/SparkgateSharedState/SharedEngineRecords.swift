@@ -1,5 +1,6 @@
 import NIOCore
 import SparkgateCore
+import SparkgateRESP
 import SparkgateRedis
 
 /// The records of launched engines that every replica shares (`SharedEngineScripts`): which engine serves a

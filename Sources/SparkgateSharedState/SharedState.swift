@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import SparkgateCore
 import SparkgateRedis
+import SparkgateRESP
 import Synchronization
 
 /// Quotas, session ownership and placement shared by every replica through Redis. A call is admitted by the

@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 import JWTKit
 import Testing
-@testable import SparkgateAuth
+import SparkgateAuth
 import SparkgateCore
 
 @Suite("Authenticator with real keys")

@@ -2,7 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 import JWTKit
-@testable import SparkgateAuth
+import SparkgateAuth
 import SparkgateCore
 
 /// Real keys of every algorithm, written as PEM files the way operators configure them.

@@ -1,6 +1,6 @@
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Bearer header parsing")
 struct BearerTokenTests {

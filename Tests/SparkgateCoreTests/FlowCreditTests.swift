@@ -1,6 +1,6 @@
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Flow credit")
 struct FlowCreditTests {

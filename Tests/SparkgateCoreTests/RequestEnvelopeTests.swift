@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Request envelope on real PySpark bytes")
 struct RequestEnvelopeTests {

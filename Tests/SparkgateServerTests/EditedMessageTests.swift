@@ -2,10 +2,10 @@ import NIOCore
 import SparkgateFraming
 import SparkgateCore
 import Testing
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 @Suite("Edited messages")
 struct EditedMessageTests {

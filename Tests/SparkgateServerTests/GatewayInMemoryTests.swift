@@ -4,10 +4,10 @@ import NIOHTTP2
 import SparkgateCore
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The NIO layer with every byte in memory: a real HTTP/2 client, the gateway's pipeline, scripted backends.
 @Suite("Gateway in memory")

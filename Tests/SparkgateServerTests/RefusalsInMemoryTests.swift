@@ -7,7 +7,7 @@ import SparkgateFraming
 import SparkgateObservability
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateServer
+import SparkgateServer
 
 /// What the gateway refuses on its own, before any backend: every byte in memory, no socket, no engine. The
 /// behaviour real clients see of the same refusals stays in the integration suite.

@@ -8,10 +8,10 @@ import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
 import SparkgateObservability
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// A whole gateway in memory: a real HTTP/2 client pipeline, the gateway's own connection pipeline, and
 /// scripted HTTP/2 backends, all `EmbeddedChannel`s on one `EmbeddedEventLoop`. `pump()` carries bytes
@@ -21,8 +21,8 @@ public final class InMemoryGateway {
     public let runtime: GatewayRuntime
     public let client: EmbeddedChannel
     public let frontend: EmbeddedChannel
-    public let recorder = ClientRecorder()
-    public let connector: InMemoryConnector
+    package let recorder = ClientRecorder()
+    package let connector: InMemoryConnector
     public let secret = [UInt8](repeating: 0x5A, count: 32)
     public let directory: String
 
@@ -169,31 +169,31 @@ public final class InMemoryGateway {
 }
 
 /// Connects the gateway's backend connections to scripted backends in memory.
-public final class InMemoryConnector: BackendConnector, @unchecked Sendable {
-    public final class Pair {
-        public let gateway: EmbeddedChannel
-        public let server: EmbeddedChannel
-        public let backend: ScriptedBackend
-        public var toGateway = 0
-        public init(gateway: EmbeddedChannel, server: EmbeddedChannel, backend: ScriptedBackend) {
+package final class InMemoryConnector: BackendConnector, @unchecked Sendable {
+    package final class Pair {
+        package let gateway: EmbeddedChannel
+        package let server: EmbeddedChannel
+        package let backend: ScriptedBackend
+        package var toGateway = 0
+        package init(gateway: EmbeddedChannel, server: EmbeddedChannel, backend: ScriptedBackend) {
             self.gateway = gateway
             self.server = server
             self.backend = backend
         }
     }
 
-    public let loop: EmbeddedEventLoop
-    public let script: ScriptedBackend.Script
-    public var pairs: [Pair] = []
+    package let loop: EmbeddedEventLoop
+    package let script: ScriptedBackend.Script
+    package var pairs: [Pair] = []
     /// When set, connecting fails with this error.
-    public var refuse: (any Error)?
+    package var refuse: (any Error)?
 
-    public init(loop: EmbeddedEventLoop, script: @escaping ScriptedBackend.Script) {
+    package init(loop: EmbeddedEventLoop, script: @escaping ScriptedBackend.Script) {
         self.loop = loop
         self.script = script
     }
 
-    public func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    package func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         if let refuse { return eventLoop.makeFailedFuture(refuse) }
         let gateway = EmbeddedChannel(loop: loop)
         let server = EmbeddedChannel(loop: loop)
@@ -210,21 +210,21 @@ public final class InMemoryConnector: BackendConnector, @unchecked Sendable {
         return eventLoop.makeSucceededFuture(gateway)
     }
 
-    public var backend: ScriptedBackend? { pairs.last?.backend }
+    package var backend: ScriptedBackend? { pairs.last?.backend }
 }
 
 /// Records what the client receives, per stream.
-public final class ClientRecorder: ChannelInboundHandler {
-    public typealias InboundIn = HTTP2Frame
+package final class ClientRecorder: ChannelInboundHandler {
+    package typealias InboundIn = HTTP2Frame
 
-    public struct Stream {
-        public var headers: [HPACKHeaders] = []
-        public var data = ByteBuffer()
-        public var reset: HTTP2ErrorCode?
-        public var ended = false
+    package struct Stream {
+        package var headers: [HPACKHeaders] = []
+        package var data = ByteBuffer()
+        package var reset: HTTP2ErrorCode?
+        package var ended = false
 
         /// The whole gRPC messages received so far.
-        public var messages: [[UInt8]] {
+        package var messages: [[UInt8]] {
             var bytes = Array(data.readableBytesView)[...]
             var out: [[UInt8]] = []
             while bytes.count >= 5 {
@@ -236,14 +236,14 @@ public final class ClientRecorder: ChannelInboundHandler {
             return out
         }
 
-        public var status: String? { headers.last?.first(name: "grpc-status") }
-        public var message: String? { headers.last?.first(name: "grpc-message").map(GRPCStatusMessage.decode) }
+        package var status: String? { headers.last?.first(name: "grpc-status") }
+        package var message: String? { headers.last?.first(name: "grpc-message").map(GRPCStatusMessage.decode) }
     }
 
-    public var streams: [HTTP2StreamID: Stream] = [:]
-    public var goAway: HTTP2StreamID?
+    package var streams: [HTTP2StreamID: Stream] = [:]
+    package var goAway: HTTP2StreamID?
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let h):

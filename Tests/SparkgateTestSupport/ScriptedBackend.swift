@@ -3,10 +3,10 @@ import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// An HTTP/2 Spark Connect server played by a script: it records what the gateway sends on each stream and
 /// answers as the script says, once the request ends (or at once, for streaming scripts).

@@ -424,6 +424,9 @@ class TCPProxy:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
+        if getattr(self, "listening", False):
+            return
+        self.listening = True
         self.sockets = []
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -454,6 +457,7 @@ class TCPProxy:
                 s.shutdown(socket.SHUT_RDWR)
 
     def close(self):
+        self.listening = False
         with contextlib.suppress(OSError):
             self.listener.close()
         for s in self.sockets:

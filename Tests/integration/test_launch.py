@@ -304,7 +304,7 @@ def spark_pool(material):
         for user in TEAM_USERS.values():
             ensure_os_user(user)
         config["backends"]["engines"]["launch"]["run_as"] = "sg-{team}"
-        site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(harness.ROOT))
+        site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
         environment.update(PYSPARK_PYTHON="/usr/bin/python3.11", PYTHONPATH=site)
     config["backends"]["engines"]["launch"]["environment"] = environment
     gw = harness.Gateway(material, config, name="launch-spark")

@@ -114,7 +114,7 @@ public enum FirstMessageDecision {
 
     /// What a plan's SQL may not do: set, reset or show a denied key, run SQL built at run time, or hide from
     /// inspection. Nothing to refuse when no key is denied.
-    static func refusal(for plan: PlanInspection, _ policy: ConfigPolicy) -> CallRefusal? {
+    package static func refusal(for plan: PlanInspection, _ policy: ConfigPolicy) -> CallRefusal? {
         guard !policy.denyKeys.isEmpty else { return nil }
         if plan.exhausted {
             return CallRefusal(.invalidArgument("the plan nests too deeply for Sparkgate to inspect its SQL; simplify it"), reason: "plan_uninspectable")

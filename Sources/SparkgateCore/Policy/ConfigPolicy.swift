@@ -47,7 +47,7 @@ public struct ConfigPolicy: Sendable, Equatable {
     }
 
     /// Iterative glob matching with single-star backtracking: linear in practice, never exponential.
-    static func glob(_ pattern: [UInt8], matches text: [UInt8]) -> Bool {
+    package static func glob(_ pattern: [UInt8], matches text: [UInt8]) -> Bool {
         var p = 0
         var t = 0
         var starP = -1

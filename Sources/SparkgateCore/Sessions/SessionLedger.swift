@@ -18,7 +18,7 @@ public struct SessionLedger: Sendable {
     /// ReleaseExecute on one is answered here. Bounded in count and age.
     private var releasedSessions: [SessionKey: Double] = [:]
     static let releasedSessionLimit = 10_000
-    static let releasedSessionSeconds = 600.0
+    package static let releasedSessionSeconds = 600.0
     /// Numbers each operation the ledger starts: a stream that ends after its operation did (released,
     /// interrupted) must not end a later operation that reuses the id.
     private var operationsStarted: UInt64 = 0

@@ -9,8 +9,8 @@ import SparkgateTransport
 /// The handlers of one client connection. On a TLS port a `ProtocolSniffer` looks at the first bytes:
 /// TLS gets TLS, HTTP/2 and the connection handler that routes each stream to its call; plaintext HTTP/2
 /// gets an answer saying to use TLS. Used by the listener, and by tests on in-memory channels.
-enum GatewayPipeline {
-    static func configure(_ channel: any Channel, runtime: GatewayRuntime) throws {
+package enum GatewayPipeline {
+    package static func configure(_ channel: any Channel, runtime: GatewayRuntime) throws {
         let state = runtime.state
         let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         let lifecycle = ConnectionLifecycleDriver(channel: channel, limits: state.config.limits, metrics: runtime.metrics)

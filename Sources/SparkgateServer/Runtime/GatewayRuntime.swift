@@ -44,7 +44,7 @@ public final class GatewayRuntime: Sendable {
         self.init(state: state, group: group, metrics: metrics, audit: audit, logger: logger, connector: TCPBackendConnector(), tracer: tracer)
     }
 
-    init(
+    package init(
         state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, connector: any BackendConnector,
         tracer: (any Tracer)? = nil
     ) {

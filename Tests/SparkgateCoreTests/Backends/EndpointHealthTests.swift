@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Endpoint health and selection")
 struct EndpointHealthTests {

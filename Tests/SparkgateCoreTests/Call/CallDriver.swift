@@ -1,4 +1,4 @@
-@testable import SparkgateCore
+import SparkgateCore
 
 /// Drives a `CallStateMachine` with metadata as strings, against a real
 /// `SessionLedger` as its accounting, and renders actions as short strings tests can compare.

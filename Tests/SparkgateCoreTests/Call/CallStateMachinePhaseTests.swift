@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 /// Every event in every phase, with the exact actions it must produce.
 @Suite("Call state machine: every event in every phase")

@@ -1,7 +1,7 @@
 import Foundation
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 /// Random event sequences, in any order, against the invariants every call keeps. The seed is printed so a
 /// failure replays.

@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Call state machine: scenarios")
 struct CallStateMachineScenarioTests {

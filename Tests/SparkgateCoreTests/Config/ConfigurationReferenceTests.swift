@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 /// docs/configuration.md against the configuration model: the keys its tables list are exactly the keys the
 /// model accepts, and its example of every section is a valid configuration.

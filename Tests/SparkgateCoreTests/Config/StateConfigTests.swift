@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Configuration: shared state, Sentinel and restart-only keys")
 struct StateConfigTests {

@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Engine registry: launches, limits, readiness, lost sessions, idle stops")
 struct EngineRegistryTests {

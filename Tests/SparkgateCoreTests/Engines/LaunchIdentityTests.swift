@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Engines: OS identity and warm pools in the configuration")
 struct LaunchIdentityTests {

@@ -1,7 +1,7 @@
 import Foundation
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 /// `ConfigRequest` read exactly as protobuf merges repeated fields. The wire-level reading is checked against a
 /// reference model of protobuf's rules (the same oneof member merges, another replaces it; repeated fields

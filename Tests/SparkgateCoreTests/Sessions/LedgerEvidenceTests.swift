@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 /// The ledger ends an operation only on that operation's own evidence, and a release reaches every replica.
 @Suite("Session ledger: what ends an operation or a session")

@@ -1,7 +1,7 @@
 import Foundation
 import SparkgateTestSupport
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 /// The ledger against a model of what Spark runs: random executes (duplicate ids among them), reattaches,
 /// interrupts, releases, cancels, cut streams and backend errors from several clients, each call reaching

@@ -1,5 +1,5 @@
 import Testing
-@testable import SparkgateCore
+import SparkgateCore
 
 @Suite("Shared state keys and replies")
 struct SharedKeysTests {

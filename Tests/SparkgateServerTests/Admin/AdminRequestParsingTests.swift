@@ -5,7 +5,7 @@ import NIOHTTP1
 import SparkgateTestSupport
 import Testing
 
-@testable import SparkgateObservability
+import SparkgateObservability
 
 @Suite("Admin request parsing")
 struct AdminRequestParsingTests {

@@ -1,5 +1,6 @@
 import NIOCore
 import SparkgateRedis
+import SparkgateRESP
 import SparkgateTestSupport
 import Testing
 

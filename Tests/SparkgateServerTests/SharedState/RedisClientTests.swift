@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import SparkgateRESP
 import SparkgateRedis
 import Testing
 

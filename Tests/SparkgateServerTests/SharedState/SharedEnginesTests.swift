@@ -5,10 +5,10 @@ import NIOPosix
 import SparkgateCore
 import SparkgateRedis
 import Testing
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The shared engine records on a real redis-server, as two replicas use them.
 @Suite("Shared engine records", .serialized)

@@ -7,10 +7,10 @@ import SparkgateRedis
 import SparkgateTestSupport
 import Synchronization
 import Testing
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// The shared state against the in-memory ledger: one `SessionLedger` sees every call, as a single replica
 /// would; two replicas with their own ledgers share a real Redis and see the same calls split between them at

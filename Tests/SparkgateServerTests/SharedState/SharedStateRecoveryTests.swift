@@ -5,10 +5,10 @@ import NIOPosix
 import SparkgateCore
 import SparkgateRedis
 import Testing
-@testable import SparkgateServer
-@testable import SparkgateEngines
-@testable import SparkgateSharedState
-@testable import SparkgateTransport
+import SparkgateServer
+import SparkgateEngines
+import SparkgateSharedState
+import SparkgateTransport
 
 /// Placement, releases, duplicate operations and what Redis loses, with two replicas on a real redis-server.
 @Suite("Shared state across replicas and Redis losses", .serialized)
