@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "sparkgate", targets: ["sparkgate"]),
         .executable(name: "SyntheticSparkConnect", targets: ["SyntheticSparkConnect"]),
         .executable(name: "AuthCost", targets: ["AuthCost"]),
+        .executable(name: "AllocationBudget", targets: ["AllocationBudget"]),
         .library(name: "SparkgateCore", targets: ["SparkgateCore"]),
     ],
     dependencies: [
@@ -36,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // OTLP over HTTP only: the gRPC exporter would build grpc-swift for nothing.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // Benchmark-only: counts heap allocations for the allocation budget.
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         // Pure decisions: wire envelope, policies, session table, quota ledger, configuration model.
@@ -225,6 +228,16 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             path: "Benchmarks/AuthCost"
+        ),
+        // Benchmark-only: heap allocations per call through the in-memory gateway, against a budget.
+        .executableTarget(
+            name: "AllocationBudget",
+            dependencies: [
+                "SparkgateTestSupport",
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ],
+            path: "Benchmarks/AllocationBudget",
+            swiftSettings: swiftSettings
         ),
         // What several test targets share: a seeded random generator whose seed a failing test prints, and the
         // whole gateway in memory (real HTTP/2 client and pipelines, scripted backends, no sockets).

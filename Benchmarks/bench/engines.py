@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
+    harness.BIN = args.bin  # the CLI that makes certificates and tokens: the binary under test
     workdir = tempfile.mkdtemp(prefix="sparkgate-bench-engines-")
     material = harness.Material(workdir)
     kinds = [("sail", 1 if args.smoke else 3)] + ([] if args.smoke else [("spark", 2)])

@@ -46,6 +46,20 @@ def cpu_ns(pids):
     return total
 
 
+def peak_rss_bytes(pids):
+    """The largest peak resident set (VmHWM) among `pids`."""
+    peak = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+    return peak
+
+
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -57,6 +57,29 @@ struct RefusalsInMemoryTests {
         #expect(g.connector.pairs.isEmpty)
     }
 
+    @Test("a message Sparkgate cannot route (no session id, an id that is not a UUID) is refused naming the client_type it came from")
+    func unroutableMessagesNameTheClient() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let old = "_SPARK_CONNECT_PYTHON spark/3.5.9 os/linux python/3.11.7"
+        for (message, says) in [
+            (SparkMessages.request(session: nil, clientType: old), "has no session_id"),
+            (SparkMessages.request(session: "session-1", clientType: old), "session_id must be a UUID"),
+            (SparkMessages.request(operation: "op-1", clientType: old), "operation_id must be a UUID"),
+        ] {
+            let stream = g.call("ExecutePlan", messages: [message])
+            g.read(stream, bytes: 1 << 20)
+            g.pump()
+            let answer = try #require(g.recorder.streams[stream])
+            #expect(answer.status == Self.status(.invalidArgument))
+            #expect(answer.message?.contains(says) == true, "\(answer.message ?? "")")
+            #expect(answer.message?.contains("sent by client_type '\(old)'") == true, "\(answer.message ?? "")")
+        }
+        let anonymous = g.call("Config", messages: [SparkMessages.request(session: "x")])
+        g.pump()
+        #expect(g.recorder.streams[anonymous]?.message?.contains("the request names no client_type") == true)
+        #expect(g.connector.pairs.isEmpty)
+    }
+
     @Test("past the first request, an oversize token or header block is refused on its stream, naming the limit; the connection stays good")
     func oversizeHeaders() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)

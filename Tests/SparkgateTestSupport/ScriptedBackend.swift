@@ -113,11 +113,14 @@ public enum SparkMessages {
     public static let operationID = "00000000-0000-4000-8000-0000000000aa"
 
     /// A request carrying `session_id` and a `user_context` naming `claimedUser`, plus `padding` bytes of an
-    /// unknown field (50), which every engine skips.
-    public static func request(session: String = sessionID, claimedUser: String = "mallory", padding: Int = 0, operation: String? = nil) -> [UInt8] {
+    /// unknown field (50), which every engine skips, and a `client_type` (field 4 of Config and ExecutePlan).
+    public static func request(
+        session: String? = sessionID, claimedUser: String = "mallory", padding: Int = 0, operation: String? = nil, clientType: String? = nil
+    ) -> [UInt8] {
         var m: [UInt8] = []
-        WireEncoding.appendString(field: 1, session, to: &m)
+        if let session { WireEncoding.appendString(field: 1, session, to: &m) }
         m += UserContextField.encode(user: claimedUser)
+        if let clientType { WireEncoding.appendString(field: 4, clientType, to: &m) }
         if padding > 0 { WireEncoding.appendLengthDelimited(field: 50, [UInt8](repeating: 0x61, count: padding), to: &m) }
         if let operation { WireEncoding.appendString(field: 6, operation, to: &m) }
         return m

@@ -66,11 +66,17 @@ def stop(proc, sig=signal.SIGTERM, timeout=20):
 
 
 class SparkServer:
-    """A real Spark Connect 4.3 server from the pyspark package, with a backend token."""
+    """A real Spark Connect server from a pyspark package (4.3 from this venv, or another version's venv given
+    by its `python`), with a backend token."""
 
-    def __init__(self, workdir, token, extra_conf=()):
-        import pyspark
-        self.home = os.path.dirname(pyspark.__file__)
+    def __init__(self, workdir, token, extra_conf=(), python=None, driver_memory="3g"):
+        python = python or sys.executable
+        if python == sys.executable:
+            import pyspark
+            self.home = os.path.dirname(pyspark.__file__)
+        else:
+            self.home = subprocess.run([python, "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
+                                       capture_output=True, text=True, check=True).stdout.strip()
         self.port = free_port()
         self.token = token
         self.dir = tempfile.mkdtemp(prefix="spark-", dir=workdir)
@@ -86,12 +92,18 @@ class SparkServer:
             "spark.connect.session.manager.maintenanceInterval=2s",
             *extra_conf,
         ]
-        args = ["bash", os.path.join(self.home, "sbin", "start-connect-server.sh"), "--driver-memory", "3g"]
+        script = os.path.join(self.home, "sbin", "start-connect-server.sh")
+        if os.path.exists(script):
+            args = ["bash", script, "--driver-memory", driver_memory]
+        else:
+            # pyspark 4.0 to 4.2 bundle the server jar but not the script: submit the server class directly.
+            args = [os.path.join(self.home, "bin", "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                    "--driver-memory", driver_memory]
         for c in conf:
             args += ["--conf", c]
-        # Python UDF workers run with this interpreter, which has pyspark installed.
+        # Python UDF workers run with the server's own interpreter, which has its pyspark installed.
         env = {**os.environ, "SPARK_HOME": self.home, "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": self.dir, "SPARK_PID_DIR": self.dir,
-               "PYSPARK_PYTHON": sys.executable}
+               "PYSPARK_PYTHON": python}
         env.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
         self.proc = subprocess.Popen(args, cwd=self.dir, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_for_port(self.port, 180, self.proc, self.log)

@@ -32,10 +32,10 @@ public enum FirstMessageDecision {
         let method = c.method
         let identity = c.identity
         guard let sessionID = envelope.sessionID, !sessionID.isEmpty else {
-            return .failure(CallRefusal(.invalidArgument("the request has no session_id; Spark Connect clients send one on every call"), reason: "no_session"))
+            return .failure(CallRefusal(.invalidArgument("the request has no session_id; Spark Connect clients send one on every call\(sentBy(envelope))"), reason: "no_session"))
         }
         guard UUIDText.isCanonical(sessionID) else {
-            return .failure(CallRefusal(.invalidArgument("session_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff"), reason: "bad_session"))
+            return .failure(CallRefusal(.invalidArgument("session_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff\(sentBy(envelope))"), reason: "bad_session"))
         }
         if method == .executePlan, c.draining {
             return .failure(CallRefusal(.unavailable("Sparkgate is shutting down and starts no new operations; retry to reach another instance"), reason: "draining"))
@@ -49,7 +49,8 @@ public enum FirstMessageDecision {
             return .failure(refusal)
         }
         if let id = envelope.operationID, !UUIDText.isCanonical(id) {
-            return .failure(CallRefusal(.invalidArgument("operation_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff (Spark requires one)"), reason: "bad_operation"))
+            return .failure(CallRefusal(
+                .invalidArgument("operation_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff (Spark requires one)\(sentBy(envelope))"), reason: "bad_operation"))
         }
 
         let namespace = c.policy.namespace
@@ -62,7 +63,7 @@ public enum FirstMessageDecision {
         if method == .cloneSession {
             if let newID = envelope.newSessionID {
                 guard UUIDText.isCanonical(newID) else {
-                    return .failure(CallRefusal(.invalidArgument("new_session_id must be a UUID"), reason: "bad_session"))
+                    return .failure(CallRefusal(.invalidArgument("new_session_id must be a UUID\(sentBy(envelope))"), reason: "bad_session"))
                 }
                 if let namespace {
                     rewrite.backendNewSessionID = namespace.backendID(team: identity.team, user: identity.user, clientSessionID: newID)
@@ -110,6 +111,13 @@ public enum FirstMessageDecision {
             releaseAll: method == .releaseExecute && envelope.releaseAll)
         plan.sessionIDAsSent = sessionID
         return .success(plan)
+    }
+
+    /// Which client sent a message Sparkgate cannot route: its version tells an operator whether an old or
+    /// unusual client is the cause.
+    static func sentBy(_ envelope: RequestEnvelope) -> String {
+        guard let clientType = envelope.clientType, !clientType.isEmpty else { return " (the request names no client_type)" }
+        return " (sent by client_type '\(ClaimsPolicy.clipped(clientType))')"
     }
 
     /// What a plan's SQL may not do: set, reset or show a denied key, run SQL built at run time, or hide from

@@ -1,0 +1,218 @@
+"""Every PySpark client a user runs against every Spark Connect server an operator runs, each pair tried
+directly and through Sparkgate on the same work (Tests/compat/client_work.py), with the rule checked: a pair
+that works directly works through Sparkgate with the same results, and nothing through Sparkgate hangs or
+fails without a clear reason. Prints the matrix; --write puts it in docs/compatibility.md and the README.
+
+    scripts/compat                  # every pair, the full work (about 25 minutes on 2 cores)
+    scripts/compat --ci             # the newest pair in full, every other pair a smoke subset
+    scripts/compat --write          # a full run that also rewrites the docs' matrix
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "integration"))
+
+import harness  # noqa: E402
+
+VENVS = os.environ.get("SPARKGATE_COMPAT_VENVS") or os.path.join(ROOT, ".venv-compat")
+# (name, venv, pip requirements); None is this venv (PySpark 4.3.0, the suite's own).
+CLIENTS = [
+    ("PySpark 3.5.9", "pyspark-3.5", ["pyspark[connect]==3.5.9", "pandas<2.3", "numpy<2"]),
+    ("PySpark 4.0.5", "pyspark-4.0", ["pyspark[connect]==4.0.5", "pandas<3"]),
+    ("PySpark 4.1.4", "pyspark-4.1", ["pyspark[connect]==4.1.4", "pandas<3"]),
+    ("PySpark 4.2.1", "pyspark-4.2", ["pyspark[connect]==4.2.1", "pandas<3"]),
+    ("PySpark 4.3.0", None, []),
+    ("pyspark-client 4.2.0", "pyspark-client-4.2", ["pyspark-client==4.2.0", "pandas<3"]),
+]
+# Servers run from a client's venv: its pyspark package bundles the server.
+SERVERS = [("Spark 4.0.5", "PySpark 4.0.5"), ("Spark 4.3.0", "PySpark 4.3.0")]
+FULL = ["sql", "large_result", "upload", "udf", "temp_view", "other_user", "stop"]
+SMOKE = ["sql", "other_user", "stop"]
+REFUSAL = "belongs to another user"
+
+
+def python_of(client):
+    name, venv, requirements = next(c for c in CLIENTS if c[0] == client)
+    if venv is None:
+        return sys.executable
+    path = os.path.join(VENVS, venv)
+    stamp = os.path.join(path, ".sparkgate-requirements")
+    wanted = " ".join(requirements)
+    if not (os.path.exists(stamp) and open(stamp).read() == wanted):
+        print(f"compat: installing {name} into {path}", file=sys.stderr, flush=True)
+        subprocess.run(["python3", "-m", "venv", path], check=True)
+        subprocess.run([os.path.join(path, "bin", "pip"), "install", "-q", *requirements], check=True)
+        with open(stamp, "w") as f:
+            f.write(wanted)
+    return os.path.join(path, "bin", "python")
+
+
+def run_client(client, url, other_url, checks, ca, timeout):
+    """The work of one client on one path; a run past `timeout` is a hang, reported as such."""
+    args = {"url": url, "other_url": other_url, "checks": checks}
+    env = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": ca}
+    env.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
+    env.pop("PYTHONPATH", None)
+    started = time.time()
+    try:
+        out = subprocess.run([python_of(client), os.path.join(HERE, "client_work.py"), json.dumps(args)], capture_output=True, text=True,
+                             timeout=timeout, env=env, cwd=tempfile.gettempdir())
+    except subprocess.TimeoutExpired:
+        return {"session": {"ok": False, "error": f"no answer within {timeout} s (a hang)"}}
+    lines = out.stdout.strip().splitlines()
+    try:
+        results = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"session": {"ok": False, "error": f"the client exited with {out.returncode}: {' '.join(out.stderr.split())[-400:]}"}}
+    results["elapsed"] = round(time.time() - started, 1)
+    return results
+
+
+def judge(checks, direct, gateway, reference, sessions_left):
+    """The verdict for one pair: per check, what each path did and whether Sparkgate kept the rule."""
+    verdict = {"broken": [], "limits": [], "notes": []}
+    if "session" in gateway:
+        verdict["broken"].append(f"through Sparkgate: {gateway['session']['error']}")
+        return verdict
+    if "session" in direct:
+        verdict["notes"].append(f"direct: {direct['session']['error']}")
+    for name in checks:
+        d, g = direct.get(name), gateway.get(name)
+        if g is None:
+            verdict["broken"].append(f"{name}: no result through Sparkgate")
+            continue
+        if name == "other_user":
+            # Spark alone keys sessions by user and id, so another user naming the id gets a session of their
+            # own; Sparkgate refuses the foreign id outright.
+            if g["ok"] or REFUSAL not in g["error"]:
+                verdict["broken"].append(f"other_user: Sparkgate did not refuse another user's session id ({g.get('error') or g.get('value')})")
+            continue
+        expected = d if d is not None and d["ok"] else reference.get(name)
+        if g["ok"]:
+            if expected is not None and expected["ok"] and expected["value"] != g["value"]:
+                verdict["broken"].append(f"{name}: through Sparkgate {g['value']}, directly {expected['value']}")
+            elif d is not None and not d["ok"]:
+                verdict["notes"].append(f"{name}: fails directly ({d['error']}), works through Sparkgate")
+        elif d is not None and d["ok"]:
+            verdict["broken"].append(f"{name}: works directly, fails through Sparkgate: {g['error']}")
+        else:
+            verdict["limits"].append(f"{name}: {g['error']}")
+    if sessions_left:
+        if gateway.get("client", {}).get("value", "").startswith("3."):
+            verdict["limits"].append(f"stop: PySpark 3.5 has no ReleaseSession; its session stays listed until sessions.idle_session_seconds ({sessions_left} left)")
+        else:
+            verdict["broken"].append(f"stop: {sessions_left} session(s) still in /v1/sessions after spark.stop()")
+    return verdict
+
+
+def cell(verdict, checks):
+    if verdict["broken"]:
+        return "**broken by Sparkgate**"
+    if verdict["limits"]:
+        return f"works, except Spark's own limits ({', '.join(sorted({l.split(':')[0] for l in verdict['limits']}))})"
+    return f"works ({len(checks)}/{len(checks)} checks)"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ci", action="store_true", help="the newest pair in full, every other pair a smoke subset")
+    ap.add_argument("--write", action="store_true", help="rewrite docs/compatibility.md and the README's matrix")
+    ap.add_argument("--clients", nargs="*", help="only these clients (names as in the matrix)")
+    ap.add_argument("--servers", nargs="*", help="only these servers")
+    args = ap.parse_args()
+    clients = [c[0] for c in CLIENTS if not args.clients or c[0] in args.clients]
+    servers = [s for s in SERVERS if not args.servers or s[0] in args.servers]
+    newest = (CLIENTS[4][0], SERVERS[-1][0])
+
+    workdir = tempfile.mkdtemp(prefix="sparkgate-compat-")
+    material = harness.Material(workdir)
+    backend_token = "compat-" + uuid.uuid4().hex
+    os.environ["SUITE_BACKEND_TOKEN"] = backend_token
+    for client in clients:
+        python_of(client)  # every venv before any server starts: installs are slow, servers idle meanwhile
+
+    results, verdicts = {}, {}
+    started = time.time()
+    for server_name, server_client in servers:
+        spark = harness.SparkServer(workdir, backend_token, python=python_of(server_client), driver_memory="2g")
+        gateway = harness.Gateway(material, material.base_config(spark.endpoint), name=f"compat-{server_name.split()[-1]}")
+        try:
+            # The newest client first on each server: its direct results are the reference where an older
+            # client cannot run the work directly (PySpark 3.5 sends a token only over TLS).
+            ordered = sorted(clients, key=lambda c: c != newest[0])
+            reference = {}
+            for client in ordered:
+                full = not args.ci or (client, server_name) == newest
+                checks = FULL if full else SMOKE
+                timeout = 600 if full else 180
+                tag = uuid.uuid4().hex[:6]
+                user, other = f"ann-{tag}", f"bo-{tag}"
+                direct = run_client(client, f"sc://localhost:{spark.port}/;token={backend_token};user_id={user}",
+                                    f"sc://localhost:{spark.port}/;token={backend_token};user_id={other}", checks, material.ca, timeout)
+                through = run_client(client, gateway.url(material.token(user)), gateway.url(material.token(other)), checks, material.ca, timeout)
+                if client == newest[0]:
+                    reference = direct
+                left = 0
+                if "stop" in checks:
+                    time.sleep(0.5)  # a release in flight when the client exits
+                    status, body = gateway.admin(f"/v1/sessions?user={user}")
+                    left = len(json.loads(body)["sessions"]) if status == 200 else -1
+                verdict = judge(checks, direct, through, reference, left)
+                results[(client, server_name)] = {"checks": checks, "direct": direct, "sparkgate": through}
+                verdicts[(client, server_name)] = verdict
+                mark = "BROKEN" if verdict["broken"] else "ok"
+                print(f"compat: {client} x {server_name} ({'full' if full else 'smoke'}): {mark} "
+                      f"(direct {direct.get('elapsed', '-')} s, through Sparkgate {through.get('elapsed', '-')} s)", file=sys.stderr, flush=True)
+                for line in verdict["broken"] + verdict["limits"] + verdict["notes"]:
+                    print(f"    {line}", file=sys.stderr, flush=True)
+        finally:
+            gateway.close()
+            spark.close()
+
+    table = render(clients, [s[0] for s in servers], verdicts, results)
+    print(table)
+    print(f"compat: {len(verdicts)} pairs in {time.time() - started:.0f} s", file=sys.stderr)
+    if args.write:
+        write_docs(table)
+    return 1 if any(v["broken"] for v in verdicts.values()) else 0
+
+
+def render(clients, servers, verdicts, results):
+    lines = ["| client | " + " | ".join(servers) + " |", "|---|" + "---|" * len(servers)]
+    for client in clients:
+        cells = []
+        for server in servers:
+            v = verdicts.get((client, server))
+            cells.append("—" if v is None else cell(v, results[(client, server)]["checks"]))
+        lines.append(f"| {client} | " + " | ".join(cells) + " |")
+    details = []
+    for (client, server), v in sorted(verdicts.items()):
+        for line in v["broken"] + v["limits"] + v["notes"]:
+            details.append(f"- {client} x {server}: {line}")
+    return "\n".join(lines + ([""] + details if details else []))
+
+
+BEGIN, END = "<!-- compat-matrix:begin (scripts/compat --write) -->", "<!-- compat-matrix:end -->"
+
+
+def write_docs(table):
+    """The whole result in docs/compatibility.md; the matrix alone in the README."""
+    stamp = time.strftime("%Y-%m-%d")
+    matrix = table.split("\n\n")[0]
+    for path, body in ((os.path.join(ROOT, "docs", "compatibility.md"), table), (os.path.join(ROOT, "README.md"), matrix)):
+        text = open(path).read()
+        start, end = text.index(BEGIN), text.index(END) + len(END)
+        with open(path, "w") as f:
+            f.write(text[:start] + f"{BEGIN}\nMeasured by `scripts/compat` on {stamp}:\n\n{body}\n{END}" + text[end:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
