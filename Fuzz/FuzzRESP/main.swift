@@ -1,5 +1,4 @@
 import NIOCore
-import SparkgateRedis
 import SparkgateRESP
 
 /// libFuzzer target: the RESP reply parser on arbitrary bytes cut into arbitrary chunks (a broken or hostile

@@ -74,19 +74,32 @@ def connect():
 
     def open_session(url):
         s = SparkSession.builder.remote(url).create()
-        sessions.append(s)
+        sessions.append((s, url))
         return s
 
     yield open_session
+    import re
+    import socket
     import threading
-    for s in sessions:
+    for s, url in sessions:
         # stop() retries UNAVAILABLE for minutes if the gateway is already gone, holding PySpark's class-wide
         # session lock: release the session outside that lock, bounded, then stop without releasing again.
-        if not s.is_stopped:
+        # A gateway the test stopped has nothing to release.
+        port = re.match(r"sc://[^:/]+:(\d+)", url)
+        try:
+            socket.create_connection(("127.0.0.1", int(port.group(1))), timeout=0.5).close() if port else None
+            reachable = True
+        except OSError:
+            reachable = False
+        if reachable and not s.is_stopped:
             t = threading.Thread(target=lambda: _quietly(s.client.release_session), daemon=True)
             t.start()
             t.join(5)
         s.release_session_on_close = False
+        # close() waits up to 10 s for ReleaseExecute calls still retrying; the session's release (or the
+        # gateway's end) already ended their operations.
+        if hasattr(s.client, "_release_futures"):
+            s.client._release_futures = type(s.client._release_futures)()
         _quietly(s.stop)
 
 
