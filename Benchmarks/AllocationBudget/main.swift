@@ -18,7 +18,10 @@ struct AllocationBudget {
             guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count, let n = Int(arguments[i + 1]) else { return fallback }
             return n
         }
-        try await measure(calls: value("--calls", 2_000), budget: value("--budget", 400))
+        // 141.5 per call in a release build on 2026-12-02; the budget leaves room for toolchain drift, not for
+        // a new allocation per call on the hot path. Past 1,024 calls under the interposer's hook the in-memory
+        // pipeline stops answering (not seen without it), so one count is 1,000 calls.
+        try await measure(calls: value("--calls", 1_000), budget: value("--budget", 150))
     }
 
     /// Off the main actor, so the in-memory gateway is made and driven on one thread, as EmbeddedEventLoop
@@ -32,12 +35,12 @@ struct AllocationBudget {
         let token = gateway.token()
         let request = SparkMessages.request(claimedUser: "alice")
         func run(_ n: Int) {
-            for _ in 0..<n {
+            for i in 0..<n {
                 let id = gateway.call("Config", token: token, messages: [request])
                 gateway.pump()
                 let answer = gateway.recorder.streams.removeValue(forKey: id)
                 guard answer?.status == "0" else {
-                    fatalError("a Config call through the in-memory gateway answered \(answer?.status ?? "nothing"): \(answer?.message ?? "")")
+                    fatalError("call \(i): a Config call through the in-memory gateway answered \(answer?.status ?? "nothing"): \(answer?.message ?? "")")
                 }
             }
         }

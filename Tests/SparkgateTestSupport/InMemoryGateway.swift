@@ -31,6 +31,7 @@ public final class InMemoryGateway {
         directory = NSTemporaryDirectory() + "sparkgate-inmemory-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(secret).write(to: URL(fileURLWithPath: directory + "/hs.secret"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/hs.secret")
         let yaml = """
             insecure_plaintext: true
             listen: "127.0.0.1:0"
