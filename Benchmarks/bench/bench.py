@@ -460,7 +460,7 @@ def summarize(results, cfg):
         row["stream_complete"] = all(r.get("complete") for r in st) and bool(st)
         cs = w.get("concurrent_streams", [])
         row["concurrent_errors"] = max([r.get("errors", cfg["concurrent_streams"]) for r in cs], default=None)
-        if not row["stream_complete"]:
+        if st and not row["stream_complete"]:
             broken.append("synthetic stream incomplete")
         if row["concurrent_errors"]:
             broken.append(f"{row['concurrent_errors']} of {cfg['concurrent_streams']} concurrent streams failed")

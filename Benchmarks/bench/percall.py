@@ -96,7 +96,7 @@ def account(pids, run, calls_of):
     per = lambda key: None if counts.get(key) is None else counts[key] / calls
     result = {
         "calls": calls,
-        "cpu_us": None if counts.get("task-clock") is None else counts["task-clock"] / 1e3 / calls,  # task-clock is in ms
+        "cpu_us": None if counts.get("task-clock") is None else counts["task-clock"] * 1e3 / calls,  # task-clock is in ms
         "syscalls": per("raw_syscalls:sys_enter"),
         "context_switches": per("context-switches"),
         "migrations": per("cpu-migrations"),

@@ -53,8 +53,10 @@ public enum FirstMessageDecision {
                 .invalidArgument("operation_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff (Spark requires one)\(sentBy(envelope))"), reason: "bad_operation"))
         }
 
+        // Session and operation ids are compared in canonical lower case: Spark takes either case for one id.
+        let loweredSessionID = sessionID.lowercased()
         let namespace = c.policy.namespace
-        let backendSessionID = namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: sessionID.lowercased()) ?? sessionID
+        let backendSessionID = namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: loweredSessionID) ?? sessionID
         var rewrite = RequestRewrite(userID: identity.user, backendSessionID: namespace == nil ? nil : backendSessionID)
         var responseRewrite = ResponseRewrite(clientSessionID: namespace == nil ? nil : sessionID)
         if method == .executePlan, envelope.operationID == nil {
@@ -83,9 +85,8 @@ public enum FirstMessageDecision {
         }
         if method == .config { responseRewrite.overrides = c.policy.configOverrides }
 
-        // Session and operation ids are compared in canonical lower case: Spark takes either case for one id.
         let caller = UserKey(identity)
-        let session = SessionKey(owner: caller, clientSessionID: sessionID.lowercased())
+        let session = SessionKey(owner: caller, clientSessionID: loweredSessionID)
         let operationID = (rewrite.insertedOperationID ?? envelope.operationID)?.lowercased()
         var operation: OperationKey?
         if let operationID, method == .executePlan || method == .reattachExecute {

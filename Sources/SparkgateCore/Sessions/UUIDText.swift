@@ -39,15 +39,24 @@ public enum UUIDText {
 
     public static func format(_ bytes: [UInt8]) -> String {
         precondition(bytes.count == 16)
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        for (i, b) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        // Written straight into the string's storage: one allocation per id (ids are formatted per call).
+        return String(unsafeUninitializedCapacity: 36, initializingUTF8With: { out in
+            var n = 0
+            for (i, b) in bytes.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 {
+                    out[n] = UInt8(ascii: "-")
+                    n += 1
+                }
+                out[n] = hexDigit(b >> 4)
+                out[n + 1] = hexDigit(b & 0xF)
+                n += 2
+            }
+            return n
+        })
+    }
+
+    private static func hexDigit(_ v: UInt8) -> UInt8 {
+        v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10
     }
 
     /// A random (version 4) UUID.

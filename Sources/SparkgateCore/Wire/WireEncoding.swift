@@ -27,6 +27,7 @@ public enum WireEncoding {
     }
 
     public static func appendString(field: Int, _ value: String, to out: inout [UInt8]) {
-        appendLengthDelimited(field: field, Array(value.utf8), to: &out)
+        // The string's own UTF-8 storage, appended in place: no intermediate array per field.
+        appendLengthDelimited(field: field, value.utf8, to: &out)
     }
 }
