@@ -67,7 +67,8 @@ def test_sessions_are_served_where_they_live_from_every_replica(sails, redis, ma
     proxy = harness.TCPProxy(first.endpoint)  # endpoint 1, which dies and comes back
     try:
         config = sail_config(material, [proxy.address, second.endpoint], state=state(redis))
-        config["backends"]["local"]["health"] = {"interval_seconds": 0.3, "timeout_seconds": 0.3, "unhealthy_after": 1, "healthy_after": 1}
+        # A closed endpoint fails its check at once; a live one must not fail it for being slow on a busy machine.
+        config["backends"]["local"]["health"] = {"interval_seconds": 0.3, "timeout_seconds": 1.0, "unhealthy_after": 1, "healthy_after": 1}
         a = make_gateway(config, name="place-a")
         b = make_gateway(config, name="place-b")
         proxy.close()
