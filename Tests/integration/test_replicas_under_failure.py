@@ -68,7 +68,7 @@ def test_sessions_are_served_where_they_live_from_every_replica(sails, redis, ma
     try:
         config = sail_config(material, [proxy.address, second.endpoint], state=state(redis))
         # A closed endpoint fails its check at once; a live one must not fail it for being slow on a busy machine.
-        config["backends"]["local"]["health"] = {"interval_seconds": 0.3, "timeout_seconds": 1.0, "unhealthy_after": 1, "healthy_after": 1}
+        config["backends"]["local"]["health"] = {"interval_seconds": 1.0, "timeout_seconds": 1.0, "unhealthy_after": 1, "healthy_after": 1}
         a = make_gateway(config, name="place-a")
         b = make_gateway(config, name="place-b")
         proxy.close()
