@@ -49,7 +49,8 @@ def test_operations_per_session_refuses_the_second_and_frees_when_done(limited, 
     spark = connect(limited.url(material.token("ops-user", team="one-op")))
     running = wait_running(spark)
     result = {}
-    first = threading.Thread(target=lambda: result.update(rows=long_query(spark, 2 * 10**10).collect()))
+    # A few seconds of work: the refusal below is the gateway's own and comes at once once Spark reports it running.
+    first = threading.Thread(target=lambda: result.update(rows=long_query(spark, 5 * 10**9).collect()))
     first.start()
     assert running.wait(60)
     with pytest.raises(SparkConnectGrpcException) as info:
