@@ -135,17 +135,21 @@ def main():
     ap.add_argument("--write", action="store_true", help="rewrite docs/compatibility.md and the README's matrix")
     ap.add_argument("--clients", nargs="*", help="only these clients (names as in the matrix)")
     ap.add_argument("--servers", nargs="*", help="only these servers")
+    ap.add_argument("--install", action="store_true", help="only install the clients' venvs")
     args = ap.parse_args()
     clients = [c[0] for c in CLIENTS if not args.clients or c[0] in args.clients]
     servers = [s for s in SERVERS if not args.servers or s[0] in args.servers]
     newest = (CLIENTS[4][0], SERVERS[-1][0])
 
+    for client in clients:
+        python_of(client)  # every venv before any server starts: installs are slow, servers idle meanwhile
+    if args.install:
+        return 0
+
     workdir = tempfile.mkdtemp(prefix="sparkgate-compat-")
     material = harness.Material(workdir)
     backend_token = "compat-" + uuid.uuid4().hex
     os.environ["SUITE_BACKEND_TOKEN"] = backend_token
-    for client in clients:
-        python_of(client)  # every venv before any server starts: installs are slow, servers idle meanwhile
 
     results, verdicts = {}, {}
     started = time.time()
