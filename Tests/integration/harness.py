@@ -429,6 +429,7 @@ class TCPProxy:
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.port = free_port()
+        self.lock = threading.Lock()
         self.start()
 
     @property
@@ -453,7 +454,13 @@ class TCPProxy:
                 upstream = socket.create_connection(self.target)
             except OSError:
                 return
-            self.sockets += [client, upstream]
+            with self.lock:
+                # A connection accepted while close() ran belongs to a server that is gone.
+                if listener is not self.listener or not self.listening:
+                    for s in (client, upstream):
+                        s.close()
+                    return
+                self.sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -469,10 +476,16 @@ class TCPProxy:
                 s.shutdown(socket.SHUT_RDWR)
 
     def close(self):
-        self.listening = False
+        with self.lock:
+            self.listening = False
+            sockets, self.sockets = self.sockets, []
+        # close() alone leaves a thread blocked in accept() listening on Linux (the call holds the socket), so
+        # the next connection would still reach the server; shutdown() ends the accept first.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.listener.close()
-        for s in self.sockets:
+        for s in sockets:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
                 s.close()
