@@ -11,6 +11,11 @@ extension CallStateMachine {
         guard !isClosed else { return }
         request.clientEnded = true
         if backendOpen { actions.append(.resetBackend) }
+        if response.sawResultComplete && audit.allFlushed {
+            // PySpark stops reading once it has result_complete and drops the stream before the trailers
+            // come: the client left with its whole result, which is a success, not a cancellation.
+            return finish(code: .ok, refusal: nil, backendStatus: nil, note: "client_left_after_result", now: now, into: &actions)
+        }
         finish(code: .cancelled, refusal: CallRefusal(SparkgateError(.cancelled, "the client cancelled the call"), reason: "client_cancelled"), backendStatus: nil, now: now, into: &actions)
     }
 

@@ -265,6 +265,30 @@ struct CallStateMachineScenarioTests {
         #expect(d.send(.responseMessage(last)) == ["operationCompleted", "sendResponse"])
     }
 
+    @Test("a client that leaves once its result_complete left the gateway succeeded; one that leaves before was cancelled")
+    func clientLeavesAfterResultComplete() {
+        func completed(flushed: Bool) -> CallDriver {
+            var d = CallDriver(method: "ExecutePlan")
+            d.toForwarding(operation: CallDriver.operationID)
+            d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+            var last = ResponseEnvelope()
+            last.resultComplete = true
+            d.send(.responseData(bytes: 20, endStream: false))
+            d.send(.responsePrefix(length: 15, compressed: false))
+            d.send(.responseMessage(last))
+            if flushed { d.send(.responseFlushed(bytes: 20)) }
+            return d
+        }
+        var left = completed(flushed: true)
+        #expect(left.send(.clientGone) == ["resetBackend", "finish(OK)"])
+        #expect(left.finishes[0].summary.reason == "client_left_after_result")
+        #expect(left.finishes[0].summary.responseBytes == 20)
+
+        var cut = completed(flushed: false)
+        #expect(cut.send(.clientGone) == ["resetBackend", "finish(CANCELLED)"])
+        #expect(cut.finishes[0].summary.reason == "client_cancelled")
+    }
+
     @Test("session and operation ids are compared in lower case; a non-UUID operation id is refused")
     func canonicalIDs() {
         var d = CallDriver(method: "ExecutePlan")
