@@ -161,6 +161,19 @@ struct CallDriver {
         send(.backendOpened)
     }
 
+    /// An ExecutePlan stream reads its last response, result_complete (20 bytes with its prefix), from the
+    /// backend; returns what the machine did with it.
+    @discardableResult
+    mutating func readResultComplete() -> [String] {
+        toForwarding(operation: Self.operationID)
+        send(.responseHead("h", httpStatus: "200", trailers: nil))
+        var last = ResponseEnvelope()
+        last.resultComplete = true
+        send(.responseData(bytes: 20, endStream: false))
+        send(.responsePrefix(length: 15, compressed: false))
+        return send(.responseMessage(last))
+    }
+
     mutating func to(_ phase: Machine.PhaseName) {
         switch phase {
         case .idle: break

@@ -256,26 +256,14 @@ struct CallStateMachineScenarioTests {
     @Test("an operation stops counting when its result_complete reaches the client, not when its stream ends")
     func resultCompleteEndsTheOperation() {
         var d = CallDriver(method: "ExecutePlan")
-        d.toForwarding(operation: CallDriver.operationID)
-        d.send(.responseHead("h", httpStatus: "200", trailers: nil))
-        var last = ResponseEnvelope()
-        last.resultComplete = true
-        d.send(.responseData(bytes: 20, endStream: false))
-        d.send(.responsePrefix(length: 15, compressed: false))
-        #expect(d.send(.responseMessage(last)) == ["operationCompleted", "sendResponse"])
+        #expect(d.readResultComplete() == ["operationCompleted", "sendResponse"])
     }
 
     @Test("a client that leaves once its result_complete left the gateway succeeded; one that leaves before was cancelled")
     func clientLeavesAfterResultComplete() {
         func completed(flushed: Bool) -> CallDriver {
             var d = CallDriver(method: "ExecutePlan")
-            d.toForwarding(operation: CallDriver.operationID)
-            d.send(.responseHead("h", httpStatus: "200", trailers: nil))
-            var last = ResponseEnvelope()
-            last.resultComplete = true
-            d.send(.responseData(bytes: 20, endStream: false))
-            d.send(.responsePrefix(length: 15, compressed: false))
-            d.send(.responseMessage(last))
+            d.readResultComplete()
             if flushed { d.send(.responseFlushed(bytes: 20)) }
             return d
         }
