@@ -137,11 +137,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The system calls Swift cannot import (variadic prctl), as small C functions.
+        .target(name: "CSparkgateSystem"),
         // Engines on demand: launching (as the tenant's OS user), proving ports, probing, watching and
         // stopping engines, and sharing the pool with other replicas.
         .target(
             name: "SparkgateEngines",
             dependencies: [
+                "CSparkgateSystem",
                 "SparkgateCore",
                 "SparkgateTransport",
                 "SparkgateSharedState",

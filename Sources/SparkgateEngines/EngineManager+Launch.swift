@@ -8,7 +8,7 @@ import SparkgateTransport
 import SparkgateSharedState
 
 /// An engine's process, from launch to exit: its directory and token, the proof that it owns its port, its
-/// readiness probes, and what happens when it fails, stops or dies.
+/// readiness probes, and what happens when it fails, stops or dies (all of it, whatever it started).
 extension EngineManager {
     /// Launches a warm engine: with shared state, only once the replicas agree it fits under `max_engines`.
     package func startWarm(_ engine: EngineRegistry.Engine, settings: LaunchSettings) {
@@ -23,66 +23,72 @@ extension EngineManager {
     package func start(_ engine: EngineRegistry.Engine, settings: LaunchSettings) {
         // A warm engine agreed on in Redis, or a call that raced the shutdown: an engine started now would be orphaned.
         guard !inner.value.shuttingDown else {
-            return launchFailed(engine.id, result: "failed", reason: "cannot start: the gateway is shutting down", log: nil)
+            return launchFailed(engine.id, result: "failed", reason: "cannot start: the gateway is shutting down")
         }
-        let base = settings.workDirectory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sparkgate-engines-\(getpid())")
-        let dir = (base as NSString).appendingPathComponent(engine.id)
-        let tokenFile = (dir as NSString).appendingPathComponent("token")
-        let log = (dir as NSString).appendingPathComponent("engine.log")
+        let workspace: EngineWorkspace
+        do {
+            workspace = try EngineWorkspace.prepare(settings.workDirectory)
+        } catch {
+            return launchFailed(engine.id, result: "failed", reason: "cannot start: \(error.description)")
+        }
         var credentials: EngineCredentials?
-        if let user = settings.runAsUser(for: engine.key) {
+        if let user = engine.osUser {
             guard let found = EngineCredentials.lookUp(user) else {
                 return launchFailed(
                     engine.id, result: "failed",
-                    reason: "cannot start: no OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")'); an operator must create it, for example useradd --system --create-home \(user)",
-                    log: nil)
+                    reason: "cannot start: no OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")'); an operator must create it, for example useradd --system --create-home \(user)")
+            }
+            // root reads every tenant's files; the gateway's own user reads the gateway's secrets.
+            guard found.uid != 0, found.uid != geteuid() else {
+                return launchFailed(
+                    engine.id, result: "failed",
+                    reason: "cannot start: OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")') has uid \(found.uid), \(found.uid == 0 ? "root's" : "the gateway's own"); engines never run as it")
             }
             credentials = found
         }
+        let dir = workspace.directory(engine.id)
         do {
-            // Other users may pass through the base (each engine's own directory is closed to them), never list it.
-            try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true, attributes: [.posixPermissions: credentials == nil ? 0o700 : 0o711])
-            if credentials != nil { _ = chmod(base, 0o711) }
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-            // Only the engine's OS user (and the gateway) can read the token.
-            guard FileManager.default.createFile(atPath: tokenFile, contents: Data(engine.token.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw EngineProcess.SpawnError(description: "cannot write \(tokenFile)")
+            try workspace.createDirectory(engine.id, token: engine.token, owner: credentials)
+        } catch {
+            return launchFailed(engine.id, result: "failed", reason: "could not start: \(error.description)")
+        }
+        inner.value.workspaces[engine.id] = workspace
+        if let credentials { inner.value.credentials[engine.id] = credentials }
+        let values = [
+            "port": String(engine.port), "host": engine.host, "token": engine.token, "token_file": (dir as NSString).appendingPathComponent("token"),
+            "team": engine.key.team ?? "", "user": engine.key.user ?? "", "engine_id": engine.id, "work_dir": dir,
+        ]
+        var command = LaunchCommand(settings, values: values, gateway: ProcessInfo.processInfo.environment)
+        if let credentials {
+            // The engine's own user, not the gateway's (operators may still override them in `environment`).
+            for (name, value) in ["HOME": credentials.home, "USER": credentials.name, "LOGNAME": credentials.name] where settings.environment[name] == nil {
+                command.environment[name] = value
             }
-            if let credentials {
-                guard chown(dir, credentials.uid, credentials.gid) == 0, chown(tokenFile, credentials.uid, credentials.gid) == 0 else {
-                    throw EngineProcess.SpawnError(description: "cannot give \(dir) to user \(credentials.name): \(String(cString: strerror(errno)))")
-                }
-            }
-            inner.value.directories[engine.id] = dir
-            let values = [
-                "port": String(engine.port), "host": engine.host, "token": engine.token, "token_file": tokenFile, "team": engine.key.team ?? "", "user": engine.key.user ?? "",
-                "engine_id": engine.id, "work_dir": dir,
-            ]
-            var command = LaunchCommand(settings, values: values, gateway: ProcessInfo.processInfo.environment)
-            if let credentials {
-                // The engine's own user, not the gateway's (operators may still override them in `environment`).
-                for (name, value) in ["HOME": credentials.home, "USER": credentials.name, "LOGNAME": credentials.name] where settings.environment[name] == nil {
-                    command.environment[name] = value
-                }
-            }
-            let process = try EngineProcess.spawn(command, directory: dir, log: log, credentials: credentials)
+        }
+        let cgroup = EngineCgroup.make(engine.id)
+        if let cgroup { inner.value.cgroups[engine.id] = cgroup }
+        do {
+            let logFD = try workspace.openLog(engine.id)
+            defer { close(logFD) }
+            let process = try EngineProcess.spawn(command, directory: dir, log: (logFD, workspace.log(engine.id)), credentials: credentials, cgroup: cgroup)
             inner.value.registry.spawned(engine.id, pid: process.pid)
             inner.value.processes[engine.id] = process
             logger.info("launching an engine", metadata: [
-                "engine": "\(engine.id)", "share_key": "\(engine.key)", "port": "\(engine.port)", "pid": "\(process.pid)", "log": "\(log)",
+                "engine": "\(engine.id)", "share_key": "\(engine.key)", "port": "\(engine.port)", "pid": "\(process.pid)", "log": "\(process.log)",
+                "os_user": "\(credentials?.name ?? "-")", "cgroup": "\(cgroup?.path ?? "-")",
             ])
             loop.scheduleTask(in: .milliseconds(300)) { [self] in probe(engine.id) }
         } catch {
-            launchFailed(engine.id, result: "failed", reason: "could not start: \(error)", log: nil)
+            launchFailed(engine.id, result: "failed", reason: "could not start: \(error)")
         }
     }
 
     /// Proves the engine owns its port, then asks it with its token whether it is ready; again every 0.5 s.
     package func probe(_ id: String) {
         guard let engine = inner.value.registry.engines[id], engine.state == .starting else { return }
-        if let process = inner.value.processes[id], let status = process.exited() {
+        if let process = inner.value.processes[id], let status = ChildReaper.reapAll()[process.pid] ?? process.exited() {
             inner.value.processes.removeValue(forKey: id)
-            return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: process.log)
+            return exited(id, status: status)
         }
         // The token goes only to a listener proven to be the engine's.
         switch engine.pid.map({ EnginePortProver.verdict(pid: $0, port: engine.port) }) ?? .noListener {
@@ -116,13 +122,14 @@ extension EngineManager {
         let state = inner.value
         guard let settings = current().backends[engine.key.backend]?.launch,
             let (ended, next) = state.registry.portTaken(
-                engine.id, settings: settings, now: WallClock.now(), make: Self.makeIdentity(engine.key), portIsFree: EngineProcess.portIsFree)
+                engine.id, settings: settings, now: WallClock.now(), make: makeIdentity(engine.key), portIsFree: EngineProcess.portIsFree)
         else { return }
         metrics.enginePortConflict(engine.key.backend)
         logger.warning("an engine's port is held by a process Sparkgate did not start: launching on another port", metadata: [
             "engine": "\(ended.id)", "share_key": "\(ended.key)", "port": "\(ended.port)",
         ])
         state.processes[ended.id]?.signal(SIGKILL)
+        state.cgroups[ended.id]?.killAll()
         removeToken(ended.id)
         _ = shared?.gone(ended, on: loop)
         let waiting = state.waiters.removeValue(forKey: ended.id) ?? []
@@ -154,24 +161,32 @@ extension EngineManager {
         publishGauges()
     }
 
-    /// A launch that will not become ready: its callers get UNAVAILABLE naming the engine, with the reason
-    /// and the end of its log.
-    package func launchFailed(_ id: String, result: String, reason: String, log: String?) {
+    /// A launch that will not become ready: its callers get UNAVAILABLE naming the engine, the reason and
+    /// where the operator finds its log; the log's last lines (redacted) only with `log_tail_in_errors`.
+    package func launchFailed(_ id: String, result: String, reason: String) {
         let engine = inner.value.registry.engines[id]
         if let engine, engine.state != .stopping { inner.value.registry.removed(id) }
         let name = engine.map { "engine \(id) (\($0.key))" } ?? "engine \(id)"
         var message = "\(name) \(reason)"
         if let probe = inner.value.lastProbe.removeValue(forKey: id) { message += "; last readiness probe: \(probe)" }
-        if let log {
-            let tail = EngineProcess.tail(log)
-            message += tail.isEmpty ? "; its log is empty" : "; last lines of its log: \(tail)"
+        if let engine, let workspace = inner.value.workspaces[id] {
+            message += "; its log is kept at \(workspace.lastFailureLog(engine.key.backend))"
+            if current().backends[engine.key.backend]?.launch?.logTailInErrors == true {
+                let tail = LogRedaction.redact(workspace.tail("\(id).log"), secrets: [engine.token])
+                message += tail.isEmpty ? " (empty)" : "; its last lines: \(tail)"
+            }
         }
         metrics.engineLaunched(engine?.key.backend ?? "", result: result, seconds: nil)
         if let engine { _ = shared?.gone(engine, on: loop) }
         logger.error("engine launch failed", metadata: ["engine": "\(id)", "reason": "\(message)"])
         for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] { waiter.fail(SparkgateError.unavailable(message)) }
-        // A process still exiting keeps its directory until it is reaped.
-        if inner.value.processes[id] == nil { retire(id, backend: engine?.key.backend ?? "", keepLog: true) } else { removeToken(id) }
+        // A process still exiting keeps its directory until it is reaped; its log is kept then.
+        if inner.value.processes[id] == nil {
+            ended(id, backend: engine?.key.backend ?? "", keepLog: true)
+        } else {
+            removeToken(id)
+            if let engine { inner.value.failedBackends[id] = engine.key.backend }
+        }
         publishGauges()
     }
 
@@ -181,27 +196,29 @@ extension EngineManager {
         directory.remove(engine.id)
         // It serves no new call from now on, on any replica.
         _ = shared?.gone(engine, on: loop)
-        let process = inner.value.processes[engine.id]
-        process?.signal(SIGTERM)
+        inner.value.processes[engine.id]?.signal(SIGTERM)
         if engine.readySince == nil {
-            launchFailed(engine.id, result: launchResult, reason: reason, log: process?.log)
+            launchFailed(engine.id, result: launchResult, reason: reason)
         } else {
             logger.info("stopping an engine", metadata: ["engine": "\(engine.id)", "share_key": "\(engine.key)", "reason": "\(reason)"])
         }
     }
 
-    package func exited(_ id: String, status: Int32, log: String) {
+    /// The engine's process ended: everything it started goes with it, and so does the engine.
+    package func exited(_ id: String, status: Int32) {
         guard let engine = inner.value.registry.engines[id] else {
-            // A launch ended by a port conflict: nothing of it is kept.
-            return retire(id, backend: "", keepLog: false)
+            // A launch that failed while its process still ran keeps its log; one ended by a port conflict
+            // keeps nothing.
+            let failedOn = inner.value.failedBackends.removeValue(forKey: id)
+            return ended(id, backend: failedOn ?? "", keepLog: failedOn != nil)
         }
         switch engine.state {
         case .starting:
-            return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready", log: log)
+            return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready")
         case .ready:
             logger.error("engine died", metadata: [
-                "engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)", "log": "\(EngineProcess.tail(log))",
-                "kept_log": "\(Self.lastFailureLog(directory: inner.value.directories[id], backend: engine.key.backend) ?? "")",
+                "engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)",
+                "kept_log": "\(inner.value.workspaces[id]?.lastFailureLog(engine.key.backend) ?? "")",
             ])
         case .stopping:
             logger.info("engine stopped", metadata: ["engine": "\(id)", "status": "\(status)"])
@@ -211,27 +228,34 @@ extension EngineManager {
         _ = shared?.gone(engine, on: loop)
         pool.forget(BackendEndpoint(backend: engine.key.backend, address: engine.address, tls: false))
         // A stopped engine's directory goes; a dead (or never ready) one's log is kept, one per backend.
-        retire(id, backend: engine.key.backend, keepLog: engine.state == .ready || engine.readySince == nil)
+        ended(id, backend: engine.key.backend, keepLog: engine.state == .ready || engine.readySince == nil)
     }
 
     package func removeToken(_ id: String) {
-        guard let dir = inner.value.directories[id] else { return }
-        try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent("token"))
+        inner.value.workspaces[id]?.removeToken(id)
     }
 
-    /// Removes an engine's directory (its token first), keeping its log as the backend's last failure: a
-    /// command that keeps failing, launched again on every retry, must not fill the disk.
-    package func retire(_ id: String, backend: String, keepLog: Bool) {
-        removeToken(id)
-        guard let dir = inner.value.directories.removeValue(forKey: id) else { return }
-        if keepLog, let kept = Self.lastFailureLog(directory: dir, backend: backend) {
-            try? FileManager.default.removeItem(atPath: kept)
-            try? FileManager.default.moveItem(atPath: (dir as NSString).appendingPathComponent("engine.log"), toPath: kept)
+    /// What an engine leaves when it ends: every process it started (its cgroup killed, or, without cgroups,
+    /// every process of its OS user once no other engine runs as that user), then its directory; its log
+    /// is kept as the backend's last failure or removed.
+    package func ended(_ id: String, backend: String, keepLog: Bool) {
+        let state = inner.value
+        let cgroup = state.cgroups.removeValue(forKey: id)
+        let credentials = state.credentials.removeValue(forKey: id)
+        let workspace = state.workspaces.removeValue(forKey: id)
+        if let cgroup {
+            cgroup.killAll()
+            if !cgroup.remove() { state.emptying.append(cgroup) }
         }
-        try? FileManager.default.removeItem(atPath: dir)
-    }
-
-    package static func lastFailureLog(directory: String?, backend: String) -> String? {
-        directory.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("\(backend)-last-failure.log") }
+        // Without cgroups, the OS user's processes are swept here, before the loop can start another engine
+        // as that user (a sweep running beside its launch would kill it).
+        if cgroup == nil, let credentials, !state.credentials.values.contains(where: { $0.uid == credentials.uid }) {
+            let killed = TenantProcesses.killAll(uid: credentials.uid)
+            if killed > 0 {
+                logger.notice("killed what an engine's OS user left running", metadata: ["engine": "\(id)", "os_user": "\(credentials.name)", "processes": "\(killed)"])
+            }
+        }
+        // A tenant's directory can be large (Spark's local files): removed away from the loop.
+        sweeper.async { workspace?.retire(id, backend: backend, keepLog: keepLog) }
     }
 }

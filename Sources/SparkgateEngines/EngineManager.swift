@@ -33,12 +33,26 @@ public final class EngineManager: Service, Sendable {
     package let current: @Sendable () -> SparkgateConfig
     /// The engine records every replica shares (`state.kind: redis`).
     package let shared: SharedEngineRecords?
+    /// Derives each engine's token from its id (the replicas' shared secret, or this process's own).
+    package let seal: RecordSeal
+    /// Where ended engines' directories are removed: a tenant's files must not hold up the event loop that
+    /// serves calls.
+    package let sweeper = DispatchQueue(label: "sparkgate.engines.sweeper")
 
     package final class Inner {
         package var registry = EngineRegistry()
         package var waiters: [String: [EventLoopPromise<EngineAnswer>]] = [:]
         package var processes: [String: EngineProcess] = [:]
-        package var directories: [String: String] = [:]
+        /// Each launched engine's workspace (where its directory and log are).
+        package var workspaces: [String: EngineWorkspace] = [:]
+        /// Each launched engine's cgroup, where the host has cgroup v2.
+        package var cgroups: [String: EngineCgroup] = [:]
+        /// Each launched engine's OS user, when it runs as one (`launch.run_as`).
+        package var credentials: [String: EngineCredentials] = [:]
+        /// Launches that failed while their process still ran: the backend whose last-failure log keeps theirs.
+        package var failedBackends: [String: String] = [:]
+        /// Cgroups of ended engines whose last processes are still dying: removed once empty.
+        package var emptying: [EngineCgroup] = []
         package var lastProbe: [String: String] = [:]
         package var backends: Set<String> = []
         /// Share keys whose engine is being agreed on in Redis, with the calls waiting for the answer.
@@ -53,7 +67,7 @@ public final class EngineManager: Service, Sendable {
 
     package init(
         loop: any EventLoop, directory: EngineDirectory, ledger: LocalLedger, pool: BackendPool, calls: BackendCalls, metrics: GatewayMetrics, logger: Logger,
-        shared: SharedEngineRecords? = nil, config: @escaping @Sendable () -> SparkgateConfig
+        shared: SharedEngineRecords? = nil, seal: RecordSeal = .random(), config: @escaping @Sendable () -> SparkgateConfig
     ) {
         self.loop = loop
         self.directory = directory
@@ -64,6 +78,7 @@ public final class EngineManager: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         self.shared = shared
+        self.seal = shared?.seal ?? seal
         self.current = config
         shared?.shared.onEngineGone { [weak self] id in
             guard let self else { return }
@@ -92,7 +107,7 @@ public final class EngineManager: Service, Sendable {
         let state = inner.value
         let now = WallClock.now()
         let decision = state.registry.acquire(
-            key, settings: settings, bound: bound, now: now, make: Self.makeIdentity(key), portIsFree: EngineProcess.portIsFree, host: settings.host)
+            key, settings: settings, bound: bound, now: now, make: makeIdentity(key), portIsFree: EngineProcess.portIsFree, host: settings.host)
         answer(decision, key: key, settings: settings, promise: promise)
     }
 
@@ -116,12 +131,12 @@ public final class EngineManager: Service, Sendable {
         publishGauges()
     }
 
-    package static func makeIdentity(_ key: EngineShareKey) -> () -> (id: String, token: String) {
-        {
+    /// A fresh engine id for `key`'s backend, and the token derived from it.
+    package func makeIdentity(_ key: EngineShareKey) -> () -> (id: String, token: String) {
+        { [seal] in
             var rng = SystemRandomNumberGenerator()
-            let suffix = String(rng.next() & 0xffff_ffff, radix: 16)
-            let token = (0..<4).map { _ in String(rng.next(), radix: 16) }.joined()
-            return ("\(key.backend)-\(suffix)", token)
+            let id = "\(key.backend)-\(String(rng.next(), radix: 16))"
+            return (id, seal.engineToken(id))
         }
     }
 
@@ -136,17 +151,20 @@ public final class EngineManager: Service, Sendable {
     package func tick() {
         let state = inner.value
         let config = current()
-        let warmPools = config.backends.values.filter { ($0.launch?.warmEngines ?? 0) > 0 }
+        let warmPools = config.backends.values.filter { ($0.launch?.warmEngines ?? 0) > 0 || ($0.launch?.warmEnginesPerTeam ?? 0) > 0 }
         // Most gateways have no launch pool: no reason to take the ledger's lock and walk its sessions.
         guard !state.registry.engines.isEmpty || !state.processes.isEmpty || !warmPools.isEmpty else { return }
         let now = WallClock.now()
         let local = state.registry.engines.isEmpty ? [:] : ledger.withLock { $0.sessionsPerEngine() }
         state.registry.sessionsCounted(local.merging(state.usedElsewhere, uniquingKeysWith: +), now: now)
+        // Orphans an engine's tree left to the gateway are reaped with the engines themselves.
+        let reaped = ChildReaper.reapAll()
         for (id, process) in state.processes {
-            guard let status = process.exited() else { continue }
+            guard let status = reaped[process.pid] ?? process.exited() else { continue }
             state.processes.removeValue(forKey: id)
-            exited(id, status: status, log: process.log)
+            exited(id, status: status)
         }
+        state.emptying.removeAll { $0.remove() }
         for task in state.registry.due(now: now, settings: { config.backends[$0]?.launch }) {
             switch task {
             case .stop(let engine, let reason):
@@ -154,14 +172,17 @@ public final class EngineManager: Service, Sendable {
             case .kill(let engine):
                 logger.warning("engine outlived its stop grace: killing it", metadata: ["engine": "\(engine.id)"])
                 state.processes[engine.id]?.signal(SIGKILL)
+                state.cgroups[engine.id]?.killAll()
             }
         }
         for backend in warmPools where !state.shuttingDown {
             guard let settings = backend.launch else { continue }
             state.backends.insert(backend.name)
             let key = EngineShareKey(backend: backend.name, team: nil, user: nil)
+            let teams = config.teams.filter { $0.value.backend == backend.name }.map(\.key)
             for engine in state.registry.warmDeficit(
-                backend: backend.name, settings: settings, now: now, make: Self.makeIdentity(key), portIsFree: EngineProcess.portIsFree, host: settings.host)
+                backend: backend.name, settings: settings, teams: teams, now: now, make: makeIdentity(key), portIsFree: EngineProcess.portIsFree,
+                host: settings.host)
             {
                 startWarm(engine, settings: settings)
             }
@@ -231,9 +252,12 @@ public final class EngineManager: Service, Sendable {
             if left == 0 { return }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        // Whatever ignored SIGTERM and the grace (or started while the first signals went out) dies with its group.
+        // Whatever ignored SIGTERM and the grace (or started while the first signals went out) dies with its
+        // group, its cgroup, or its OS user's other processes.
         try? await loop.submit { [self] in
             for process in inner.value.processes.values { process.signal(SIGKILL) }
+            for cgroup in inner.value.cgroups.values { cgroup.killAll() }
+            for credentials in Set(inner.value.credentials.values.map(\.uid)) { TenantProcesses.killAll(uid: credentials) }
         }.get()
     }
 }

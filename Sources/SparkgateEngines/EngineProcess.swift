@@ -9,9 +9,11 @@ import SparkgateTransport
 import SparkgateSharedState
 
 /// A launched engine's process: spawned without a shell in a session of its own (so a stop reaches every
-/// process it starts), with default signal handling, stdin from /dev/null and its output in a log file.
+/// process it starts), through the gateway's `engine-exec` step (umask 077, its cgroup, its OS user), with
+/// default signal handling, stdin from /dev/null and its output in a log the gateway opened.
 package struct EngineProcess: Sendable {
     package let pid: pid_t
+    /// Where its output goes (`EngineWorkspace.log`).
     package let log: String
 
     package struct SpawnError: Error, CustomStringConvertible {
@@ -30,21 +32,30 @@ package struct EngineProcess: Sendable {
         let r = waitpid(pid, &status, WNOHANG)
         if r == 0 { return nil }
         if r < 0 { return errno == ECHILD ? -1 : nil }
+        return Self.exitStatus(status)
+    }
+
+    /// A wait status as a shell reports it: the exit code, or 128 + the signal that ended the process.
+    package static func exitStatus(_ status: Int32) -> Int32 {
         // WIFEXITED / WEXITSTATUS / WTERMSIG by hand: the macros are not imported into Swift.
         let signal = status & 0x7f
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
-    /// The gateway's own binary, which runs `engine-exec` to become an engine's OS user before executing it.
+    /// The gateway's own binary, which runs `engine-exec` to prepare an engine's process before executing it.
     package static let launcher: String? = {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         return n > 0 ? String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }()
 
-    /// Spawns the engine; with `credentials`, through the gateway's `engine-exec` step, which takes that
-    /// user's groups, gid and uid before it executes the engine.
-    package static func spawn(_ command: LaunchCommand, directory: String, log: String, credentials: EngineCredentials? = nil) throws -> EngineProcess {
+    /// Spawns the engine through the gateway's `engine-exec` step, which sets umask 077, joins `cgroup`,
+    /// takes `credentials`' groups, gid and uid (when given), then executes the engine. `log` is a descriptor
+    /// of its log, which becomes its stdout and stderr.
+    package static func spawn(
+        _ command: LaunchCommand, directory: String, log: (fd: Int32, path: String), credentials: EngineCredentials? = nil, cgroup: EngineCgroup? = nil,
+        launcher: String? = EngineProcess.launcher
+    ) throws -> EngineProcess {
         guard let program = command.argv.first else { throw SpawnError(description: "the command is empty") }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -65,25 +76,21 @@ package struct EngineProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_adddup2(&actions, log.fd, 1)
+        posix_spawn_file_actions_adddup2(&actions, log.fd, 2)
         // glibc's extensions are not in Swift's Glibc module (they need _GNU_SOURCE): found at run time.
         guard let chdir = GlibcExtensions.addChdir else { throw SpawnError(description: "this C library lacks posix_spawn_file_actions_addchdir_np") }
         _ = chdir(&actions, directory)
-        // Nothing of the gateway's (its listening sockets, client connections) reaches the engine.
+        // Nothing of the gateway's (its listening sockets, client connections, the log's own descriptor)
+        // reaches the engine.
         _ = GlibcExtensions.addClosefrom?(&actions, 3)
 
         // A bare program name is looked up in the engine's PATH, not the gateway's.
         let resolved = program.contains("/") ? program : Self.lookUp(program, path: command.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         guard let resolved else { throw SpawnError(description: "\(program) is not in the engine's PATH") }
-        var arguments = command.argv
-        var executable = resolved
-        if let credentials {
-            guard let launcher = Self.launcher else { throw SpawnError(description: "cannot find the gateway's own binary to switch to user \(credentials.name)") }
-            executable = launcher
-            arguments = [launcher, "engine-exec", String(credentials.uid), String(credentials.gid), credentials.groups.map(String.init).joined(separator: ","), resolved]
-                + command.argv.dropFirst()
-        }
+        guard let launcher else { throw SpawnError(description: "cannot find the gateway's own binary, which prepares each engine's process") }
+        let identity = credentials.map { [String($0.uid), String($0.gid), $0.groups.map(String.init).joined(separator: ",")] } ?? ["-", "-", "-"]
+        let arguments = [launcher, "engine-exec", cgroup?.path ?? "-"] + identity + [resolved] + command.argv.dropFirst()
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = command.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -91,9 +98,9 @@ package struct EngineProcess: Sendable {
             for p in envp { free(p) }
         }
         var pid: pid_t = 0
-        let r = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let r = posix_spawn(&pid, launcher, &actions, &attributes, argv, envp)
         guard r == 0 else { throw SpawnError(description: "cannot start \(resolved): \(String(cString: strerror(r)))") }
-        return EngineProcess(pid: pid, log: log)
+        return EngineProcess(pid: pid, log: log.path)
     }
 
     package static func lookUp(_ program: String, path: String) -> String? {
@@ -117,17 +124,6 @@ package struct EngineProcess: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         return bound == 0
-    }
-
-    /// The last `lines` lines of the engine's log, for an error message.
-    package static func tail(_ path: String, lines: Int = 8, maxBytes: Int = 4096) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > UInt64(maxBytes) ? size - UInt64(maxBytes) : 0)
-        let data = (try? handle.readToEnd()) ?? Data()
-        let text = String(decoding: data, as: UTF8.self)
-        return text.split(separator: "\n", omittingEmptySubsequences: true).suffix(lines).joined(separator: " | ")
     }
 }
 

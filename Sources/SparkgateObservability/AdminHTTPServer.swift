@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// An admin request as it arrived: method, raw target, the bearer token if any, and the body. Nothing in it
 /// is parsed before the caller has checked the token (`AdminURI.parse` does that part, after).
@@ -61,12 +62,16 @@ public final class AdminHTTPServer: Service, Sendable {
     let group: any EventLoopGroup
     let handler: Handler
     let logger: Logger
+    /// Connections held at once (`admin.max_connections`); more are closed at accept.
+    let maxConnections: Int
+    private let open = Atomic<Int>(0)
 
-    public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, handler: @escaping Handler) {
+    public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, maxConnections: Int = 64, handler: @escaping Handler) {
         self.host = host
         self.port = port
         self.group = group
         self.logger = logger
+        self.maxConnections = maxConnections
         self.handler = handler
     }
 
@@ -76,8 +81,14 @@ public final class AdminHTTPServer: Service, Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             // A client that half-closes after its request still gets the answer (NIOHTTP1 closes after it).
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [self] channel in
+                // A local process that opens connections without end gets them closed, not the gateway's memory.
+                guard open.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections else {
+                    open.wrappingSubtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { [self] _ in open.wrappingSubtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
                     // A peer that stops sending is closed after 30 s: the admin port must not collect idle sockets.
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(30)))
                     try channel.pipeline.syncOperations.addHandler(CloseOnIdle())

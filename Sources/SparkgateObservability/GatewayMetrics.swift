@@ -37,6 +37,8 @@ public final class GatewayMetrics: Sendable {
     private let enginePortConflicts = Mutex<[String: Counter]>([:])
     private let warmEngineGauges = Mutex<[String: Gauge]>([:])
     private let engineLaunchTimes = Mutex<[String: Timer]>([:])
+    private let recordsRejected = Mutex<[String: Counter]>([:])
+    private let sessionsExpired = Mutex<[String: Counter]>([:])
     private let firstResponse: Timer
     private let tlsFailures: Counter
     private let buffered: Gauge
@@ -52,6 +54,8 @@ public final class GatewayMetrics: Sendable {
         for reason in AuthFailure.Reason.allCases { authFailure(reason, count: 0) }
         for state in ["open", "draining"] { connection(state, delta: 0) }
         for result in ["success", "failure"] { _ = reloadCounter(result) }
+        for kind in ["record", "message"] { recordRejected(kind, count: 0) }
+        for reason in ["idle", "lifetime"] { sessionExpired(reason, count: 0) }
     }
 
     private static func cached<K: Hashable & Sendable, V: Sendable>(_ box: borrowing Mutex<[K: V]>, _ key: K, make: () -> V) -> V {
@@ -151,6 +155,22 @@ public final class GatewayMetrics: Sendable {
         Self.cached(stateErrors, "\(kind)\u{0}\(operation)") {
             Counter(label: "sparkgate_state_errors_total", dimensions: [("kind", kind), ("operation", operation)])
         }.increment()
+    }
+
+    /// A record read from the shared state, or a message heard on its channels, that no replica sealed (or a
+    /// replay of an old message): nothing was decided from it. `kind` is `record` or `message`.
+    public func recordRejected(_ kind: String, count: Int64 = 1) {
+        Self.cached(recordsRejected, kind) {
+            Counter(label: "sparkgate_state_records_rejected_total", dimensions: [("kind", kind)])
+        }.increment(by: count)
+    }
+
+    /// A session Sparkgate released on its backend because it was idle (`session_idle_seconds`) or reached
+    /// its lifetime (`max_session_seconds`).
+    public func sessionExpired(_ reason: String, count: Int64 = 1) {
+        Self.cached(sessionsExpired, reason) {
+            Counter(label: "sparkgate_sessions_expired_total", dimensions: [("reason", reason)])
+        }.increment(by: count)
     }
 
     /// Whether an endpoint takes new sessions, as its health checks say.

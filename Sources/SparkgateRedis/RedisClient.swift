@@ -161,13 +161,13 @@ public final class RedisClient: Sendable {
     public func connect(on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         guard let sentinel = endpoints.sentinel else {
             return firstAnswering(endpoints.addresses, on: loop) { address in
-                self.open(address, password: self.endpoints.password, database: self.endpoints.database, requireMaster: false, on: loop)
+                self.open(address, username: self.endpoints.username, password: self.endpoints.password, database: self.endpoints.database, requireMaster: false, on: loop)
             }
         }
         let known = master.withLock { $0 }
         let address = known.map { loop.makeSucceededFuture($0) } ?? resolveMaster(sentinel, on: loop)
         return address.flatMap { address in
-            self.open(address, password: self.endpoints.password, database: self.endpoints.database, requireMaster: true, on: loop)
+            self.open(address, username: self.endpoints.username, password: self.endpoints.password, database: self.endpoints.database, requireMaster: true, on: loop)
         }.flatMapErrorThrowing { error in
             self.master.withLock { $0 = nil }
             throw error
@@ -219,7 +219,7 @@ public final class RedisClient: Sendable {
 
     /// Connects to one address and runs the handshake (AUTH, SELECT, ROLE), every step under the deadline.
     private func open(
-        _ address: (host: String, port: Int), password: String?, database: Int, requireMaster: Bool, on loop: any EventLoop
+        _ address: (host: String, port: Int), username: String? = nil, password: String?, database: Int, requireMaster: Bool, on loop: any EventLoop
     ) -> EventLoopFuture<any Channel> {
         let tls = endpoints.tls
         let timeout = endpoints.timeout
@@ -239,7 +239,7 @@ public final class RedisClient: Sendable {
             }
             .flatMap { channel in
                 var steps: [[String]] = []
-                if let password { steps.append(["AUTH", password]) }
+                if let password { steps.append(["AUTH"] + (username.map { [$0] } ?? []) + [password]) }
                 if database != 0 { steps.append(["SELECT", String(database)]) }
                 if requireMaster { steps.append(["ROLE"]) }
                 guard !steps.isEmpty else { return loop.makeSucceededFuture(channel) }

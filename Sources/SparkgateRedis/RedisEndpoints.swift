@@ -19,6 +19,8 @@ public struct RedisEndpoints: Sendable {
     public var addresses: [(host: String, port: Int)]
     public var sentinel: Sentinel?
     public var password: String?
+    /// An ACL user for `AUTH <username> <password>`; Redis's default user when nil.
+    public var username: String?
     /// The logical database (SELECT); 0 is Redis's default and needs no command.
     public var database: Int
     /// TLS toward Redis (`rediss`), with the system's trust roots unless the context says otherwise.
@@ -29,9 +31,10 @@ public struct RedisEndpoints: Sendable {
     public var probeInterval: TimeAmount
 
     public init(
-        addresses: [(host: String, port: Int)], sentinel: Sentinel? = nil, password: String? = nil, database: Int = 0, tls: NIOSSLContext? = nil,
-        timeout: TimeAmount = .milliseconds(200), probeInterval: TimeAmount = .milliseconds(250)
+        addresses: [(host: String, port: Int)], sentinel: Sentinel? = nil, password: String? = nil, username: String? = nil, database: Int = 0,
+        tls: NIOSSLContext? = nil, timeout: TimeAmount = .milliseconds(200), probeInterval: TimeAmount = .milliseconds(250)
     ) {
+        self.username = username
         self.addresses = addresses
         self.sentinel = sentinel
         self.password = password

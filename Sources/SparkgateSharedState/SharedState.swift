@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,6 +23,12 @@ package final class SharedState: Sendable {
     package let origin = UUIDText.random()
     /// Counts a failed Redis operation (`sparkgate_state_errors_total`).
     package let countError: @Sendable (_ operation: String) -> Void
+    /// Seals what this replica writes and checks what it reads (`state.redis.secret_file`).
+    package let seal: RecordSeal
+    /// Counts a record or message whose seal did not verify (`sparkgate_state_records_rejected_total`).
+    package let countRejected: @Sendable (_ kind: String) -> Void
+    /// Seals of messages heard within the replay window, with when each may be forgotten.
+    private let heard = Mutex<[String: Double]>([:])
     /// The epoch this replica last saw (`SharedKeys.epoch`); nil before its first check.
     private let knownEpoch = Mutex<String?>(nil)
 
@@ -32,7 +39,12 @@ package final class SharedState: Sendable {
     package static let holdScript = RedisScript(SharedScripts.hold)
     package static let epochScript = RedisScript(SharedScripts.epoch)
 
-    package init(client: RedisClient, settings: StateSettings, ledger: LocalLedger, group: any EventLoopGroup, logger: Logger, countError: @escaping @Sendable (String) -> Void) {
+    package init(
+        client: RedisClient, settings: StateSettings, ledger: LocalLedger, group: any EventLoopGroup, logger: Logger, seal: RecordSeal,
+        countRejected: @escaping @Sendable (String) -> Void = { _ in }, countError: @escaping @Sendable (String) -> Void
+    ) {
+        self.seal = seal
+        self.countRejected = countRejected
         self.client = client
         self.keys = SharedKeys(prefix: settings.redis.keyPrefix)
         self.settings = settings
@@ -76,7 +88,7 @@ package final class SharedState: Sendable {
             switch verdict {
             case .refused(let refusal): return .failure(refusal)
             case .passed: return local(false, nil)
-            case .admitted(_, _, let placement): return local(false, placement)
+            case .admitted(_, _, let placement, let placementSeal): return local(false, self.verified(placement, seal: placementSeal, of: session))
             }
         }.flatMapErrorThrowing { error in
             self.failed("admit", error)
@@ -111,11 +123,18 @@ package final class SharedState: Sendable {
         }
         let life = sessionIdleSeconds > 0 ? sessionIdleSeconds : SharedAdmission.sessionLifeWithoutIdleLimit
         let milliseconds = String(Int64((max(life, holdingSeconds) + 1) * 1000))
-        return client.run(
-            Self.placeScript, keys: [keys.placement(session)], arguments: [placement.endpointText, placement.engineText, milliseconds, mode], on: loop
-        ).map { reply in
+        let name = keys.placement(session)
+        let arguments = [placement.endpointText, placement.engineText, milliseconds, mode, placementSeal(placement, of: session)]
+        return client.run(Self.placeScript, keys: [name], arguments: arguments, on: loop).flatMap { reply -> EventLoopFuture<SessionPlacement> in
             let parts = reply.array?.compactMap(\.string) ?? []
-            return parts.count == 2 ? SessionPlacement(endpoint: parts[0], engine: parts[1]) : placement
+            guard parts.count == 3 else { return loop.makeSucceededFuture(placement) }
+            let recorded = SessionPlacement(endpoint: parts[0], engine: parts[1])
+            if self.seal.verifies(parts[2], .placement, [name, parts[0], parts[1]]) { return loop.makeSucceededFuture(recorded) }
+            // A placement no replica sealed: it decides nothing; this replica's choice replaces it.
+            self.countRejected("record")
+            var moved = arguments
+            moved[3] = "move"
+            return self.client.run(Self.placeScript, keys: [name], arguments: moved, on: loop).map { _ in placement }
         }.recover { error in
             self.failed("place", error)
             return placement
@@ -125,11 +144,56 @@ package final class SharedState: Sendable {
         }
     }
 
-    /// Where another replica's session lives, for an operator's kill.
+    /// Where another replica's session lives, for an operator's kill (empty when no replica sealed it).
     package func placement(of session: SessionKey) async throws -> SessionPlacement {
-        let reply = try await client.send(["HMGET", keys.placement(session), "e", "g"].map { Array($0.utf8) }, on: group.next()).get()
-        let parts = reply.array ?? []
-        return SessionPlacement(endpoint: parts.first?.string ?? "", engine: parts.count > 1 ? parts[1].string ?? "" : "")
+        let reply = try await client.send(["HMGET", keys.placement(session), "e", "g", "m"].map { Array($0.utf8) }, on: group.next()).get()
+        let parts = (reply.array ?? []).map { $0.string ?? "" }
+        guard parts.count == 3 else { return SessionPlacement() }
+        return verified(SessionPlacement(endpoint: parts[0], engine: parts[1]), seal: parts[2], of: session)
+    }
+
+    /// The seal of `placement` as `session`'s: the record's name is sealed with it, so no placement can be
+    /// moved to another session.
+    package func placementSeal(_ placement: SessionPlacement, of session: SessionKey) -> String {
+        seal.seal(.placement, [keys.placement(session), placement.endpointText, placement.engineText])
+    }
+
+    /// `placement` if `seal` is its seal as `session`'s; otherwise none (and it is counted).
+    func verified(_ placement: SessionPlacement, seal given: String, of session: SessionKey) -> SessionPlacement {
+        if placement.isEmpty || seal.verifies(given, .placement, [keys.placement(session), placement.endpointText, placement.engineText]) { return placement }
+        countRejected("record")
+        return SessionPlacement()
+    }
+
+    /// A rejected record or message, counted and logged.
+    package func rejected(_ kind: String) {
+        countRejected(kind)
+        logger.warning("shared state (redis) held a \(kind) no replica sealed; ignored it", metadata: ["kind": "\(kind)"])
+    }
+
+    /// `event` as this replica publishes it: sealed, with the time.
+    package func sealed(_ event: SharedEvent) -> String {
+        seal.sealMessage(event.message, now: Date().timeIntervalSince1970)
+    }
+
+    /// The body of a message heard on a channel: nil when its seal does not verify, or it was sent outside
+    /// the replay window, or it was heard already (each counted).
+    package func open(_ text: String, now: Double) -> String? {
+        let window = max(30, holdingSeconds)
+        switch seal.openMessage(text, now: now, window: window) {
+        case .forged, .stale:
+            rejected("message")
+            return nil
+        case .valid(let body, let mac):
+            let fresh = heard.withLock { heard in
+                if heard.count > 4096 { heard = heard.filter { $0.value > now } }
+                guard heard[mac] == nil else { return false }
+                heard[mac] = now + 2 * window
+                return true
+            }
+            if !fresh { rejected("message") }
+            return fresh ? body : nil
+        }
     }
 
     /// Mirrors what ended in the local ledger, and tells the other replicas. Each removal is idempotent, so
@@ -142,7 +206,7 @@ package final class SharedState: Sendable {
             case .operationEnded(let op):
                 done = client.run(
                     Self.endOperationScript, keys: [keys.operations(op.session), keys.teamOperations(op.session.owner.team)],
-                    arguments: [op.operationID, keys.teamOperationMember(op), keys.endedChannel, SharedEvent(origin: origin, kind: .operationEnded(op)).message],
+                    arguments: [op.operationID, keys.teamOperationMember(op), keys.endedChannel, sealed(SharedEvent(origin: origin, kind: .operationEnded(op)))],
                     on: loop)
             case .sessionReleased(let session):
                 done = client.run(
@@ -150,7 +214,7 @@ package final class SharedState: Sendable {
                     keys: [keys.owners(session.clientSessionID), keys.sessions(session.owner), keys.operations(session), keys.teamOperations(session.owner.team), keys.placement(session)],
                     arguments: [
                         keys.member(session.owner), session.clientSessionID, keys.teamOperationPrefix(session), keys.endedChannel,
-                        SharedEvent(origin: origin, kind: .sessionReleased(session)).message,
+                        sealed(SharedEvent(origin: origin, kind: .sessionReleased(session))),
                     ], on: loop)
             }
             done.whenFailure { self.failed("forget", $0) }
@@ -239,12 +303,14 @@ package final class SharedState: Sendable {
             entries.append((keys.operations(op.session), op.operationID, opExpiry))
             entries.append((keys.teamOperations(op.session.owner.team), keys.teamOperationMember(op), opExpiry))
         }
-        var placements: [(key: String, expiry: String, placement: SessionPlacement)] = []
+        var placements: [(key: String, expiry: String, placement: SessionPlacement, seal: String)] = []
         for session in sessions {
             let expiry = SharedAdmission.number(sessionExpiry(session))
             entries.append((keys.owners(session.clientSessionID), keys.member(session.owner), expiry))
             entries.append((keys.sessions(session.owner), session.clientSessionID, expiry))
-            if !session.placement.isEmpty { placements.append((keys.placement(session.key), expiry, session.placement)) }
+            if !session.placement.isEmpty {
+                placements.append((keys.placement(session.key), expiry, session.placement, placementSeal(session.placement, of: session.key)))
+            }
         }
         var start = 0
         var placed = 0
@@ -254,7 +320,7 @@ package final class SharedState: Sendable {
             let places = placements[placed..<min(placed + 256 - batch.count, placements.count)]
             placed += places.count
             var arguments = [SharedAdmission.number(now), String(batch.count), mode] + batch.flatMap { [$0.expiry, $0.member] }
-            arguments += places.flatMap { [$0.expiry, $0.placement.endpointText, $0.placement.engineText] }
+            arguments += places.flatMap { [$0.expiry, $0.placement.endpointText, $0.placement.engineText, $0.seal] }
             do {
                 _ = try await client.run(Self.holdScript, keys: batch.map(\.key) + places.map(\.key), arguments: arguments, on: loop).get()
             } catch {
@@ -298,7 +364,8 @@ package final class SharedState: Sendable {
 
     /// Tells every replica that an operator ended a session, so each ends the streams it holds.
     package func publishKill(_ session: SessionKey) async throws {
-        _ = try await client.send(["PUBLISH", keys.killChannel, keys.killMessage(session)].map { Array($0.utf8) }, on: group.next()).get()
+        let message = seal.sealMessage(keys.killMessage(session), now: Date().timeIntervalSince1970)
+        _ = try await client.send(["PUBLISH", keys.killChannel, message].map { Array($0.utf8) }, on: group.next()).get()
     }
 
     private func failed(_ operation: String, _ error: any Error) {
@@ -315,6 +382,6 @@ extension SharedState {
             sentinel: redis.sentinel.map { s in
                 RedisEndpoints.Sentinel(addresses: s.addresses.map { ($0.host, $0.port) }, masterName: s.masterName, password: sentinelPassword)
             },
-            password: password, database: redis.database, tls: tls, timeout: .milliseconds(Int64(redis.timeoutMilliseconds)))
+            password: password, username: redis.username, database: redis.database, tls: tls, timeout: .milliseconds(Int64(redis.timeoutMilliseconds)))
     }
 }

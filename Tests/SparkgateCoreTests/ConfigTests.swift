@@ -185,9 +185,17 @@ struct ConfigTests {
         #expect(has("backends.local.endpoints", "endpoints or launch, not both"))
         #expect(has("backends.local.token_env", "does not apply to a launch pool"))
 
-        // Several replicas share a launch pool through Redis.
-        let shared = pool + "\nstate:\n  kind: redis\n"
-        #expect(issues(shared).isEmpty)
+        // Several replicas share a launch pool through Redis: only behind a Redis password, with the
+        // replicas' secret, at an address that names this machine.
+        let open = issues(pool + "\nstate:\n  kind: redis\n")
+        #expect(open.contains { $0.key == "state.redis.password_file" && $0.message.contains("an engine's code can reach it") })
+        #expect(open.contains { $0.key == "state.redis.secret_file" && $0.message.contains("at least 32 random bytes") })
+        #expect(open.contains { $0.key == "backends.local.launch.advertise_host" && $0.message.contains("is required with shared state") })
+        let closed = "\nstate:\n  kind: redis\n  redis:\n    password_file: redis.pass\n    secret_file: replicas.secret\n"
+        #expect(issues(pool.replacingOccurrences(of: "max_engines: 4", with: "max_engines: 4\n      advertise_host: 0.0.0.0") + closed).contains {
+            $0.key == "backends.local.launch.advertise_host" && $0.message.contains("names no machine")
+        })
+        #expect(issues(pool.replacingOccurrences(of: "max_engines: 4", with: "max_engines: 4\n      advertise_host: 10.0.0.7") + closed).isEmpty)
     }
 
     @Test("tracing: off by default, the traces URL derived from the collector's base URL, mistakes named")

@@ -130,18 +130,37 @@ struct RefusalsInMemoryTests {
         #expect(g.connector.pairs.isEmpty)
     }
 
-    @Test("without an admin token, reads stay open on loopback and mutations are refused unless the operator opts in")
+    @Test("without a token nothing but /healthz answers; the read token opens GETs only; opting in opens reads or changes on a trusted host")
     func adminMutations() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
         let routes = AdminRoutes(runtime: g.runtime, reloader: Reloader(runtime: g.runtime, file: g.directory + "/sparkgate.yaml")) { [] }
-        #expect(await routes.handle(AdminRequest(method: "GET", uri: "/v1/sessions", authorization: nil, body: [])).status == 200)
-        let reload = await routes.handle(AdminRequest(method: "POST", uri: "/v1/reload", authorization: nil, body: []))
+        func request(_ method: String, _ uri: String, token: String? = nil) -> AdminRequest {
+            AdminRequest(method: method, uri: uri, authorization: token.map { "Bearer \($0)" }, body: [])
+        }
+        #expect(await routes.handle(request("GET", "/healthz")).status == 200)
+        let listing = await routes.handle(request("GET", "/v1/sessions"))
+        #expect(listing.status == 401)
+        #expect(String(decoding: listing.body, as: UTF8.self).contains("admin.read_token_file"))
+        #expect(await routes.handle(request("GET", "/metrics")).status == 401)
+        let reload = await routes.handle(request("POST", "/v1/reload"))
         #expect(reload.status == 403)
         #expect(String(decoding: reload.body, as: UTF8.self).contains("admin.token_file"))
-        #expect(await routes.handle(AdminRequest(method: "DELETE", uri: "/v1/sessions/alice/\(SparkMessages.sessionID)", authorization: nil, body: [])).status == 403)
+        #expect(await routes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)")).status == 403)
 
-        let opted = try await InMemoryGateway(config: "admin: {allow_unauthenticated_mutations: true}", backend: Self.echo)
+        let opted = try await InMemoryGateway(config: "admin: {allow_unauthenticated_mutations: true, allow_unauthenticated_reads: true}", backend: Self.echo)
         let openRoutes = AdminRoutes(runtime: opted.runtime, reloader: Reloader(runtime: opted.runtime, file: opted.directory + "/sparkgate.yaml")) { [] }
-        #expect(await openRoutes.handle(AdminRequest(method: "DELETE", uri: "/v1/sessions/alice/\(SparkMessages.sessionID)", authorization: nil, body: [])).status == 404)
+        #expect(await openRoutes.handle(request("GET", "/v1/sessions")).status == 200)
+        #expect(await openRoutes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)")).status == 404)
+
+        let tokens = g.directory + "/tokens"
+        try FileManager.default.createDirectory(atPath: tokens, withIntermediateDirectories: true)
+        try "admin-token-0123456789".write(toFile: tokens + "/admin", atomically: true, encoding: .utf8)
+        try "read-token-0123456789".write(toFile: tokens + "/read", atomically: true, encoding: .utf8)
+        let guarded = try await InMemoryGateway(config: "admin: {token_file: \(tokens)/admin, read_token_file: \(tokens)/read}", backend: Self.echo)
+        let guardedRoutes = AdminRoutes(runtime: guarded.runtime, reloader: Reloader(runtime: guarded.runtime, file: guarded.directory + "/sparkgate.yaml")) { [] }
+        #expect(await guardedRoutes.handle(request("GET", "/v1/sessions", token: "read-token-0123456789")).status == 200)
+        #expect(await guardedRoutes.handle(request("GET", "/v1/sessions", token: "wrong")).status == 401)
+        #expect(await guardedRoutes.handle(request("POST", "/v1/reload", token: "read-token-0123456789")).status == 403)
+        #expect(await guardedRoutes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)", token: "admin-token-0123456789")).status == 404)
     }
 }

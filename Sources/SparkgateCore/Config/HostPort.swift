@@ -31,8 +31,16 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Whether only this machine can reach the address.
-    public var isLoopback: Bool {
+    public var isLoopback: Bool { Self.isLoopback(host) }
+
+    public static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Whether `host` names no machine in particular (every address of this one), so another machine that
+    /// connects there reaches itself.
+    public static func isUnspecified(_ host: String) -> Bool {
+        host.isEmpty || host == "0.0.0.0" || host == "::" || host == "[::]" || host == "0:0:0:0:0:0:0:0"
     }
 }
 

@@ -13,6 +13,8 @@ public enum RestartOnlyKeys {
         if a.redis.sentinel != b.redis.sentinel { keys.append("state.redis.sentinel") }
         if a.redis.database != b.redis.database { keys.append("state.redis.database") }
         if a.redis.passwordFile != b.redis.passwordFile { keys.append("state.redis.password_file") }
+        if a.redis.username != b.redis.username { keys.append("state.redis.username") }
+        if a.redis.secretFile != b.redis.secretFile { keys.append("state.redis.secret_file") }
         if a.redis.tls != b.redis.tls { keys.append("state.redis.tls") }
         if a.redis.keyPrefix != b.redis.keyPrefix { keys.append("state.redis.key_prefix") }
         if a.redis.timeoutMilliseconds != b.redis.timeoutMilliseconds { keys.append("state.redis.timeout_ms") }

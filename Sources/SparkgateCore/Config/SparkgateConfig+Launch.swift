@@ -6,7 +6,7 @@ extension SparkgateConfig {
     static func readLaunch(_ node: Node, _ key: String, _ r: ConfigReader) -> LaunchSettings? {
         let m = r.mapping(node, key, allowed: [
             "command", "environment", "share", "ports", "work_dir", "startup_timeout_seconds", "idle_seconds", "stop_grace_seconds", "max_engines",
-            "max_engines_per_team", "run_as", "advertise_host", "warm_engines",
+            "max_engines_per_team", "run_as", "advertise_host", "warm_engines", "warm_engines_per_team", "allow_shared_run_as", "log_tail_in_errors",
         ])
         guard let commandNode = m["command"] else {
             r.fail("\(key).command", node, "is required: the engine's argv, for example [\"sail\", \"spark\", \"server\", \"--port\", \"{port}\"]")
@@ -52,6 +52,8 @@ extension SparkgateConfig {
             launch.maxEnginesPerTeam = v
             if v > launch.maxEngines { r.fail("\(key).max_engines_per_team", n, "\(v) is more than max_engines (\(launch.maxEngines))") }
         }
+        if let n = m["allow_shared_run_as"], let v = r.bool(n, "\(key).allow_shared_run_as") { launch.allowSharedRunAs = v }
+        if let n = m["log_tail_in_errors"], let v = r.bool(n, "\(key).log_tail_in_errors") { launch.logTailInErrors = v }
         if let n = m["run_as"], let v = r.string(n, "\(key).run_as") {
             let unknown = LaunchCommand.unknownPlaceholders(in: v, known: LaunchSettings.runAsPlaceholders)
             if !unknown.isEmpty {
@@ -62,8 +64,11 @@ extension SparkgateConfig {
                 r.fail("\(key).run_as", n, "uses {user} but share is \(launch.share.rawValue): one engine serves several users; use {team} (share: team) or a fixed name")
             } else if v.contains("{team}") && launch.share == .server {
                 r.fail("\(key).run_as", n, "uses {team} but share is server: one engine serves every team; use a fixed name")
+            } else if v == "root" {
+                r.fail("\(key).run_as", n, "would run engines as root, which can read every tenant's files and the gateway's secrets; name an unprivileged user")
             }
             launch.runAs = v
+            if let problem = launch.runAsSharingProblem { r.fail("\(key).run_as", n, problem) }
         }
         if let n = m["advertise_host"], let v = r.string(n, "\(key).advertise_host") {
             if v.isEmpty || v.contains(" ") || v.contains("/") { r.fail("\(key).advertise_host", n, "'\(v)' is not a host name or address") }
@@ -73,11 +78,22 @@ extension SparkgateConfig {
             launch.warmEngines = v
             if v > launch.maxEngines { r.fail("\(key).warm_engines", n, "\(v) is more than max_engines (\(launch.maxEngines))") }
             if v > 0, !launch.runAsIsFixed && launch.share != .server {
-                r.fail("\(key).warm_engines", n, "needs a fixed run_as name: a warm engine already runs as the user it will serve, and '\(launch.runAs ?? "")' depends on the tenant")
+                r.fail("\(key).warm_engines", n, "starts engines for any tenant, but run_as '\(launch.runAs ?? "")' depends on the tenant; use warm_engines_per_team, which starts each team's warm engines as the team's own user")
             }
             let templates = launch.command + Array(launch.environment.values)
             if v > 0, let used = templates.flatMap(LaunchCommand.placeholdersUsed(in:)).first(where: { $0 == "team" || $0 == "user" }) {
                 r.fail("\(key).warm_engines", n, "cannot warm engines whose command or environment uses {\(used)}: a warm engine starts before its tenant is known")
+            }
+        }
+        if let n = m["warm_engines_per_team"], let v = r.int(n, "\(key).warm_engines_per_team", min: 0, max: 100) {
+            launch.warmEnginesPerTeam = v
+            if v > launch.maxEngines { r.fail("\(key).warm_engines_per_team", n, "\(v) is more than max_engines (\(launch.maxEngines))") }
+            if v > 0 && launch.share == .server {
+                r.fail("\(key).warm_engines_per_team", n, "does not apply with share: server (one engine serves every team); use warm_engines")
+            }
+            let templates = launch.command + Array(launch.environment.values) + [launch.runAs ?? ""]
+            if v > 0, templates.flatMap(LaunchCommand.placeholdersUsed(in:)).contains("user") {
+                r.fail("\(key).warm_engines_per_team", n, "cannot warm engines whose command, environment or run_as uses {user}: a team's warm engine starts before its user is known")
             }
         }
         if launch.ports.count < launch.maxEngines, let n = m["ports"] {

@@ -102,9 +102,17 @@ extension SparkgateConfig {
     }
 
     private static func readAdmin(_ node: Node, _ r: ConfigReader, into admin: inout Admin) {
-        let m = r.mapping(node, "admin", allowed: ["listen", "token_file", "allow_unauthenticated_mutations", "public_readiness"])
+        let m = r.mapping(
+            node, "admin",
+            allowed: [
+                "listen", "token_file", "read_token_file", "allow_unauthenticated_mutations", "allow_unauthenticated_reads", "public_readiness",
+                "max_connections",
+            ])
         if let n = m["listen"], let v = r.hostPort(n, "admin.listen") { admin.listen = v }
         if let n = m["token_file"], let v = r.optionalPath(n, "admin.token_file") { admin.tokenFile = v }
+        if let n = m["read_token_file"], let v = r.optionalPath(n, "admin.read_token_file") { admin.readTokenFile = v }
+        if let n = m["allow_unauthenticated_reads"], let v = r.bool(n, "admin.allow_unauthenticated_reads") { admin.allowUnauthenticatedReads = v }
+        if let n = m["max_connections"], let v = r.int(n, "admin.max_connections", min: 1, max: 100_000) { admin.maxConnections = v }
         if let n = m["allow_unauthenticated_mutations"], let v = r.bool(n, "admin.allow_unauthenticated_mutations") { admin.allowUnauthenticatedMutations = v }
         if let n = m["public_readiness"], let v = r.bool(n, "admin.public_readiness") { admin.publicReadiness = v }
     }
@@ -258,7 +266,9 @@ extension SparkgateConfig {
             if let kind = StateSettings.Kind(rawValue: v) { state.kind = kind } else { r.fail("state.kind", n, "'\(v)' is not memory or redis") }
         }
         if let n = m["redis"], !r.isNull(n) {
-            let rm = r.mapping(n, "state.redis", allowed: ["addresses", "sentinel", "database", "password_file", "tls", "key_prefix", "timeout_ms", "heartbeat_seconds"])
+            let rm = r.mapping(n, "state.redis", allowed: [
+                "addresses", "sentinel", "database", "password_file", "username", "secret_file", "tls", "key_prefix", "timeout_ms", "heartbeat_seconds",
+            ])
             if let a = rm["addresses"], let list = r.stringList(a, "state.redis.addresses") {
                 var addresses: [HostPort] = []
                 for (i, s) in list.enumerated() {
@@ -273,6 +283,11 @@ extension SparkgateConfig {
             }
             if let v = rm["database"], let d = r.int(v, "state.redis.database", min: 0, max: 1_000_000) { state.redis.database = d }
             if let v = rm["password_file"], let p = r.optionalPath(v, "state.redis.password_file") { state.redis.passwordFile = p }
+            if let v = rm["username"], let u = r.optionalString(v, "state.redis.username") {
+                if let name = u, name.isEmpty || name.contains(" ") { r.fail("state.redis.username", v, "'\(name)' is not a Redis ACL user name") }
+                state.redis.username = u
+            }
+            if let v = rm["secret_file"], let p = r.optionalPath(v, "state.redis.secret_file") { state.redis.secretFile = p }
             if let v = rm["tls"], let b = r.bool(v, "state.redis.tls") { state.redis.tls = b }
             if let v = rm["key_prefix"], let p = r.string(v, "state.redis.key_prefix") { state.redis.keyPrefix = p }
             if let v = rm["timeout_ms"], let t = r.int(v, "state.redis.timeout_ms", min: 1, max: 60_000) { state.redis.timeoutMilliseconds = t }
@@ -436,8 +451,32 @@ extension SparkgateConfig {
         if config.auth.maxTokenBytes + 1024 > config.limits.maxRequestHeaderBytes {
             r.fail("auth.max_token_bytes", top["auth"], "\(config.auth.maxTokenBytes) leaves no room under limits.max_request_header_bytes (\(config.limits.maxRequestHeaderBytes)) for the other request headers; raise that limit too")
         }
+        checkSharedLaunchPools(config, top, r)
         if !config.admin.listen.isLoopback && config.admin.tokenFile == nil {
             r.fail("admin.listen", top["admin"], "\(config.admin.listen) is reachable from other machines; set admin.token_file so the admin API needs a token")
+        }
+    }
+
+    /// Launch pools that replicas share through Redis put every tenant's route in Redis: it must be closed to
+    /// tenants' code (a password), records must be sealed (a shared secret), and engines must be reachable at
+    /// an address that names this machine.
+    private static func checkSharedLaunchPools(_ config: SparkgateConfig, _ top: [String: Node], _ r: ConfigReader) {
+        guard config.state.kind == .redis else { return }
+        let pools = config.backends.values.filter { $0.launch != nil }.sorted { $0.name < $1.name }
+        guard let first = pools.first else { return }
+        if config.state.redis.passwordFile == nil {
+            r.fail("state.redis.password_file", top["state"], "is required with launch pools (backends.\(first.name).launch) and shared state: Redis holds every engine's route, and an engine's code can reach it; give Redis a password (requirepass or an ACL user) and its file here")
+        }
+        if config.state.redis.secretFile == nil {
+            r.fail("state.redis.secret_file", top["state"], "is required with launch pools (backends.\(first.name).launch) and shared state: a file of at least 32 random bytes every replica shares (openssl rand -hex 32); engine tokens are derived from it and every record is sealed with it")
+        }
+        for backend in pools {
+            let host = backend.launch?.advertiseHost
+            if host == nil {
+                r.fail("backends.\(backend.name).launch.advertise_host", top["backends"], "is required with shared state: the address other replicas reach this replica's engines at (\"$POD_IP\", or 127.0.0.1 when every replica runs on this host)")
+            } else if let host, HostPort.isUnspecified(host) {
+                r.fail("backends.\(backend.name).launch.advertise_host", top["backends"], "'\(host)' names no machine: another replica would connect to itself; give this replica's address")
+            }
         }
     }
 }

@@ -10,11 +10,21 @@ public struct SparkgateConfig: Sendable, Equatable {
     public struct Admin: Sendable, Equatable {
         public var listen = HostPort(host: "127.0.0.1", port: 9464)
         public var tokenFile: String?
+        /// A second token that opens every GET (metrics, sessions, engines) and nothing that changes the
+        /// gateway: for Prometheus and dashboards.
+        public var readTokenFile: String?
         /// Without a token, reload and kill are refused unless this is set (any local process could call them).
         public var allowUnauthenticatedMutations = false
+        /// Without a token, GETs (which list every session id, user and engine) are refused unless this is
+        /// set: a tenant's code on the gateway's host reaches the loopback admin port too.
+        public var allowUnauthenticatedReads = false
+        /// Connections the admin listener holds at once; more are closed at accept.
+        public var maxConnections = 64
         /// `/readyz` without the admin token, for probes and balancers that cannot send one (its reasons name
         /// backends and endpoints, so keep the admin port off the public network).
         public var publicReadiness = false
+
+        public init() {}
     }
 
     public enum Algorithm: String, Sendable, Equatable, CaseIterable {

@@ -32,6 +32,11 @@ public struct StateSettings: Sendable, Equatable {
         /// The logical database (SELECT).
         public var database = 0
         public var passwordFile: String?
+        /// An ACL user (`AUTH <username> <password>`); the default user when unset.
+        public var username: String?
+        /// The secret every replica shares: launched engines' tokens are derived from it, and every record
+        /// and message a replica writes is sealed with it (`RecordSeal`). Required with launch pools.
+        public var secretFile: String?
         public var tls = false
         public var keyPrefix = "sparkgate:"
         public var timeoutMilliseconds = 200

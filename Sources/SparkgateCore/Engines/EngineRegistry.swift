@@ -10,8 +10,13 @@ public struct EngineRegistry: Sendable {
         public let id: String
         /// Who it serves; a warm engine has the backend's key until a tenant takes it.
         public fileprivate(set) var key: EngineShareKey
-        /// Started ahead with no tenant (`launch.warm_engines`).
+        /// Started ahead with no tenant (`launch.warm_engines`), or for a team with no user yet
+        /// (`launch.warm_engines_per_team`: its key names the team).
         public fileprivate(set) var warm = false
+        /// A warm engine offered to one call while the shared state decides: no other call is offered it.
+        public fileprivate(set) var reserved = false
+        /// The OS user it runs as (`launch.run_as`), nil for the gateway's own.
+        public var osUser: String?
         public let port: Int
         /// Where other replicas reach it (`launch.advertise_host`); loopback otherwise.
         public var host = "127.0.0.1"
@@ -82,66 +87,126 @@ public struct EngineRegistry: Sendable {
             }
             return .wait(engine)
         }
-        if let warm = readyWarmEngine(backend: key.backend) {
-            if let team = key.team, engines.values.filter({ $0.key.backend == key.backend && $0.key.team == team }).count >= settings.teamLimit {
-                return .refused(Self.teamLimitRefusal(key, settings: settings))
-            }
+        if let warm = readyWarmEngine(for: key) {
+            if teamEngines(key) >= settings.teamLimit { return .refused(Self.teamLimitRefusal(key, settings: settings)) }
             return .ready(adopt(warm.id, for: key, now: now)!)
         }
         let pool = engines.values.filter { $0.key.backend == key.backend }
         if pool.count >= settings.maxEngines { return .refused(Self.maxEnginesRefusal(key, settings: settings)) }
-        if let team = key.team, pool.filter({ $0.key.team == team }).count >= settings.teamLimit {
-            return .refused(Self.teamLimitRefusal(key, settings: settings))
-        }
+        if teamEngines(key) >= settings.teamLimit { return .refused(Self.teamLimitRefusal(key, settings: settings)) }
+        if let refusal = identityRefusal(key, settings: settings) { return .refused(refusal) }
         guard let port = freePort(backend: key.backend, settings: settings, portIsFree: portIsFree) else {
             return .refused(.resourceExhausted("backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"))
         }
         let made = make()
         var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
         engine.host = host
+        engine.osUser = settings.runAsUser(for: key)
         engines[engine.id] = engine
         current[key] = engine.id
         return .launch(engine)
     }
 
-    // MARK: Warm engines
-
-    /// A warm engine of `backend` that is ready to take a tenant, if any.
-    public func readyWarmEngine(backend: String) -> Engine? {
-        engines.values.filter { $0.warm && $0.state == .ready && $0.key.backend == backend }.min { $0.id < $1.id }
+    /// The engines serving `key`'s team on its backend (warm engines started for the team serve no one yet).
+    private func teamEngines(_ key: EngineShareKey) -> Int {
+        guard let team = key.team else { return 0 }
+        return engines.values.filter { !$0.warm && $0.key.backend == key.backend && $0.key.team == team }.count
     }
 
-    /// Gives the warm engine `id` to `key`: it serves the key from now on (its token is its own already, so
-    /// nothing restarts). Nil when it is not a ready warm engine.
-    @discardableResult
-    public mutating func adopt(_ id: String, for key: EngineShareKey, now: Double) -> Engine? {
-        guard var engine = engines[id], engine.warm, engine.state == .ready else { return nil }
-        engine.warm = false
-        engine.key = key
-        engine.idleSince = now
+    // MARK: Warm engines
+
+    /// A warm engine of `key`'s backend that `key` may take, if one is ready and not offered to another call:
+    /// one started for its team (as the team's OS user) first, else one started for any tenant.
+    public func readyWarmEngine(for key: EngineShareKey) -> Engine? {
+        let ready = engines.values.filter { $0.warm && !$0.reserved && $0.state == .ready && $0.key.backend == key.backend }
+        let own = ready.filter { $0.key.team != nil && $0.key.team == key.team }
+        return (own.isEmpty ? ready.filter { $0.key.team == nil } : own).min { $0.id < $1.id }
+    }
+
+    /// Offers the warm engine `id` to one call while the shared state decides; nil when it is no longer a
+    /// ready, unoffered warm engine.
+    public mutating func reserve(_ id: String) -> Engine? {
+        guard var engine = engines[id], engine.warm, !engine.reserved, engine.state == .ready else { return nil }
+        engine.reserved = true
         engines[id] = engine
-        current[key] = id
         return engine
     }
 
-    /// Warm engines to launch now so that `warm_engines` of each backend stand ready (starting ones count),
-    /// within `max_engines`; each is registered as starting.
+    /// The shared state gave the call another engine: the warm engine may be offered again.
+    public mutating func unreserve(_ id: String) {
+        engines[id]?.reserved = false
+    }
+
+    /// Gives the warm engine `id` to `key`: it serves the key from now on (its token is its own already, so
+    /// nothing restarts). Nil when it is not a ready warm engine that `key` may take.
+    @discardableResult
+    public mutating func adopt(_ id: String, for key: EngineShareKey, now: Double) -> Engine? {
+        guard let engine = engines[id], engine.warm, engine.state == .ready, engine.key.backend == key.backend,
+            engine.key.team == nil || engine.key.team == key.team
+        else { return nil }
+        let adopted = Self.adopted(engine, for: key, now: now)
+        engines[id] = adopted
+        current[key] = id
+        return adopted
+    }
+
+    /// `warm` as it is once `key` takes it.
+    public static func adopted(_ warm: Engine, for key: EngineShareKey, now: Double) -> Engine {
+        var engine = warm
+        engine.warm = false
+        engine.reserved = false
+        engine.key = key
+        engine.idleSince = now
+        return engine
+    }
+
+    /// Warm engines to launch now so that `warm_engines` of each backend stand ready for any tenant, and
+    /// `warm_engines_per_team` for each of `teams` (starting ones count), within `max_engines`; each is
+    /// registered as starting.
     public mutating func warmDeficit(
-        backend: String, settings: LaunchSettings, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool, host: String = "127.0.0.1"
+        backend: String, settings: LaunchSettings, teams: [String] = [], now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool,
+        host: String = "127.0.0.1"
     ) -> [Engine] {
-        let pool = engines.values.filter { $0.key.backend == backend }
-        var missing = min(settings.warmEngines - pool.filter(\.warm).count, settings.maxEngines - pool.count)
+        var wanted: [(team: String?, missing: Int)] = []
+        let warm = engines.values.filter { $0.key.backend == backend && $0.warm }
+        if settings.warmEngines > 0 { wanted.append((nil, settings.warmEngines - warm.filter { $0.key.team == nil }.count)) }
+        if settings.warmEnginesPerTeam > 0 {
+            for team in teams.sorted() { wanted.append((team, settings.warmEnginesPerTeam - warm.filter { $0.key.team == team }.count)) }
+        }
+        var room = settings.maxEngines - engines.values.filter { $0.key.backend == backend }.count
         var launched: [Engine] = []
-        while missing > 0, let port = freePort(backend: backend, settings: settings, portIsFree: portIsFree) {
-            let made = make()
-            var engine = Engine(id: made.id, key: EngineShareKey(backend: backend, team: nil, user: nil), port: port, token: made.token, started: now, idleSince: now)
-            engine.warm = true
-            engine.host = host
-            engines[engine.id] = engine
-            launched.append(engine)
-            missing -= 1
+        for (team, missing) in wanted {
+            var missing = missing
+            while missing > 0, room > 0, let port = freePort(backend: backend, settings: settings, portIsFree: portIsFree) {
+                let made = make()
+                let key = EngineShareKey(backend: backend, team: team, user: nil)
+                var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
+                engine.warm = true
+                engine.host = host
+                engine.osUser = settings.runAsUser(for: key)
+                engines[engine.id] = engine
+                launched.append(engine)
+                missing -= 1
+                room -= 1
+            }
         }
         return launched
+    }
+
+    /// Why `key` gets no engine of its own OS user: its names do not fit `run_as` (`LaunchSettings
+    /// .runAsRefusal`), or another tenant's engine runs as the user it maps to. Nil when it may launch.
+    public func identityRefusal(_ key: EngineShareKey, settings: LaunchSettings) -> SparkgateError? {
+        if let reason = settings.runAsRefusal(for: key) { return SparkgateError(.failedPrecondition, reason) }
+        guard !settings.allowSharedRunAs, let user = settings.runAsUser(for: key), let other = sharesOSUser(user, with: key) else { return nil }
+        return SparkgateError(.failedPrecondition,
+            "backend '\(key.backend)': run_as '\(settings.runAs ?? "")' gives \(key) the OS user '\(user)', which engine \(other.id) (\(other.key)) already runs as; no engine starts as another tenant's user. An operator must make run_as tell tenants apart")
+    }
+
+    /// An engine of another tenant (starting, ready, stopping or warm for another team) that runs as
+    /// `osUser`: `key`'s engine must not run as that user too (it could read that engine's token,
+    /// environment and files, and signal its processes).
+    public func sharesOSUser(_ osUser: String, with key: EngineShareKey) -> Engine? {
+        engines.values.first { $0.osUser == osUser && ($0.key.team != key.team || $0.key.user != key.user) }
     }
 
     // MARK: Engines shared by several replicas
@@ -155,6 +220,7 @@ public struct EngineRegistry: Sendable {
         let made = make()
         var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
         engine.host = host
+        engine.osUser = settings.runAsUser(for: key)
         return engine
     }
 

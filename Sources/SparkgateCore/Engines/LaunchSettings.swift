@@ -36,6 +36,15 @@ public struct LaunchSettings: Sendable, Equatable {
     public var advertiseHost: String?
     /// Engines kept started with no tenant, so a first call takes one instead of waiting for a launch.
     public var warmEngines = 0
+    /// Engines kept started for each configured team whose backend this is, as the team's own OS user
+    /// (`run_as` with `{team}`): the team's next first call takes one.
+    public var warmEnginesPerTeam = 0
+    /// The operator accepts that `run_as` gives several share keys one OS user (whose engines can then read
+    /// each other's tokens and files). Off: such a `run_as` is a configuration error.
+    public var allowSharedRunAs = false
+    /// Put the last lines of a failed engine's log (with token-like text redacted) into the error its
+    /// waiting callers get. Off: callers get the reason and where the operator finds the log.
+    public var logTailInErrors = false
 
     public init(command: [String]) {
         self.command = command
@@ -56,6 +65,44 @@ public struct LaunchSettings: Sendable, Equatable {
     /// The OS user name for the engine of `key`, nil when engines run as the gateway's user.
     public func runAsUser(for key: EngineShareKey) -> String? {
         runAs.map { LaunchCommand.fill($0, ["team": key.team ?? "", "user": key.user ?? ""]) }
+    }
+
+    /// Why `run_as` cannot keep tenants apart, as a configuration error; nil when every share key it can
+    /// meet maps to a user of its own (up to the run-time check of `runAsRefusal`).
+    public var runAsSharingProblem: String? {
+        guard let runAs, !allowSharedRunAs else { return nil }
+        let used = Set(LaunchCommand.placeholdersUsed(in: runAs))
+        switch share {
+        case .server:
+            return nil
+        case .team where !used.contains("team"):
+            return "'\(runAs)' gives every team's engine the same OS user, so one team's code can read another's token and files; use a template with {team} (sg-{team}), or set allow_shared_run_as: true to accept it"
+        case .user where !used.contains("team") || !used.contains("user"):
+            return "'\(runAs)' can give two tenants one OS user (share is user: one engine per team and user); use a template with {team} and {user} (sg-{team}_{user}), or set allow_shared_run_as: true to accept it"
+        default:
+            if let separator = runAsSeparator, separator.isEmpty {
+                return "'\(runAs)' puts {team} and {user} side by side, so two tenants can map to one OS user; separate them (sg-{team}_{user})"
+            }
+            return nil
+        }
+    }
+
+    /// The text between the two placeholders of a `run_as` that uses both (nil when it uses fewer).
+    var runAsSeparator: String? {
+        guard let runAs else { return nil }
+        let parts = LaunchCommand.placeholdersUsed(in: runAs)
+        guard parts.count == 2, let first = runAs.range(of: "{\(parts[0])}"), let second = runAs.range(of: "{\(parts[1])}") else { return nil }
+        return first.upperBound <= second.lowerBound ? String(runAs[first.upperBound..<second.lowerBound]) : nil
+    }
+
+    /// Why `key`'s names do not give it an OS user of its own under `run_as`, at run time: with two
+    /// placeholders, the first one's value must not contain the text that separates them (or two tenants
+    /// could meet at one name).
+    public func runAsRefusal(for key: EngineShareKey) -> String? {
+        guard let runAs, !allowSharedRunAs, let separator = runAsSeparator, !separator.isEmpty else { return nil }
+        let first = LaunchCommand.placeholdersUsed(in: runAs).first == "team" ? ("team", key.team ?? "") : ("user", key.user ?? "")
+        guard first.1.contains(separator) else { return nil }
+        return "backend '\(key.backend)': \(first.0) '\(first.1)' contains '\(separator)', which separates {team} and {user} in run_as '\(runAs)': the OS user it maps to could be another tenant's. An operator must choose a separator no \(first.0) name contains"
     }
 
     /// The key of the engine that serves `identity` on this backend.

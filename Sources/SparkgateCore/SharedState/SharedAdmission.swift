@@ -8,7 +8,7 @@ public struct SharedAdmission: Sendable, Equatable {
     public enum Verdict: Sendable, Equatable {
         /// Admitted and recorded; says whether it recorded a new session or operation, and where the session
         /// lives as far as any replica recorded it.
-        case admitted(newSession: Bool, newOperation: Bool, placement: SessionPlacement)
+        case admitted(newSession: Bool, newOperation: Bool, placement: SessionPlacement, placementSeal: String)
         /// A call that creates nothing on a session the shared state does not know: the backend decides.
         case passed
         case refused(QuotaOrPolicyRefusal)
@@ -45,8 +45,10 @@ public struct SharedAdmission: Sendable, Equatable {
         let team = call.caller.team
         let count = reply.count > 1 ? Int(reply[1]) : nil
         switch (reply.first, count) {
-        case ("ok", _) where reply.count == 5:
-            return .admitted(newSession: reply[1] == "1", newOperation: reply[2] == "1", placement: SessionPlacement(endpoint: reply[3], engine: reply[4]))
+        case ("ok", _) where reply.count == 6:
+            return .admitted(
+                newSession: reply[1] == "1", newOperation: reply[2] == "1", placement: SessionPlacement(endpoint: reply[3], engine: reply[4]),
+                placementSeal: reply[5])
         case ("op_exists", _):
             return .refused(.operationExists(call.operationID ?? ""))
         case ("pass", _):

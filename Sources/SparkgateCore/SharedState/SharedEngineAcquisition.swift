@@ -1,3 +1,5 @@
+import Foundation
+
 /// The shared-state side of finding a share key's engine: the arguments of `SharedEngineScripts.acquire` and
 /// the reading of its reply. Pure, so the mapping is tested without Redis.
 public struct SharedEngineAcquisition: Sendable, Equatable {
@@ -6,38 +8,48 @@ public struct SharedEngineAcquisition: Sendable, Equatable {
 
     /// What the shared state answered.
     public enum Verdict: Sendable, Equatable {
-        /// An engine serves the key already (on any replica).
+        /// An engine serves the key already (on any replica), as its sealed record says.
         case exists(SharedEngine)
+        /// The key names engine `id`, whose record does not verify or does not serve this key: no replica
+        /// wrote it so.
+        case rejected(id: String)
         /// The proposed engine was recorded: launch it.
         case launch
-        /// The proposed warm engine was given the key.
+        /// The offered warm engine was given the key.
         case adopt
         case refused(SparkgateError)
     }
 
-    /// Proposes `engine` (its id, port and token chosen by this replica) for `key`, or the warm engine
-    /// `adopting` if this replica has one ready.
+    /// Proposes `engine` (its id and port chosen by this replica) for `key`, or the warm engine `adopting`
+    /// that this replica has ready and has reserved for this call.
     public init(
-        _ key: EngineShareKey, engine: EngineRegistry.Engine, adopting: String?, settings: LaunchSettings, replica: String, host: String, now: Double,
-        holdingSeconds: Double, keys names: SharedKeys
+        _ key: EngineShareKey, engine: EngineRegistry.Engine, adopting warm: EngineRegistry.Engine?, settings: LaunchSettings, replica: String,
+        now: Double, holdingSeconds: Double, keys names: SharedKeys, seal: RecordSeal
     ) {
         keys = [
             names.engineFor(key), names.engines(backend: key.backend), names.teamEngines(backend: key.backend, team: key.team ?? ""),
-            names.engine(engine.id), names.engine(adopting ?? ""),
+            names.engine(engine.id), names.engine(warm?.id ?? ""),
         ]
-        arguments = [
-            SharedAdmission.number(now), SharedAdmission.number(now + holdingSeconds), String(settings.maxEngines), String(settings.teamLimit), engine.id,
-            replica, host, String(engine.port), engine.token, key.backend, key.description, key.team ?? "", key.user ?? "", adopting ?? "",
-            names.enginePrefix,
-        ]
+        let adoption = warm.map { warm in
+            SharedEngineArguments.Adopt(id: warm.id, replica: replica, fields: SharedEngine(EngineRegistry.adopted(warm, for: key, now: now), replica: replica).hash(seal))
+        }
+        let document = SharedEngineArguments.Acquire(
+            now: now, expiry: now + holdingSeconds, max_engines: settings.maxEngines, team_limit: settings.teamLimit, team: key.team ?? "",
+            engine_prefix: names.enginePrefix,
+            launch: SharedEngineArguments.Record(id: engine.id, fields: SharedEngine(engine, replica: replica).hash(seal)), adopt: adoption)
+        arguments = [SharedEngineArguments.json(document)]
     }
 
-    /// Reads the script's reply.
-    public static func verdict(_ reply: [String], key: EngineShareKey, settings: LaunchSettings) -> Verdict? {
-        switch reply.first {
-        case "exists" where reply.count == 7:
-            guard let port = Int(reply[4]), let state = EngineRegistry.State(rawValue: reply[2]) else { return nil }
-            return .exists(SharedEngine(id: reply[1], state: state, host: reply[3], port: port, token: reply[5], replica: reply[6]))
+    /// Reads the script's reply (nil elements for Redis nils), checking an existing engine's record: it must
+    /// be sealed by a replica, serve exactly `key`, and listen on a port of the pool.
+    public static func verdict(_ reply: [String?], key: EngineShareKey, settings: LaunchSettings, seal: RecordSeal) -> Verdict? {
+        switch reply.first ?? nil {
+        case "exists" where reply.count == 3 + SharedEngine.fieldNames.count:
+            guard let id = reply[1] else { return nil }
+            guard case .valid(let engine) = SharedEngine.read(id: id, Array(reply[2...]), seal: seal), engine.serves(key, ports: settings.ports) else {
+                return .rejected(id: id)
+            }
+            return .exists(engine)
         case "launch" where reply.count == 1:
             return .launch
         case "adopt" where reply.count == 1:
@@ -52,32 +64,68 @@ public struct SharedEngineAcquisition: Sendable, Equatable {
     }
 }
 
-/// An engine as the shared state records it, for the replicas that did not launch it.
-public struct SharedEngine: Sendable, Equatable {
-    public var id: String
-    public var state: EngineRegistry.State
-    public var host: String
-    public var port: Int
-    public var token: String
-    /// The replica that launched it (and renews its record).
-    public var replica: String
+/// The named arguments of `SharedEngineScripts`, each script's one JSON document.
+public enum SharedEngineArguments {
+    public struct Record: Encodable, Sendable {
+        public var id: String
+        /// The hash's fields, seal included.
+        public var fields: [String: String]
 
-    public init(id: String, state: EngineRegistry.State, host: String, port: Int, token: String, replica: String) {
-        self.id = id
-        self.state = state
-        self.host = host
-        self.port = port
-        self.token = token
-        self.replica = replica
+        public init(id: String, fields: [String: String]) {
+            self.id = id
+            self.fields = fields
+        }
     }
 
-    /// From the hash's fields (`HMGET s h p tok r`); nil when the record is gone or damaged.
-    public init?(id: String, fields: [String?]) {
-        guard fields.count == 5, let s = fields[0], let state = EngineRegistry.State(rawValue: s), let host = fields[1], let p = fields[2],
-            let port = Int(p), let token = fields[3], let replica = fields[4]
-        else { return nil }
-        self.init(id: id, state: state, host: host, port: port, token: token, replica: replica)
+    public struct Adopt: Encodable, Sendable {
+        var id: String
+        /// The replica that offers it: the script adopts only its own warm engine.
+        var replica: String
+        var fields: [String: String]
     }
 
-    public var address: HostPort { HostPort(host: host, port: port) }
+    struct Acquire: Encodable {
+        var now: Double
+        var expiry: Double
+        var max_engines: Int
+        var team_limit: Int
+        var team: String
+        var engine_prefix: String
+        var launch: Record
+        var adopt: Adopt?
+    }
+
+    public struct Warm: Encodable, Sendable {
+        var now: Double
+        var expiry: Double
+        var max_engines: Int
+        var engine: Record
+
+        public init(now: Double, expiry: Double, maxEngines: Int, engine: Record) {
+            self.now = now
+            self.expiry = expiry
+            self.max_engines = maxEngines
+            self.engine = engine
+        }
+    }
+
+    public struct Renew: Encodable, Sendable {
+        var now: Double
+        var expiry: Double
+        var engines: [Record]
+
+        public init(now: Double, expiry: Double, engines: [Record]) {
+            self.now = now
+            self.expiry = expiry
+            self.engines = engines
+        }
+    }
+
+    /// The document as JSON text (keys sorted, so equal arguments are equal text).
+    public static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Every value here is a plain string or number: encoding cannot fail.
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
 }

@@ -1,109 +1,135 @@
 /// The Lua scripts behind a launch pool shared by every replica (`state.kind: redis`): one engine per share
 /// key over all replicas, `max_engines` and `max_engines_per_team` counted over all of them, each engine's
-/// record (where it listens, its token, its state) for the replicas that did not launch it.
+/// record (`SharedEngine`: whom it serves, where it listens, its process and state, sealed) for the replicas
+/// that did not launch it. No record holds a token: replicas derive each engine's token from its id.
 ///
-/// An engine is a hash `engine:<id>` (fields: b backend, k share key, t team, u user, r launching replica,
-/// h host, p port, tok token, s state, w warm), named by `engine-for:<backend><key>` while it serves that
-/// key, and a member of `engines:<backend>` and `engines-team:<backend><team>` (scored by expiry). The
-/// launching replica renews all of it every heartbeat; a replica that dies stops renewing, and its engines'
-/// records expire.
+/// An engine is a hash `engine:<id>` (fields `SharedEngine.fieldNames` and the seal `m`), named by
+/// `engine-for:<backend><key>` while it serves that key, and a member of `engines:<backend>` and
+/// `engines-team:<backend><team>` (scored by expiry). The launching replica renews all of it every
+/// heartbeat; a replica that dies stops renewing, and its engines' records expire.
+///
+/// Arguments are one JSON document (ARGV[1]) with named fields (`SharedEngineArguments`), read with Redis's
+/// own `cjson`.
 public enum SharedEngineScripts {
-    /// KEYS: the share key's engine name, the backend's engines, the team's engines, the new engine's hash,
-    /// the adopted warm engine's hash ('' id when none).
-    /// ARGV: now, expiry, max engines, team limit, new id, replica, host, port, token, backend, share key,
-    /// team, user, adopted warm engine id, the prefix of engine hash names (`SharedKeys.engine` less the id).
-    /// Replies {'exists', id, state, host, port, token, replica}, {'launch'}, {'adopt'},
-    /// {'max_engines', n} or {'team_engines', n}.
-    public static let acquire = """
-        local now = tonumber(ARGV[1])
-        local expiry = tonumber(ARGV[2])
-        local ms = math.ceil((expiry - now) * 1000) + 1000
+    /// Sets every field of a hash from a JSON object of strings.
+    static let hashSetter = """
+        local function hset(key, fields)
+          local flat = {}
+          for k, v in pairs(fields) do
+            flat[#flat + 1] = k
+            flat[#flat + 1] = v
+          end
+          redis.call('HSET', key, unpack(flat))
+        end
+        """
+
+    /// KEYS: the share key's engine name, the backend's engines, the team's engines, the proposed engine's
+    /// hash, the warm engine's hash (the hash of id '' when none is offered).
+    /// ARGV[1]: `SharedEngineArguments.Acquire`.
+    /// Replies {'exists', id, the fields of `SharedEngine.fieldNames`, seal}, {'launch'}, {'adopt'},
+    /// {'max_engines', n} or {'team_engines', n}. A warm engine is adopted only while it is still warm,
+    /// still the offering replica's, and started for this team or for any: taken in this script, so two
+    /// tenants can never both take it.
+    public static let acquire = hashSetter + """
+
+        local a = cjson.decode(ARGV[1])
+        local now = a.now
+        local ms = math.ceil((a.expiry - now) * 1000) + 1000
         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
         redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
         local current = redis.call('GET', KEYS[1])
         if current then
-          local e = redis.call('HMGET', ARGV[15] .. string.len(current) .. ':' .. current, 's', 'h', 'p', 'tok', 'r')
-          if e[1] then return {'exists', current, e[1], e[2], e[3], e[4], e[5]} end
+          local e = redis.call('HMGET', a.engine_prefix .. string.len(current) .. ':' .. current,
+            'b', 'k', 't', 'u', 'r', 'h', 'p', 'pid', 's', 'w', 'm')
+          local present = false
+          local reply = {'exists', current}
+          for i = 1, 11 do
+            if e[i] then present = true end
+            reply[i + 2] = e[i] or ''
+          end
+          if present then return reply end
           redis.call('DEL', KEYS[1])
         end
-        local team = ARGV[12]
+        local team = a.team
         local function teamFull()
           if team == '' then return nil end
           local n = redis.call('ZCARD', KEYS[3])
-          if n >= tonumber(ARGV[4]) then return n end
+          if n >= a.team_limit then return n end
           return nil
         end
-        local id = ARGV[5]
+        local id = a.launch.id
         local reply = 'launch'
-        if ARGV[14] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
-          -- A warm engine of this replica: already counted among the backend's engines.
-          local full = teamFull()
-          if full then return {'team_engines', full} end
-          id = ARGV[14]
-          reply = 'adopt'
-          redis.call('HSET', KEYS[5], 'k', ARGV[11], 't', team, 'u', ARGV[13], 'w', '0')
-          redis.call('PEXPIRE', KEYS[5], ms)
-        else
+        if a.adopt then
+          local w = redis.call('HMGET', KEYS[5], 'w', 'r', 't')
+          if w[1] == '1' and w[2] == a.adopt.replica and (w[3] == '' or w[3] == team) then
+            local full = teamFull()
+            if full then return {'team_engines', full} end
+            id = a.adopt.id
+            reply = 'adopt'
+            hset(KEYS[5], a.adopt.fields)
+            redis.call('PEXPIRE', KEYS[5], ms)
+          end
+        end
+        if reply == 'launch' then
           local n = redis.call('ZCARD', KEYS[2])
-          if n >= tonumber(ARGV[3]) then return {'max_engines', n} end
+          if n >= a.max_engines then return {'max_engines', n} end
           local full = teamFull()
           if full then return {'team_engines', full} end
-          redis.call('HSET', KEYS[4], 'b', ARGV[10], 'k', ARGV[11], 't', team, 'u', ARGV[13], 'r', ARGV[6], 'h', ARGV[7], 'p', ARGV[8], 'tok', ARGV[9],
-            's', 'starting', 'w', '0')
+          hset(KEYS[4], a.launch.fields)
           redis.call('PEXPIRE', KEYS[4], ms)
-          redis.call('ZADD', KEYS[2], expiry, id)
+          redis.call('ZADD', KEYS[2], a.expiry, id)
           redis.call('PEXPIRE', KEYS[2], ms)
         end
         redis.call('SET', KEYS[1], id, 'PX', ms)
         if team ~= '' then
-          redis.call('ZADD', KEYS[3], expiry, id)
+          redis.call('ZADD', KEYS[3], a.expiry, id)
           redis.call('PEXPIRE', KEYS[3], ms)
         end
         return {reply}
         """
 
     /// Registers a warm engine (no tenant yet), counted among the backend's engines. KEYS: the backend's
-    /// engines, the engine's hash. ARGV: now, expiry, max engines, id, replica, host, port, token, backend.
-    /// Replies {'ok'} or {'max_engines', n}.
-    public static let warm = """
-        local now = tonumber(ARGV[1])
-        local expiry = tonumber(ARGV[2])
-        local ms = math.ceil((expiry - now) * 1000) + 1000
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    /// engines, the engine's hash. ARGV[1]: `SharedEngineArguments.Warm`. Replies {'ok'} or {'max_engines', n}.
+    public static let warm = hashSetter + """
+
+        local a = cjson.decode(ARGV[1])
+        local ms = math.ceil((a.expiry - a.now) * 1000) + 1000
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', a.now)
         local n = redis.call('ZCARD', KEYS[1])
-        if n >= tonumber(ARGV[3]) then return {'max_engines', n} end
-        redis.call('HSET', KEYS[2], 'b', ARGV[9], 'k', '', 't', '', 'u', '', 'r', ARGV[5], 'h', ARGV[6], 'p', ARGV[7], 'tok', ARGV[8], 's', 'starting', 'w', '1')
+        if n >= a.max_engines then return {'max_engines', n} end
+        hset(KEYS[2], a.engine.fields)
         redis.call('PEXPIRE', KEYS[2], ms)
-        redis.call('ZADD', KEYS[1], expiry, ARGV[4])
+        redis.call('ZADD', KEYS[1], a.expiry, a.engine.id)
         redis.call('PEXPIRE', KEYS[1], ms)
         return {'ok'}
         """
 
-    /// The launching replica renews its engines (and records a state change). KEYS: per engine, its hash,
-    /// its share key's name ('' id for a warm engine), the backend's engines, the team's engines.
-    /// ARGV: now, expiry, then per engine: id, state.
-    public static let renew = """
-        local now = tonumber(ARGV[1])
-        local expiry = tonumber(ARGV[2])
-        local ms = math.ceil((expiry - now) * 1000) + 1000
-        for i = 0, #KEYS / 4 - 1 do
-          local id = ARGV[3 + 2 * i]
-          local hash = KEYS[4 * i + 1]
+    /// The launching replica renews its engines' records, rewriting every field as it knows them (a state
+    /// change, its process, or a field someone else changed). KEYS: per engine, its hash, its share key's
+    /// name (the hash of id '' for a warm engine), the backend's engines, the team's engines.
+    /// ARGV[1]: `SharedEngineArguments.Renew`. A record that is gone (stopped elsewhere) stays gone.
+    public static let renew = hashSetter + """
+
+        local a = cjson.decode(ARGV[1])
+        local ms = math.ceil((a.expiry - a.now) * 1000) + 1000
+        for i, e in ipairs(a.engines) do
+          local base = 4 * (i - 1)
+          local hash = KEYS[base + 1]
           if redis.call('EXISTS', hash) == 1 then
-            redis.call('HSET', hash, 's', ARGV[4 + 2 * i])
+            hset(hash, e.fields)
             redis.call('PEXPIRE', hash, ms)
-            if redis.call('GET', KEYS[4 * i + 2]) == id then redis.call('PEXPIRE', KEYS[4 * i + 2], ms) end
-            redis.call('ZADD', KEYS[4 * i + 3], 'XX', expiry, id)
-            redis.call('PEXPIRE', KEYS[4 * i + 3], ms)
-            redis.call('ZADD', KEYS[4 * i + 4], 'XX', expiry, id)
-            if redis.call('EXISTS', KEYS[4 * i + 4]) == 1 then redis.call('PEXPIRE', KEYS[4 * i + 4], ms) end
+            if redis.call('GET', KEYS[base + 2]) == e.id then redis.call('PEXPIRE', KEYS[base + 2], ms) end
+            redis.call('ZADD', KEYS[base + 3], 'XX', a.expiry, e.id)
+            redis.call('PEXPIRE', KEYS[base + 3], ms)
+            redis.call('ZADD', KEYS[base + 4], 'XX', a.expiry, e.id)
+            if redis.call('EXISTS', KEYS[base + 4]) == 1 then redis.call('PEXPIRE', KEYS[base + 4], ms) end
           end
         end
         return 1
         """
 
     /// An engine stopped or died: its records go and every replica is told. KEYS: its hash, its share key's
-    /// name, the backend's engines, the team's engines, its use counts. ARGV: id, channel, message.
+    /// name, the backend's engines, the team's engines, its use counts. ARGV: id, channel, sealed message.
     public static let gone = """
         redis.call('DEL', KEYS[1], KEYS[5])
         if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
@@ -111,5 +137,15 @@ public enum SharedEngineScripts {
         redis.call('ZREM', KEYS[4], ARGV[1])
         redis.call('PUBLISH', ARGV[2], ARGV[3])
         return 1
+        """
+
+    /// Removes a share key's name if it still names engine ARGV[1]: a mapping no engine of the replica it
+    /// names stands behind. KEYS: the share key's name. Replies 1 when removed.
+    public static let unmap = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('DEL', KEYS[1])
+          return 1
+        end
+        return 0
         """
 }

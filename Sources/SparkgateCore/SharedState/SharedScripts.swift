@@ -7,8 +7,8 @@ public enum SharedScripts {
     /// (0/1), operation id, max sessions, max operations per session, max operations per team, session
     /// expiry, operation expiry, team-operation member, starts a new operation (0/1: an ExecutePlan, which
     /// never takes over a running id).
-    /// Replies {'ok', new session 0/1, new operation 0/1, endpoint, engine} (where the session lives, '' when
-    /// nowhere yet), {'pass'}, {'rate', wait}, {'foreign'}, {'sessions', n}, {'op_exists'}, {'session_ops', n}
+    /// Replies {'ok', new session 0/1, new operation 0/1, endpoint, engine, seal} (where the session lives, ''
+    /// when nowhere yet, as sealed by the replica that placed it), {'pass'}, {'rate', wait}, {'foreign'}, {'sessions', n}, {'op_exists'}, {'session_ops', n}
     /// or {'team_ops', n}.
     public static let admit = """
         local now = tonumber(ARGV[1])
@@ -73,26 +73,28 @@ public enum SharedScripts {
           -- Left by an earlier session of this id that expired: it is not where this one lives.
           redis.call('DEL', KEYS[6])
         else
-          place = redis.call('HMGET', KEYS[6], 'e', 'g')
+          place = redis.call('HMGET', KEYS[6], 'e', 'g', 'm')
           if place[1] or place[2] then extend(6, sessionExpiry) end
         end
-        return {'ok', isNew and 1 or 0, newOp, place[1] or '', place[2] or ''}
+        return {'ok', isNew and 1 or 0, newOp, place[1] or '', place[2] or '', place[3] or ''}
         """
 
     /// Records where a session lives, once: the first replica to choose wins and every other is told its
     /// choice. KEYS: placement. ARGV: endpoint, engine, expiry in ms from now, mode ('claim' keeps a recorded
-    /// placement; 'move' replaces it: an operator let sessions move off a failed endpoint).
-    /// Replies {endpoint, engine} as recorded.
+    /// placement; 'move' replaces it: an operator let sessions move off a failed endpoint, or the recorded one
+    /// was not sealed by a replica), the placement's seal.
+    /// Replies {endpoint, engine, seal} as recorded.
     public static let place = """
         if ARGV[4] == 'claim' then
-          local place = redis.call('HMGET', KEYS[1], 'e', 'g')
-          if place[1] or place[2] then return {place[1] or '', place[2] or ''} end
+          local place = redis.call('HMGET', KEYS[1], 'e', 'g', 'm')
+          if place[1] or place[2] then return {place[1] or '', place[2] or '', place[3] or ''} end
         end
         redis.call('DEL', KEYS[1])
         if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'e', ARGV[1]) end
         if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'g', ARGV[2]) end
+        redis.call('HSET', KEYS[1], 'm', ARGV[5])
         redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-        return {ARGV[1], ARGV[2]}
+        return {ARGV[1], ARGV[2], ARGV[5]}
         """
 
     /// Forgets a session, its operations and its placement, and tells every replica. KEYS: owners, user
@@ -122,7 +124,7 @@ public enum SharedScripts {
     /// shortens a record and never brings back one that was removed (a release elsewhere); writing back adds
     /// what is missing, and keeps a placement another replica recorded since.
     /// KEYS: n sorted sets, then placements. ARGV: now, n, mode ('renew' or 'reassert'), an (expiry, member)
-    /// pair per sorted set, then an (expiry, endpoint, engine) triple per placement.
+    /// pair per sorted set, then an (expiry, endpoint, engine, seal) quadruple per placement.
     public static let hold = """
         local now = tonumber(ARGV[1])
         local n = tonumber(ARGV[2])
@@ -143,10 +145,11 @@ public enum SharedScripts {
         end
         local base = 3 + 2 * n
         for j = n + 1, #KEYS do
-          local at = base + 3 * (j - n - 1)
+          local at = base + 4 * (j - n - 1)
           if reassert and redis.call('EXISTS', KEYS[j]) == 0 then
             if ARGV[at + 2] ~= '' then redis.call('HSET', KEYS[j], 'e', ARGV[at + 2]) end
             if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[j], 'g', ARGV[at + 3]) end
+            redis.call('HSET', KEYS[j], 'm', ARGV[at + 4])
           end
           if redis.call('EXISTS', KEYS[j]) == 1 then extend(KEYS[j], tonumber(ARGV[at + 1])) end
         end

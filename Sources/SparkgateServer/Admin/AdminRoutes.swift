@@ -21,21 +21,28 @@ public struct AdminRoutes: Sendable {
     }
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {
+        let state = runtime.state
+        let access = AdminAccess(admin: state.config.admin, adminTokenConfigured: state.adminToken != nil, readTokenConfigured: state.adminReadToken != nil)
+        let presented: AdminAccess.Presented
+        if request.authorization == nil {
+            presented = .none
+        } else if let token = state.adminToken, Self.matches(request.authorization, token: token) {
+            presented = .admin
+        } else if let token = state.adminReadToken, Self.matches(request.authorization, token: token) {
+            presented = .read
+        } else {
+            presented = .wrong
+        }
+        if case .refused(let status, let message) = access.decide(method: request.method, path: request.path, presented: presented) {
+            return .error(status, message)
+        }
         if request.path == "/healthz" {
             return AdminResponse(status: 200, json: ["status": "ok"])
-        }
-        let publicPath = request.path == "/readyz" && request.method == "GET" && runtime.state.config.admin.publicReadiness
-        if let token = runtime.state.adminToken, !publicPath, !Self.matches(request.authorization, token: token) {
-            return .error(401, "this admin path needs 'Authorization: Bearer <admin token>' (admin.token_file)")
         }
         let target: AdminURI.Parsed
         switch AdminURI.parse(request.uri) {
         case .success(let parsed): target = parsed
         case .failure(let error): return .error(400, "malformed request target: \(error.message)")
-        }
-        let mutating = request.method != "GET" && request.method != "HEAD"
-        if mutating, runtime.state.adminToken == nil, !runtime.state.config.admin.allowUnauthenticatedMutations {
-            return .error(403, "\(request.method) \(target.path) changes the gateway and needs an admin token: set admin.token_file (or admin.allow_unauthenticated_mutations: true on a trusted host)")
         }
         switch (request.method, target.path) {
         case ("GET", "/metrics"):

@@ -60,13 +60,16 @@ public final class GatewayRuntime: Sendable {
         if state.config.state.kind == .redis {
             let settings = state.config.state
             let endpoints = SharedState.endpoints(settings.redis, password: state.redisPassword, sentinelPassword: state.sentinelPassword, tls: state.redisTLS)
-            shared = SharedState(client: RedisClient(endpoints: endpoints, logger: logger), settings: settings, ledger: ledger, group: group, logger: logger) { operation in
+            shared = SharedState(
+                client: RedisClient(endpoints: endpoints, logger: logger), settings: settings, ledger: ledger, group: group, logger: logger,
+                seal: state.recordSeal, countRejected: { metrics.recordRejected($0) }
+            ) { operation in
                 metrics.stateError(kind: "redis", operation: operation)
             }
         }
         let engines = EngineManager(
             loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics, logger: logger,
-            shared: shared.map(SharedEngineRecords.init), config: { current.value.config })
+            shared: shared.map(SharedEngineRecords.init), seal: state.recordSeal, config: { current.value.config })
         let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
             let state = current.value
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))

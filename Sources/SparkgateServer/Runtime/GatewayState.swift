@@ -18,6 +18,8 @@ public final class GatewayState: Sendable {
     let serverTLS: NIOSSLContext?
     let namespace: SessionNamespace?
     let adminToken: String?
+    /// From `admin.read_token_file`: opens GETs only.
+    let adminReadToken: String?
     /// The moment the server certificate stops being valid (for /readyz).
     let certificateNotAfter: Double?
     /// From `state.redis.password_file`.
@@ -25,6 +27,10 @@ public final class GatewayState: Sendable {
     /// From `state.redis.sentinel.password_file`.
     let sentinelPassword: String?
     let redisTLS: NIOSSLContext?
+    /// From `state.redis.secret_file`: derives engine tokens and seals shared records. Without the file, a
+    /// secret of this process alone (one replica), or with Redis and no launch pool a key derived from the
+    /// key prefix, which keeps records apart from accidents but not from whoever can write to Redis.
+    let recordSeal: RecordSeal
     /// What `sparkgate config check` warns about (secret files other users can read).
     public let warnings: [ConfigIssue]
     /// What this generation decides for every call.
@@ -34,9 +40,16 @@ public final class GatewayState: Sendable {
 
     init(
         config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
-        serverTLS: NIOSSLContext?, adminToken: String?, certificateNotAfter: Double?, redisPassword: String? = nil, sentinelPassword: String? = nil,
-        redisTLS: NIOSSLContext? = nil, warnings: [ConfigIssue] = []
+        serverTLS: NIOSSLContext?, adminToken: String?, adminReadToken: String? = nil, certificateNotAfter: Double?, redisPassword: String? = nil, sentinelPassword: String? = nil,
+        redisTLS: NIOSSLContext? = nil, recordSecret: [UInt8]? = nil, warnings: [ConfigIssue] = []
     ) {
+        if let recordSecret {
+            self.recordSeal = RecordSeal(secret: recordSecret)
+        } else if config.state.kind == .redis {
+            self.recordSeal = RecordSeal(secret: Array("sparkgate records without secret_file: \(config.state.redis.keyPrefix)".utf8))
+        } else {
+            self.recordSeal = .random()
+        }
         self.warnings = warnings
         self.redisPassword = redisPassword
         self.sentinelPassword = sentinelPassword
@@ -49,6 +62,7 @@ public final class GatewayState: Sendable {
         self.serverTLS = serverTLS
         self.namespace = config.sessions.namespaceSessionIDs ? SessionNamespace(config.sessions.namespace) : nil
         self.adminToken = adminToken
+        self.adminReadToken = adminReadToken
         self.certificateNotAfter = certificateNotAfter
         self.backendAccess = BackendAccess(config: config, tokens: backendTokens, tls: backendTLS)
         self.callPolicy = CallPolicy(

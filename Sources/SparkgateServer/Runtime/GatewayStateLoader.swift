@@ -112,13 +112,18 @@ public enum GatewayStateLoader {
             }
         }
 
-        var adminToken: String?
-        if let file = config.admin.tokenFile {
+        func adminSecret(_ file: String?, _ key: String) -> String? {
+            guard let file else { return nil }
             if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            } else {
-                fail("admin.token_file", "cannot read \(file), or it is empty")
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
+            fail(key, "cannot read \(file), or it is empty")
+            return nil
+        }
+        let adminToken = adminSecret(config.admin.tokenFile, "admin.token_file")
+        let adminReadToken = adminSecret(config.admin.readTokenFile, "admin.read_token_file")
+        if let adminToken, adminToken == adminReadToken {
+            fail("admin.read_token_file", "holds the admin token: the read token must differ, or it opens every change")
         }
 
         func secret(_ file: String?, _ key: String) -> String? {
@@ -131,6 +136,20 @@ public enum GatewayStateLoader {
         }
         let redisPassword = secret(config.state.redis.passwordFile, "state.redis.password_file")
         let sentinelPassword = secret(config.state.redis.sentinel?.passwordFile, "state.redis.sentinel.password_file")
+        var recordSecret: [UInt8]?
+        if config.state.kind == .redis, let file = config.state.redis.secretFile {
+            if let data = FileManager.default.contents(atPath: file) {
+                var bytes = Array(data)
+                while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+                if bytes.count < RecordSeal.minimumSecretBytes {
+                    fail("state.redis.secret_file", "\(file) holds \(bytes.count) bytes; the replicas' secret needs at least \(RecordSeal.minimumSecretBytes) (openssl rand -hex 32 > \(file))")
+                } else {
+                    recordSecret = bytes
+                }
+            } else {
+                fail("state.redis.secret_file", "cannot read \(file)")
+            }
+        }
 
         var redisTLS: NIOSSLContext?
         if config.state.kind == .redis && config.state.redis.tls {
@@ -156,9 +175,17 @@ public enum GatewayStateLoader {
             guard let launch = backend.launch, let runAs = launch.runAs else { continue }
             if !EngineCredentials.processCanSwitchUser {
                 fail("backends.\(name).launch.run_as", "engines cannot run as '\(runAs)': Sparkgate runs as uid \(geteuid()) without CAP_SETUID and CAP_SETGID; run it as root or grant both capabilities")
-            } else if launch.runAsIsFixed, EngineCredentials.lookUp(runAs) == nil {
+            } else if launch.runAsIsFixed, let found = EngineCredentials.lookUp(runAs) {
+                if found.uid == 0 || found.uid == geteuid() {
+                    fail("backends.\(name).launch.run_as", "'\(runAs)' has uid \(found.uid), \(found.uid == 0 ? "root's" : "the gateway's own"): its engines could read the gateway's secrets; name an unprivileged user of their own")
+                }
+            } else if launch.runAsIsFixed {
                 fail("backends.\(name).launch.run_as", "there is no OS user '\(runAs)'; create it (useradd --system --create-home \(runAs)) or name another")
             }
+        }
+        for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
+            guard let directory = backend.launch?.workDirectory, let problem = EngineWorkspace.inspect(directory) else { continue }
+            fail("backends.\(name).launch.work_dir", problem.description)
         }
         let warnings = SecretFiles.warnings(for: config)
         for warning in warnings { logger.warning("a secret file is readable by other users", metadata: ["config.key": "\(warning.key)", "reason": "\(warning.message)"]) }
@@ -175,8 +202,19 @@ public enum GatewayStateLoader {
         let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
         return GatewayState(
             config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens, backendTLS: backendTLS, serverTLS: serverTLS,
-            adminToken: adminToken, certificateNotAfter: notAfter, redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS, warnings: warnings)
+            adminToken: adminToken, adminReadToken: adminReadToken, certificateNotAfter: notAfter, redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS,
+            recordSecret: recordSecret, warnings: warnings + sharedStateWarnings(config))
     }
+}
+
+/// What `sparkgate config check` warns about in the shared state's setup.
+private func sharedStateWarnings(_ config: SparkgateConfig) -> [ConfigIssue] {
+    guard config.state.kind == .redis, let sentinel = config.state.redis.sentinel, sentinel.passwordFile == nil else { return [] }
+    return [
+        ConfigIssue(
+            file: config.file, key: "state.redis.sentinel.password_file",
+            message: "the sentinels have no password: any process that reaches them can name another master, and the replicas would send it the Redis password; give the sentinels a password (requirepass) and its file here")
+    ]
 }
 
 private struct TLSLoadError: Error {

@@ -21,8 +21,10 @@ enum SecretFiles {
             if let p = backend.tokenFile { files.append(("backends.\(name).token_file", p)) }
         }
         if let p = config.admin.tokenFile { files.append(("admin.token_file", p)) }
+        if let p = config.admin.readTokenFile { files.append(("admin.read_token_file", p)) }
         if config.state.kind == .redis {
             if let p = config.state.redis.passwordFile { files.append(("state.redis.password_file", p)) }
+            if let p = config.state.redis.secretFile { files.append(("state.redis.secret_file", p)) }
             if let p = config.state.redis.sentinel?.passwordFile { files.append(("state.redis.sentinel.password_file", p)) }
         }
         return files

@@ -38,11 +38,12 @@ public final class SharedStateService: Service, Sendable {
         let (calls, ledger, engines, eventLoops) = (self.calls, self.ledger, self.engines, self.group)
         let kills = shared.keys.killChannel
         let subscriber = RedisSubscriber(client: shared.client, channels: [kills, shared.keys.endedChannel], group: eventLoops) { channel, payload in
-            let text = String(decoding: payload, as: UTF8.self)
+            // Only what a replica sealed, within the replay window, is acted on.
+            guard let body = shared.open(String(decoding: payload, as: UTF8.self), now: WallClock.now()) else { return }
             if channel == kills {
-                guard let session = SharedKeys.session(fromKillMessage: text) else { return }
+                guard let session = SharedKeys.session(fromKillMessage: body) else { return }
                 Self.killed(session, calls: calls, ledger: ledger)
-            } else if let event = SharedEvent(message: text) {
+            } else if let event = SharedEvent(message: body) {
                 shared.received(event, now: WallClock.now())
             }
         }

@@ -65,7 +65,9 @@ struct Serve: AsyncParsableCommand {
             state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit, logger: logger, tracer: tracing?.tracer)
         let reloader = Reloader(runtime: runtime, file: self.config)
         let routes = AdminRoutes(runtime: runtime, reloader: reloader) { MetricHelp.annotate(registry.emitToBuffer()) }
-        let admin = AdminHTTPServer(host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger) { await routes.handle($0) }
+        let admin = AdminHTTPServer(
+            host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger, maxConnections: config.admin.maxConnections
+        ) { await routes.handle($0) }
         // Started in this order, stopped in reverse: the listener drains first, launched engines stop once no
         // call needs them, the audit log flushes last.
         let services: [any Service] = [tracing?.service].compactMap { $0 } + [

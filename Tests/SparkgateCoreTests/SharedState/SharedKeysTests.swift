@@ -39,10 +39,13 @@ struct SharedKeysTests {
     func verdicts() {
         let call = CallAdmission(caller: UserKey(team: "t", user: "u"), method: .config, clientSessionID: "s", backendSessionID: "s", backend: "b")
         let q = QuotaSettings()
-        #expect(SharedAdmission.verdict(["ok", "1", "0", "", ""], call: call, quotas: q) == .admitted(newSession: true, newOperation: false, placement: SessionPlacement()))
+        #expect(SharedAdmission.verdict(["ok", "1", "0", "", "", ""], call: call, quotas: q) == .admitted(newSession: true, newOperation: false, placement: SessionPlacement(), placementSeal: ""))
         #expect(
-            SharedAdmission.verdict(["ok", "0", "1", "10.0.0.5:15002", "e-1"], call: call, quotas: q)
-                == .admitted(newSession: false, newOperation: true, placement: SessionPlacement(endpoint: HostPort(host: "10.0.0.5", port: 15002), engine: "e-1")))
+            SharedAdmission.verdict(["ok", "0", "1", "10.0.0.5:15002", "e-1", "ab12"], call: call, quotas: q)
+                == .admitted(
+                    newSession: false, newOperation: true, placement: SessionPlacement(endpoint: HostPort(host: "10.0.0.5", port: 15002), engine: "e-1"),
+                    placementSeal: "ab12"))
+        #expect(SharedAdmission.verdict(["ok", "0", "1", "10.0.0.5:15002", "e-1"], call: call, quotas: q) == nil)
         #expect(SharedAdmission.verdict(["op_exists"], call: call, quotas: q) == .refused(.operationExists("")))
         #expect(SharedAdmission.verdict(["pass"], call: call, quotas: q) == .passed)
         #expect(SharedAdmission.verdict(["foreign"], call: call, quotas: q) == .refused(.foreignSession("s")))

@@ -53,7 +53,7 @@ struct SharedLedgerDifferentialTests {
         let errors = ErrorCount()
         let replicas = (0..<2).map { _ in
             let client = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)), logger: Logger(label: "test"))
-            return SharedState(client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test")) { _ in errors.add() }
+            return SharedState(client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test"), seal: RecordSeal(secret: Array(repeating: 7, count: 32))) { _ in errors.add() }
         }
         defer {
             for r in replicas { r.client.shutdown() }

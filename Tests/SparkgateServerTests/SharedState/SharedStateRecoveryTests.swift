@@ -49,7 +49,7 @@ struct SharedStateRecoveryTests {
         settings.redis.heartbeatSeconds = 1
         func replica() -> SharedState {
             let client = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)), logger: Logger(label: "test"))
-            return SharedState(client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test")) { _ in }
+            return SharedState(client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test"), seal: RecordSeal(secret: Array(repeating: 7, count: 32))) { _ in }
         }
         return Replicas(redis: redis, group: group, a: replica(), b: replica())
     }
