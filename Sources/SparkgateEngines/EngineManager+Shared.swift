@@ -89,7 +89,9 @@ extension EngineManager {
                     for p in waiting { p.fail(SparkgateError.unavailable("engine \(engine.id) (\(key)) is stopping on another replica; retry shortly")) }
                 }
             case .success(.rejected(let id)):
-                retry(key, id: id, settings: settings, waiting: waiting, retries: retries)
+                // Someone wrote it who is not a replica (or the replicas' secrets differ): nothing goes there,
+                // and the name stays for its owner's next renewal to repair.
+                for p in waiting { p.fail(Self.unverified(id, key: key)) }
             case .success(.refused(let error)):
                 for p in waiting { p.fail(error) }
             case .failure(let error):
@@ -99,8 +101,8 @@ extension EngineManager {
         }
     }
 
-    /// Removes `key`'s name for engine `id`, then asks the replicas again (once); a name that keeps coming
-    /// back unverified refuses the calls.
+    /// Removes `key`'s name for this replica's engine `id`, which it does not run, then asks the replicas
+    /// again (once).
     private func retry(_ key: EngineShareKey, id: String, settings: LaunchSettings, waiting: [EventLoopPromise<EngineAnswer>], retries: Int) {
         guard let shared, retries > 0 else {
             for p in waiting { p.fail(Self.unverified(id, key: key)) }

@@ -88,6 +88,8 @@ package struct EngineProcess: Sendable {
         // A bare program name is looked up in the engine's PATH, not the gateway's.
         let resolved = program.contains("/") ? program : Self.lookUp(program, path: command.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         guard let resolved else { throw SpawnError(description: "\(program) is not in the engine's PATH") }
+        // Said here, where the gateway can name it; engine-exec could only exit with 126.
+        guard access(resolved, X_OK) == 0 else { throw SpawnError(description: "cannot start \(resolved): \(String(cString: strerror(errno)))") }
         guard let launcher else { throw SpawnError(description: "cannot find the gateway's own binary, which prepares each engine's process") }
         let identity = credentials.map { [String($0.uid), String($0.gid), $0.groups.map(String.init).joined(separator: ",")] } ?? ["-", "-", "-"]
         let arguments = [launcher, "engine-exec", cgroup?.path ?? "-"] + identity + [resolved] + command.argv.dropFirst()

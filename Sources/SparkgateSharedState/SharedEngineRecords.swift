@@ -71,7 +71,7 @@ package struct SharedEngineRecords: Sendable {
                 keys.teamEngines(backend: engine.key.backend, team: engine.key.team ?? ""),
             ]
         }
-        let document = SharedEngineArguments.Renew(now: now, expiry: now + shared.holdingSeconds, engines: engines.map(record))
+        let document = SharedEngineArguments.Renew(now: now, expiry: now + shared.holdingSeconds, enginePrefix: keys.enginePrefix, engines: engines.map(record))
         return client.run(Self.renewScript, keys: names, arguments: [SharedEngineArguments.json(document)], on: loop).map { _ in }
     }
 

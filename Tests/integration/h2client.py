@@ -50,7 +50,7 @@ class H2Client:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def request(self, method, token=None, body=None, end=True, extra=(), path=None):
+    def request(self, method, token=None, body=None, end=True, extra=(), path=None, flush=True):
         sid = self.conn.get_next_available_stream_id()
         headers = [(":method", "POST"), (":scheme", "https"), (":path", path or f"/spark.connect.SparkConnectService/{method}"),
                    (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers")]
@@ -60,7 +60,8 @@ class H2Client:
         self.conn.send_headers(sid, headers, end_stream=body is None and end)
         if body is not None:
             self.conn.send_data(sid, body, end_stream=end)
-        self.flush()
+        if flush:
+            self.flush()
         self.streams[sid] = {"headers": [], "data": b"", "ended": False, "reset": None}
         return sid
 

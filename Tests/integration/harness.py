@@ -343,6 +343,19 @@ def config_get_request(session_id, *keys, user_id="whoever"):
     return req
 
 
+def shared_state(material, redis, **redis_settings):
+    """`state` for gateways sharing `redis` (its password, the replicas' secret, a key prefix of their own)."""
+    secret = os.path.join(material.dir, "replicas.secret")
+    if not os.path.exists(secret):
+        with open(secret, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        os.chmod(secret, 0o600)
+    settings = {"addresses": [redis.address], "key_prefix": f"t{os.urandom(4).hex()}:", "secret_file": secret, **redis_settings}
+    if redis.password_file:
+        settings["password_file"] = redis.password_file
+    return {"kind": "redis", "redis": settings}
+
+
 class RedisServer:
     """A real redis-server on a free port, for the shared-state tests; stop() and start() keep the port (and,
     without persistence, lose every key, as a restarted server does)."""

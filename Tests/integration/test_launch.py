@@ -178,7 +178,7 @@ def test_an_operator_stops_an_engine_and_its_sessions_are_told(make_gateway, mat
 
 
 @pytest.mark.parametrize("command, expected", [
-    (["sh", "-c", "echo 'engine: cannot bind, giving up' >&2; exit 3", "{port}"], r"exited with status 3 before it became ready.*cannot bind, giving up"),
+    (["sh", "-c", "echo 'engine: cannot bind, giving up' >&2; exit 3", "{port}"], r"exited with status 3 before it became ready.*its log is kept at .*engines-last-failure\.log"),
     (["sleep", "600", "{port}"], r"did not become ready within startup_timeout_seconds \(2\)"),
     (["/nonexistent/engine", "{port}"], r"could not start"),
 ])
@@ -264,11 +264,11 @@ def engine_dir():
 def test_run_as_a_user_that_does_not_exist_is_unavailable_and_names_it(make_gateway, material):
     if os.geteuid() != 0:
         pytest.skip("run_as needs a gateway that runs as root (CI does)")
-    gw = make_gateway(sail_config(material, run_as="sg-nobody-{user}", work_dir=engine_dir()), name="launch-nouser")
+    gw = make_gateway(sail_config(material, run_as="sg-nobody-{team}_{user}", work_dir=engine_dir()), name="launch-nouser")
     with pytest.raises(grpc.RpcError) as e:
         config_call(gw, material.token("nina"), str(uuid.uuid4()), timeout=20)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "no OS user 'sg-nobody-nina'" in e.value.details()
+    assert "no OS user 'sg-nobody-analytics_nina'" in e.value.details()
 
 
 # MARK: Spark 4.3, one engine per team, each as its own OS user

@@ -19,14 +19,14 @@ HEARTBEAT = 1.0
 
 @pytest.fixture(scope="module")
 def redis(material):
-    server = harness.RedisServer(material.dir)
+    server = harness.RedisServer(material.dir, password="replicas-" + os.urandom(8).hex())
     yield server
     server.close()
 
 
 def shared_pool(material, redis, **launch):
-    config = sail_config(material, **{"idle_seconds": 3, "max_engines": 2, "work_dir": engine_dir(), **launch})
-    config["state"] = {"kind": "redis", "redis": {"addresses": [redis.address], "key_prefix": f"t{uuid.uuid4().hex[:8]}:", "heartbeat_seconds": HEARTBEAT}}
+    config = sail_config(material, **{"idle_seconds": 3, "max_engines": 2, "work_dir": engine_dir(), "advertise_host": "127.0.0.1", **launch})
+    config["state"] = harness.shared_state(material, redis, heartbeat_seconds=HEARTBEAT)
     return config
 
 

@@ -1,6 +1,7 @@
 """What operators start from: alert rules (checked and unit-tested by promtool), the Grafana dashboard (every
 query names a metric Sparkgate exports), and the Kubernetes manifests (rendered by kubectl kustomize, carrying
 what the operator guide promises)."""
+import glob
 import json
 import os
 import re
@@ -127,6 +128,18 @@ def test_the_engines_overlay_runs_each_teams_engine_as_its_own_user():
     assert "SPARK_CONNECT_AUTHENTICATE_TOKEN" in launch["environment"] and not any("{token}" in a for a in launch["command"])
     policy = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "sparkgate-engines")
     assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 20000, "endPort": 20099}]
+    # Redis behind a password only the gateway reads, the replicas' secret likewise, and egress kept to what
+    # the gateway needs.
+    redis = config["state"]["redis"]
+    assert redis["password_file"].startswith("/etc/sparkgate/") and redis["secret_file"].startswith("/etc/sparkgate/")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    for path in (redis["password_file"], redis["secret_file"]):
+        mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+        assert mount["readOnly"] and volumes[mount["name"]]["secret"]["defaultMode"] == 0o400
+    egress = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "sparkgate-egress")
+    assert egress["spec"]["policyTypes"] == ["Egress"]
+    ports = {(p["protocol"], p["port"]) for rule in egress["spec"]["egress"] for p in rule["ports"]}
+    assert ports == {("TCP", 20000), ("TCP", 6379), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
 
 
 @pytest.mark.parametrize("what", [".", "engines"])
@@ -148,3 +161,14 @@ def test_metric_help_covers_every_metric():
     source = open(os.path.join(harness.ROOT, "Sources", "SparkgateObservability", "MetricHelp.swift")).read()
     helped = set(re.findall(r'"(sparkgate_[a-z_]+)":', source))
     assert helped == exported_metrics()
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(harness.ROOT, "config", "*.yaml")) + glob.glob(os.path.join(harness.ROOT, "config", "examples", "*.yaml"))),
+                         ids=os.path.basename)
+def test_every_shipped_configuration_passes_config_check(path):
+    """config/sparkgate.yaml and each example are valid for this Sparkgate: every complaint is about a file that
+    exists only once the operator made it (certificates, keys, tokens) or a user only their host has."""
+    out = harness.run_cli("config", "check", "--config", path, check=False)
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.strip() and not line.startswith("warning:"):
+            assert any(m in line for m in ("cannot read", "cannot load", "no key could be loaded", "no OS user", "engines cannot run as", ": OK (")), line

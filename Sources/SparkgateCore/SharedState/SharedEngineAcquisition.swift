@@ -112,11 +112,13 @@ public enum SharedEngineArguments {
     public struct Renew: Encodable, Sendable {
         var now: Double
         var expiry: Double
+        var engine_prefix: String
         var engines: [Record]
 
-        public init(now: Double, expiry: Double, engines: [Record]) {
+        public init(now: Double, expiry: Double, enginePrefix: String, engines: [Record]) {
             self.now = now
             self.expiry = expiry
+            self.engine_prefix = enginePrefix
             self.engines = engines
         }
     }

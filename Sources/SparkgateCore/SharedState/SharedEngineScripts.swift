@@ -107,7 +107,8 @@ public enum SharedEngineScripts {
     /// The launching replica renews its engines' records, rewriting every field as it knows them (a state
     /// change, its process, or a field someone else changed). KEYS: per engine, its hash, its share key's
     /// name (the hash of id '' for a warm engine), the backend's engines, the team's engines.
-    /// ARGV[1]: `SharedEngineArguments.Renew`. A record that is gone (stopped elsewhere) stays gone.
+    /// ARGV[1]: `SharedEngineArguments.Renew`. A record that is gone (stopped elsewhere) stays gone; a key's
+    /// name that is gone or names an engine of another key is given back to the engine that serves it.
     public static let renew = hashSetter + """
 
         local a = cjson.decode(ARGV[1])
@@ -118,7 +119,13 @@ public enum SharedEngineScripts {
           if redis.call('EXISTS', hash) == 1 then
             hset(hash, e.fields)
             redis.call('PEXPIRE', hash, ms)
-            if redis.call('GET', KEYS[base + 2]) == e.id then redis.call('PEXPIRE', KEYS[base + 2], ms) end
+            local named = redis.call('GET', KEYS[base + 2])
+            if named == e.id then
+              redis.call('PEXPIRE', KEYS[base + 2], ms)
+            elseif e.fields.w == '0' and (not named or redis.call('HGET', a.engine_prefix .. string.len(named) .. ':' .. named, 'k') ~= e.fields.k) then
+              -- The key's name is gone, or names an engine that does not serve this key: it is this one's.
+              redis.call('SET', KEYS[base + 2], e.id, 'PX', ms)
+            end
             redis.call('ZADD', KEYS[base + 3], 'XX', a.expiry, e.id)
             redis.call('PEXPIRE', KEYS[base + 3], ms)
             redis.call('ZADD', KEYS[base + 4], 'XX', a.expiry, e.id)

@@ -239,7 +239,8 @@ struct EngineList: Encodable {
             id = e.id
             backend = e.key.backend
             warm = e.warm
-            shareKey = e.warm ? "warm" : e.key.description
+            // A warm engine serves no one yet: "warm", or "warm:<team>" when it was started for one team.
+            shareKey = e.warm ? (e.key.team.map { "warm:\($0)" } ?? "warm") : e.key.description
             state = e.state.rawValue
             started = Timestamp.rfc3339(e.started)
             pid = e.pid

@@ -84,6 +84,10 @@ public final class GatewayRuntime: Sendable {
 
     public var state: GatewayState { current.value }
 
+    /// Makes this process the reaper of what its engines orphan (`ChildReaper`); only `serve` calls it.
+    @discardableResult
+    public static func adoptOrphans() -> Bool { ChildReaper.enable() }
+
     /// Installs a new configuration generation. Calls already running keep the one they started with.
     public func install(_ state: GatewayState) {
         state.authenticator.replaceKeys(state.staticKeys.merging(keyRefresher.keys))

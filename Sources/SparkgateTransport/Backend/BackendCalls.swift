@@ -45,6 +45,11 @@ package struct BackendCalls: Sendable {
             guard !backend.endpoints.isEmpty else {
                 return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)' is not configured"))
             }
+            // A recorded placement is only ever one of the backend's endpoints: the token goes nowhere else.
+            if let address, !backend.endpoints.contains(address) {
+                return loop.makeFailedFuture(SparkgateError.unavailable(
+                    "backend '\(name)': the session's recorded endpoint \(address) is not one of its endpoints; nothing was sent"))
+            }
             endpoint = BackendEndpoint(backend: name, address: address ?? EndpointSelection.rank(backend.endpoints, for: backendSessionID)[0], tls: backend.tls)
             token = access.tokens[name]
         }

@@ -52,6 +52,9 @@ struct Serve: AsyncParsableCommand {
             state = try await Bootstrap.state(config, logger: logger)
         } catch { throw ExitCode.failure }
 
+        // Daemons a tenant's engine leaves behind become this process's children (reaped, and killed with
+        // their engine), whether or not it is PID 1 in a container.
+        GatewayRuntime.adoptOrphans()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let audit = AuditLog(target: auditTarget(config.auditLog), logger: logger)
         let tracing: (tracer: any Tracer, service: any Service)?

@@ -175,6 +175,10 @@ struct SharedEnginesTests {
         #expect(try await r.b.acquire(engine("e3", bob, port: 30_003), adopting: nil, settings: settings(), now: now, on: r.loop).get() == .rejected(id: "e1"))
         try await r.b.unmap(bob, id: "e1", on: r.loop).get()
         #expect(try await r.b.acquire(engine("e3", bob, port: 30_003), adopting: nil, settings: settings(), now: now, on: r.loop).get() == .launch)
+        // Alice's own name pointed at bob's engine: alice's engine's next renewal takes its name back.
+        _ = try await r.command("SET", r.a.keys.engineFor(Self.key), "e3")
+        try await r.a.renew([e1], now: now, on: r.loop).get()
+        #expect(try await r.command("GET", r.a.keys.engineFor(Self.key)).string == "e1")
 
         // A record made up whole, with a seal made with another secret.
         let forged = SharedEngine(e1, replica: "attacker").hash(RecordSeal(secret: Array(repeating: 1, count: 32)))
