@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "SyntheticSparkConnect", targets: ["SyntheticSparkConnect"]),
         .executable(name: "AuthCost", targets: ["AuthCost"]),
         .executable(name: "AllocationBudget", targets: ["AllocationBudget"]),
+        .executable(name: "MinimalForwarder", targets: ["MinimalForwarder"]),
         .library(name: "SparkgateCore", targets: ["SparkgateCore"]),
     ],
     dependencies: [
@@ -220,6 +221,20 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ],
             path: "Benchmarks/SyntheticSparkConnect"
+        ),
+        // Benchmark-only: the floor of the HTTP/2 stack, a TLS forwarder of the same pieces with no gateway work.
+        .executableTarget(
+            name: "MinimalForwarder",
+            dependencies: [
+                "SparkgateCore", "SparkgateTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Benchmarks/MinimalForwarder",
+            swiftSettings: swiftSettings
         ),
         // Benchmark-only: the cost of token verification per RPC, with and without the cache.
         .executableTarget(

@@ -179,6 +179,7 @@ def main():
     ap.add_argument("--paths", default=None, help="comma-separated paths to measure (default: all)")
     ap.add_argument("--workloads", default=None, help=f"comma-separated workloads (default: all of {','.join(WORKLOADS)})")
     ap.add_argument("--baseline-bin", default=None, help="another sparkgate binary, measured as the path sparkgate-baseline")
+    ap.add_argument("--floor-bin", default=None, help="the MinimalForwarder binary, measured as the path floor (the stack's own cost)")
     args = ap.parse_args()
     cfg = dict(SMOKE if args.smoke else FULL)
     if args.rounds:
@@ -250,6 +251,10 @@ def main():
                                          tracing={"otlp_endpoint": f"http://127.0.0.1:{sink.port}", "sample_ratio": ratio})
                 started.append(gate_t)
                 paths.append(Path(name, [gate_t.pid], gate_t.port, gate_t.port, True, es, es_syn))
+        if args.floor_bin and wanted("floor"):
+            flo = peers.floor(work, args.floor_bin, material, spark.port, synthetic.port)
+            started.append(flo)
+            paths.append(Path("floor", [flo.pid], flo.ports["spark"], flo.ports["synthetic"], True, None))
         if wanted("haproxy"):
             hap = peers.haproxy(work, material, spark.port, synthetic.port)
             started.append(hap)
@@ -401,7 +406,8 @@ def main():
             rss0 = peers.rss_bytes(gate.pid)
             failures = make_sessions(gate.port, es_syn, material["ca"], cfg["idle_sessions"])
             time.sleep(1)
-            status = subprocess.run(["curl", "-s", f"http://127.0.0.1:{gate.admin}/v1/sessions?team=bench-synthetic"], capture_output=True, text=True).stdout
+            status = subprocess.run(["curl", "-s", "-H", f"Authorization: Bearer {gate.admin_token}", f"http://127.0.0.1:{gate.admin}/v1/sessions?team=bench-synthetic"],
+                                    capture_output=True, text=True).stdout
             results["idle_sessions"] = {"sessions": cfg["idle_sessions"], "failures": failures, "rss_before": rss0, "rss_after": peers.rss_bytes(gate.pid),
                                         "listed": json.loads(status).get("count") if status.startswith("{") else None}
     finally:

@@ -28,6 +28,10 @@ def main():
     ap.add_argument("--stream-bytes", type=int, default=2 << 30)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--threads", type=int, default=None, help="event loops (sparkgate serve --threads)")
+    ap.add_argument("--target", choices=["sparkgate", "floor", "nginx", "haproxy"], default="sparkgate",
+                    help="what to profile: Sparkgate (--bin), the minimal forwarder (--floor-bin), nginx or HAProxy")
+    ap.add_argument("--floor-bin", default=None)
+    ap.add_argument("--out", default=None, help="also write the report to this file")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sparkgate-profile-")
     sg = lambda *a: subprocess.run([args.bin, *a], capture_output=True, text=True, check=True).stdout.strip()
@@ -43,8 +47,21 @@ def main():
     gate = None
     try:
         extra = ["--threads", str(args.threads)] if args.threads else []
-        gate = peers.sparkgate(work, args.bin, material, 1, synthetic.port, name="profiled", extra_args=extra)
-        token = sg("token", "issue", "--config", gate.config, "--user", "bench", "--team", "bench-synthetic", "--kid", "bench-es256", "--ttl", "1h")
+        issuer = peers.sparkgate(work, args.bin, material, 1, synthetic.port, name="issuer")
+        token = sg("token", "issue", "--config", issuer.config, "--user", "bench", "--team", "bench-synthetic", "--kid", "bench-es256", "--ttl", "1h")
+        issuer.close()
+        if args.target == "sparkgate":
+            gate = peers.sparkgate(work, args.bin, material, 1, synthetic.port, name="profiled", extra_args=extra)
+            port, pids = gate.port, [gate.pid]
+        elif args.target == "floor":
+            gate = peers.floor(work, args.floor_bin, material, 1, synthetic.port, threads=args.threads)
+            port, pids, token = gate.ports["synthetic"], [gate.pid], None
+        else:
+            import percall
+            gate = (peers.nginx if args.target == "nginx" else peers.haproxy)(work, material, 1, synthetic.port)
+            port, pids = gate.ports["synthetic"], percall.process_tree([gate.pid])
+            if args.target == "nginx":
+                token = None
         from pyspark.sql.connect.proto import base_pb2 as pb
         session = str(uuid.uuid4())
         config_req = pb.ConfigRequest(session_id=session, client_type="h2load")
@@ -55,19 +72,19 @@ def main():
         exec_req.plan.root.range.end = 10
         config_body = grpc_body(os.path.join(work, "config.bin"), config_req)
         exec_body = grpc_body(os.path.join(work, "exec.bin"), exec_req)
-        url = lambda method: f"https://localhost:{gate.port}/spark.connect.SparkConnectService/{method}"
+        url = lambda method: f"https://localhost:{port}/spark.connect.SparkConnectService/{method}"
         # Warm up (connections, caches, the token) before measuring.
         h2load(url("Config"), config_body, token, 500, 1, 1)
-        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", data, "-p", str(gate.pid)],
+        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", data, "-p", ",".join(map(str, pids))],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu0 = peers.cpu_ns([gate.pid])
+        cpu0 = peers.cpu_ns(pids)
         if args.workload == "unary":
             result = h2load(url("Config"), config_body, token, args.calls, 1, 1)
         elif args.workload in ("unary32", "unary64"):
             result = h2load(url("Config"), config_body, token, args.calls, 1, int(args.workload[5:]))
         else:
             result = h2load(url("ExecutePlan"), exec_body, token, 1, 1, 1, [f"x-synthetic-bytes: {args.stream_bytes}"])
-        cpu = (peers.cpu_ns([gate.pid]) - cpu0) / 1e3
+        cpu = (peers.cpu_ns(pids) - cpu0) / 1e3
         perf.send_signal(signal.SIGINT)
         perf.wait(60)
     finally:
@@ -77,8 +94,9 @@ def main():
     units = args.calls if args.workload != "stream" else args.stream_bytes / 2**30
     unit = "call" if args.workload != "stream" else "GiB"
     scale = 1 if unit == "call" else 1e-6
-    print(f"{os.path.basename(args.bin)} ({args.workload}): {cpu / units * scale:,.2f} {'us' if unit == 'call' else 's'} CPU per {unit}; "
-          f"h2load {result.get('succeeded')} of {result.get('total')} succeeded, {result.get('req_per_s', 0):,.0f} req/s")
+    lines = [f"{args.target} ({args.workload}, {args.calls if unit == 'call' else args.stream_bytes >> 30} {unit}s): {cpu / units * scale:,.2f} "
+             f"{'us' if unit == 'call' else 's'} CPU per {unit}; h2load {result.get('succeeded')} of {result.get('total')} succeeded, "
+             f"{result.get('req_per_s', 0):,.0f} req/s", f"{'self %':>7}  {'us/' + unit if unit == 'call' else 's/GiB':>8}  symbol"]
     report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.3"],
                             capture_output=True, text=True).stdout
     demangled = subprocess.run(["swift", "demangle", "--simplified"], input=report, capture_output=True, text=True).stdout
@@ -88,10 +106,14 @@ def main():
         if not m:
             continue
         share = float(m.group(1))
-        print(f"{share:6.2f}%  {share / 100 * cpu / units * scale:8.2f}  {m.group(2)[:170]}")
+        lines.append(f"{share:6.2f}%  {share / 100 * cpu / units * scale:8.2f}  {m.group(2)[:170]}")
         shown += 1
         if shown >= args.top:
             break
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

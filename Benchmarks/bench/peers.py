@@ -121,10 +121,16 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
     os.makedirs(d, exist_ok=True)
     quotas = {"max_sessions_per_user": 100000, "max_concurrent_operations_per_session": 4096, "max_concurrent_operations_per_team": 100000,
               "requests_per_second": 1000000, "request_burst": 1000000}
+    # The admin API answers no one without a token: the session count is read with a read-only one.
+    read_token = os.urandom(16).hex()
+    read_token_file = os.path.join(d, "admin-read.token")
+    with open(read_token_file, "w") as f:
+        f.write(read_token)
+    os.chmod(read_token_file, 0o600)
     config = {
         "listen": f"127.0.0.1:{port}",
         "tls": {"certificate": material["cert"], "private_key": material["key"]},
-        "admin": {"listen": f"127.0.0.1:{admin}"},
+        "admin": {"listen": f"127.0.0.1:{admin}", "read_token_file": read_token_file},
         "auth": {"issuer": "bench", "audience": "spark-connect",
                  "keys": [{"kid": "bench-es256", "algorithm": "ES256", "public_key": material["es_pub"], "private_key": material["es_key"]},
                           {"kid": "bench-hs256", "algorithm": "HS256", "secret_file": material["hs_secret"]}]},
@@ -143,7 +149,22 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
         json.dump(config, f, indent=1)
     p = Proc(name, [binary, "serve", "--config", path, "--log-level", "warning", *extra_args], d)
     wait_for_port(port, 30, p.proc, p.log)
-    p.port, p.admin, p.config = port, admin, path
+    p.port, p.admin, p.config, p.admin_token = port, admin, path, read_token
+    return p
+
+
+def floor(workdir, binary, material, spark_port, synthetic_port, threads=None):
+    """The minimal forwarder (Benchmarks/MinimalForwarder): Sparkgate's TLS and HTTP/2 stack with no gateway
+    work, the floor of what a call can cost on it."""
+    port_s, port_y = free_port(), free_port()
+    d = os.path.join(workdir, "floor")
+    os.makedirs(d, exist_ok=True)
+    args = [binary, "--cert", material["cert"], "--key", material["key"], "--route", f"{port_s}=127.0.0.1:{spark_port}",
+            "--route", f"{port_y}=127.0.0.1:{synthetic_port}"] + (["--threads", str(threads)] if threads else [])
+    p = Proc("floor", args, d)
+    wait_for_port(port_s, 30, p.proc, p.log)
+    wait_for_port(port_y, 30, p.proc, p.log)
+    p.ports = {"spark": port_s, "synthetic": port_y}
     return p
 
 

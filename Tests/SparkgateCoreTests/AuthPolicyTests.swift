@@ -28,6 +28,36 @@ struct BearerTokenTests {
     }
 }
 
+@Suite("The token of a request: authorization, or authentication from Spark's older JVM clients")
+struct RequestTokenTests {
+    func head(authorization: [String] = [], authentication: [String] = []) -> RequestHead {
+        var head = RequestHead()
+        for value in authorization { head.add(name: "authorization", value: value) }
+        for value in authentication { head.add(name: "authentication", value: value) }
+        return head
+    }
+
+    @Test("authentication alone is read as authorization; both with one token are one; its refusals name it")
+    func headers() throws {
+        #expect(try BearerToken.extract(from: head(authentication: ["Bearer a.b.c"])).get() == "a.b.c")
+        #expect(try BearerToken.extract(from: head(authorization: ["Bearer a.b.c"], authentication: ["Bearer a.b.c"])).get() == "a.b.c")
+        guard case .failure(let wrong) = BearerToken.extract(from: head(authentication: ["Basic eA=="])) else { Issue.record("accepted Basic"); return }
+        #expect(wrong.reason == .malformed && wrong.message.contains("authentication scheme"))
+        guard case .failure(let two) = BearerToken.extract(from: head(authentication: ["Bearer a", "Bearer b"])) else { Issue.record("accepted two"); return }
+        #expect(two.message.contains("exactly one authentication header"))
+    }
+
+    @Test("authorization and authentication with different tokens are refused, naming the two headers")
+    func different() {
+        guard case .failure(let failure) = BearerToken.extract(from: head(authorization: ["Bearer a.b.c"], authentication: ["Bearer x.y.z"])) else {
+            Issue.record("two tokens accepted"); return
+        }
+        #expect(failure.reason == .malformed && failure.message.contains("authorization and authentication headers carry different tokens"))
+        #expect(BearerToken.size(of: head(authorization: ["Bearer a"], authentication: ["Bearer bb"])) == 17)
+        #expect(!MetadataPolicy.forwardsRequestHeader("authentication"))
+    }
+}
+
 @Suite("Claims policy")
 struct ClaimsPolicyTests {
     let policy = ClaimsPolicy(issuer: "sparkgate-dev", audience: "spark-connect", leewaySeconds: 30, revokedTokenIDs: ["revoked-1"])

@@ -33,6 +33,24 @@ struct GatewayInMemoryTests {
         #expect(SparkMessages.routing(answer.messages[0]).session == SparkMessages.sessionID)
     }
 
+    @Test("a token under authentication (Spark's JVM client 4.0.0-4.0.4, 4.1.0-4.1.3) is checked as authorization and never forwarded")
+    func authenticationHeader() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let id = g.call("Config", token: g.token(user: "alice"), messages: [SparkMessages.request()], tokenHeader: "authentication")
+        g.pump()
+        let seen = try #require(g.connector.backend?.received.values.first)
+        #expect(SparkMessages.routing(seen.messages[0]).user == "alice")
+        #expect(seen.headers.first(name: "authentication") == nil && seen.headers.first(name: "authorization") == nil)
+        #expect(g.recorder.streams[id]?.status == "0")
+        // Both headers with different tokens: refused, and nothing reaches the backend.
+        let both = g.call(
+            "Config", token: g.token(user: "alice"), messages: [SparkMessages.request()], extraHeaders: [("authentication", "Bearer \(g.token(user: "bob"))")])
+        g.pump()
+        #expect(g.recorder.streams[both]?.status == "16")
+        #expect(g.recorder.streams[both]?.message?.contains("authorization and authentication headers carry different tokens") == true)
+        #expect(g.connector.backend?.received.count == 1)
+    }
+
     @Test("a first message of 2 MiB, twice the stream window, completes: window flows while it is read")
     func largeFirstMessage() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)

@@ -128,7 +128,9 @@ public final class InMemoryGateway {
     /// Starts a call: HEADERS for `method`, then the framed `messages` as DATA, the last with END_STREAM
     /// when `end`. Returns the stream id.
     @discardableResult
-    public func call(_ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true, extraHeaders: [(String, String)] = []) -> HTTP2StreamID {
+    public func call(
+        _ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true, extraHeaders: [(String, String)] = [], tokenHeader: String? = "authorization"
+    ) -> HTTP2StreamID {
         let id = HTTP2StreamID(nextStream)
         nextStream += 2
         var h = HPACKHeaders()
@@ -138,7 +140,7 @@ public final class InMemoryGateway {
         h.add(name: ":authority", value: "localhost")
         h.add(name: "content-type", value: "application/grpc")
         h.add(name: "te", value: "trailers")
-        h.add(name: "authorization", value: "Bearer \(token ?? self.token())")
+        if let tokenHeader { h.add(name: tokenHeader, value: "Bearer \(token ?? self.token())") }
         for (n, v) in extraHeaders { h.add(name: n, value: v) }
         client.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: messages.isEmpty && end))), promise: nil)
         for (i, m) in messages.enumerated() {

@@ -14,10 +14,10 @@ extension CallStateMachine {
         }
         if head.headerBytes > policy.maxRequestHeaderBytes {
             let tokenBytes: Int
-            if case .success(let token) = BearerToken.extract(from: head.authorization) {
+            if case .success(let token) = BearerToken.extract(from: head) {
                 tokenBytes = token.utf8.count
             } else {
-                tokenBytes = head.authorization.reduce(0) { $0 + $1.utf8.count }
+                tokenBytes = BearerToken.size(of: head)
             }
             if tokenBytes > policy.maxTokenBytes {
                 return refuse(.auth(AuthFailure(.tooLarge, "token of \(tokenBytes) bytes is over auth.max_token_bytes (\(policy.maxTokenBytes))")), now: now, into: &actions)
@@ -37,7 +37,7 @@ extension CallStateMachine {
             timeoutText = head.timeoutText
             actions.append(.startDeadline(timeout))
         }
-        switch BearerToken.extract(from: head.authorization) {
+        switch BearerToken.extract(from: head) {
         case .failure(let failure):
             refuse(.auth(failure), now: now, into: &actions)
         case .success(let token):

@@ -19,7 +19,8 @@ extension CallStateMachine {
                 }
                 actions.append(.forwardTrailers(metadata, trailersOnly: false))
                 if !request.clientEnded { actions.append(.stopClient) }
-                return finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
+                let (code, note) = recorded(status)
+                return finish(code: code, refusal: nil, backendStatus: status, note: note, now: now, into: &actions)
             }
             if let httpStatus, httpStatus != "200" {
                 return refuse(CallRefusal(.unavailable("backend '\(backend)' answered HTTP \(httpStatus.prefix(8)) instead of gRPC"), reason: "backend_http_status", metric: .backend), now: now, into: &actions)
@@ -29,7 +30,8 @@ extension CallStateMachine {
                 if releaseIsMoot(status) { return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed", backendStatus: status, now: now, into: &actions) }
                 actions.append(.forwardTrailers(metadata, trailersOnly: true))
                 if !request.clientEnded { actions.append(.stopClient) }
-                return finish(code: status.code, refusal: nil, backendStatus: status, now: now, into: &actions)
+                let (code, note) = recorded(status)
+                return finish(code: code, refusal: nil, backendStatus: status, note: note, now: now, into: &actions)
             }
             response.started = true
             actions.append(.sendResponseHead(metadata))
@@ -39,6 +41,15 @@ extension CallStateMachine {
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting:
             impossible("a response head", now: now, into: &actions)
         }
+    }
+
+    /// The status the audit line and metrics record for the backend's `status`, and the audit reason when
+    /// it is not a failure: a result stream the client itself replaced (it reattached on a new stream) ends
+    /// with Spark's `INVALID_CURSOR.DISCONNECTED`, which is normal use, so it is counted CANCELLED with
+    /// reason `superseded_by_reattach`, never INTERNAL. The client gets the trailers Spark sent.
+    func recorded(_ status: BackendStatus) -> (code: GRPCStatusCode, note: String?) {
+        guard status.code == .internal, status.errorClass == "INVALID_CURSOR.DISCONNECTED", method.isServerStreaming else { return (status.code, nil) }
+        return (.cancelled, "superseded_by_reattach")
     }
 
     mutating func receivedResponseData(bytes: Int, endStream: Bool, now: Double, into actions: inout [Action]) {

@@ -14,6 +14,8 @@ public struct QuotaSettings: Sendable, Equatable {
     public var maxResultBytesPerOperation = 0
     public var maxOperationSeconds = 0.0
     public var sessionIdleSeconds = 3600.0
+    /// A session older than this is released on its backend, however busy; 0 = no limit.
+    public var maxSessionSeconds = 0.0
 
     public init() {}
 
@@ -21,6 +23,6 @@ public struct QuotaSettings: Sendable, Equatable {
     public static let keys = [
         "max_sessions_per_user", "max_concurrent_operations_per_session", "max_concurrent_operations_per_team",
         "requests_per_second", "request_burst", "housekeeping_requests_per_second", "housekeeping_request_burst", "max_request_bytes", "max_artifact_bytes_per_session",
-        "max_result_bytes_per_operation", "max_operation_seconds", "session_idle_seconds",
+        "max_result_bytes_per_operation", "max_operation_seconds", "session_idle_seconds", "max_session_seconds",
     ]
 }

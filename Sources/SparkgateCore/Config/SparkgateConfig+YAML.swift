@@ -351,6 +351,9 @@ extension SparkgateConfig {
         if let v = int("max_result_bytes_per_operation") { q.maxResultBytesPerOperation = v }
         if let v = num("max_operation_seconds") { q.maxOperationSeconds = v }
         if let v = num("session_idle_seconds") { q.sessionIdleSeconds = v }
+        if let v = num("max_session_seconds") {
+            if v < 0 { r.fail("\(key).max_session_seconds", m["max_session_seconds"], "must be 0 (no limit) or a number of seconds") } else { q.maxSessionSeconds = v }
+        }
         return q
     }
 

@@ -4,6 +4,8 @@ public struct RequestHead: Sendable, Equatable {
     public var path: String?
     public var contentType: String?
     public var authorization: [Substring] = []
+    /// Spark's JVM client 4.0.0 to 4.0.4 and 4.1.0 to 4.1.3 sends its token as `authentication: Bearer <JWT>`.
+    public var authentication: [Substring] = []
     public var timeout: Duration?
     public var timeoutText: String?
     /// The header list's size as HTTP/2 counts it (name + value + 32 per field, RFC 9113 §6.5.2).
@@ -19,6 +21,7 @@ public struct RequestHead: Sendable, Equatable {
         case ":path": path = value
         case "content-type": contentType = value
         case "authorization": authorization.append(Substring(value))
+        case "authentication": authentication.append(Substring(value))
         case "grpc-timeout":
             timeoutText = value
             timeout = GRPCTimeout.parse(value)

@@ -3,6 +3,9 @@ public struct LedgerSweep: Sendable, Equatable {
     /// Idle sessions, already forgotten here: release each on the backend (with shared state, those idle on
     /// every replica).
     public var idleSessions: [SessionRecord] = []
+    /// Sessions past `max_session_seconds`, already forgotten here and released for every replica: end their
+    /// streams and release each on the backend, however busy.
+    public var expiredSessions: [SessionRecord] = []
     /// Operations past `max_operation_seconds`, already ended: interrupt each on the backend and end its streams.
     public var overdueOperations: [OperationRecord] = []
     /// Operations no stream reattached to in time, already ended.
@@ -13,6 +16,9 @@ extension SessionLedger {
     /// Ends what has timed out at `now`. An operation still running keeps its session alive.
     public mutating func sweep(now: Double, detachedTimeout: Double, quotas: (String) -> QuotaSettings) -> LedgerSweep {
         var result = LedgerSweep()
+        for (key, s) in sessions where s.expired(now: now) {
+            if let record = sessionExpired(key, now: now) { result.expiredSessions.append(record) }
+        }
         for (key, op) in operations {
             if op.maxSeconds > 0 && now - op.started > op.maxSeconds {
                 result.overdueOperations.append(op)

@@ -17,6 +17,10 @@ public struct SessionLedger: Sendable {
     /// Sessions released through Sparkgate (by their owner, the idle reaper or an operator), and when: a late
     /// ReleaseExecute on one is answered here. Bounded in count and age.
     private var releasedSessions: [SessionKey: Double] = [:]
+    /// Sessions released at the end of their lifetime, with what their next call is told (bounded in count
+    /// and age like `releasedSessions`).
+    private var expiredSessions: [SessionKey: ExpiredSession] = [:]
+    package static let expiredSessionSeconds = 3600.0
     static let releasedSessionLimit = 10_000
     package static let releasedSessionSeconds = 600.0
     /// Numbers each operation the ledger starts: a stream that ends after its operation did (released,
@@ -66,9 +70,17 @@ public struct SessionLedger: Sendable {
         if call.method == .releaseExecute, sessions[key]?.releasing == true {
             return .success(AdmissionGrant(alreadyReleased: true))
         }
+        let releasing = call.method == .releaseSession || call.method == .releaseExecute
+        // Past its lifetime: refused (the sweep releases it within a second), whatever it asks.
+        if !releasing, let session = sessions[key], session.expired(now: now) {
+            return .failure(.sessionExpired(id, limit: session.maxSeconds, age: now - session.created))
+        }
         if isNewSession {
             if call.method == .releaseExecute, releasedSessions[key] != nil {
                 return .success(AdmissionGrant(alreadyReleased: true))
+            }
+            if !releasing, let expired = expiredSessions[key] {
+                return .failure(.sessionExpired(id, limit: expired.limit, age: expired.age))
             }
             // A call that cannot create a session (a release, a status query, a cleanup call on a session the
             // gateway refused) passes to the backend, which decides, and leaves no record here: only an
@@ -113,6 +125,7 @@ public struct SessionLedger: Sendable {
             clientSessionID: id, backendSessionID: call.backendSessionID, owner: call.caller, backend: call.backend,
             created: now, lastUsed: now, idleSeconds: q.sessionIdleSeconds)
         if isNewSession {
+            session.maxSeconds = q.maxSessionSeconds
             sessionsPerUser[call.caller, default: 0] += 1
             sessionsPerTeam[call.caller.team, default: 0] += 1
             holders[id, default: []].append(call.caller)
@@ -252,6 +265,18 @@ public struct SessionLedger: Sendable {
         return s
     }
 
+    /// The session reached its lifetime at `now`: forgotten and released everywhere, and its next call (under
+    /// the same id) is told why for `expiredSessionSeconds`.
+    @discardableResult
+    public mutating func sessionExpired(_ key: SessionKey, now: Double) -> SessionRecord? {
+        guard let record = sessions[key] else { return nil }
+        if expiredSessions.count >= Self.releasedSessionLimit, let oldest = expiredSessions.min(by: { $0.value.at < $1.value.at })?.key {
+            expiredSessions[oldest] = nil
+        }
+        expiredSessions[key] = ExpiredSession(at: now, limit: record.maxSeconds, age: now - record.created)
+        return sessionForgotten(key, now: now, released: true)
+    }
+
     /// A late ReleaseExecute on a session Sparkgate released is answered here (bounded in count and age).
     private mutating func rememberReleased(_ key: SessionKey, now: Double) {
         if releasedSessions.count >= Self.releasedSessionLimit, releasedSessions[key] == nil,
@@ -288,6 +313,7 @@ public struct SessionLedger: Sendable {
             return !bucket.isFull(rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
         }
         releasedSessions = releasedSessions.filter { now - $0.value < Self.releasedSessionSeconds }
+        expiredSessions = expiredSessions.filter { now - $0.value.at < Self.expiredSessionSeconds }
     }
 
     public func session(_ key: SessionKey) -> SessionRecord? { sessions[key] }
@@ -348,7 +374,20 @@ public enum QuotaOrPolicyRefusal: Error, Sendable, Equatable {
         .policy(SparkgateError(.alreadyExists, "operation \(id) is already running in this session; give a new ExecutePlan its own operation_id, or resume this one with ReattachExecute"))
     }
 
+    /// A session that reached `max_session_seconds`, at `age` seconds: its next calls are told so.
+    public static func sessionExpired(_ id: String, limit: Double, age: Double) -> QuotaOrPolicyRefusal {
+        .policy(SparkgateError(.failedPrecondition,
+            "session \(id) reached its team's max_session_seconds (\(QuotaRefusal.number(limit)) s) at an age of \(QuotaRefusal.number(age.rounded())) s and was released; start a new session (spark.stop(), then a new SparkSession)"))
+    }
+
     public static func foreignSession(_ id: String) -> QuotaOrPolicyRefusal {
         .policy(.permissionDenied("session \(id) belongs to another user; start your own session (leave session_id out of the connection string)"))
     }
+}
+
+/// What a session released at the end of its lifetime leaves for its next call.
+struct ExpiredSession: Sendable, Equatable {
+    var at: Double
+    var limit: Double
+    var age: Double
 }

@@ -58,6 +58,8 @@ public struct SessionRecord: Sendable, Equatable {
     public var clientType: String?
     /// The team's idle timeout when the session was last used.
     public var idleSeconds: Double
+    /// The team's `max_session_seconds` when the session started (0: no limit).
+    public var maxSeconds = 0.0
     /// A ReleaseSession is on its way: the backend closes everything in the session, so a ReleaseExecute that
     /// races it is done already.
     public var releasing = false
@@ -77,6 +79,8 @@ public struct SessionRecord: Sendable, Equatable {
     }
 
     public var idleDeadline: Double { lastUsed + idleSeconds }
+    /// Whether the session has outlived its lifetime at `now`.
+    public func expired(now: Double) -> Bool { maxSeconds > 0 && now - created >= maxSeconds }
     public var placement: SessionPlacement { SessionPlacement(endpoint: endpoint, engine: engine) }
     public var key: SessionKey { SessionKey(owner: owner, clientSessionID: clientSessionID) }
 }

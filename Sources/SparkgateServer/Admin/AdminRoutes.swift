@@ -92,7 +92,8 @@ public struct AdminRoutes: Sendable {
         let records = runtime.ledger.withLock { Array($0.sessions.values) }
             .filter { (team == nil || $0.owner.team == team) && (user == nil || $0.owner.user == user) }
             .sorted { ($0.owner.team, $0.owner.user, $0.created) < ($1.owner.team, $1.owner.user, $1.created) }
-        return AdminResponse(status: 200, json: SessionList(sessions: records.map(SessionList.Entry.init), count: records.count))
+        let now = WallClock.now()
+        return AdminResponse(status: 200, json: SessionList(sessions: records.map { SessionList.Entry($0, now: now) }, count: records.count))
     }
 
     private func kill(user: String, sessionID: String) async -> AdminResponse {
@@ -177,15 +178,23 @@ struct SessionList: Encodable {
         var clientType: String?
         var endpoint: String?
         var engine: String?
+        /// Seconds since the session's first call, and since its last one ended or began.
+        var ageSeconds, idleSeconds: Double
+        /// When it is released if still in use (`max_session_seconds`), if it has a lifetime.
+        var expires: String?
 
         enum CodingKeys: String, CodingKey {
             case user, team, backend, created
             case sessionID = "session_id", backendSessionID = "backend_session_id", lastUsed = "last_used"
             case activeCalls = "active_calls", activeOperations = "active_operations", bytesIn = "bytes_in", bytesOut = "bytes_out"
             case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type", endpoint, engine
+            case ageSeconds = "age_seconds", idleSeconds = "idle_seconds", expires
         }
 
-        init(_ s: SessionRecord) {
+        init(_ s: SessionRecord, now: Double) {
+            ageSeconds = ((now - s.created) * 1000).rounded() / 1000
+            idleSeconds = s.activeCalls > 0 || s.activeOperations > 0 ? 0 : ((now - s.lastUsed) * 1000).rounded() / 1000
+            expires = s.maxSeconds > 0 ? Timestamp.rfc3339(s.created + s.maxSeconds) : nil
             user = s.owner.user
             team = s.owner.team
             sessionID = s.clientSessionID

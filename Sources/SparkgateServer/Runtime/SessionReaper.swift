@@ -7,8 +7,8 @@ import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
 
-/// Once a second: releases idle sessions on their backend, interrupts operations past their time limit,
-/// forgets abandoned operations, and refreshes the activity gauges.
+/// Once a second: releases idle sessions and sessions past their lifetime on their backend, interrupts
+/// operations past their time limit, forgets abandoned operations, and refreshes the activity gauges.
 public final class SessionReaper: Service, Sendable {
     let current: @Sendable () -> GatewayState
     let ledger: LocalLedger
@@ -72,13 +72,30 @@ public final class SessionReaper: Service, Sendable {
             let backend = state.config.team(team)?.backend ?? state.config.defaultBackend
             backendCalls.interrupt(op.key, backendSessionID: backendSessionID, backend: backend, placement: record?.placement ?? SessionPlacement(), access: state.backendAccess, on: loop)
         }
+        for session in result.expiredSessions {
+            // Its calls end now, with what its next call will be told too.
+            let error = QuotaOrPolicyRefusal.sessionExpired(session.clientSessionID, limit: session.maxSeconds, age: now - session.created).error
+            calls.terminate(session: session.key, with: error)
+            logger.info("released a session at the end of its lifetime", metadata: [
+                "session.id": "\(session.clientSessionID)", "team": "\(session.owner.team)", "max_session_seconds": "\(session.maxSeconds)",
+            ])
+        }
+        if !result.expiredSessions.isEmpty {
+            metrics.sessionExpired("lifetime", count: Int64(result.expiredSessions.count))
+            release(result.expiredSessions, access: state.backendAccess, on: loop)
+        }
         for op in result.abandonedOperations {
             logger.debug("forgetting an abandoned operation", metadata: ["operation.id": "\(op.operationID)", "team": "\(op.owner.team)"])
         }
         if let shared = shared, !result.idleSessions.isEmpty {
             let sessions = result.idleSessions
-            Task { [self] in release(await shared.idleEverywhere(sessions, now: now), access: state.backendAccess, on: loop) }
+            Task { [self] in
+                let idle = await shared.idleEverywhere(sessions, now: now)
+                if !idle.isEmpty { metrics.sessionExpired("idle", count: Int64(idle.count)) }
+                release(idle, access: state.backendAccess, on: loop)
+            }
         } else {
+            if !result.idleSessions.isEmpty { metrics.sessionExpired("idle", count: Int64(result.idleSessions.count)) }
             release(result.idleSessions, access: state.backendAccess, on: loop)
         }
         metrics.bufferedBytes(buffered.value)
@@ -89,18 +106,18 @@ public final class SessionReaper: Service, Sendable {
         }
     }
 
-    /// Releases idle sessions on their backend; failures are logged.
+    /// Releases sessions on their backend; failures are logged.
     private func release(_ sessions: [SessionRecord], access: BackendAccess, on loop: any EventLoop) {
         let logger = logger
         for session in sessions {
             backendCalls.release(session, access: access, on: loop).whenComplete { outcome in
                 switch outcome {
                 case .success(let status) where status.code == .ok:
-                    logger.info("released an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "team": "\(session.owner.team)"])
+                    logger.info("released a session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "team": "\(session.owner.team)"])
                 case .success(let status):
-                    logger.warning("the backend refused to release an idle session", metadata: ["session.id": "\(session.clientSessionID)", "grpc.status": "\(status.code.name)"])
+                    logger.warning("the backend refused to release a session", metadata: ["session.id": "\(session.clientSessionID)", "grpc.status": "\(status.code.name)"])
                 case .failure(let error):
-                    logger.warning("could not release an idle session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "error": "\(error)"])
+                    logger.warning("could not release a session on the backend", metadata: ["session.id": "\(session.clientSessionID)", "error": "\(error)"])
                 }
             }
         }

@@ -349,6 +349,29 @@ struct CallStateMachineScenarioTests {
         #expect(query.finishes[0].summary.reason == "engine_gone")
     }
 
+    @Test("a result stream the client replaced by reattaching (INVALID_CURSOR.DISCONNECTED) is counted CANCELLED, superseded_by_reattach, never INTERNAL")
+    func supersededByReattach() {
+        let disconnected = BackendStatus(code: .internal, message: "[INVALID_CURSOR.DISCONNECTED] ...", errorClass: "INVALID_CURSOR.DISCONNECTED")
+        for method in ["ExecutePlan", "ReattachExecute"] {
+            var d = CallDriver(method: method)
+            d.toForwarding(endStream: true, operation: CallDriver.operationID)
+            d.send(.responseHead("h", httpStatus: "200", trailers: nil))
+            #expect(d.send(.responseTrailers("t", disconnected)).contains("finish(CANCELLED)"), "\(method)")
+            #expect(d.finishes[0].summary.reason == "superseded_by_reattach" && d.finishes[0].summary.status == "CANCELLED")
+            #expect(d.finishes[0].summary.errorClass == "INVALID_CURSOR.DISCONNECTED")
+        }
+        // Another cursor error is the backend's failure; the same class on a unary call too.
+        var other = CallDriver(method: "ExecutePlan")
+        other.toForwarding(endStream: true, operation: CallDriver.operationID)
+        other.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        other.send(.responseTrailers("t", BackendStatus(code: .internal, message: "", errorClass: "INVALID_CURSOR.POSITION_NOT_AVAILABLE")))
+        #expect(other.finishes[0].summary.status == "INTERNAL" && other.finishes[0].summary.reason == "backend_error")
+        var unary = CallDriver()
+        unary.toForwarding(endStream: true)
+        unary.send(.responseHead("h", httpStatus: "200", trailers: disconnected))
+        #expect(unary.finishes[0].summary.status == "INTERNAL")
+    }
+
     @Test("an audit line for a backend error says so, with the backend's error class")
     func backendErrorReason() {
         var d = CallDriver()
