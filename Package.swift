@@ -112,6 +112,7 @@ let package = Package(
         .target(
             name: "SparkgateTransport",
             dependencies: [
+                "CNGHTTP2",
                 "SparkgateCore",
                 "SparkgateFraming",
                 "SparkgateObservability",
@@ -140,6 +141,8 @@ let package = Package(
         ),
         // The system calls Swift cannot import (variadic prctl), as small C functions.
         .target(name: "CSparkgateSystem"),
+        // libnghttp2 from the system (Debian's libnghttp2-dev): HTTP/2 framing, HPACK and flow control in C.
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // Engines on demand: launching (as the tenant's OS user), proving ports, probing, watching and
         // stopping engines, and sharing the pool with other replicas.
         .target(

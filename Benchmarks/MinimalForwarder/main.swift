@@ -4,7 +4,10 @@
 // nothing else: no authentication, no parsing, no accounting, no flow control beyond giving window back as
 // frames arrive. Whatever a call costs here, Sparkgate cannot cost less on this stack.
 //
-//   MinimalForwarder --cert server.crt --key server.key --route 15500=127.0.0.1:15002 [--route ...] [--threads N]
+//   MinimalForwarder --cert server.crt --key server.key --route 15500=127.0.0.1:15002 [--route ...] [--threads N] [--stack nio|nghttp2]
+//
+// `--stack nghttp2` keeps NIOSSL and puts libnghttp2 (Debian's libnghttp2-dev) in NIOHTTP2's place on both
+// connections: what the floor would be on that stack.
 import Foundation
 import NIOCore
 import NIOHPACK
@@ -126,8 +129,11 @@ final class ClientSide: ChannelInboundHandler, @unchecked Sendable {
             if let stream = streams[id] {
                 backend.write(.headers(.init(headers: headers.headers, endStream: headers.endStream)), on: stream)
             } else if id != .rootStream {
-                var forwarded = headers.headers
-                forwarded.replaceOrAdd(name: ":scheme", value: "http")
+                // The backend is h2c: `:scheme` becomes http, in place (pseudo-headers stay first).
+                var forwarded = HPACKHeaders()
+                for (name, value, indexing) in headers.headers {
+                    forwarded.add(name: name, value: name == ":scheme" ? "http" : value, indexing: indexing)
+                }
                 streams[id] = backend.open(for: self, stream: id, headers: forwarded, endStream: headers.endStream)
             }
         case .data(let data):
@@ -156,10 +162,201 @@ final class ClientSide: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+// MARK: The same forwarder on libnghttp2 (--stack nghttp2): NIOSSL, then bytes straight into nghttp2 sessions.
+
+/// One h2c backend connection per event loop and route, on an nghttp2 client session.
+final class NGBackendSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    var context: ChannelHandlerContext?
+    let flusher: NGFlusher
+    var session: NGHTTP2Session!
+    private var streams: [Int32: (NGClientSide, Int32)] = [:]
+
+    init(flusher: NGFlusher) {
+        self.flusher = flusher
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        session = try! NGHTTP2Session(role: .client, settings: ngSettings(concurrent: 4096), allocator: context.channel.allocator)
+        session.delegate = self
+        flusher.mark(self)
+    }
+
+    func open(for client: NGClientSide, stream: Int32, headers: [(name: String, value: String)], endStream: Bool) -> Int32 {
+        let id = session.submitRequest(headers, endStream: endStream)
+        streams[id] = (client, stream)
+        flusher.mark(self)
+        return id
+    }
+
+    func flushOutput() {
+        guard let context, let out = try? session.pendingOutput() else { return }
+        context.writeAndFlush(NIOAny(out), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        try? session.receive(unwrapInboundIn(data))
+        flusher.mark(self)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flusher.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func session(_ session: NGHTTP2Session, headers: [(name: String, value: String)], on stream: Int32, endStream: Bool) {
+        guard let (client, id) = streams[stream] else { return }
+        client.respond(headers, on: id, endStream: endStream)
+    }
+
+    func session(_ session: NGHTTP2Session, data: ByteBuffer, on stream: Int32, endStream: Bool) {
+        guard let (client, id) = streams[stream] else { return }
+        client.session.submitData(data, on: id, endStream: endStream)
+        client.markDirty()
+        session.giveBack(data.readableBytes, on: stream)
+        session.giveBack(data.readableBytes, on: 0)
+    }
+
+    func session(_ session: NGHTTP2Session, closed stream: Int32, errorCode: UInt32) {
+        guard let (client, id) = streams.removeValue(forKey: stream) else { return }
+        if errorCode != 0 {
+            client.session.submitReset(id, errorCode: 8)
+            client.markDirty()
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, goAway lastStreamID: Int32, errorCode: UInt32) {}
+    func sessionPingAcknowledged(_ session: NGHTTP2Session) {}
+}
+
+/// A client connection on an nghttp2 server session, each stream glued to a backend stream.
+final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    var context: ChannelHandlerContext?
+    let flusher: NGFlusher
+    let backend: NGBackendSide
+    var session: NGHTTP2Session!
+    private var streams: [Int32: Int32] = [:]
+    /// Response heads wait for the backend's trailers when the backend answered trailers-only.
+    private var responded: Set<Int32> = []
+
+    init(flusher: NGFlusher, backend: NGBackendSide) {
+        self.flusher = flusher
+        self.backend = backend
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        session = try! NGHTTP2Session(role: .server, settings: ngSettings(concurrent: 256), allocator: context.channel.allocator)
+        session.delegate = self
+        flusher.mark(self)
+    }
+
+    func markDirty() { flusher.mark(self) }
+
+    func flushOutput() {
+        guard let context, let out = try? session.pendingOutput() else { return }
+        context.writeAndFlush(NIOAny(out), promise: nil)
+    }
+
+    func respond(_ headers: [(name: String, value: String)], on id: Int32, endStream: Bool) {
+        if responded.contains(id) {
+            session.submitTrailers(headers, on: id)
+        } else {
+            responded.insert(id)
+            session.submitResponse(headers, on: id, endStream: endStream)
+        }
+        flusher.mark(self)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        try? session.receive(unwrapInboundIn(data))
+        flusher.mark(self)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flusher.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func session(_ session: NGHTTP2Session, headers: [(name: String, value: String)], on stream: Int32, endStream: Bool) {
+        if let id = streams[stream] {
+            backend.session.submitTrailers(headers, on: id)
+        } else {
+            let forwarded = headers.map { $0.name == ":scheme" ? (name: $0.name, value: "http") : $0 }
+            streams[stream] = backend.open(for: self, stream: stream, headers: forwarded, endStream: endStream)
+        }
+        flusher.mark(backend)
+    }
+
+    func session(_ session: NGHTTP2Session, data: ByteBuffer, on stream: Int32, endStream: Bool) {
+        guard let id = streams[stream] else { return }
+        backend.session.submitData(data, on: id, endStream: endStream)
+        flusher.mark(backend)
+        session.giveBack(data.readableBytes, on: stream)
+        session.giveBack(data.readableBytes, on: 0)
+    }
+
+    func session(_ session: NGHTTP2Session, closed stream: Int32, errorCode: UInt32) {
+        streams.removeValue(forKey: stream)
+        responded.remove(stream)
+    }
+
+    func session(_ session: NGHTTP2Session, goAway lastStreamID: Int32, errorCode: UInt32) {}
+    func sessionPingAcknowledged(_ session: NGHTTP2Session) {}
+}
+
+func ngSettings(concurrent: Int) -> NGHTTP2Session.Settings {
+    NGHTTP2Session.Settings(
+        maxConcurrentStreams: concurrent, initialWindowSize: HTTP2Tuning.streamWindow, maxFrameSize: HTTP2Tuning.maxFrameSize,
+        maxHeaderListSize: 256 << 10, connectionWindow: HTTP2Tuning.connectionWindow)
+}
+
+/// The nghttp2 sessions of one event loop with output due, written once per read burst.
+final class NGFlusher: @unchecked Sendable {
+    private var dirty: [ObjectIdentifier: () -> Void] = [:]
+
+    func mark(_ side: NGClientSide) { dirty[ObjectIdentifier(side)] = { side.flushOutput() } }
+    func mark(_ side: NGBackendSide) { dirty[ObjectIdentifier(side)] = { side.flushOutput() } }
+
+    func flush() {
+        var rounds = 0
+        while !dirty.isEmpty && rounds < 4 {
+            rounds += 1
+            let due = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for write in due.values { write() }
+        }
+    }
+}
+
 /// What one event loop owns: its flusher and its backend connection per route.
 final class LoopState: @unchecked Sendable {
     let flusher = Flusher()
+    let ngFlusher = NGFlusher()
     var backends: [Int: EventLoopFuture<BackendSide>] = [:]
+    var ngBackends: [Int: EventLoopFuture<NGBackendSide>] = [:]
+
+    func ngBackend(_ address: HostPort, route: Int, on loop: any EventLoop) -> EventLoopFuture<NGBackendSide> {
+        if let existing = ngBackends[route] { return existing }
+        let flusher = ngFlusher
+        let future = ClientBootstrap(group: loop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: address.host, port: address.port)
+            .flatMapThrowing { channel -> NGBackendSide in
+                let side = NGBackendSide(flusher: flusher)
+                try channel.pipeline.syncOperations.addHandler(side)
+                side.flushOutput()
+                return side
+            }
+        ngBackends[route] = future
+        return future
+    }
 
     func backend(_ address: HostPort, route: Int, on loop: any EventLoop) -> EventLoopFuture<BackendSide> {
         if let existing = backends[route] { return existing }
@@ -182,12 +379,14 @@ nonisolated(unsafe) var cert = ""
 nonisolated(unsafe) var key = ""
 nonisolated(unsafe) var routes: [(port: Int, backend: HostPort)] = []
 nonisolated(unsafe) var threads = System.coreCount
+nonisolated(unsafe) var stack = "nio"
 nonisolated(unsafe) var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--cert": cert = args.next() ?? ""
     case "--key": key = args.next() ?? ""
     case "--threads": threads = Int(args.next() ?? "") ?? threads
+    case "--stack": stack = args.next() ?? stack
     case "--route":
         let parts = (args.next() ?? "").split(separator: "=", maxSplits: 1).map(String.init)
         guard parts.count == 2, let port = Int(parts[0]), let backend = HostPort(parsing: parts[1]) else {
@@ -219,6 +418,13 @@ for (index, route) in routes.enumerated() {
         .childChannelInitializer { channel in
             // The loop's backend connection first (once per loop), then the client's handlers.
             let state = loops[ObjectIdentifier(channel.eventLoop)]!
+            if stack == "nghttp2" {
+                return state.ngBackend(backendAddress, route: index, on: channel.eventLoop).flatMapThrowing { backend in
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                    try sync.addHandler(NGClientSide(flusher: state.ngFlusher, backend: backend))
+                }
+            }
             return state.backend(backendAddress, route: index, on: channel.eventLoop).flatMapThrowing { backend in
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLServerHandler(context: sslContext))

@@ -21,6 +21,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "integration"))
 
 import harness  # noqa: E402
+import jvm_work  # noqa: E402
 
 VENVS = os.environ.get("SPARKGATE_COMPAT_VENVS") or os.path.join(ROOT, ".venv-compat")
 # (name, venv, pip requirements); None is this venv (PySpark 4.3.0, the suite's own).
@@ -32,6 +33,13 @@ CLIENTS = [
     ("PySpark 4.3.0", None, []),
     ("pyspark-client 4.2.0", "pyspark-client-4.2", ["pyspark-client==4.2.0", "pandas<3"]),
 ]
+# Spark's JVM client (`spark-shell --remote`): 4.0.0 and 4.1.0 send their token as `Authentication`, which Spark's
+# own check refuses and Sparkgate reads; 4.3.0 sends `Authorization`. (name, version of the bundled client).
+JVM_CLIENTS = [("JVM client 4.0.0", "4.0.0"), ("JVM client 4.1.0", "4.1.0"), ("JVM client 4.3.0", "4.3.0")]
+JVM_FULL = ["sql", "temp_view", "other_user", "stop"]
+# The JVM pair CI runs (each shell is a JVM start): the client that needs Sparkgate's `authentication`
+# support, against the newest server.
+JVM_CI = ("JVM client 4.1.0", "Spark 4.3.0")
 # Clients whose `token=` goes out only over TLS: directly against a plaintext Spark they send the bearer header
 # themselves (PySpark 3.5 passes every URL parameter it does not know as gRPC metadata).
 TOKEN_ONLY_OVER_TLS = {"PySpark 3.5.9"}
@@ -58,8 +66,15 @@ def python_of(client):
     return os.path.join(path, "bin", "python")
 
 
+def jvm_home(client):
+    version = dict(JVM_CLIENTS)[client]
+    return jvm_work.spark_home(version, VENVS, python=sys.executable)
+
+
 def run_client(client, url, other_url, checks, ca, timeout):
     """The work of one client on one path; a run past `timeout` is a hang, reported as such."""
+    if client in dict(JVM_CLIENTS):
+        return jvm_work.run(jvm_home(client), url, other_url, checks, ca, tempfile.mkdtemp(prefix="compat-jvm-"), timeout)
     args = {"url": url, "other_url": other_url, "checks": checks}
     env = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": ca}
     env.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
@@ -91,7 +106,8 @@ def judge(checks, direct, gateway, reference, sessions_left):
         verdict["broken"].append(f"through Sparkgate: {gateway['session']['error']}")
         return verdict
     if "session" in direct:
-        verdict["notes"].append(f"direct: {direct['session']['error']}")
+        # The client cannot use Spark directly at all (an older JVM client's token header): Spark's own limit.
+        verdict["direct_fails"] = spark_message(direct["session"]["error"])
     for name in checks:
         d, g = direct.get(name), gateway.get(name)
         if g is None:
@@ -124,9 +140,10 @@ def judge(checks, direct, gateway, reference, sessions_left):
 def cell(verdict, checks):
     if verdict["broken"]:
         return "**broken by Sparkgate**"
+    direct = "; fails directly (Spark's own limit)" if verdict.get("direct_fails") else ""
     if verdict["limits"]:
-        return f"works, except Spark's own limits ({', '.join(sorted({l.split(':')[0] for l in verdict['limits']}))})"
-    return f"works ({len(checks)}/{len(checks)} checks)"
+        return f"works, except Spark's own limits ({', '.join(sorted({l.split(':')[0] for l in verdict['limits']}))}){direct}"
+    return f"works ({len(checks)}/{len(checks)} checks){direct}"
 
 
 def main():
@@ -138,11 +155,14 @@ def main():
     ap.add_argument("--install", action="store_true", help="only install the clients' venvs")
     args = ap.parse_args()
     clients = [c[0] for c in CLIENTS if not args.clients or c[0] in args.clients]
+    jvm_clients = [c for c, _ in JVM_CLIENTS if (not args.clients or c in args.clients) and (not args.ci or c == JVM_CI[0])]
     servers = [s for s in SERVERS if not args.servers or s[0] in args.servers]
     newest = (CLIENTS[4][0], SERVERS[-1][0])
 
     for client in clients:
         python_of(client)  # every venv before any server starts: installs are slow, servers idle meanwhile
+    for client in jvm_clients:
+        jvm_home(client)
     if args.install:
         return 0
 
@@ -153,6 +173,15 @@ def main():
 
     results, verdicts = {}, {}
     started = time.time()
+
+    def record(client, server_name, checks, direct, through, verdict, full):
+        results[(client, server_name)] = {"checks": checks, "direct": direct, "sparkgate": through}
+        verdicts[(client, server_name)] = verdict
+        mark = "BROKEN" if verdict["broken"] else "ok"
+        print(f"compat: {client} x {server_name} ({'full' if full else 'smoke'}): {mark} "
+              f"(direct {direct.get('elapsed', '-')} s, through Sparkgate {through.get('elapsed', '-')} s)", file=sys.stderr, flush=True)
+        for line in verdict["broken"] + verdict["limits"] + verdict["notes"]:
+            print(f"    {line}", file=sys.stderr, flush=True)
     for server_name, server_client in servers:
         spark = harness.SparkServer(workdir, backend_token, python=python_of(server_client), driver_memory="2g")
         gateway = harness.Gateway(material, material.base_config(spark.endpoint), name=f"compat-{server_name.split()[-1]}")
@@ -179,18 +208,27 @@ def main():
                     status, body = gateway.admin(f"/v1/sessions?user={user}")
                     left = len(json.loads(body)["sessions"]) if status == 200 else -1
                 verdict = judge(checks, direct, through, reference, left)
-                results[(client, server_name)] = {"checks": checks, "direct": direct, "sparkgate": through}
-                verdicts[(client, server_name)] = verdict
-                mark = "BROKEN" if verdict["broken"] else "ok"
-                print(f"compat: {client} x {server_name} ({'full' if full else 'smoke'}): {mark} "
-                      f"(direct {direct.get('elapsed', '-')} s, through Sparkgate {through.get('elapsed', '-')} s)", file=sys.stderr, flush=True)
-                for line in verdict["broken"] + verdict["limits"] + verdict["notes"]:
-                    print(f"    {line}", file=sys.stderr, flush=True)
+                record(client, server_name, checks, direct, through, verdict, full)
+            for client in jvm_clients:
+                if args.ci and (client, server_name) != JVM_CI:
+                    continue
+                tag = uuid.uuid4().hex[:6]
+                user, other, session = f"jan-{tag}", f"jbo-{tag}", str(uuid.uuid4())
+                # Both users name one session id: directly Spark gives the other user a session of its own;
+                # Sparkgate refuses it.
+                direct = run_client(client, f"sc://localhost:{spark.port}/;token={backend_token};user_id={user};session_id={session}",
+                                    f"sc://localhost:{spark.port}/;token={backend_token};user_id={other};session_id={session}", JVM_FULL, material.ca, 300)
+                through = run_client(client, gateway.url(material.token(user), session_id=session), gateway.url(material.token(other), session_id=session),
+                                     JVM_FULL, material.ca, 300)
+                time.sleep(0.5)
+                status, body = gateway.admin(f"/v1/sessions?user={user}")
+                left = len(json.loads(body)["sessions"]) if status == 200 else -1
+                record(client, server_name, JVM_FULL, direct, through, judge(JVM_FULL, direct, through, {}, left), True)
         finally:
             gateway.close()
             spark.close()
 
-    table = render(clients, [s[0] for s in servers], verdicts, results)
+    table = render(clients + jvm_clients, [s[0] for s in servers], verdicts, results)
     print(table)
     print(f"compat: {len(verdicts)} pairs in {time.time() - started:.0f} s", file=sys.stderr)
     if args.write:
@@ -208,6 +246,8 @@ def render(clients, servers, verdicts, results):
         lines.append(f"| {client} | " + " | ".join(cells) + " |")
     details = []
     for (client, server), v in sorted(verdicts.items()):
+        if v.get("direct_fails"):
+            details.append(f"- {client} x {server}: directly against Spark: {v['direct_fails']}")
         for line in v["broken"] + v["limits"] + v["notes"]:
             details.append(f"- {client} x {server}: {line}")
     return "\n".join(lines + ([""] + details if details else []))
