@@ -15,7 +15,9 @@ package struct EngineCgroup: Sendable, Equatable {
     package static let parent: String? = {
         if ProcessInfo.processInfo.environment["SPARKGATE_ENGINE_CGROUPS"] == "off" { return nil }
         guard let mount = cgroup2Mount(), let own = ownCgroup() else { return nil }
-        let path = ((mount as NSString).appendingPathComponent(own) as NSString).appendingPathComponent("sparkgate-\(getpid())")
+        let home = (mount as NSString).appendingPathComponent(own)
+        sweepStale(in: home)
+        let path = (home as NSString).appendingPathComponent("sparkgate-\(getpid())")
         if mkdir(path, 0o755) != 0 && errno != EEXIST { return nil }
         // A cgroup that cannot be killed as a whole or listed is of no use here.
         guard access((path as NSString).appendingPathComponent("cgroup.procs"), W_OK) == 0 else {
@@ -24,6 +26,35 @@ package struct EngineCgroup: Sendable, Equatable {
         }
         return path
     }()
+
+    /// Removes what gateways that are gone left in `home`: their engines (killed) and their cgroups. A
+    /// gateway killed with SIGKILL cannot clean up after itself; its engines are orphans no replica serves.
+    static func sweepStale(in home: String) {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: home)) ?? [] {
+            guard entry.hasPrefix("sparkgate-"), let pid = Int32(entry.dropFirst("sparkgate-".count)), pid != getpid(),
+                kill(pid, 0) != 0 && errno == ESRCH
+            else { continue }
+            let stale = (home as NSString).appendingPathComponent(entry)
+            let engines = ((try? FileManager.default.contentsOfDirectory(atPath: stale)) ?? []).map { EngineCgroup(path: (stale as NSString).appendingPathComponent($0)) }
+            removeAll(engines.filter { FileManager.default.fileExists(atPath: ($0.path as NSString).appendingPathComponent("cgroup.procs")) })
+            rmdir(stale)
+        }
+    }
+
+    /// Kills every process in `cgroups` and removes them, waiting up to a second for the killed to leave.
+    package static func removeAll(_ cgroups: [EngineCgroup]) {
+        for cgroup in cgroups { cgroup.killAll() }
+        var left = cgroups
+        for _ in 0..<100 where !left.isEmpty {
+            left.removeAll { $0.remove() }
+            if !left.isEmpty { usleep(10_000) }
+        }
+    }
+
+    /// Removes this gateway's cgroup of cgroups (at shutdown, once its engines' are gone).
+    package static func removeParent() {
+        if let parent { rmdir(parent) }
+    }
 
     /// Makes the cgroup of engine `id`; nil without cgroup v2.
     package static func make(_ id: String) -> EngineCgroup? {

@@ -249,14 +249,17 @@ public final class EngineManager: Service, Sendable {
                 tick()
                 return inner.value.processes.count
             }.get()) ?? 0
-            if left == 0 { return }
+            if left == 0 { break }
             try? await Task.sleep(for: .milliseconds(100))
         }
         // Whatever ignored SIGTERM and the grace (or started while the first signals went out) dies with its
-        // group, its cgroup, or its OS user's other processes.
+        // group, its cgroup, or its OS user's other processes; the cgroups go, this gateway's own last.
         try? await loop.submit { [self] in
             for process in inner.value.processes.values { process.signal(SIGKILL) }
-            for cgroup in inner.value.cgroups.values { cgroup.killAll() }
+            EngineCgroup.removeAll(Array(inner.value.cgroups.values) + inner.value.emptying)
+            inner.value.cgroups.removeAll()
+            inner.value.emptying.removeAll()
+            EngineCgroup.removeParent()
             for credentials in Set(inner.value.credentials.values.map(\.uid)) { TenantProcesses.killAll(uid: credentials) }
         }.get()
     }

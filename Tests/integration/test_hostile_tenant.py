@@ -4,6 +4,7 @@ the attacker with real processes: a root gateway, engines as `useradd` tenant us
 the system's Python, and Spark Connect 4.3), a real redis-server, and PySpark UDFs doing the attack."""
 import json
 import os
+import re
 import pwd
 import signal
 import subprocess
@@ -141,6 +142,13 @@ def test_a_daemon_a_tenant_leaves_dies_with_its_engine(containment, make_gateway
     wait_for(lambda: not processes_named(marker), 10, "the daemon to die with its engine")
     launching = next(line for line in log_of(gw).splitlines() if "launching an engine" in line)
     assert ("cgroup=/" in launching) == (containment == "cgroup"), launching
+    if containment == "cgroup":
+        # The gateway's cgroup of cgroups goes with it: nothing of it is left in the hierarchy.
+        engine_cgroup = re.search(r"cgroup=(\S+)", launching).group(1)
+        gateway_cgroup = os.path.dirname(engine_cgroup.rstrip("/"))
+        assert os.path.isdir(gateway_cgroup)
+        gw.close()
+        assert not os.path.exists(gateway_cgroup), f"{gateway_cgroup} left behind"
 
 
 @pytest.fixture(scope="module")
