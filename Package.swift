@@ -284,6 +284,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "SparkgateTransportTests",
+            dependencies: ["SparkgateTransport", "CNGHTTP2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
                 "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRESP", "SparkgateRedis", "SparkgateTestSupport",

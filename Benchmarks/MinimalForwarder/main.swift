@@ -1,13 +1,14 @@
 // The floor of Sparkgate's HTTP/2 stack, for benchmarks only: a TLS HTTP/2 forwarder built from exactly the
-// pieces Sparkgate uses (NIOSSL with the same TLS settings, NIOHTTP2's handler with the same settings and no
-// stream multiplexer, one pooled h2c backend connection per event loop, one flush per read burst) and
-// nothing else: no authentication, no parsing, no accounting, no flow control beyond giving window back as
-// frames arrive. Whatever a call costs here, Sparkgate cannot cost less on this stack.
+// pieces Sparkgate uses (NIOSSL with the same TLS settings, libnghttp2 through `NGHTTP2ChannelHandler` with the
+// same settings, no stream multiplexer, one pooled h2c backend connection per event loop, one flush per read
+// burst) and nothing else: no authentication, no parsing, no accounting, no flow control beyond giving window
+// back as frames arrive. Whatever a call costs here, Sparkgate cannot cost less on this stack.
 //
-//   MinimalForwarder --cert server.crt --key server.key --route 15500=127.0.0.1:15002 [--route ...] [--threads N] [--stack nio|nghttp2]
+//   MinimalForwarder --cert server.crt --key server.key --route 15500=127.0.0.1:15002 [--route ...] [--threads N]
+//                    [--stack nghttp2|nio|nghttp2-raw]
 //
-// `--stack nghttp2` keeps NIOSSL and puts libnghttp2 (Debian's libnghttp2-dev) in NIOHTTP2's place on both
-// connections: what the floor would be on that stack.
+// `--stack nio` puts swift-nio-http2's handler in nghttp2's place (the stack Sparkgate left); `--stack
+// nghttp2-raw` skips the HTTP2Frame adapter and forwards between nghttp2 sessions directly: what the adapter costs.
 import Foundation
 import NIOCore
 import NIOHPACK
@@ -162,7 +163,33 @@ final class ClientSide: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-// MARK: The same forwarder on libnghttp2 (--stack nghttp2): NIOSSL, then bytes straight into nghttp2 sessions.
+// MARK: swift-nio-http2 in libnghttp2's place (--stack nio), with the settings Sparkgate used on it.
+
+enum NIOStack {
+    static func settings(maxConcurrentStreams: Int, maxHeaderListBytes: Int) -> HTTP2Settings {
+        [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .initialWindowSize, value: HTTP2Tuning.streamWindow),
+            HTTP2Setting(parameter: .maxFrameSize, value: HTTP2Tuning.maxFrameSize),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListBytes),
+        ]
+    }
+
+    static func frontendHandler(_ limits: ConnectionLimits) -> NIOHTTP2Handler {
+        var c = NIOHTTP2Handler.ConnectionConfiguration()
+        c.initialSettings = settings(maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderListBytes)
+        return NIOHTTP2Handler(mode: .server, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
+    }
+
+    static func backendHandler() -> NIOHTTP2Handler {
+        var c = NIOHTTP2Handler.ConnectionConfiguration()
+        c.initialSettings = settings(maxConcurrentStreams: 4096, maxHeaderListBytes: 1 << 20)
+        c.headerBlockValidation = .disabled
+        return NIOHTTP2Handler(mode: .client, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
+    }
+}
+
+// MARK: The lower bound (--stack nghttp2-raw): NIOSSL, then bytes straight into nghttp2 sessions, no frames between.
 
 /// One h2c backend connection per event loop and route, on an nghttp2 client session.
 final class NGBackendSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchecked Sendable {
@@ -185,7 +212,7 @@ final class NGBackendSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unche
         flusher.mark(self)
     }
 
-    func open(for client: NGClientSide, stream: Int32, headers: [(name: String, value: String)], endStream: Bool) -> Int32 {
+    func open(for client: NGClientSide, stream: Int32, headers: HPACKHeaders, endStream: Bool) -> Int32 {
         let id = session.submitRequest(headers, endStream: endStream)
         streams[id] = (client, stream)
         flusher.mark(self)
@@ -207,7 +234,7 @@ final class NGBackendSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unche
         context.fireChannelReadComplete()
     }
 
-    func session(_ session: NGHTTP2Session, headers: [(name: String, value: String)], on stream: Int32, endStream: Bool) {
+    func session(_ session: NGHTTP2Session, headers: HPACKHeaders, on stream: Int32, endStream: Bool) {
         guard let (client, id) = streams[stream] else { return }
         client.respond(headers, on: id, endStream: endStream)
     }
@@ -228,6 +255,7 @@ final class NGBackendSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unche
         }
     }
 
+    func session(_ session: NGHTTP2Session, reset stream: Int32, errorCode: UInt32) {}
     func session(_ session: NGHTTP2Session, goAway lastStreamID: Int32, errorCode: UInt32) {}
     func sessionPingAcknowledged(_ session: NGHTTP2Session) {}
 }
@@ -264,7 +292,7 @@ final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchec
         context.writeAndFlush(NIOAny(out), promise: nil)
     }
 
-    func respond(_ headers: [(name: String, value: String)], on id: Int32, endStream: Bool) {
+    func respond(_ headers: HPACKHeaders, on id: Int32, endStream: Bool) {
         if responded.contains(id) {
             session.submitTrailers(headers, on: id)
         } else {
@@ -284,11 +312,14 @@ final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchec
         context.fireChannelReadComplete()
     }
 
-    func session(_ session: NGHTTP2Session, headers: [(name: String, value: String)], on stream: Int32, endStream: Bool) {
+    func session(_ session: NGHTTP2Session, headers: HPACKHeaders, on stream: Int32, endStream: Bool) {
         if let id = streams[stream] {
             backend.session.submitTrailers(headers, on: id)
         } else {
-            let forwarded = headers.map { $0.name == ":scheme" ? (name: $0.name, value: "http") : $0 }
+            // :scheme in place: pseudo-headers stay ahead of the others.
+            var forwarded = HPACKHeaders()
+            forwarded.reserveCapacity(headers.count)
+            for (name, value, indexing) in headers { forwarded.add(name: name, value: name == ":scheme" ? "http" : value, indexing: indexing) }
             streams[stream] = backend.open(for: self, stream: stream, headers: forwarded, endStream: endStream)
         }
         flusher.mark(backend)
@@ -307,6 +338,7 @@ final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchec
         responded.remove(stream)
     }
 
+    func session(_ session: NGHTTP2Session, reset stream: Int32, errorCode: UInt32) {}
     func session(_ session: NGHTTP2Session, goAway lastStreamID: Int32, errorCode: UInt32) {}
     func sessionPingAcknowledged(_ session: NGHTTP2Session) {}
 }
@@ -366,7 +398,7 @@ final class LoopState: @unchecked Sendable {
             .connect(host: address.host, port: address.port)
             .flatMapThrowing { channel -> BackendSide in
                 let side = BackendSide(flusher: flusher)
-                try channel.pipeline.syncOperations.addHandler(HTTP2Tuning.backendHandler())
+                try channel.pipeline.syncOperations.addHandler(stack == "nio" ? NIOStack.backendHandler() : HTTP2Tuning.backendHandler())
                 try channel.pipeline.syncOperations.addHandler(side)
                 return side
             }
@@ -379,7 +411,7 @@ nonisolated(unsafe) var cert = ""
 nonisolated(unsafe) var key = ""
 nonisolated(unsafe) var routes: [(port: Int, backend: HostPort)] = []
 nonisolated(unsafe) var threads = System.coreCount
-nonisolated(unsafe) var stack = "nio"
+nonisolated(unsafe) var stack = "nghttp2"
 nonisolated(unsafe) var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -418,7 +450,7 @@ for (index, route) in routes.enumerated() {
         .childChannelInitializer { channel in
             // The loop's backend connection first (once per loop), then the client's handlers.
             let state = loops[ObjectIdentifier(channel.eventLoop)]!
-            if stack == "nghttp2" {
+            if stack == "nghttp2-raw" {
                 return state.ngBackend(backendAddress, route: index, on: channel.eventLoop).flatMapThrowing { backend in
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: sslContext))
@@ -428,7 +460,11 @@ for (index, route) in routes.enumerated() {
             return state.backend(backendAddress, route: index, on: channel.eventLoop).flatMapThrowing { backend in
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLServerHandler(context: sslContext))
-                try sync.addHandler(HTTP2Tuning.frontendHandler(limits))
+                if stack == "nio" {
+                    try sync.addHandler(NIOStack.frontendHandler(limits))
+                } else {
+                    try sync.addHandler(HTTP2Tuning.frontendHandler(limits))
+                }
                 try sync.addHandler(ClientSide(flusher: state.flusher, backend: backend))
             }
         }

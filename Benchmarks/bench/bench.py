@@ -7,6 +7,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import platform
 import re
 import statistics
@@ -179,6 +180,7 @@ def main():
     ap.add_argument("--paths", default=None, help="comma-separated paths to measure (default: all)")
     ap.add_argument("--workloads", default=None, help=f"comma-separated workloads (default: all of {','.join(WORKLOADS)})")
     ap.add_argument("--baseline-bin", default=None, help="another sparkgate binary, measured as the path sparkgate-baseline")
+    ap.add_argument("--baseline-legacy", action="store_true", help="the baseline predates admin.read_token_file")
     ap.add_argument("--floor-bin", default=None, help="the MinimalForwarder binary, measured as the path floor (the stack's own cost)")
     args = ap.parse_args()
     cfg = dict(SMOKE if args.smoke else FULL)
@@ -230,7 +232,7 @@ def main():
             paths.append(Path("direct-token", [], spark.port, synthetic.port, False, "direct-token-unchecked", only={"conf"}))
         paths.append(Path("sparkgate", [gate.pid], gate.port, gate.port, True, es, es_syn))
         if args.baseline_bin:
-            base = peers.sparkgate(work, args.baseline_bin, material, spark.port, synthetic.port, name="sparkgate-baseline")
+            base = peers.sparkgate(work, args.baseline_bin, material, spark.port, synthetic.port, name="sparkgate-baseline", legacy=args.baseline_legacy)
             started.append(base)
             paths.append(Path("sparkgate-baseline", [base.pid], base.port, base.port, True, es, es_syn))
         if wanted("sparkgate-redis"):
@@ -251,10 +253,17 @@ def main():
                                          tracing={"otlp_endpoint": f"http://127.0.0.1:{sink.port}", "sample_ratio": ratio})
                 started.append(gate_t)
                 paths.append(Path(name, [gate_t.pid], gate_t.port, gate_t.port, True, es, es_syn))
-        if args.floor_bin and wanted("floor"):
-            flo = peers.floor(work, args.floor_bin, material, spark.port, synthetic.port)
-            started.append(flo)
-            paths.append(Path("floor", [flo.pid], flo.ports["spark"], flo.ports["synthetic"], True, None))
+        for stack, name in (("nghttp2", "floor"), ("nio", "floor-nio"), ("nghttp2-raw", "floor-raw")):
+            if args.floor_bin and wanted(name):
+                flo = peers.floor(work, args.floor_bin, material, spark.port, synthetic.port, stack=stack)
+                started.append(flo)
+                paths.append(Path(name, [flo.pid], flo.ports["spark"], flo.ports["synthetic"], True, None))
+        if wanted("nghttpx") and shutil.which("nghttpx"):
+            nx_spark = peers.nghttpx(work, material, spark.port, "spark")
+            started.append(nx_spark)
+            nx_syn = peers.nghttpx(work, material, synthetic.port, "synthetic")
+            started.append(nx_syn)
+            paths.append(Path("nghttpx", [nx_spark.pid, nx_syn.pid], nx_spark.port, nx_syn.port, True, None))
         if wanted("haproxy"):
             hap = peers.haproxy(work, material, spark.port, synthetic.port)
             started.append(hap)

@@ -32,6 +32,7 @@ def main():
                     help="what to profile: Sparkgate (--bin), the minimal forwarder (--floor-bin), nginx or HAProxy")
     ap.add_argument("--floor-bin", default=None)
     ap.add_argument("--out", default=None, help="also write the report to this file")
+    ap.add_argument("--cpu-only", action="store_true", help="measure CPU per call without perf (perf's sampling adds its own cost)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sparkgate-profile-")
     sg = lambda *a: subprocess.run([args.bin, *a], capture_output=True, text=True, check=True).stdout.strip()
@@ -75,7 +76,7 @@ def main():
         url = lambda method: f"https://localhost:{port}/spark.connect.SparkConnectService/{method}"
         # Warm up (connections, caches, the token) before measuring.
         h2load(url("Config"), config_body, token, 500, 1, 1)
-        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", data, "-p", ",".join(map(str, pids))],
+        perf = None if args.cpu_only else subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", data, "-p", ",".join(map(str, pids))],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = peers.cpu_ns(pids)
         if args.workload == "unary":
@@ -85,8 +86,9 @@ def main():
         else:
             result = h2load(url("ExecutePlan"), exec_body, token, 1, 1, 1, [f"x-synthetic-bytes: {args.stream_bytes}"])
         cpu = (peers.cpu_ns(pids) - cpu0) / 1e3
-        perf.send_signal(signal.SIGINT)
-        perf.wait(60)
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(60)
     finally:
         if gate:
             gate.close()
@@ -97,6 +99,9 @@ def main():
     lines = [f"{args.target} ({args.workload}, {args.calls if unit == 'call' else args.stream_bytes >> 30} {unit}s): {cpu / units * scale:,.2f} "
              f"{'us' if unit == 'call' else 's'} CPU per {unit}; h2load {result.get('succeeded')} of {result.get('total')} succeeded, "
              f"{result.get('req_per_s', 0):,.0f} req/s", f"{'self %':>7}  {'us/' + unit if unit == 'call' else 's/GiB':>8}  symbol"]
+    if args.cpu_only:
+        print(lines[0])
+        return
     report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.3"],
                             capture_output=True, text=True).stdout
     demangled = subprocess.run(["swift", "demangle", "--simplified"], input=report, capture_output=True, text=True).stdout

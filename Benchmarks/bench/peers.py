@@ -112,9 +112,11 @@ def synthetic_stats(p):
     raise RuntimeError("the synthetic backend did not report its stats")
 
 
-def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=(), state=None, tracing=None):
+def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=True, name="sparkgate", extra_args=(), state=None, tracing=None,
+              legacy=False):
     """Sparkgate as users run it: TLS, ES256 JWTs, isolation (user_context rewrite, namespacing, foreign-session
-    refusal) and quotas on (limits high enough not to refuse benchmark traffic), audit log to a file."""
+    refusal) and quotas on (limits high enough not to refuse benchmark traffic), audit log to a file. `legacy`:
+    a build from before admin.read_token_file (a baseline), whose admin GETs need no token."""
     import json
     port, admin = free_port(), free_port()
     d = os.path.join(workdir, name)
@@ -130,7 +132,7 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
     config = {
         "listen": f"127.0.0.1:{port}",
         "tls": {"certificate": material["cert"], "private_key": material["key"]},
-        "admin": {"listen": f"127.0.0.1:{admin}", "read_token_file": read_token_file},
+        "admin": {"listen": f"127.0.0.1:{admin}", **({} if legacy else {"read_token_file": read_token_file})},
         "auth": {"issuer": "bench", "audience": "spark-connect",
                  "keys": [{"kid": "bench-es256", "algorithm": "ES256", "public_key": material["es_pub"], "private_key": material["es_key"]},
                           {"kid": "bench-hs256", "algorithm": "HS256", "secret_file": material["hs_secret"]}]},
@@ -153,18 +155,37 @@ def sparkgate(workdir, binary, material, spark_port, synthetic_port, namespace=T
     return p
 
 
-def floor(workdir, binary, material, spark_port, synthetic_port, threads=None):
+def floor(workdir, binary, material, spark_port, synthetic_port, threads=None, stack="nghttp2"):
     """The minimal forwarder (Benchmarks/MinimalForwarder): Sparkgate's TLS and HTTP/2 stack with no gateway
-    work, the floor of what a call can cost on it."""
+    work, the floor of what a call can cost on it. `stack`: nghttp2 (Sparkgate's), nio (swift-nio-http2, the
+    stack Sparkgate left) or nghttp2-raw (nghttp2 sessions without the frame adapter between them)."""
     port_s, port_y = free_port(), free_port()
-    d = os.path.join(workdir, "floor")
+    name = "floor" if stack == "nghttp2" else f"floor-{stack}"
+    d = os.path.join(workdir, name)
     os.makedirs(d, exist_ok=True)
     args = [binary, "--cert", material["cert"], "--key", material["key"], "--route", f"{port_s}=127.0.0.1:{spark_port}",
-            "--route", f"{port_y}=127.0.0.1:{synthetic_port}"] + (["--threads", str(threads)] if threads else [])
-    p = Proc("floor", args, d)
+            "--route", f"{port_y}=127.0.0.1:{synthetic_port}", "--stack", stack] + (["--threads", str(threads)] if threads else [])
+    p = Proc(name, args, d)
     wait_for_port(port_s, 30, p.proc, p.log)
     wait_for_port(port_y, 30, p.proc, p.log)
     p.ports = {"spark": port_s, "synthetic": port_y}
+    return p
+
+
+def nghttpx(workdir, material, backend_port, name, workers=2):
+    """nghttpx (Debian's nghttp2-proxy): nghttp2's own TLS proxy, HTTP/2 to the backend. One process per
+    backend (nghttpx routes by path, and both backends serve the same paths)."""
+    port = free_port()
+    d = os.path.join(workdir, f"nghttpx-{name}")
+    os.makedirs(d, exist_ok=True)
+    args = ["nghttpx", "--conf=/dev/null", f"--frontend=127.0.0.1,{port}", f"--backend=127.0.0.1,{backend_port};;proto=h2", f"--workers={workers}",
+            "--no-ocsp", "--no-via", "--no-server-rewrite", "--frontend-http2-max-concurrent-streams=1000",
+            "--backend-http2-max-concurrent-streams=1000", "--frontend-read-timeout=1h", "--backend-read-timeout=1h",
+            "--frontend-http2-read-timeout=1h", "--backend-write-timeout=1h", "--frontend-write-timeout=1h",
+            "--accesslog-file=/dev/null", f"--errorlog-file={d}/error.log", "--no-add-x-forwarded-proto", material["key"], material["cert"]]
+    p = Proc(f"nghttpx-{name}", args, d)
+    wait_for_port(port, 30, p.proc, p.log)
+    p.port = port
     return p
 
 

@@ -90,7 +90,9 @@ struct RefusalsInMemoryTests {
         g.pump()
         #expect(g.recorder.streams[bigToken]?.status == Self.status(.unauthenticated))
         #expect(g.recorder.streams[bigToken]?.message?.contains("token of 100000 bytes is over auth.max_token_bytes (8192)") == true)
-        let padded = g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("x-padding", String(repeating: "p", count: 100_000))])
+        // Two fields: one field past 64 KiB is HPACK's concern (see below), the block's size the gateway's.
+        let padding = String(repeating: "p", count: 50_000)
+        let padded = g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("x-padding", padding), ("x-padding-2", padding)])
         g.pump()
         #expect(g.recorder.streams[padded]?.status == Self.status(.resourceExhausted))
         #expect(g.recorder.streams[padded]?.message?.contains("max_request_header_bytes") == true)
@@ -98,6 +100,16 @@ struct RefusalsInMemoryTests {
         g.pump()
         #expect(g.recorder.streams[after]?.status == "0")
         #expect(g.recorder.goAway == nil)
+    }
+
+    @Test("one header field past 64 KiB as HPACK encodes it (libnghttp2's bound on a field) ends the connection with COMPRESSION_ERROR, before any stream is read")
+    func oversizeField() async throws {
+        let g = try await InMemoryGateway(backend: Self.echo)
+        let huge = g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("x-padding", String(repeating: "p", count: 100_000))])
+        g.pump()
+        #expect(g.recorder.streams[huge]?.status == nil)
+        #expect(g.recorder.goAwayCode == .compressionError)
+        #expect(g.connector.pairs.isEmpty)
     }
 
     @Test("malformed requests are refused at once with a status that says what was wrong")

@@ -245,6 +245,7 @@ package final class ClientRecorder: ChannelInboundHandler {
 
     package var streams: [HTTP2StreamID: Stream] = [:]
     package var goAway: HTTP2StreamID?
+    package var goAwayCode: HTTP2ErrorCode?
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
@@ -257,8 +258,9 @@ package final class ClientRecorder: ChannelInboundHandler {
             if d.endStream { streams[frame.streamID, default: Stream()].ended = true }
         case .rstStream(let code):
             streams[frame.streamID, default: Stream()].reset = code
-        case .goAway(let last, _, _):
+        case .goAway(let last, let code, _):
             goAway = last
+            goAwayCode = code
         default:
             break
         }

@@ -1,12 +1,15 @@
 import CNGHTTP2
+import NIOHPACK
 import NIOCore
 
 /// What an HTTP/2 session tells the connection it serves, in the order the peer's frames arrive.
 package protocol NGHTTP2SessionDelegate: AnyObject {
     /// A complete header block (request head, response head or trailers) on `stream`.
-    func session(_ session: NGHTTP2Session, headers: [(name: String, value: String)], on stream: Int32, endStream: Bool)
+    func session(_ session: NGHTTP2Session, headers: HPACKHeaders, on stream: Int32, endStream: Bool)
     /// DATA on `stream`: `data` is a slice of what was received, without a copy where possible.
     func session(_ session: NGHTTP2Session, data: ByteBuffer, on stream: Int32, endStream: Bool)
+    /// The peer reset `stream` (RST_STREAM); `closed` follows.
+    func session(_ session: NGHTTP2Session, reset stream: Int32, errorCode: UInt32)
     /// The stream is closed (both directions, or reset by either side); `errorCode` is 0 for a clean end.
     func session(_ session: NGHTTP2Session, closed stream: Int32, errorCode: UInt32)
     /// The peer sent GOAWAY: streams above `lastStreamID` were never processed.
@@ -49,9 +52,11 @@ package final class NGHTTP2Session {
     /// What the owner queued on one stream, sent as the peer's window allows.
     final class Outbound {
         var buffers: [ByteBuffer] = []
+        /// Completed once the matching buffer is serialized and written (`written`).
+        var promises: [EventLoopPromise<Void>?] = []
         var head = 0
         var ended = false
-        var trailers: [(name: String, value: String)]?
+        var trailers: HPACKHeaders?
         var deferred = false
 
         var isEmpty: Bool { head == buffers.count }
@@ -61,21 +66,41 @@ package final class NGHTTP2Session {
     package weak var delegate: (any NGHTTP2SessionDelegate)?
     private(set) var raw: OpaquePointer?
     private var outbound: [Int32: Outbound] = [:]
-    /// Header fields of the block being received, per stream.
-    private var receiving: [Int32: [(name: String, value: String)]] = [:]
+    /// Streams whose end (a trailers-only head) is queued but not yet sent.
+    private var ending: Set<Int32> = []
+    /// RST_STREAM(NO_ERROR) asked for while the stream's end was still queued: nghttp2 would close the stream
+    /// at once and drop the end, so the reset follows it out instead (gRPC's "stop sending, here is the status").
+    private var resetsAfterEnd: Set<Int32> = []
+    private var goAwaySent = false
+    private let maxHeaderListSize: Int
+    /// The size of the header block being received so far (blocks are never interleaved).
+    private var blockBytes = 0
+    private var tooLargeBlock = false
+    /// Header fields of the block being received (blocks are never interleaved).
+    private var receiving = HPACKHeaders()
+    /// Scratch for the name/value pairs handed to nghttp2 (which copies them): kept to spare an allocation
+    /// per header block.
+    private var nameValueBytes: [UInt8] = []
+    private var nameValues: [nghttp2_nv] = []
     /// DATA received in the current `receive` call but not yet delivered: held until its frame is complete,
     /// so END_STREAM travels with it.
     private var heldData: [Int32: ByteBuffer] = [:]
     /// The buffer `receive` is reading, so DATA chunks are sliced from it rather than copied.
     private var input: ByteBuffer?
     private var inputBase: UnsafeRawPointer?
+    /// What `pendingOutput` hands out next; allocated on the first byte, sized to what comes (a unary call's
+    /// frames are a few hundred bytes, a stream's DATA up to the frame size).
     private(set) var output: ByteBuffer
+    private var outputAllocated = false
+    /// Promises of DATA serialized into `output`, completed when it is written.
+    private var outputPromises: [EventLoopPromise<Void>] = []
     private let allocator: ByteBufferAllocator
 
     package init(role: Role, settings: Settings, allocator: ByteBufferAllocator) throws(Failure) {
         self.role = role
         self.allocator = allocator
-        self.output = allocator.buffer(capacity: 16 << 10)
+        self.maxHeaderListSize = settings.maxHeaderListSize
+        self.output = ByteBuffer()
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -86,6 +111,7 @@ package final class NGHTTP2Session {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, frameReceivedCallback)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, dataChunkCallback)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, streamClosedCallback)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, frameSentCallback)
         nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, readLengthCallback)
         var options: OpaquePointer?
         nghttp2_option_new(&options)
@@ -93,6 +119,9 @@ package final class NGHTTP2Session {
         // Window goes back as bytes leave the gateway, not as they arrive.
         nghttp2_option_set_no_auto_window_update(options, 1)
         nghttp2_option_set_max_send_header_block_length(options, max(64 << 10, settings.maxHeaderListSize))
+        // Rapid reset: 200 RST_STREAMs at once, then about 7 a second (NIOHTTP2's 200 per 30 s), past which the
+        // connection ends with GOAWAY. nghttp2's own default (1,000, then 33 a second) lets a peer cost more.
+        nghttp2_option_set_stream_reset_rate_limit(options, 200, 7)
         let user = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
         let created = role == .server
@@ -141,10 +170,10 @@ package final class NGHTTP2Session {
 
     /// A request's head; its body follows through `submitData` and ends there or with its head. Returns the
     /// stream id, or a negative nghttp2 error.
-    package func submitRequest(_ headers: [(name: String, value: String)], endStream: Bool) -> Int32 {
+    package func submitRequest(_ headers: HPACKHeaders, endStream: Bool) -> Int32 {
         let stream = Outbound()
         stream.ended = endStream
-        let id: Int32 = Self.withNV(headers) { nva, count in
+        let id: Int32 = withNV(headers) { nva, count in
             if endStream { return nghttp2_submit_request(raw, nil, nva, count, nil, nil) }
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readCallback)
             return nghttp2_submit_request(raw, nil, nva, count, &provider, nil)
@@ -155,9 +184,10 @@ package final class NGHTTP2Session {
 
     /// A response's head; its messages follow through `submitData`, and `submitTrailers` ends it. A
     /// trailers-only response is a head with `endStream`.
-    package func submitResponse(_ headers: [(name: String, value: String)], on id: Int32, endStream: Bool) {
-        Self.withNV(headers) { nva, count -> Void in
+    package func submitResponse(_ headers: HPACKHeaders, on id: Int32, endStream: Bool) {
+        withNV(headers) { nva, count -> Void in
             if endStream {
+                ending.insert(id)
                 _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
                 return
             }
@@ -168,19 +198,42 @@ package final class NGHTTP2Session {
         }
     }
 
-    /// Queues DATA on a stream whose head went out with a body.
-    package func submitData(_ data: ByteBuffer, on id: Int32, endStream: Bool) {
-        guard let stream = outbound[id], !stream.ended else { return }
-        if data.readableBytes > 0 { stream.buffers.append(data) }
+    /// Queues DATA on a stream whose head went out with a body; `promise` completes once it is written to
+    /// the connection (or fails when the stream ends first). False when the stream takes no more DATA.
+    @discardableResult
+    package func submitData(_ data: ByteBuffer, on id: Int32, endStream: Bool, promise: EventLoopPromise<Void>? = nil) -> Bool {
+        guard let stream = outbound[id], !stream.ended else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return false
+        }
+        if data.readableBytes > 0 || promise != nil {
+            stream.buffers.append(data)
+            stream.promises.append(promise)
+        }
         if endStream { stream.ended = true }
         resume(id, stream)
+        return true
+    }
+
+    /// Sends WINDOW_UPDATE: `bytes` more for the peer on `id` (0: the connection). Beyond what the peer sent
+    /// and was not yet given back, the window grows.
+    package func submitWindowUpdate(_ bytes: Int, on id: Int32) {
+        guard bytes > 0 else { return }
+        _ = nghttp2_submit_window_update(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, Int32(min(bytes, Int(Int32.max))))
+    }
+
+    /// The promises of the DATA in the last `pendingOutput`, to complete when it is written.
+    package func takeWrittenPromises() -> [EventLoopPromise<Void>] {
+        defer { outputPromises.removeAll(keepingCapacity: true) }
+        return outputPromises
     }
 
     /// Ends a stream with trailers, after its queued DATA.
-    package func submitTrailers(_ headers: [(name: String, value: String)], on id: Int32) {
+    package func submitTrailers(_ headers: HPACKHeaders, on id: Int32) {
         guard let stream = outbound[id], !stream.ended else {
             // A stream with no body provider (its head ended it, or it is gone): trailers go out as headers.
-            Self.withNV(headers) { nva, count -> Void in _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil) }
+            ending.insert(id)
+            withNV(headers) { nva, count -> Void in _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil) }
             return
         }
         stream.trailers = headers
@@ -196,8 +249,19 @@ package final class NGHTTP2Session {
     }
 
     package func submitReset(_ id: Int32, errorCode: UInt32) {
-        outbound[id] = nil
+        if errorCode == NGHTTP2_NO_ERROR.rawValue && (ending.contains(id) || outbound[id]?.ended == true) {
+            // Where the peer already ended its side, the stream's end closes it and no reset is needed.
+            if nghttp2_session_get_stream_remote_close(raw, id) != 1 { resetsAfterEnd.insert(id) }
+            return
+        }
+        dropOutbound(id)
         nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, errorCode)
+    }
+
+    /// Forgets what a stream still had to send; its promises fail.
+    private func dropOutbound(_ id: Int32) {
+        guard let stream = outbound.removeValue(forKey: id) else { return }
+        for index in stream.head..<stream.promises.count { stream.promises[index]?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     /// Gives `bytes` of window back on `stream` (0: the connection), as received bytes leave the gateway.
@@ -222,8 +286,10 @@ package final class NGHTTP2Session {
 
     package func submitGoAway(lastStreamID: Int32? = nil, errorCode: UInt32, debug: String = "") {
         let last = lastStreamID ?? nghttp2_session_get_last_proc_stream_id(raw)
-        var text = Array(debug.utf8)
-        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, &text, text.count)
+        let text = Array(debug.utf8)
+        text.withUnsafeBufferPointer { bytes in
+            _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, bytes.isEmpty ? nil : bytes.baseAddress, bytes.count)
+        }
     }
 
     /// The bytes to write to the peer now (nil when there are none): frames the submissions and received
@@ -233,7 +299,32 @@ package final class NGHTTP2Session {
         if sent != 0 { throw Failure(code: sent) }
         guard output.readableBytes > 0 else { return nil }
         let out = output
-        output = allocator.buffer(capacity: 16 << 10)
+        output = ByteBuffer()
+        outputAllocated = false
+        return out
+    }
+
+    /// The last bytes for a peer whose input was fatal to the session (a flood, a broken preface, CONTINUATION
+    /// past the bound): what was queued, and a GOAWAY saying why when nghttp2 did not send one, so the
+    /// peer learns the connection ended on purpose rather than retrying into the same wall.
+    package func finalOutput(after failure: Failure) -> ByteBuffer {
+        var out = (try? pendingOutput()) ?? output
+        guard !goAwaySent else { return out }
+        let code: nghttp2_error_code = switch failure.code {
+        case _ where tooLargeBlock: NGHTTP2_ENHANCE_YOUR_CALM
+        case NGHTTP2_ERR_FLOODED.rawValue, NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue, NGHTTP2_ERR_TOO_MANY_SETTINGS.rawValue: NGHTTP2_ENHANCE_YOUR_CALM
+        case NGHTTP2_ERR_HEADER_COMP.rawValue: NGHTTP2_COMPRESSION_ERROR
+        default: NGHTTP2_PROTOCOL_ERROR
+        }
+        let reason = tooLargeBlock ? "a header list over \(maxHeaderListSize) bytes" : String(cString: nghttp2_strerror(failure.code))
+        let debug = Array(reason.utf8)
+        out.writeInteger(UInt32(8 + debug.count) << 8 | UInt32(NGHTTP2_GOAWAY.rawValue))
+        out.writeInteger(UInt8(0))
+        out.writeInteger(UInt32(0))
+        out.writeInteger(UInt32(max(0, lastPeerStreamID)))
+        out.writeInteger(UInt32(code.rawValue))
+        out.writeBytes(debug)
+        goAwaySent = true
         return out
     }
 
@@ -249,13 +340,23 @@ package final class NGHTTP2Session {
     // MARK: Callback bodies
 
     fileprivate func beginHeaders(_ id: Int32) {
-        receiving[id] = []
+        blockBytes = 0
+        receiving = HPACKHeaders()
     }
 
-    fileprivate func header(_ id: Int32, name: UnsafePointer<UInt8>, nameLength: Int, value: UnsafePointer<UInt8>, valueLength: Int) {
-        let field = (String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
-                     String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self))
-        receiving[id, default: []].append(field)
+    /// False when the block passed the header list limit: decoding stops there (an HPACK bomb is a few KiB
+    /// that decode to megabytes), and the connection ends.
+    fileprivate func header(_ id: Int32, name: UnsafePointer<UInt8>, nameLength: Int, value: UnsafePointer<UInt8>, valueLength: Int) -> Bool {
+        // RFC 9113's measure: each field's name and value, and 32 bytes.
+        blockBytes += nameLength + valueLength + 32
+        if blockBytes > maxHeaderListSize {
+            tooLargeBlock = true
+            return false
+        }
+        receiving.add(
+            name: String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
+            value: String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self))
+        return true
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
@@ -263,11 +364,14 @@ package final class NGHTTP2Session {
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            let fields = receiving.removeValue(forKey: hd.stream_id) ?? []
+            let fields = receiving
+            receiving = HPACKHeaders()
             delegate?.session(self, headers: fields, on: hd.stream_id, endStream: endStream)
         case NGHTTP2_DATA.rawValue:
             let data = heldData.removeValue(forKey: hd.stream_id) ?? allocator.buffer(capacity: 0)
             if data.readableBytes > 0 || endStream { delegate?.session(self, data: data, on: hd.stream_id, endStream: endStream) }
+        case NGHTTP2_RST_STREAM.rawValue:
+            delegate?.session(self, reset: hd.stream_id, errorCode: frame.pointee.rst_stream.error_code)
         case NGHTTP2_GOAWAY.rawValue:
             delegate?.session(self, goAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
         case NGHTTP2_PING.rawValue where hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
@@ -303,9 +407,21 @@ package final class NGHTTP2Session {
         for (id, data) in held { delegate?.session(self, data: data, on: id, endStream: false) }
     }
 
+    /// A frame went out: where it ended a stream that was asked to be reset, the reset follows.
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        if hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) { goAwaySent = true }
+        guard hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 else { return }
+        ending.remove(hd.stream_id)
+        guard resetsAfterEnd.remove(hd.stream_id) != nil, nghttp2_session_find_stream(raw, hd.stream_id) != nil,
+              nghttp2_session_get_stream_remote_close(raw, hd.stream_id) == 0 else { return }
+        nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, NGHTTP2_NO_ERROR.rawValue)
+    }
+
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
-        outbound[id] = nil
-        receiving[id] = nil
+        ending.remove(id)
+        resetsAfterEnd.remove(id)
+        dropOutbound(id)
         if let data = heldData.removeValue(forKey: id) { delegate?.session(self, data: data, on: id, endStream: false) }
         delegate?.session(self, closed: id, errorCode: errorCode)
     }
@@ -323,11 +439,19 @@ package final class NGHTTP2Session {
         if size > 0 {
             flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
         }
+        if size == 0 {
+            // Empty buffers (promises of empty DATA) ahead: done with this read.
+            while stream.head < stream.buffers.count {
+                if let promise = stream.promises[stream.head] { outputPromises.append(promise) }
+                stream.promises[stream.head] = nil
+                stream.head += 1
+            }
+        }
         if size == available && stream.ended {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             if let trailers = stream.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                Self.withNV(trailers) { nva, count -> Void in _ = nghttp2_submit_trailer(raw, id, nva, count) }
+                withNV(trailers) { nva, count -> Void in _ = nghttp2_submit_trailer(raw, id, nva, count) }
             }
             if size == 0 { outbound[id] = nil }
             return size
@@ -339,10 +463,17 @@ package final class NGHTTP2Session {
         return size
     }
 
+    private func reserveOutput(_ bytes: Int) {
+        guard !outputAllocated else { return }
+        outputAllocated = true
+        output = allocator.buffer(capacity: max(bytes, 1024))
+    }
+
     /// Writes a DATA frame: its 9-byte header, then `length` bytes of the stream's queued buffers.
     fileprivate func sendData(_ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
         let id = frame.pointee.hd.stream_id
         guard let stream = outbound[id] else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        reserveOutput(9 + length + Int(frame.pointee.data.padlen))
         output.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
         let padding = Int(frame.pointee.data.padlen)
         if padding > 0 { output.writeInteger(UInt8(padding - 1)) }
@@ -354,12 +485,21 @@ package final class NGHTTP2Session {
             left -= take
             if stream.buffers[stream.head].readableBytes == 0 {
                 stream.buffers[stream.head] = ByteBuffer()
+                if let promise = stream.promises[stream.head] { outputPromises.append(promise) }
+                stream.promises[stream.head] = nil
                 stream.head += 1
             }
+        }
+        // Empty buffers queued with a promise (an empty DATA frame's) complete with the frame they follow.
+        while stream.head < stream.buffers.count && stream.buffers[stream.head].readableBytes == 0 {
+            if let promise = stream.promises[stream.head] { outputPromises.append(promise) }
+            stream.promises[stream.head] = nil
+            stream.head += 1
         }
         if padding > 1 { output.writeRepeatingByte(0, count: padding - 1) }
         if stream.isEmpty {
             stream.buffers.removeAll(keepingCapacity: true)
+            stream.promises.removeAll(keepingCapacity: true)
             stream.head = 0
             if stream.ended && stream.trailers == nil && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 { outbound[id] = nil }
         }
@@ -367,31 +507,30 @@ package final class NGHTTP2Session {
     }
 
     fileprivate func send(_ data: UnsafePointer<UInt8>, _ length: Int) {
+        reserveOutput(length)
         output.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
     }
 
     /// Calls `body` with the header fields as nghttp2 name/value pairs over one contiguous copy of the bytes
-    /// (nghttp2 copies them again into its own frame).
-    static func withNV<R>(_ headers: [(name: String, value: String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
-        for (name, value) in headers {
-            bytes.append(contentsOf: name.utf8)
-            bytes.append(contentsOf: value.utf8)
+    /// (nghttp2 copies them again into its own frame); the scratch storage is the session's, reused.
+    func withNV<R>(_ headers: HPACKHeaders, _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        nameValueBytes.removeAll(keepingCapacity: true)
+        for (name, value, _) in headers {
+            nameValueBytes.append(contentsOf: name.utf8)
+            nameValueBytes.append(contentsOf: value.utf8)
         }
-        return bytes.withUnsafeMutableBufferPointer { storage in
+        return nameValueBytes.withUnsafeMutableBufferPointer { storage in
+            nameValues.removeAll(keepingCapacity: true)
             var offset = 0
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(headers.count)
-            for (name, value) in headers {
+            for (name, value, _) in headers {
                 let n = name.utf8.count
                 let v = value.utf8.count
-                nva.append(nghttp2_nv(
+                nameValues.append(nghttp2_nv(
                     name: storage.baseAddress! + offset, value: storage.baseAddress! + offset + n, namelen: n, valuelen: v,
                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
                 offset += n + v
             }
-            return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+            return nameValues.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
     }
 }
@@ -422,7 +561,7 @@ private let beginHeadersCallback: nghttp2_on_begin_headers_callback = { _, frame
 
 private let headerCallback: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, user in
     owner(user).header(frame!.pointee.hd.stream_id, name: name!, nameLength: nameLength, value: value!, valueLength: valueLength)
-    return 0
+        ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
 }
 
 private let frameReceivedCallback: nghttp2_on_frame_recv_callback = { _, frame, user in
@@ -442,5 +581,10 @@ private let readLengthCallback: nghttp2_data_source_read_length_callback = { _, 
 
 private let streamClosedCallback: nghttp2_on_stream_close_callback = { _, stream, errorCode, user in
     owner(user).streamClosed(stream, errorCode: errorCode)
+    return 0
+}
+
+private let frameSentCallback: nghttp2_on_frame_send_callback = { _, frame, user in
+    owner(user).frameSent(frame!)
     return 0
 }
