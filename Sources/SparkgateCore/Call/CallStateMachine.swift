@@ -17,20 +17,32 @@ public struct CallStateMachine<Metadata> {
     public typealias Event = CallEvent<Metadata>
     public typealias Action = CallAction<Metadata>
 
-    /// Who is calling, once the token verified and the team is configured.
-    public struct Caller: Sendable {
-        public var token: VerifiedToken
-        public var team: SparkgateConfig.Team
+    /// Who is calling, once the token verified and the team is configured. Classes, these and the plan: each
+    /// phase holds them, and a phase read or changed then costs one reference, not a copy of every string.
+    public final class Caller: Sendable {
+        public let token: VerifiedToken
+        public let team: SparkgateConfig.Team
+
+        init(token: VerifiedToken, team: SparkgateConfig.Team) {
+            self.token = token
+            self.team = team
+        }
     }
 
     /// What the ledger granted.
-    public struct Admission: Sendable {
+    public final class Admission: Sendable {
         /// What the ledger must hear about when the call ends.
-        public var call: AdmittedCall
+        public let call: AdmittedCall
         /// Where the session lives (for Sparkgate's own calls about the operation).
-        public var placement: SessionPlacement
+        public let placement: SessionPlacement
         /// The operation's results are counted against a limit.
-        public var resultLimited: Bool
+        public let resultLimited: Bool
+
+        init(call: AdmittedCall, placement: SessionPlacement, resultLimited: Bool) {
+            self.call = call
+            self.placement = placement
+            self.resultLimited = resultLimited
+        }
     }
 
     public enum Phase {

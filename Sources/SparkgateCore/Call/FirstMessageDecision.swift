@@ -103,14 +103,13 @@ public enum FirstMessageDecision {
         admission.tags = envelope.tags
         admission.clientType = envelope.clientType.map { String($0.prefix(256)) }
         admission.artifactBytes = method == .addArtifacts ? envelope.artifactBytes : 0
-        var plan = AdmissionPlan(
+        let plan = AdmissionPlan(
             admission: admission, quotas: c.team.quotas, rejectForeignSessions: c.policy.rejectForeignSessionIDs, session: session,
             operation: operation,
             route: BackendRoute(backend: c.team.backend, backendSessionID: backendSessionID),
             rewrite: rewrite, responseRewrite: responseRewrite,
             artifactBytes: method == .addArtifacts ? envelope.artifactBytes : 0,
-            releaseAll: method == .releaseExecute && envelope.releaseAll)
-        plan.sessionIDAsSent = sessionID
+            releaseAll: method == .releaseExecute && envelope.releaseAll, sessionIDAsSent: sessionID)
         return .success(plan)
     }
 
