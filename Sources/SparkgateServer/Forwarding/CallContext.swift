@@ -8,8 +8,9 @@ import SparkgateSharedState
 import SparkgateTransport
 
 /// What a proxied call may touch beyond its own streams: key refreshes, the shared ledger and call registry,
-/// the backend pool, Sparkgate's own backend calls, metrics, the audit log.
-struct CallContext: Sendable {
+/// the backend pool, Sparkgate's own backend calls, metrics, the audit log. One per runtime, shared by its
+/// calls (a class: each call holds one reference, not fourteen).
+final class CallContext: Sendable {
     let keyRefresher: JWKSRefresher
     let ledger: LocalLedger
     let shared: SharedState?
@@ -25,4 +26,25 @@ struct CallContext: Sendable {
     let logger: Logger
     /// Spans go here when `tracing` is on.
     let tracer: (any Tracer)?
+
+    init(
+        keyRefresher: JWKSRefresher, ledger: LocalLedger, shared: SharedState?, placements: PlacementRecorder, calls: CallRegistry, buffered: BufferedBytes,
+        pool: BackendPool, backendCalls: BackendCalls, health: BackendHealth, engines: EngineManager, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        tracer: (any Tracer)?
+    ) {
+        self.keyRefresher = keyRefresher
+        self.ledger = ledger
+        self.shared = shared
+        self.placements = placements
+        self.calls = calls
+        self.buffered = buffered
+        self.pool = pool
+        self.backendCalls = backendCalls
+        self.health = health
+        self.engines = engines
+        self.metrics = metrics
+        self.audit = audit
+        self.logger = logger
+        self.tracer = tracer
+    }
 }
