@@ -23,8 +23,6 @@ public final class AuditLog: Service, Sendable {
         self.logger = logger
     }
 
-    public var isEnabled: Bool { target != .off }
-
     public func record(_ summary: CallSummary) {
         guard target != .off else { return }
         pendingSummaries.withLock { $0.append(summary) }

@@ -6,13 +6,6 @@ public enum Timestamp {
         return "\(t.year)-\(two(t.month))-\(two(t.day))T\(two(t.hour)):\(two(t.minute)):\(two(t.second))Z"
     }
 
-    /// RFC 3339 with milliseconds, for audit lines.
-    public static func rfc3339Millis(_ unixSeconds: Double) -> String {
-        var bytes: [UInt8] = []
-        appendRFC3339Millis(unixSeconds, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
     /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` as bytes, without building strings.
     public static func appendRFC3339Millis(_ unixSeconds: Double, to out: inout [UInt8]) {
         let t = CivilTime(unixSeconds)

@@ -119,9 +119,6 @@ public struct CallStateMachine<Metadata> {
     /// keeps serving the reattaches of operations its calls ran).
     public internal(set) var operation: OperationKey?
 
-    /// The audit line as it stands.
-    public var summary: CallSummary { audit.summary }
-
     /// Handles one event; the actions to carry out, in order, are appended to `actions`.
     public mutating func handle(_ event: Event, now: Double, into actions: inout [Action]) {
         switch event {

@@ -15,7 +15,6 @@ public struct WireCursor {
         self.end = r.upperBound
     }
 
-    public var isAtEnd: Bool { offset >= end }
 
     /// The next field, or nil at the end of the range.
     public mutating func next() throws(WireError) -> WireField? {

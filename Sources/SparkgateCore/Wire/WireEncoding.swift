@@ -9,13 +9,6 @@ public enum WireEncoding {
         out.append(UInt8(v))
     }
 
-    public static func varintSize(_ value: UInt64) -> Int {
-        var v = value
-        var n = 1
-        while v >= 0x80 { v >>= 7; n += 1 }
-        return n
-    }
-
     public static func appendTag(field: Int, wireType: WireType, to out: inout [UInt8]) {
         appendVarint(UInt64(field) << 3 | UInt64(wireType.rawValue), to: &out)
     }

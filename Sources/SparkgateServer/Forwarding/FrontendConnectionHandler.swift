@@ -200,8 +200,6 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         context.fireErrorCaught(error)
     }
 
-    /// Streams still open (for drain).
-    var openCalls: Int { calls.count }
 }
 
 extension FrontendConnectionHandler: LifecycleOwner {

@@ -2,6 +2,7 @@ import NIOSSL
 import SparkgateAuth
 import SparkgateCore
 import SparkgateEngines
+import SparkgateObservability
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -74,6 +75,6 @@ public final class GatewayState: Sendable {
 
     /// The metrics label for a team: configured names only, so labels stay bounded.
     func teamLabel(_ team: String) -> String {
-        config.teams[team] != nil ? team : "_unlisted"
+        config.teams[team] != nil ? team : GatewayMetrics.unlistedTeam
     }
 }

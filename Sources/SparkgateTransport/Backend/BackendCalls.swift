@@ -147,7 +147,6 @@ package struct BackendCalls: Sendable {
 /// One unary call Sparkgate makes: completes with the backend's status.
 private final class UnaryBackendCall: BackendStreamOwner {
     package let promise: EventLoopPromise<BackendStatus>
-    private var sawHead = false
 
     package init(promise: EventLoopPromise<BackendStatus>) {
         self.promise = promise
