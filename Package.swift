@@ -68,6 +68,7 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -101,7 +102,7 @@ let package = Package(
             dependencies: [
                 "SparkgateCore",
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -122,6 +123,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -178,6 +180,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -210,7 +213,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "OTel", package: "swift-otel"),
             ],
@@ -225,6 +227,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],
             path: "Benchmarks/SyntheticSparkConnect"
         ),
@@ -268,7 +271,8 @@ let package = Package(
         .target(
             name: "SparkgateTestSupport",
             dependencies: [
-                "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateServer", "SparkgateTransport", "SparkgateSharedState",
+                "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateServer", "SparkgateTransport",
+                "SparkgateSharedState",
                 "SparkgateEngines",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -278,23 +282,51 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/SparkgateTestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "SparkgateCoreTests", dependencies: ["SparkgateCore", "SparkgateTestSupport"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SparkgateCoreTests", dependencies: ["SparkgateCore", "SparkgateTestSupport"],
+            resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(
             name: "SparkgateAuthTests",
             dependencies: [
                 "SparkgateAuth", "SparkgateCore", .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "SparkgateTransportTests",
-            dependencies: ["SparkgateTransport", "CNGHTTP2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: [
+                "SparkgateTransport", "CNGHTTP2", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SparkgateFramingTests",
+            dependencies: [
+                "SparkgateCore", "SparkgateFraming", "SparkgateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SparkgateRedisTests",
+            dependencies: [
+                "SparkgateRESP", "SparkgateRedis", "SparkgateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SparkgateObservabilityTests", dependencies: ["SparkgateObservability"], swiftSettings: swiftSettings),
+        .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
-                "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRESP", "SparkgateRedis", "SparkgateTestSupport",
+                "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRESP",
+                "SparkgateRedis", "SparkgateTestSupport",
                 "SparkgateTransport", "SparkgateSharedState", "SparkgateEngines",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -316,8 +348,13 @@ if ProcessInfo.processInfo.environment["SPARKGATE_FUZZ"] == "1" {
     for name in ["FuzzWire", "FuzzJWT", "FuzzConfig"] {
         package.targets.append(.executableTarget(name: name, dependencies: ["SparkgateCore"], path: "Fuzz/\(name)"))
     }
-    package.targets.append(.executableTarget(
-        name: "FuzzRESP", dependencies: ["SparkgateRESP", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzRESP"))
-    package.targets.append(.executableTarget(
-        name: "FuzzMessageReader", dependencies: ["SparkgateFraming", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzMessageReader"))
+    package.targets.append(
+        .executableTarget(
+            name: "FuzzRESP", dependencies: ["SparkgateRESP", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FuzzRESP"))
+    package.targets.append(
+        .executableTarget(
+            name: "FuzzMessageReader",
+            dependencies: ["SparkgateFraming", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FuzzMessageReader"))
 }

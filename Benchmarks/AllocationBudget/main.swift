@@ -15,7 +15,9 @@ struct AllocationBudget {
     static func main() async throws {
         let arguments = CommandLine.arguments
         func value(_ flag: String, _ fallback: Int) -> Int {
-            guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count, let n = Int(arguments[i + 1]) else { return fallback }
+            guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count, let n = Int(arguments[i + 1]) else {
+                return fallback
+            }
             return n
         }
         // 174 per call in a release build on 2026-12-07, the gateway's HTTP/2 on libnghttp2 (129 on swift-nio-http2
@@ -31,7 +33,10 @@ struct AllocationBudget {
     nonisolated static func measure(calls: Int, budget: Int) async throws {
         let echo: ScriptedBackend.Script = { request in
             let session = request.messages.first.map { SparkMessages.routing($0).session ?? "" } ?? ""
-            return [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)), ScriptedBackend.trailers()]
+            return [
+                ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)),
+                ScriptedBackend.trailers(),
+            ]
         }
         let gateway = try await InMemoryGateway(backend: echo)
         let token = gateway.token()
@@ -42,7 +47,9 @@ struct AllocationBudget {
                 gateway.pump()
                 let answer = gateway.recorder.streams.removeValue(forKey: id)
                 guard answer?.status == "0" else {
-                    fatalError("call \(i): a Config call through the in-memory gateway answered \(answer?.status ?? "nothing"): \(answer?.message ?? "")")
+                    fatalError(
+                        "call \(i): a Config call through the in-memory gateway answered \(answer?.status ?? "nothing"): \(answer?.message ?? "")"
+                    )
                 }
             }
         }
@@ -55,10 +62,15 @@ struct AllocationBudget {
         let stats = MallocInterposerSwift.getStatistics()
         let perCall = Double(stats.mallocCount) / Double(calls)
         let bytes = Double(stats.mallocBytesCount) / Double(calls)
-        print(String(format: "allocation budget: %.1f allocations (%.0f bytes) per Config call through the in-memory gateway, client and backend included; budget %d",
-                     perCall, bytes, budget))
+        print(
+            String(
+                format:
+                    "allocation budget: %.1f allocations (%.0f bytes) per Config call through the in-memory gateway, client and backend included; budget %d",
+                perCall, bytes, budget))
         if perCall > Double(budget) {
-            print("allocation budget: over budget; find what the hot path allocates (perf record -e probe_libc:malloc -g)")
+            print(
+                "allocation budget: over budget; find what the hot path allocates (perf record -e probe_libc:malloc -g)"
+            )
             exit(1)
         }
     }

@@ -38,31 +38,43 @@ for alg in [SparkgateConfig.Algorithm.es256, .es384, .eddsa, .rs256, .ps256, .hs
     switch alg {
     case .es256:
         let k = P256.Signing.PrivateKey()
-        key = .init(kid: "k", algorithm: alg, publicKey: try write("es256.pub", k.publicKey.pemRepresentation), privateKey: try write("es256.key", k.pemRepresentation))
+        key = .init(
+            kid: "k", algorithm: alg, publicKey: try write("es256.pub", k.publicKey.pemRepresentation),
+            privateKey: try write("es256.key", k.pemRepresentation))
     case .es384:
         let k = P384.Signing.PrivateKey()
-        key = .init(kid: "k", algorithm: alg, publicKey: try write("es384.pub", k.publicKey.pemRepresentation), privateKey: try write("es384.key", k.pemRepresentation))
+        key = .init(
+            kid: "k", algorithm: alg, publicKey: try write("es384.pub", k.publicKey.pemRepresentation),
+            privateKey: try write("es384.key", k.pemRepresentation))
     case .eddsa:
         let k = Curve25519.Signing.PrivateKey()
-        key = .init(kid: "k", algorithm: alg, publicKey: try write("ed.pub", k.publicKey.pemRepresentation), privateKey: try write("ed.key", k.pemRepresentation))
+        key = .init(
+            kid: "k", algorithm: alg, publicKey: try write("ed.pub", k.publicKey.pemRepresentation),
+            privateKey: try write("ed.key", k.pemRepresentation))
     case .hs256:
         key = .init(kid: "k", algorithm: alg, secretFile: try write("hs.secret", String(repeating: "s", count: 64)))
     default:
         let k = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        key = .init(kid: "k", algorithm: alg, publicKey: try write("\(alg.rawValue).pub", k.publicKey.pemRepresentation), privateKey: try write("\(alg.rawValue).key", k.pemRepresentation))
+        key = .init(
+            kid: "k", algorithm: alg, publicKey: try write("\(alg.rawValue).pub", k.publicKey.pemRepresentation),
+            privateKey: try write("\(alg.rawValue).key", k.pemRepresentation))
     }
     let signer = try await KeyLoader.signingCollection(key, path: "bench")
     let verifyKeys = try await KeyLoader.load([key])
     let policy = ClaimsPolicy(issuer: "bench", audience: "spark-connect")
     // Distinct tokens defeat the cache: every verification is a full parse, signature and claims check.
     var tokens: [String] = []
-    for i in 0..<min(iterations, 2000) { tokens.append(try await signer.sign(Claims(jti: "t\(i)"), kid: JWKIdentifier(string: "k"))) }
+    for i in 0..<min(iterations, 2000) {
+        tokens.append(try await signer.sign(Claims(jti: "t\(i)"), kid: JWKIdentifier(string: "k")))
+    }
     let uncachedRuns = tokens.count
     var start = DispatchTime.now().uptimeNanoseconds
     for token in tokens {
         // A fresh authenticator per token: nothing is cached.
         let auth = Authenticator(policy: policy, maxTokenBytes: 8192, keys: KeyRing(verifyKeys))
-        guard case .verified = auth.authenticate(token[...], now: now) else { fatalError("\(alg.rawValue) token refused") }
+        guard case .verified = auth.authenticate(token[...], now: now) else {
+            fatalError("\(alg.rawValue) token refused")
+        }
     }
     let uncached = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(uncachedRuns)
     let auth = Authenticator(policy: policy, maxTokenBytes: 8192, keys: KeyRing(verifyKeys))
@@ -72,6 +84,8 @@ for alg in [SparkgateConfig.Algorithm.es256, .es384, .eddsa, .rs256, .ps256, .hs
         guard case .verified = auth.authenticate(tokens[0][...], now: now) else { fatalError("cached token refused") }
     }
     let cached = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(iterations)
-    print("\(alg.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(String(format: "%18.0f", uncached))  \(String(format: "%16.0f", cached))  \(String(format: "%7.0fx", uncached / cached))")
+    print(
+        "\(alg.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(String(format: "%18.0f", uncached))  \(String(format: "%16.0f", cached))  \(String(format: "%7.0fx", uncached / cached))"
+    )
 }
 try? FileManager.default.removeItem(atPath: dir)

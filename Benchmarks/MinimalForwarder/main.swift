@@ -177,15 +177,18 @@ enum NIOStack {
 
     static func frontendHandler(_ limits: ConnectionLimits) -> NIOHTTP2Handler {
         var c = NIOHTTP2Handler.ConnectionConfiguration()
-        c.initialSettings = settings(maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderListBytes)
-        return NIOHTTP2Handler(mode: .server, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
+        c.initialSettings = settings(
+            maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderListBytes)
+        return NIOHTTP2Handler(
+            mode: .server, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
     }
 
     static func backendHandler() -> NIOHTTP2Handler {
         var c = NIOHTTP2Handler.ConnectionConfiguration()
         c.initialSettings = settings(maxConcurrentStreams: 4096, maxHeaderListBytes: 1 << 20)
         c.headerBlockValidation = .disabled
-        return NIOHTTP2Handler(mode: .client, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
+        return NIOHTTP2Handler(
+            mode: .client, frameDelegate: nil, connectionConfiguration: c, streamConfiguration: .init())
     }
 }
 
@@ -207,7 +210,8 @@ final class NGBackendSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unche
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        session = try! NGHTTP2Session(role: .client, settings: ngSettings(concurrent: 4096), allocator: context.channel.allocator)
+        session = try! NGHTTP2Session(
+            role: .client, settings: ngSettings(concurrent: 4096), allocator: context.channel.allocator)
         session.delegate = self
         flusher.mark(self)
     }
@@ -280,7 +284,8 @@ final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchec
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        session = try! NGHTTP2Session(role: .server, settings: ngSettings(concurrent: 256), allocator: context.channel.allocator)
+        session = try! NGHTTP2Session(
+            role: .server, settings: ngSettings(concurrent: 256), allocator: context.channel.allocator)
         session.delegate = self
         flusher.mark(self)
     }
@@ -319,7 +324,9 @@ final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchec
             // :scheme in place: pseudo-headers stay ahead of the others.
             var forwarded = HPACKHeaders()
             forwarded.reserveCapacity(headers.count)
-            for (name, value, indexing) in headers { forwarded.add(name: name, value: name == ":scheme" ? "http" : value, indexing: indexing) }
+            for (name, value, indexing) in headers {
+                forwarded.add(name: name, value: name == ":scheme" ? "http" : value, indexing: indexing)
+            }
             streams[stream] = backend.open(for: self, stream: stream, headers: forwarded, endStream: endStream)
         }
         flusher.mark(backend)
@@ -345,7 +352,8 @@ final class NGClientSide: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchec
 
 func ngSettings(concurrent: Int) -> NGHTTP2Session.Settings {
     NGHTTP2Session.Settings(
-        maxConcurrentStreams: concurrent, initialWindowSize: HTTP2Tuning.streamWindow, maxFrameSize: HTTP2Tuning.maxFrameSize,
+        maxConcurrentStreams: concurrent, initialWindowSize: HTTP2Tuning.streamWindow,
+        maxFrameSize: HTTP2Tuning.maxFrameSize,
         maxHeaderListSize: 256 << 10, connectionWindow: HTTP2Tuning.connectionWindow)
 }
 
@@ -398,7 +406,8 @@ final class LoopState: @unchecked Sendable {
             .connect(host: address.host, port: address.port)
             .flatMapThrowing { channel -> BackendSide in
                 let side = BackendSide(flusher: flusher)
-                try channel.pipeline.syncOperations.addHandler(stack == "nio" ? NIOStack.backendHandler() : HTTP2Tuning.backendHandler())
+                try channel.pipeline.syncOperations.addHandler(
+                    stack == "nio" ? NIOStack.backendHandler() : HTTP2Tuning.backendHandler())
                 try channel.pipeline.syncOperations.addHandler(side)
                 return side
             }
@@ -434,7 +443,9 @@ while let a = args.next() {
 
 // The same TLS settings as Sparkgate's listener (GatewayStateLoader).
 let chain = try NIOSSLCertificate.fromPEMFile(cert)
-var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+var tls = TLSConfiguration.makeServerConfiguration(
+    certificateChain: chain.map { .certificate($0) },
+    privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
 tls.minimumTLSVersion = .tlsv12
 tls.applicationProtocols = ["h2"]
 tls.certificateVerification = .none

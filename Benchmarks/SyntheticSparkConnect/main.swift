@@ -21,8 +21,17 @@ final class Stats: @unchecked Sendable {
     private var completed = 0
     private var unary = 0
     private var bytes = 0
-    func add(bytes n: Int) { lock.lock(); completed += 1; bytes += n; lock.unlock() }
-    func addUnary() { lock.lock(); unary += 1; lock.unlock() }
+    func add(bytes n: Int) {
+        lock.lock()
+        completed += 1
+        bytes += n
+        lock.unlock()
+    }
+    func addUnary() {
+        lock.lock()
+        unary += 1
+        lock.unlock()
+    }
     var json: String {
         lock.lock()
         defer { lock.unlock() }
@@ -38,7 +47,12 @@ func payload(_ size: Int) -> ByteBuffer {
         if let b = cache[size] { return b }
         var b = ByteBufferAllocator().buffer(capacity: size)
         var x: UInt64 = 0x9E37_79B9_7F4A_7C15
-        while b.readableBytes + 8 <= size { x ^= x << 13; x ^= x >> 7; x ^= x << 17; b.writeInteger(x) }
+        while b.readableBytes + 8 <= size {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            b.writeInteger(x)
+        }
         b.writeRepeatingByte(0, count: size - b.readableBytes)
         cache[size] = b
         return b
@@ -78,7 +92,9 @@ final class SyntheticStream: ChannelInboundHandler {
         var method = SparkConnectMethod.other("")
         if let m = SparkConnectMethod(path: path) { method = m }
         if body.readableBytes >= 5 {
-            let envelope = body.withUnsafeReadableBytes { raw in try? RequestEnvelope.read(UnsafeRawBufferPointer(rebasing: raw[5...]), method: method) }
+            let envelope = body.withUnsafeReadableBytes { raw in
+                try? RequestEnvelope.read(UnsafeRawBufferPointer(rebasing: raw[5...]), method: method)
+            }
             sessionID = envelope?.sessionID ?? ""
         }
         var head = HPACKHeaders()
@@ -172,14 +188,17 @@ while let a = args.next() {
     switch a {
     case "--port": port = Int(args.next() ?? "") ?? port
     case "--stats": statsFile = args.next()
-    default: FileHandle.standardError.write(Data("unknown argument \(a)\n".utf8)); exit(2)
+    default:
+        FileHandle.standardError.write(Data("unknown argument \(a)\n".utf8))
+        exit(2)
     }
 }
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 var settings = NIOHTTP2Handler.ConnectionConfiguration()
 settings.initialSettings = [
-    HTTP2Setting(parameter: .maxConcurrentStreams, value: 10000), HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+    HTTP2Setting(parameter: .maxConcurrentStreams, value: 10000),
+    HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
     HTTP2Setting(parameter: .maxFrameSize, value: 1 << 20),
 ]
 settings.targetWindowSize = 16 << 20
@@ -195,9 +214,12 @@ let server = try ServerBootstrap(group: group)
     .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
             _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
+                mode: .server, connectionConfiguration: connectionConfiguration,
+                streamConfiguration: streamConfiguration
             ) { stream in
-                stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(SyntheticStream()) }
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(SyntheticStream())
+                }
             }
         }
     }

@@ -10,10 +10,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .success(let jwt):
         _ = ClaimsPolicy(issuer: "i", audience: "a").verify(jwt.claims, now: 1_700_000_000)
     case .failure(let failure):
-        if size >= 16 { precondition(!containsBytes(Array(failure.message.utf8), Array(text.utf8)), "a refusal echoed the token") }
+        if size >= 16 {
+            precondition(!containsBytes(Array(failure.message.utf8), Array(text.utf8)), "a refusal echoed the token")
+        }
     }
     if let decoded = Base64URL.decode(Array(text.utf8)) {
-        precondition(Base64URL.decode(Array(Base64URL.encode(decoded).utf8)) == decoded, "base64url does not round-trip")
+        precondition(
+            Base64URL.decode(Array(Base64URL.encode(decoded).utf8)) == decoded, "base64url does not round-trip")
     }
     return 0
 }
@@ -21,5 +24,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// Byte-level substring search: `String.contains` compares by Unicode rules, which is not the question here.
 func containsBytes(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
     guard !needle.isEmpty, needle.count <= haystack.count else { return needle.isEmpty }
-    return (0...(haystack.count - needle.count)).contains { start in haystack[start..<(start + needle.count)].elementsEqual(needle) }
+    return (0...(haystack.count - needle.count)).contains { start in
+        haystack[start..<(start + needle.count)].elementsEqual(needle)
+    }
 }

@@ -13,7 +13,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let whole = values(bytes, cut: bytes.count, parser)
     let chunked = values(bytes, cut: cut, parser)
     // Chunking may only stop earlier (an error seen sooner), never give other values.
-    precondition(chunked.values == Array(whole.values.prefix(chunked.values.count)), "chunking changed the parsed values")
+    precondition(
+        chunked.values == Array(whole.values.prefix(chunked.values.count)), "chunking changed the parsed values")
     if !whole.failed && !chunked.failed { precondition(chunked.values == whole.values, "chunking lost values") }
     return 0
 }

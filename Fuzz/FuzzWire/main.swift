@@ -12,11 +12,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let envelope = try? RequestEnvelope.read(bytes, method: method) {
         let rewrite = RequestRewrite(
             userID: "alice", backendSessionID: "00000000-0000-4000-8000-000000000001",
-            backendNewSessionID: "00000000-0000-4000-8000-000000000002", insertedOperationID: "00000000-0000-4000-8000-000000000003")
+            backendNewSessionID: "00000000-0000-4000-8000-000000000002",
+            insertedOperationID: "00000000-0000-4000-8000-000000000003")
         let edits = rewrite.edits(for: envelope, in: bytes)
         var last = 0
         for edit in edits {
-            precondition(edit.range.lowerBound >= last && edit.range.upperBound <= bytes.count, "edits out of order or bounds")
+            precondition(
+                edit.range.lowerBound >= last && edit.range.upperBound <= bytes.count, "edits out of order or bounds")
             last = edit.range.upperBound
         }
         let rewritten = edits.applied(to: bytes)
@@ -24,14 +26,23 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let again = rewritten.withUnsafeBytes { try? RequestEnvelope.read($0, method: method) }
         precondition(again != nil, "a rewritten message no longer parses")
         precondition(again?.clientUserID == "alice", "the rewritten user_context does not name the verified user")
-        _ = try? FirstMessageDecision.decide(envelope, FirstMessageContext(
-            method: method, identity: Identity(user: "alice", team: "t"), team: .init(backend: "b", quotas: QuotaSettings()),
-            policy: CallPolicy(maxMessageBytes: 1 << 27, configPolicy: ConfigPolicy(denyKeys: ConfigPolicy.defaultDenyKeys), namespace: nil, rejectForeignSessionIDs: true),
-            draining: false)).get()
+        _ = try? FirstMessageDecision.decide(
+            envelope,
+            FirstMessageContext(
+                method: method, identity: Identity(user: "alice", team: "t"),
+                team: .init(backend: "b", quotas: QuotaSettings()),
+                policy: CallPolicy(
+                    maxMessageBytes: 1 << 27, configPolicy: ConfigPolicy(denyKeys: ConfigPolicy.defaultDenyKeys),
+                    namespace: nil, rejectForeignSessionIDs: true),
+                draining: false)
+        ).get()
     }
     if let response = try? ResponseEnvelope.read(bytes, method: method) {
-        let edits = ResponseRewrite(clientSessionID: "00000000-0000-4000-8000-000000000009", configPolicy: ConfigPolicy(denyKeys: ["*"]), dropDeniedPairs: true)
-            .edits(for: response, method: method)
+        let edits = ResponseRewrite(
+            clientSessionID: "00000000-0000-4000-8000-000000000009", configPolicy: ConfigPolicy(denyKeys: ["*"]),
+            dropDeniedPairs: true
+        )
+        .edits(for: response, method: method)
         _ = edits.applied(to: bytes)
     }
     _ = GRPCErrorInfo.errorClass(inStatus: bytes)

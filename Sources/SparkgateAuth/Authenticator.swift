@@ -32,13 +32,17 @@ public final class Authenticator: Sendable {
 
     public func authenticate(_ token: Substring, now: Double) -> Outcome {
         guard token.utf8.count <= maxTokenBytes else {
-            return .failed(AuthFailure(.tooLarge, "token of \(token.utf8.count) bytes is over auth.max_token_bytes (\(maxTokenBytes))"))
+            return .failed(
+                AuthFailure(
+                    .tooLarge, "token of \(token.utf8.count) bytes is over auth.max_token_bytes (\(maxTokenBytes))"))
         }
         let cacheKey = TokenCache.key(token)
         if let hit = cache.lookup(cacheKey) {
             if now > hit.token.expiresAt + policy.leewaySeconds {
                 cache.remove(cacheKey)
-                return .failed(AuthFailure(.expired, "token expired at \(Timestamp.rfc3339(hit.token.expiresAt)); ask for a new one"))
+                return .failed(
+                    AuthFailure(
+                        .expired, "token expired at \(Timestamp.rfc3339(hit.token.expiresAt)); ask for a new one"))
             }
             if ring.withLock({ $0.keys[hit.kid] != nil }) { return .verified(hit.token) }
             cache.remove(cacheKey)
@@ -56,10 +60,18 @@ public final class Authenticator: Sendable {
         } else if ring.keys.count == 1, let only = ring.keys.values.first {
             key = only
         } else {
-            return .failed(AuthFailure(.unknownKey, "token header has no 'kid'; Sparkgate has \(ring.keys.count) keys and needs to know which one signed it"))
+            return .failed(
+                AuthFailure(
+                    .unknownKey,
+                    "token header has no 'kid'; Sparkgate has \(ring.keys.count) keys and needs to know which one signed it"
+                ))
         }
         guard jwt.algorithm == key.algorithm.rawValue else {
-            return .failed(AuthFailure(.algorithm, "token algorithm '\(ClaimsPolicy.clipped(jwt.algorithm))' does not match key '\(key.kid)', which is pinned to \(key.algorithm.rawValue)"))
+            return .failed(
+                AuthFailure(
+                    .algorithm,
+                    "token algorithm '\(ClaimsPolicy.clipped(jwt.algorithm))' does not match key '\(key.kid)', which is pinned to \(key.algorithm.rawValue)"
+                ))
         }
         let valid: Bool
         do {
@@ -81,7 +93,9 @@ public final class Authenticator: Sendable {
 
     /// The failure to report for a key id that is still unknown after any refresh.
     public static func unknownKeyFailure(_ kid: String) -> AuthFailure {
-        AuthFailure(.unknownKey, "unknown key id '\(ClaimsPolicy.clipped(kid))'; the token was signed by a key Sparkgate does not trust")
+        AuthFailure(
+            .unknownKey,
+            "unknown key id '\(ClaimsPolicy.clipped(kid))'; the token was signed by a key Sparkgate does not trust")
     }
 
     package var cachedTokens: Int { cache.count }

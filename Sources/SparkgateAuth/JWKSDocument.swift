@@ -9,7 +9,9 @@ public struct JWKSDocument: Sendable {
     public var skipped: [String]
 
     public static func parse(_ data: Data, origin: String) async throws -> JWKSDocument {
-        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any], let list = root["keys"] as? [Any] else {
+        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let list = root["keys"] as? [Any]
+        else {
             throw KeyLoader.Failure(key: origin, message: "not a JWKS document (expected {\"keys\": [...]})")
         }
         var keys: [VerificationKey] = []
@@ -28,7 +30,8 @@ public struct JWKSDocument: Sendable {
                 continue
             }
             guard let algorithm = pinnedAlgorithm(object) else {
-                skipped.append("key '\(kid)': no usable algorithm (kty \(object["kty"] ?? "?"), alg \(object["alg"] ?? "none"))")
+                skipped.append(
+                    "key '\(kid)': no usable algorithm (kty \(object["kty"] ?? "?"), alg \(object["alg"] ?? "none"))")
                 continue
             }
             do {

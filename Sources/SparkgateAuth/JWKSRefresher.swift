@@ -25,7 +25,10 @@ public final class JWKSRefresher: Service, Sendable {
     /// Its own client, made at the first fetch: redirects off, which `HTTPClient.shared` cannot be told.
     private let client = Mutex<HTTPClient?>(nil)
 
-    public init(urls: [String], interval: Double, timeout: TimeAmount = .seconds(10), logger: Logger, onUpdate: @escaping @Sendable ([VerificationKey]) -> Void) {
+    public init(
+        urls: [String], interval: Double, timeout: TimeAmount = .seconds(10), logger: Logger,
+        onUpdate: @escaping @Sendable ([VerificationKey]) -> Void
+    ) {
         self.settings = Mutex(Settings(urls: urls, interval: interval))
         self.timeout = timeout
         self.logger = logger
@@ -46,7 +49,12 @@ public final class JWKSRefresher: Service, Sendable {
 
     /// Closes the HTTP client, if a fetch made one. `run()` does this when the service stops.
     public func shutdown() async {
-        guard let made = client.withLock({ client in defer { client = nil }; return client }) else { return }
+        guard
+            let made = client.withLock({ client in
+                defer { client = nil }
+                return client
+            })
+        else { return }
         try? await made.shutdown()
     }
 
@@ -80,13 +88,16 @@ public final class JWKSRefresher: Service, Sendable {
             do {
                 let keys = try await fetch(url)
                 guard !keys.isEmpty else {
-                    logger.warning("JWKS document has no usable key; keeping the last good keys", metadata: ["jwks.url": "\(url)"])
+                    logger.warning(
+                        "JWKS document has no usable key; keeping the last good keys", metadata: ["jwks.url": "\(url)"])
                     continue
                 }
                 fetched.withLock { $0[url] = keys }
                 logger.debug("fetched JWKS", metadata: ["jwks.url": "\(url)", "jwks.keys": "\(keys.count)"])
             } catch {
-                logger.warning("JWKS fetch failed; keeping the last good keys", metadata: ["jwks.url": "\(url)", "error": "\(error)"])
+                logger.warning(
+                    "JWKS fetch failed; keeping the last good keys",
+                    metadata: ["jwks.url": "\(url)", "error": "\(error)"])
             }
         }
         onUpdate(keys)
@@ -97,12 +108,16 @@ public final class JWKSRefresher: Service, Sendable {
         request.headers.add(name: "accept", value: "application/json")
         let response = try await httpClient.execute(request, timeout: timeout)
         guard response.status == .ok else {
-            let redirect = (300..<400).contains(response.status.code) ? " (redirects are not followed: configure the final URL)" : ""
+            let redirect =
+                (300..<400).contains(response.status.code)
+                ? " (redirects are not followed: configure the final URL)" : ""
             throw KeyLoader.Failure(key: url, message: "HTTP \(response.status.code)\(redirect)")
         }
         let body = try await response.body.collect(upTo: 1 << 20)
         let document = try await JWKSDocument.parse(Data(body.readableBytesView), origin: url)
-        for reason in document.skipped { logger.warning("skipping a JWKS key", metadata: ["jwks.url": "\(url)", "reason": "\(reason)"]) }
+        for reason in document.skipped {
+            logger.warning("skipping a JWKS key", metadata: ["jwks.url": "\(url)", "reason": "\(reason)"])
+        }
         return document.keys
     }
 

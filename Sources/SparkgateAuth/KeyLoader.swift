@@ -24,7 +24,9 @@ public enum KeyLoader {
         let kid = JWKIdentifier(string: key.kid)
         do {
             if key.algorithm.isHMAC {
-                await collection.add(hmac: HMACKey(from: try hmacSecret(key, path: path)), digestAlgorithm: digest(key.algorithm), kid: kid)
+                await collection.add(
+                    hmac: HMACKey(from: try hmacSecret(key, path: path)), digestAlgorithm: digest(key.algorithm),
+                    kid: kid)
             } else {
                 let usePrivate = key.publicKey == nil
                 let file = (usePrivate ? key.privateKey : key.publicKey) ?? ""
@@ -33,7 +35,11 @@ public enum KeyLoader {
                 do {
                     try await add(pem: pem, isPrivate: usePrivate, algorithm: key.algorithm, kid: kid, to: collection)
                 } catch {
-                    throw Failure(key: configKey, message: "\(file) is not a PEM \(usePrivate ? "private" : "public") key for \(key.algorithm.rawValue): \(error)")
+                    throw Failure(
+                        key: configKey,
+                        message:
+                            "\(file) is not a PEM \(usePrivate ? "private" : "public") key for \(key.algorithm.rawValue): \(error)"
+                    )
                 }
             }
             let verifier = try await collection.getKey(for: kid)
@@ -46,39 +52,62 @@ public enum KeyLoader {
     }
 
     /// A collection holding the configured private key of `key`, for `sparkgate token issue`.
-    public static func signingCollection(_ key: SparkgateConfig.Key, path: String) async throws(Failure) -> JWTKeyCollection {
+    public static func signingCollection(
+        _ key: SparkgateConfig.Key, path: String
+    ) async throws(Failure) -> JWTKeyCollection {
         let collection = JWTKeyCollection()
         let kid = JWKIdentifier(string: key.kid)
         if key.algorithm.isHMAC {
-            await collection.add(hmac: HMACKey(from: try hmacSecret(key, path: path)), digestAlgorithm: digest(key.algorithm), kid: kid)
+            await collection.add(
+                hmac: HMACKey(from: try hmacSecret(key, path: path)), digestAlgorithm: digest(key.algorithm), kid: kid)
             return collection
         }
         guard let file = key.privateKey else {
-            throw Failure(key: "\(path).private_key", message: "key '\(key.kid)' has no private_key, so it cannot sign tokens")
+            throw Failure(
+                key: "\(path).private_key", message: "key '\(key.kid)' has no private_key, so it cannot sign tokens")
         }
         let pem = String(decoding: try readFile(file, configKey: "\(path).private_key"), as: UTF8.self)
         do {
             try await add(pem: pem, isPrivate: true, algorithm: key.algorithm, kid: kid, to: collection)
         } catch {
-            throw Failure(key: "\(path).private_key", message: "\(file) is not a PEM private key for \(key.algorithm.rawValue): \(error)")
+            throw Failure(
+                key: "\(path).private_key",
+                message: "\(file) is not a PEM private key for \(key.algorithm.rawValue): \(error)")
         }
         return collection
     }
 
-    private static func add(pem: String, isPrivate: Bool, algorithm: SparkgateConfig.Algorithm, kid: JWKIdentifier, to collection: JWTKeyCollection) async throws {
+    private static func add(
+        pem: String, isPrivate: Bool, algorithm: SparkgateConfig.Algorithm, kid: JWKIdentifier,
+        to collection: JWTKeyCollection
+    ) async throws {
         switch algorithm {
         case .es256:
-            if isPrivate { await collection.add(ecdsa: try ES256PrivateKey(pem: pem), kid: kid) } else { await collection.add(ecdsa: try ES256PublicKey(pem: pem), kid: kid) }
+            if isPrivate {
+                await collection.add(ecdsa: try ES256PrivateKey(pem: pem), kid: kid)
+            } else {
+                await collection.add(ecdsa: try ES256PublicKey(pem: pem), kid: kid)
+            }
         case .es384:
-            if isPrivate { await collection.add(ecdsa: try ES384PrivateKey(pem: pem), kid: kid) } else { await collection.add(ecdsa: try ES384PublicKey(pem: pem), kid: kid) }
+            if isPrivate {
+                await collection.add(ecdsa: try ES384PrivateKey(pem: pem), kid: kid)
+            } else {
+                await collection.add(ecdsa: try ES384PublicKey(pem: pem), kid: kid)
+            }
         case .rs256, .rs384, .rs512:
-            let rsa: any RSAKey = isPrivate ? try Insecure.RSA.PrivateKey(pem: pem) : try Insecure.RSA.PublicKey(pem: pem)
+            let rsa: any RSAKey =
+                isPrivate ? try Insecure.RSA.PrivateKey(pem: pem) : try Insecure.RSA.PublicKey(pem: pem)
             await collection.add(rsa: rsa, digestAlgorithm: digest(algorithm), kid: kid)
         case .ps256, .ps384, .ps512:
-            let rsa: any RSAKey = isPrivate ? try Insecure.RSA.PrivateKey(pem: pem) : try Insecure.RSA.PublicKey(pem: pem)
+            let rsa: any RSAKey =
+                isPrivate ? try Insecure.RSA.PrivateKey(pem: pem) : try Insecure.RSA.PublicKey(pem: pem)
             await collection.add(pss: rsa, digestAlgorithm: digest(algorithm), kid: kid)
         case .eddsa:
-            if isPrivate { await collection.add(eddsa: try EdDSA.PrivateKey(pem: pem), kid: kid) } else { await collection.add(eddsa: try EdDSA.PublicKey(pem: pem), kid: kid) }
+            if isPrivate {
+                await collection.add(eddsa: try EdDSA.PrivateKey(pem: pem), kid: kid)
+            } else {
+                await collection.add(eddsa: try EdDSA.PublicKey(pem: pem), kid: kid)
+            }
         case .hs256, .hs384, .hs512:
             throw Failure(key: "", message: "HMAC keys are not PEM files")
         }
@@ -90,7 +119,11 @@ public enum KeyLoader {
         let secret = trimTrailingNewlines(try readFile(file, configKey: "\(path).secret_file"))
         let minimum = key.algorithm == .hs512 ? 64 : key.algorithm == .hs384 ? 48 : 32
         guard secret.count >= minimum else {
-            throw Failure(key: "\(path).secret_file", message: "\(file) holds \(secret.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)")
+            throw Failure(
+                key: "\(path).secret_file",
+                message:
+                    "\(file) holds \(secret.count) bytes; an \(key.algorithm.rawValue) secret needs at least \(minimum)"
+            )
         }
         return secret
     }

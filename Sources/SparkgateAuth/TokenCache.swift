@@ -26,8 +26,11 @@ final class TokenCache: Sendable {
         var t = token
         t.withUTF8 { sha.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         return sha.finalize().withUnsafeBytes { raw in
-            Key(a: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), b: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-                c: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), d: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            Key(
+                a: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                b: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                c: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                d: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         }
     }
 
@@ -42,7 +45,10 @@ final class TokenCache: Sendable {
                 // Still full of live tokens: drop an arbitrary half rather than grow without bound.
                 if table.count >= capacity {
                     var kept = 0
-                    table = table.filter { _ in kept += 1; return kept % 2 == 0 }
+                    table = table.filter { _ in
+                        kept += 1
+                        return kept % 2 == 0
+                    }
                 }
             }
             table[key] = entry

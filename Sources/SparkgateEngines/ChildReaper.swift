@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSparkgateSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The gateway as the reaper of what its engines leave behind: once it is a child subreaper, a process an
 /// engine's tree orphans (a daemon that double-forked out of the engine's session) becomes the gateway's

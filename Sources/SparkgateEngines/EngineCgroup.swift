@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A cgroup (v2) per engine, where the host lets the gateway make them: the engine joins it before it runs
 /// (`engine-exec`), so does everything it starts, daemons that left its session included, and when the
@@ -35,8 +36,13 @@ package struct EngineCgroup: Sendable, Equatable {
                 kill(pid, 0) != 0 && errno == ESRCH
             else { continue }
             let stale = (home as NSString).appendingPathComponent(entry)
-            let engines = ((try? FileManager.default.contentsOfDirectory(atPath: stale)) ?? []).map { EngineCgroup(path: (stale as NSString).appendingPathComponent($0)) }
-            removeAll(engines.filter { FileManager.default.fileExists(atPath: ($0.path as NSString).appendingPathComponent("cgroup.procs")) })
+            let engines = ((try? FileManager.default.contentsOfDirectory(atPath: stale)) ?? []).map {
+                EngineCgroup(path: (stale as NSString).appendingPathComponent($0))
+            }
+            removeAll(
+                engines.filter {
+                    FileManager.default.fileExists(atPath: ($0.path as NSString).appendingPathComponent("cgroup.procs"))
+                })
             rmdir(stale)
         }
     }
@@ -66,7 +72,9 @@ package struct EngineCgroup: Sendable, Equatable {
 
     /// The processes in it now.
     package var processes: [Int32] {
-        let text = (try? String(contentsOfFile: (path as NSString).appendingPathComponent("cgroup.procs"), encoding: .utf8)) ?? ""
+        let text =
+            (try? String(contentsOfFile: (path as NSString).appendingPathComponent("cgroup.procs"), encoding: .utf8))
+            ?? ""
         return text.split(separator: "\n").compactMap { Int32($0) }
     }
 
@@ -123,7 +131,8 @@ package enum TenantProcesses {
     package static func of(uid: uid_t) -> [Int32] {
         var found: [Int32] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
+            guard let pid = Int32(entry),
+                let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
                 let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })
             else { continue }
             let ids = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().compactMap { UInt32($0) }

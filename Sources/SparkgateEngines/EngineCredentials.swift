@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SparkgateCore
-import SparkgateTransport
 import SparkgateSharedState
+import SparkgateTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The OS identity an engine runs as (`launch.run_as`): its user's uid, primary gid, supplementary groups and
 /// home directory, looked up in the system's user database.
@@ -19,7 +20,9 @@ package struct EngineCredentials: Sendable, Equatable {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
-        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, let found = result?.pointee else { return nil }
+        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, let found = result?.pointee else {
+            return nil
+        }
         let uid = found.pw_uid
         let gid = found.pw_gid
         let home = String(cString: found.pw_dir)
@@ -29,7 +32,8 @@ package struct EngineCredentials: Sendable, Equatable {
             groups = [gid_t](repeating: 0, count: Int(count))
             _ = getgrouplist(name, gid, &groups, &count)
         }
-        return EngineCredentials(name: name, uid: uid, gid: gid, groups: Array(groups.prefix(Int(max(0, count)))), home: home)
+        return EngineCredentials(
+            name: name, uid: uid, gid: gid, groups: Array(groups.prefix(Int(max(0, count)))), home: home)
     }
 
     /// Whether this process may switch to another user: root, or CAP_SETUID and CAP_SETGID in its

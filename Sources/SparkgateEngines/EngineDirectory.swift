@@ -1,8 +1,8 @@
 import NIOCore
 import SparkgateCore
+import SparkgateSharedState
 import SparkgateTransport
 import Synchronization
-import SparkgateSharedState
 
 /// The ready engines, readable from any thread: Sparkgate's own calls (interrupts, releases) find a
 /// session's engine here.
@@ -32,12 +32,16 @@ package struct ProvingConnector: BackendConnector {
         self.engines = engines
     }
 
-    package func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    package func connect(
+        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount
+    ) -> EventLoopFuture<any Channel> {
         if let engine = engines.launched(at: endpoint.address), let pid = engine.pid,
             EnginePortProver.verdict(pid: pid, port: endpoint.address.port) != .proven
         {
-            return eventLoop.makeFailedFuture(SparkgateError.unavailable(
-                "engine \(engine.id)'s port \(endpoint.address.port) is no longer held by the engine Sparkgate launched; nothing was sent to it"))
+            return eventLoop.makeFailedFuture(
+                SparkgateError.unavailable(
+                    "engine \(engine.id)'s port \(endpoint.address.port) is no longer held by the engine Sparkgate launched; nothing was sent to it"
+                ))
         }
         return inner.connect(to: endpoint, on: eventLoop, timeout: timeout)
     }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NIOCore
 import SparkgateCore
-import SparkgateTransport
 import SparkgateSharedState
+import SparkgateTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// An engine's process, from launch to exit: its directory and token, the proof that it owns its port, its
 /// readiness probes, and what happens when it fails, stops or dies (all of it, whatever it started).
@@ -13,7 +14,8 @@ extension EngineManager {
     /// Launches a warm engine: with shared state, only once the replicas agree it fits under `max_engines`.
     package func startWarm(_ engine: EngineRegistry.Engine, settings: LaunchSettings) {
         guard let shared else { return start(engine, settings: settings) }
-        shared.registerWarm(engine, settings: settings, now: WallClock.now(), on: loop).assumeIsolated().whenComplete { [self] result in
+        shared.registerWarm(engine, settings: settings, now: WallClock.now(), on: loop).assumeIsolated().whenComplete {
+            [self] result in
             if case .success(true) = result { return start(engine, settings: settings) }
             // Over max_engines on all replicas, or Redis unreachable: try again at a later tick.
             inner.value.registry.removed(engine.id)
@@ -36,13 +38,17 @@ extension EngineManager {
             guard let found = EngineCredentials.lookUp(user) else {
                 return launchFailed(
                     engine.id, result: "failed",
-                    reason: "cannot start: no OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")'); an operator must create it, for example useradd --system --create-home \(user)")
+                    reason:
+                        "cannot start: no OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")'); an operator must create it, for example useradd --system --create-home \(user)"
+                )
             }
             // root reads every tenant's files; the gateway's own user reads the gateway's secrets.
             guard found.uid != 0, found.uid != geteuid() else {
                 return launchFailed(
                     engine.id, result: "failed",
-                    reason: "cannot start: OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")') has uid \(found.uid), \(found.uid == 0 ? "root's" : "the gateway's own"); engines never run as it")
+                    reason:
+                        "cannot start: OS user '\(user)' (launch.run_as '\(settings.runAs ?? "")') has uid \(found.uid), \(found.uid == 0 ? "root's" : "the gateway's own"); engines never run as it"
+                )
             }
             credentials = found
         }
@@ -55,13 +61,15 @@ extension EngineManager {
         inner.value.workspaces[engine.id] = workspace
         if let credentials { inner.value.credentials[engine.id] = credentials }
         let values = [
-            "port": String(engine.port), "host": engine.host, "token": engine.token, "token_file": (dir as NSString).appendingPathComponent("token"),
+            "port": String(engine.port), "host": engine.host, "token": engine.token,
+            "token_file": (dir as NSString).appendingPathComponent("token"),
             "team": engine.key.team ?? "", "user": engine.key.user ?? "", "engine_id": engine.id, "work_dir": dir,
         ]
         var command = LaunchCommand(settings, values: values, gateway: ProcessInfo.processInfo.environment)
         if let credentials {
             // The engine's own user, not the gateway's (operators may still override them in `environment`).
-            for (name, value) in ["HOME": credentials.home, "USER": credentials.name, "LOGNAME": credentials.name] where settings.environment[name] == nil {
+            for (name, value) in ["HOME": credentials.home, "USER": credentials.name, "LOGNAME": credentials.name]
+            where settings.environment[name] == nil {
                 command.environment[name] = value
             }
         }
@@ -70,13 +78,18 @@ extension EngineManager {
         do {
             let logFD = try workspace.openLog(engine.id)
             defer { close(logFD) }
-            let process = try EngineProcess.spawn(command, directory: dir, log: (logFD, workspace.log(engine.id)), credentials: credentials, cgroup: cgroup)
+            let process = try EngineProcess.spawn(
+                command, directory: dir, log: (logFD, workspace.log(engine.id)), credentials: credentials,
+                cgroup: cgroup)
             inner.value.registry.spawned(engine.id, pid: process.pid)
             inner.value.processes[engine.id] = process
-            logger.info("launching an engine", metadata: [
-                "engine": "\(engine.id)", "share_key": "\(engine.key)", "port": "\(engine.port)", "pid": "\(process.pid)", "log": "\(process.log)",
-                "os_user": "\(credentials?.name ?? "-")", "cgroup": "\(cgroup?.path ?? "-")",
-            ])
+            logger.info(
+                "launching an engine",
+                metadata: [
+                    "engine": "\(engine.id)", "share_key": "\(engine.key)", "port": "\(engine.port)",
+                    "pid": "\(process.pid)", "log": "\(process.log)",
+                    "os_user": "\(credentials?.name ?? "-")", "cgroup": "\(cgroup?.path ?? "-")",
+                ])
             loop.scheduleTask(in: .milliseconds(300)) { [self] in probe(engine.id) }
         } catch {
             launchFailed(engine.id, result: "failed", reason: "could not start: \(error)")
@@ -86,7 +99,8 @@ extension EngineManager {
     /// Proves the engine owns its port, then asks it with its token whether it is ready; again every 0.5 s.
     package func probe(_ id: String) {
         guard let engine = inner.value.registry.engines[id], engine.state == .starting else { return }
-        if let process = inner.value.processes[id], let status = ChildReaper.reapAll()[process.pid] ?? process.exited() {
+        if let process = inner.value.processes[id], let status = ChildReaper.reapAll()[process.pid] ?? process.exited()
+        {
             inner.value.processes.removeValue(forKey: id)
             return exited(id, status: status)
         }
@@ -101,19 +115,21 @@ extension EngineManager {
         case .proven:
             break
         }
-        calls.probe(Self.target(engine), backend: engine.key.backend, limits: current().limits, timeoutSeconds: 2, on: loop)
-            .assumeIsolated().whenComplete { [self] result in
-                switch result {
-                case .success(let status) where status.code == .ok:
-                    ready(id)
-                case .success(let status):
-                    inner.value.lastProbe[id] = "\(status.code.name): \(status.message)"
-                    loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
-                case .failure(let error):
-                    inner.value.lastProbe[id] = "\(error)"
-                    loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
-                }
+        calls.probe(
+            Self.target(engine), backend: engine.key.backend, limits: current().limits, timeoutSeconds: 2, on: loop
+        )
+        .assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let status) where status.code == .ok:
+                ready(id)
+            case .success(let status):
+                inner.value.lastProbe[id] = "\(status.code.name): \(status.message)"
+                loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
+            case .failure(let error):
+                inner.value.lastProbe[id] = "\(error)"
+                loop.scheduleTask(in: .milliseconds(500)) { [self] in probe(id) }
             }
+        }
     }
 
     /// Another process listens on the engine's port: this launch ends, and the engine is launched again on
@@ -122,12 +138,15 @@ extension EngineManager {
         let state = inner.value
         guard let settings = current().backends[engine.key.backend]?.launch,
             let (ended, next) = state.registry.portTaken(
-                engine.id, settings: settings, now: WallClock.now(), make: makeIdentity(engine.key), portIsFree: EngineProcess.portIsFree)
+                engine.id, settings: settings, now: WallClock.now(), make: makeIdentity(engine.key),
+                portIsFree: EngineProcess.portIsFree)
         else { return }
         metrics.enginePortConflict(engine.key.backend)
-        logger.warning("an engine's port is held by a process Sparkgate did not start: launching on another port", metadata: [
-            "engine": "\(ended.id)", "share_key": "\(ended.key)", "port": "\(ended.port)",
-        ])
+        logger.warning(
+            "an engine's port is held by a process Sparkgate did not start: launching on another port",
+            metadata: [
+                "engine": "\(ended.id)", "share_key": "\(ended.key)", "port": "\(ended.port)",
+            ])
         state.processes[ended.id]?.signal(SIGKILL)
         state.cgroups[ended.id]?.killAll()
         removeToken(ended.id)
@@ -154,7 +173,11 @@ extension EngineManager {
         directory.add(target)
         inner.value.lastProbe.removeValue(forKey: id)
         metrics.engineLaunched(engine.key.backend, result: "ready", seconds: now - engine.started)
-        logger.info("engine ready", metadata: ["engine": "\(id)", "share_key": "\(engine.key)", "seconds": "\(Int((now - engine.started) * 1000)) ms"])
+        logger.info(
+            "engine ready",
+            metadata: [
+                "engine": "\(id)", "share_key": "\(engine.key)", "seconds": "\(Int((now - engine.started) * 1000)) ms",
+            ])
         for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] { waiter.succeed(.ready(target)) }
         // Other replicas waiting for it see it ready at once, not at the next heartbeat.
         _ = shared?.renew([engine], now: now, on: loop)
@@ -179,7 +202,9 @@ extension EngineManager {
         metrics.engineLaunched(engine?.key.backend ?? "", result: result, seconds: nil)
         if let engine { _ = shared?.gone(engine, on: loop) }
         logger.error("engine launch failed", metadata: ["engine": "\(id)", "reason": "\(message)"])
-        for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] { waiter.fail(SparkgateError.unavailable(message)) }
+        for waiter in inner.value.waiters.removeValue(forKey: id) ?? [] {
+            waiter.fail(SparkgateError.unavailable(message))
+        }
         // A process still exiting keeps its directory until it is reaped; its log is kept then.
         if inner.value.processes[id] == nil {
             ended(id, backend: engine?.key.backend ?? "", keepLog: true)
@@ -200,7 +225,9 @@ extension EngineManager {
         if engine.readySince == nil {
             launchFailed(engine.id, result: launchResult, reason: reason)
         } else {
-            logger.info("stopping an engine", metadata: ["engine": "\(engine.id)", "share_key": "\(engine.key)", "reason": "\(reason)"])
+            logger.info(
+                "stopping an engine",
+                metadata: ["engine": "\(engine.id)", "share_key": "\(engine.key)", "reason": "\(reason)"])
         }
     }
 
@@ -216,10 +243,12 @@ extension EngineManager {
         case .starting:
             return launchFailed(id, result: "failed", reason: "exited with status \(status) before it became ready")
         case .ready:
-            logger.error("engine died", metadata: [
-                "engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)",
-                "kept_log": "\(inner.value.workspaces[id]?.lastFailureLog(engine.key.backend) ?? "")",
-            ])
+            logger.error(
+                "engine died",
+                metadata: [
+                    "engine": "\(id)", "share_key": "\(engine.key)", "status": "\(status)",
+                    "kept_log": "\(inner.value.workspaces[id]?.lastFailureLog(engine.key.backend) ?? "")",
+                ])
         case .stopping:
             logger.info("engine stopped", metadata: ["engine": "\(id)", "status": "\(status)"])
         }
@@ -252,7 +281,9 @@ extension EngineManager {
         if cgroup == nil, let credentials, !state.credentials.values.contains(where: { $0.uid == credentials.uid }) {
             let killed = TenantProcesses.killAll(uid: credentials.uid)
             if killed > 0 {
-                logger.notice("killed what an engine's OS user left running", metadata: ["engine": "\(id)", "os_user": "\(credentials.name)", "processes": "\(killed)"])
+                logger.notice(
+                    "killed what an engine's OS user left running",
+                    metadata: ["engine": "\(id)", "os_user": "\(credentials.name)", "processes": "\(killed)"])
             }
         }
         // A tenant's directory can be large (Spark's local files): removed away from the loop.

@@ -1,7 +1,7 @@
 import NIOCore
 import SparkgateCore
-import SparkgateTransport
 import SparkgateSharedState
+import SparkgateTransport
 
 /// A launch pool shared by every replica (`state.kind: redis`): the replicas agree in Redis which engine
 /// serves a share key (one over all of them, within `max_engines` counted over all), route to engines other
@@ -10,11 +10,16 @@ import SparkgateSharedState
 /// Redis routes a call unless its seal verifies and it serves exactly the caller's share key.
 extension EngineManager {
     /// Finds `key`'s engine with the other replicas; `retries` are left for a mapping that had to be removed.
-    package func acquireShared(_ key: EngineShareKey, settings: LaunchSettings, bound: String?, promise: EventLoopPromise<EngineAnswer>, retries: Int = 1) {
+    package func acquireShared(
+        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, promise: EventLoopPromise<EngineAnswer>,
+        retries: Int = 1
+    ) {
         guard let shared else { return acquire(key, settings: settings, bound: bound, promise: promise) }
         let state = inner.value
         if let bound {
-            if state.registry.engines[bound] != nil { return acquire(key, settings: settings, bound: bound, promise: promise) }
+            if state.registry.engines[bound] != nil {
+                return acquire(key, settings: settings, bound: bound, promise: promise)
+            }
             if let target = state.remote[bound] { return promise.succeed(.ready(target)) }
             // Another replica's engine this one has not routed to yet, or one that is gone: its record says.
             shared.lookUp(bound, on: loop).assumeIsolated().whenComplete { [self] result in
@@ -25,7 +30,9 @@ extension EngineManager {
                 case .success(.valid(let engine)) where engine.state == .ready:
                     promise.succeed(.ready(remember(engine)))
                 case .success(.valid(let engine)) where engine.state == .starting:
-                    waitForRemote(engine.id, key: key, settings: settings, promises: [promise], until: WallClock.now() + settings.startupTimeoutSeconds)
+                    waitForRemote(
+                        engine.id, key: key, settings: settings, promises: [promise],
+                        until: WallClock.now() + settings.startupTimeoutSeconds)
                 case .success(.rejected):
                     promise.fail(Self.unverified(bound, key: key))
                 case .success:
@@ -36,22 +43,30 @@ extension EngineManager {
             }
             return
         }
-        if state.registry.engine(for: key) != nil { return acquire(key, settings: settings, bound: nil, promise: promise) }
+        if state.registry.engine(for: key) != nil {
+            return acquire(key, settings: settings, bound: nil, promise: promise)
+        }
         if state.acquiring[key] != nil {
             state.acquiring[key]!.append(promise)
             return
         }
         if let refusal = state.registry.identityRefusal(key, settings: settings) { return promise.fail(refusal) }
         let now = WallClock.now()
-        guard let proposal = state.registry.propose(
-            key, settings: settings, host: settings.host, now: now, make: makeIdentity(key), portIsFree: EngineProcess.portIsFree)
+        guard
+            let proposal = state.registry.propose(
+                key, settings: settings, host: settings.host, now: now, make: makeIdentity(key),
+                portIsFree: EngineProcess.portIsFree)
         else {
-            return promise.fail(SparkgateError.resourceExhausted("backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"))
+            return promise.fail(
+                SparkgateError.resourceExhausted(
+                    "backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"
+                ))
         }
         state.acquiring[key] = [promise]
         // Offered to this call alone: another tenant's first call in the same moment is not offered it too.
         let warm = state.registry.readyWarmEngine(for: key).flatMap { state.registry.reserve($0.id) }
-        shared.acquire(proposal, adopting: warm, settings: settings, now: now, on: loop).assumeIsolated().whenComplete { [self] result in
+        shared.acquire(proposal, adopting: warm, settings: settings, now: now, on: loop).assumeIsolated().whenComplete {
+            [self] result in
             let waiting = state.acquiring.removeValue(forKey: key) ?? []
             var adopted = false
             if case .success(.adopt) = result { adopted = true }
@@ -64,7 +79,11 @@ extension EngineManager {
                 start(proposal, settings: settings)
             case .success(.adopt):
                 guard let warm, let engine = state.registry.adopt(warm.id, for: key, now: WallClock.now()) else {
-                    for p in waiting { p.fail(SparkgateError.unavailable("backend '\(key.backend)': the warm engine went away while \(key) took it; retry")) }
+                    for p in waiting {
+                        p.fail(
+                            SparkgateError.unavailable(
+                                "backend '\(key.backend)': the warm engine went away while \(key) took it; retry"))
+                    }
                     return
                 }
                 for p in waiting { p.succeed(.ready(Self.target(engine))) }
@@ -84,9 +103,15 @@ extension EngineManager {
                     let target = remember(engine)
                     for p in waiting { p.succeed(.ready(target)) }
                 case .starting:
-                    waitForRemote(engine.id, key: key, settings: settings, promises: waiting, until: WallClock.now() + settings.startupTimeoutSeconds)
+                    waitForRemote(
+                        engine.id, key: key, settings: settings, promises: waiting,
+                        until: WallClock.now() + settings.startupTimeoutSeconds)
                 case .stopping:
-                    for p in waiting { p.fail(SparkgateError.unavailable("engine \(engine.id) (\(key)) is stopping on another replica; retry shortly")) }
+                    for p in waiting {
+                        p.fail(
+                            SparkgateError.unavailable(
+                                "engine \(engine.id) (\(key)) is stopping on another replica; retry shortly"))
+                    }
                 }
             case .success(.rejected(let id)):
                 // Someone wrote it who is not a replica (or the replicas' secrets differ): nothing goes there,
@@ -103,7 +128,10 @@ extension EngineManager {
 
     /// Removes `key`'s name for this replica's engine `id`, which it does not run, then asks the replicas
     /// again (once).
-    private func retry(_ key: EngineShareKey, id: String, settings: LaunchSettings, waiting: [EventLoopPromise<EngineAnswer>], retries: Int) {
+    private func retry(
+        _ key: EngineShareKey, id: String, settings: LaunchSettings, waiting: [EventLoopPromise<EngineAnswer>],
+        retries: Int
+    ) {
         guard let shared, retries > 0 else {
             for p in waiting { p.fail(Self.unverified(id, key: key)) }
             return
@@ -118,7 +146,10 @@ extension EngineManager {
     }
 
     /// Polls the record of an engine another replica is starting until it is ready, gone, or late.
-    package func waitForRemote(_ id: String, key: EngineShareKey, settings: LaunchSettings, promises: [EventLoopPromise<EngineAnswer>], until deadline: Double) {
+    package func waitForRemote(
+        _ id: String, key: EngineShareKey, settings: LaunchSettings, promises: [EventLoopPromise<EngineAnswer>],
+        until deadline: Double
+    ) {
         guard let shared else { return }
         loop.scheduleTask(in: .milliseconds(250)) { [self] in
             shared.lookUp(id, on: loop).assumeIsolated().whenComplete { [self] result in
@@ -134,7 +165,11 @@ extension EngineManager {
                 case .success(.rejected):
                     for p in promises { p.fail(Self.unverified(id, key: key)) }
                 case .success:
-                    for p in promises { p.fail(SparkgateError.unavailable("engine \(id) (\(key)), launched by another replica, did not become ready; retry")) }
+                    for p in promises {
+                        p.fail(
+                            SparkgateError.unavailable(
+                                "engine \(id) (\(key)), launched by another replica, did not become ready; retry"))
+                    }
                 case .failure(let error):
                     for p in promises { p.fail(Self.unreachable(error)) }
                 }
@@ -147,7 +182,9 @@ extension EngineManager {
     /// every new connection, as the launching replica does.
     package func remember(_ engine: SharedEngine) -> EngineTarget {
         let provable = HostPort.isLoopback(engine.host) && engine.pid > 0
-        let target = EngineTarget(id: engine.id, address: engine.address, token: seal.engineToken(engine.id), pid: provable ? engine.pid : nil)
+        let target = EngineTarget(
+            id: engine.id, address: engine.address, token: seal.engineToken(engine.id), pid: provable ? engine.pid : nil
+        )
         inner.value.remote[engine.id] = target
         directory.add(target)
         return target
@@ -168,9 +205,13 @@ extension EngineManager {
     /// other replicas' engines whose records are gone.
     package func sharedHeartbeat(now: Double) async {
         guard let shared else { return }
-        let (own, remote) = (try? await loop.submit { [self] in
-            (Array(inner.value.registry.engines.values.filter { $0.state != .stopping }), Array(inner.value.remote.keys))
-        }.get()) ?? ([], [])
+        let (own, remote) =
+            (try? await loop.submit { [self] in
+                (
+                    Array(inner.value.registry.engines.values.filter { $0.state != .stopping }),
+                    Array(inner.value.remote.keys)
+                )
+            }.get()) ?? ([], [])
         let counts = ledger.withLock { $0.sessionsPerEngine() }
         do {
             try await shared.renew(own, now: now, on: loop).get()
@@ -190,12 +231,14 @@ extension EngineManager {
     }
 
     package static func unreachable(_ error: any Error) -> SparkgateError {
-        .unavailable("shared state (redis) unreachable: \(error); which replica runs this engine cannot be told; retry shortly")
+        .unavailable(
+            "shared state (redis) unreachable: \(error); which replica runs this engine cannot be told; retry shortly")
     }
 
     /// A record in Redis that no replica sealed for this key: nothing is sent on its say-so.
     package static func unverified(_ id: String, key: EngineShareKey) -> SparkgateError {
         .unavailable(
-            "the shared state's record of engine \(id) does not verify for \(key) (counted in sparkgate_state_records_rejected_total); nothing was sent to it; retry shortly, and check who writes to Redis")
+            "the shared state's record of engine \(id) does not verify for \(key) (counted in sparkgate_state_records_rejected_total); nothing was sent to it; retry shortly, and check who writes to Redis"
+        )
     }
 }

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
 import SparkgateCore
 import SparkgateObservability
-import SparkgateTransport
 import SparkgateSharedState
+import SparkgateTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What a call gets from a launch pool.
 package enum EngineAnswer: Sendable {
@@ -66,8 +67,10 @@ public final class EngineManager: Service, Sendable {
     }
 
     package init(
-        loop: any EventLoop, directory: EngineDirectory, ledger: LocalLedger, pool: BackendPool, calls: BackendCalls, metrics: GatewayMetrics, logger: Logger,
-        shared: SharedEngineRecords? = nil, seal: RecordSeal = .random(), config: @escaping @Sendable () -> SparkgateConfig
+        loop: any EventLoop, directory: EngineDirectory, ledger: LocalLedger, pool: BackendPool, calls: BackendCalls,
+        metrics: GatewayMetrics, logger: Logger,
+        shared: SharedEngineRecords? = nil, seal: RecordSeal = .random(),
+        config: @escaping @Sendable () -> SparkgateConfig
     ) {
         self.loop = loop
         self.directory = directory
@@ -90,7 +93,9 @@ public final class EngineManager: Service, Sendable {
 
     /// The engine for `key`, launched if needed: completes on `callLoop` once it is ready, or fails with the
     /// refusal the client gets.
-    package func target(for key: EngineShareKey, settings: LaunchSettings, bound: String?, on callLoop: any EventLoop) -> EventLoopFuture<EngineAnswer> {
+    package func target(
+        for key: EngineShareKey, settings: LaunchSettings, bound: String?, on callLoop: any EventLoop
+    ) -> EventLoopFuture<EngineAnswer> {
         loop.flatSubmit { [self] in
             let promise = loop.makePromise(of: EngineAnswer.self)
             if shared != nil {
@@ -103,16 +108,22 @@ public final class EngineManager: Service, Sendable {
     }
 
     /// Decides from this replica's registry alone.
-    package func acquire(_ key: EngineShareKey, settings: LaunchSettings, bound: String?, promise: EventLoopPromise<EngineAnswer>) {
+    package func acquire(
+        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, promise: EventLoopPromise<EngineAnswer>
+    ) {
         let state = inner.value
         let now = WallClock.now()
         let decision = state.registry.acquire(
-            key, settings: settings, bound: bound, now: now, make: makeIdentity(key), portIsFree: EngineProcess.portIsFree, host: settings.host)
+            key, settings: settings, bound: bound, now: now, make: makeIdentity(key),
+            portIsFree: EngineProcess.portIsFree, host: settings.host)
         answer(decision, key: key, settings: settings, promise: promise)
     }
 
     /// Carries out the registry's decision for a call.
-    package func answer(_ decision: EngineRegistry.Acquisition, key: EngineShareKey, settings: LaunchSettings, promise: EventLoopPromise<EngineAnswer>) {
+    package func answer(
+        _ decision: EngineRegistry.Acquisition, key: EngineShareKey, settings: LaunchSettings,
+        promise: EventLoopPromise<EngineAnswer>
+    ) {
         let state = inner.value
         switch decision {
         case .ready(let engine):
@@ -151,7 +162,9 @@ public final class EngineManager: Service, Sendable {
     package func tick() {
         let state = inner.value
         let config = current()
-        let warmPools = config.backends.values.filter { ($0.launch?.warmEngines ?? 0) > 0 || ($0.launch?.warmEnginesPerTeam ?? 0) > 0 }
+        let warmPools = config.backends.values.filter {
+            ($0.launch?.warmEngines ?? 0) > 0 || ($0.launch?.warmEnginesPerTeam ?? 0) > 0
+        }
         // Most gateways have no launch pool: no reason to take the ledger's lock and walk its sessions.
         guard !state.registry.engines.isEmpty || !state.processes.isEmpty || !warmPools.isEmpty else { return }
         let now = WallClock.now()
@@ -181,7 +194,8 @@ public final class EngineManager: Service, Sendable {
             let key = EngineShareKey(backend: backend.name, team: nil, user: nil)
             let teams = config.teams.filter { $0.value.backend == backend.name }.map(\.key)
             for engine in state.registry.warmDeficit(
-                backend: backend.name, settings: settings, teams: teams, now: now, make: makeIdentity(key), portIsFree: EngineProcess.portIsFree,
+                backend: backend.name, settings: settings, teams: teams, now: now, make: makeIdentity(key),
+                portIsFree: EngineProcess.portIsFree,
                 host: settings.host)
             {
                 startWarm(engine, settings: settings)
@@ -195,7 +209,8 @@ public final class EngineManager: Service, Sendable {
         for backend in inner.value.backends {
             let mine = engines.filter { $0.key.backend == backend }
             metrics.engines(
-                backend, starting: mine.filter { $0.state == .starting }.count, ready: mine.filter { $0.state == .ready }.count,
+                backend, starting: mine.filter { $0.state == .starting }.count,
+                ready: mine.filter { $0.state == .ready }.count,
                 stopping: mine.filter { $0.state == .stopping }.count)
             metrics.warmEngines(backend, count: mine.filter { $0.warm && $0.state == .ready }.count)
         }
@@ -212,7 +227,10 @@ public final class EngineManager: Service, Sendable {
         loop.submit { [self] in
             guard let engine = inner.value.registry.engines[id] else { return false }
             let grace = current().backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
-            guard let stopping = inner.value.registry.stop(id, reason: "stopped by an operator", now: WallClock.now(), grace: grace) else { return true }
+            guard
+                let stopping = inner.value.registry.stop(
+                    id, reason: "stopped by an operator", now: WallClock.now(), grace: grace)
+            else { return true }
             terminate(stopping, reason: "was stopped by an operator", launchResult: "failed")
             publishGauges()
             return true
@@ -222,7 +240,9 @@ public final class EngineManager: Service, Sendable {
     // MARK: Service
 
     public func run() async throws {
-        let task = loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { [self] _ in tick() }
+        let task = loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { [self] _ in
+            tick()
+        }
         try? await gracefulShutdown()
         task.cancel()
         await stopAll()
@@ -230,25 +250,29 @@ public final class EngineManager: Service, Sendable {
 
     /// Stops every engine this gateway launched: SIGTERM, then SIGKILL after the grace.
     package func stopAll() async {
-        let grace: Double = (try? await loop.submit { [self] () -> Double in
-            inner.value.shuttingDown = true
-            let now = WallClock.now()
-            var longest = 0.0
-            for engine in inner.value.registry.engines.values {
-                let grace = current().backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
-                longest = max(longest, grace)
-                if let stopping = inner.value.registry.stop(engine.id, reason: "the gateway is shutting down", now: now, grace: grace) {
-                    terminate(stopping, reason: "was stopped: the gateway is shutting down", launchResult: "failed")
+        let grace: Double =
+            (try? await loop.submit { [self] () -> Double in
+                inner.value.shuttingDown = true
+                let now = WallClock.now()
+                var longest = 0.0
+                for engine in inner.value.registry.engines.values {
+                    let grace = current().backends[engine.key.backend]?.launch?.stopGraceSeconds ?? 10
+                    longest = max(longest, grace)
+                    if let stopping = inner.value.registry.stop(
+                        engine.id, reason: "the gateway is shutting down", now: now, grace: grace)
+                    {
+                        terminate(stopping, reason: "was stopped: the gateway is shutting down", launchResult: "failed")
+                    }
                 }
-            }
-            return longest
-        }.get()) ?? 0
+                return longest
+            }.get()) ?? 0
         let deadline = WallClock.now() + grace + 2
         while WallClock.now() < deadline {
-            let left = (try? await loop.submit { [self] () -> Int in
-                tick()
-                return inner.value.processes.count
-            }.get()) ?? 0
+            let left =
+                (try? await loop.submit { [self] () -> Int in
+                    tick()
+                    return inner.value.processes.count
+                }.get()) ?? 0
             if left == 0 { break }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -260,7 +284,9 @@ public final class EngineManager: Service, Sendable {
             inner.value.cgroups.removeAll()
             inner.value.emptying.removeAll()
             EngineCgroup.removeParent()
-            for credentials in Set(inner.value.credentials.values.map(\.uid)) { TenantProcesses.killAll(uid: credentials) }
+            for credentials in Set(inner.value.credentials.values.map(\.uid)) {
+                TenantProcesses.killAll(uid: credentials)
+            }
         }.get()
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import SparkgateCore
-import SparkgateTransport
 import SparkgateSharedState
+import SparkgateTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Proves, from `/proc`, that the listener on a launched engine's port is the engine's (`PortProof`).
 package enum EnginePortProver {
@@ -22,7 +23,8 @@ package enum EnginePortProver {
     package static func socketInodes(ofTreeOf root: Int32) -> Set<UInt64> {
         var parents: [Int32: Int32] = [:]
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            guard let pid = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
                 let parent = PortProof.parentPID(stat: stat)
             else { continue }
             parents[pid] = parent
@@ -31,7 +33,9 @@ package enum EnginePortProver {
         for pid in PortProof.tree(of: root, parents: parents) {
             let dir = "/proc/\(pid)/fd"
             for fd in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-                if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)"), let inode = PortProof.socketInode(link: link) {
+                if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)"),
+                    let inode = PortProof.socketInode(link: link)
+                {
                     inodes.insert(inode)
                 }
             }

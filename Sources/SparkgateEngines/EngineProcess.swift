@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import SparkgateCore
-import SparkgateTransport
 import SparkgateSharedState
+import SparkgateTransport
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A launched engine's process: spawned without a shell in a session of its own (so a stop reaches every
 /// process it starts), through the gateway's `engine-exec` step (umask 077, its cgroup, its OS user), with
@@ -53,7 +54,8 @@ package struct EngineProcess: Sendable {
     /// takes `credentials`' groups, gid and uid (when given), then executes the engine. `log` is a descriptor
     /// of its log, which becomes its stdout and stderr.
     package static func spawn(
-        _ command: LaunchCommand, directory: String, log: (fd: Int32, path: String), credentials: EngineCredentials? = nil, cgroup: EngineCgroup? = nil,
+        _ command: LaunchCommand, directory: String, log: (fd: Int32, path: String),
+        credentials: EngineCredentials? = nil, cgroup: EngineCgroup? = nil,
         launcher: String? = EngineProcess.launcher
     ) throws -> EngineProcess {
         guard let program = command.argv.first else { throw SpawnError(description: "the command is empty") }
@@ -64,7 +66,9 @@ package struct EngineProcess: Sendable {
         // SIGTERM would never stop it.
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for s in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] { sigaddset(&defaults, s) }
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] {
+            sigaddset(&defaults, s)
+        }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         var mask = sigset_t()
         sigemptyset(&mask)
@@ -79,20 +83,32 @@ package struct EngineProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, log.fd, 1)
         posix_spawn_file_actions_adddup2(&actions, log.fd, 2)
         // glibc's extensions are not in Swift's Glibc module (they need _GNU_SOURCE): found at run time.
-        guard let chdir = GlibcExtensions.addChdir else { throw SpawnError(description: "this C library lacks posix_spawn_file_actions_addchdir_np") }
+        guard let chdir = GlibcExtensions.addChdir else {
+            throw SpawnError(description: "this C library lacks posix_spawn_file_actions_addchdir_np")
+        }
         _ = chdir(&actions, directory)
         // Nothing of the gateway's (its listening sockets, client connections, the log's own descriptor)
         // reaches the engine.
         _ = GlibcExtensions.addClosefrom?(&actions, 3)
 
         // A bare program name is looked up in the engine's PATH, not the gateway's.
-        let resolved = program.contains("/") ? program : Self.lookUp(program, path: command.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+        let resolved =
+            program.contains("/")
+            ? program : Self.lookUp(program, path: command.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         guard let resolved else { throw SpawnError(description: "\(program) is not in the engine's PATH") }
         // Said here, where the gateway can name it; engine-exec could only exit with 126.
-        guard access(resolved, X_OK) == 0 else { throw SpawnError(description: "cannot start \(resolved): \(String(cString: strerror(errno)))") }
-        guard let launcher else { throw SpawnError(description: "cannot find the gateway's own binary, which prepares each engine's process") }
-        let identity = credentials.map { [String($0.uid), String($0.gid), $0.groups.map(String.init).joined(separator: ",")] } ?? ["-", "-", "-"]
-        let arguments = [launcher, "engine-exec", cgroup?.path ?? "-"] + identity + [resolved] + command.argv.dropFirst()
+        guard access(resolved, X_OK) == 0 else {
+            throw SpawnError(description: "cannot start \(resolved): \(String(cString: strerror(errno)))")
+        }
+        guard let launcher else {
+            throw SpawnError(description: "cannot find the gateway's own binary, which prepares each engine's process")
+        }
+        let identity =
+            credentials.map { [String($0.uid), String($0.gid), $0.groups.map(String.init).joined(separator: ",")] } ?? [
+                "-", "-", "-",
+            ]
+        let arguments =
+            [launcher, "engine-exec", cgroup?.path ?? "-"] + identity + [resolved] + command.argv.dropFirst()
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = command.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -123,7 +139,9 @@ package struct EngineProcess: Sendable {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         return bound == 0
     }
@@ -131,7 +149,8 @@ package struct EngineProcess: Sendable {
 
 /// posix_spawn extensions of glibc (2.29 and 2.34), looked up once.
 private enum GlibcExtensions {
-    package typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    package typealias AddChdir =
+        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
     package typealias AddClosefrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
 
     package static let addChdir: AddChdir? = symbol("posix_spawn_file_actions_addchdir_np")

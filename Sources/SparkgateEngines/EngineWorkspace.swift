@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import SparkgateCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Where engines' files live, handled as a tenant's code would attack them. The base directory belongs to
 /// the gateway (0711: tenants pass through to their own directory, never list it); each engine gets a
@@ -29,10 +30,16 @@ package struct EngineWorkspace: Sendable, Equatable {
         guard let configured else { return try defaultBase.get() }
         var info = stat()
         if lstat(configured, &info) != 0 {
-            guard errno == ENOENT else { throw Failure(description: "cannot inspect work_dir \(configured): \(Self.errorText())") }
+            guard errno == ENOENT else {
+                throw Failure(description: "cannot inspect work_dir \(configured): \(Self.errorText())")
+            }
             try createParents(of: configured)
-            if mkdir(configured, 0o711) != 0 && errno != EEXIST { throw Failure(description: "cannot create work_dir \(configured): \(Self.errorText())") }
-            guard lstat(configured, &info) == 0 else { throw Failure(description: "cannot inspect work_dir \(configured): \(Self.errorText())") }
+            if mkdir(configured, 0o711) != 0 && errno != EEXIST {
+                throw Failure(description: "cannot create work_dir \(configured): \(Self.errorText())")
+            }
+            guard lstat(configured, &info) == 0 else {
+                throw Failure(description: "cannot inspect work_dir \(configured): \(Self.errorText())")
+            }
         }
         try checkOwned(info, path: configured)
         try checkAncestors(of: configured)
@@ -40,7 +47,9 @@ package struct EngineWorkspace: Sendable, Equatable {
         let fd = try workspace.openBase()
         defer { close(fd) }
         // Tenants' engines reach their own directory through it; none may list it or add to it.
-        guard fchmod(fd, 0o711) == 0 else { throw Failure(description: "cannot set the mode of work_dir \(configured): \(Self.errorText())") }
+        guard fchmod(fd, 0o711) == 0 else {
+            throw Failure(description: "cannot set the mode of work_dir \(configured): \(Self.errorText())")
+        }
         return workspace
     }
 
@@ -61,9 +70,14 @@ package struct EngineWorkspace: Sendable, Equatable {
         let root = (NSTemporaryDirectory() as NSString).appendingPathComponent("sparkgate-engines-XXXXXX")
         var template = Array(root.utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else { return .failure(Failure(description: "cannot create a work directory under \(NSTemporaryDirectory()): \(errorText())")) }
+        guard made != nil else {
+            return .failure(
+                Failure(description: "cannot create a work directory under \(NSTemporaryDirectory()): \(errorText())"))
+        }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        guard chmod(path, 0o711) == 0 else { return .failure(Failure(description: "cannot set the mode of \(path): \(errorText())")) }
+        guard chmod(path, 0o711) == 0 else {
+            return .failure(Failure(description: "cannot set the mode of \(path): \(errorText())"))
+        }
         return .success(EngineWorkspace(verifiedBase: path))
     }()
 
@@ -87,10 +101,15 @@ package struct EngineWorkspace: Sendable, Equatable {
 
     private static func checkOwned(_ info: stat, path: String) throws(Failure) {
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw Failure(description: "work_dir \(path) is not a directory (a symbolic link is refused); remove it or name another")
+            throw Failure(
+                description:
+                    "work_dir \(path) is not a directory (a symbolic link is refused); remove it or name another")
         }
         guard info.st_uid == geteuid() else {
-            throw Failure(description: "work_dir \(path) belongs to uid \(info.st_uid), not to Sparkgate (uid \(geteuid())): whoever made it could change what Sparkgate reads there; remove it or name another")
+            throw Failure(
+                description:
+                    "work_dir \(path) belongs to uid \(info.st_uid), not to Sparkgate (uid \(geteuid())): whoever made it could change what Sparkgate reads there; remove it or name another"
+            )
         }
     }
 
@@ -101,17 +120,25 @@ package struct EngineWorkspace: Sendable, Equatable {
         while !current.isEmpty {
             var info = stat()
             if stat(current, &info) != 0 {
-                guard skipMissing && errno == ENOENT else { throw Failure(description: "cannot inspect \(current), above work_dir \(path): \(errorText())") }
+                guard skipMissing && errno == ENOENT else {
+                    throw Failure(description: "cannot inspect \(current), above work_dir \(path): \(errorText())")
+                }
                 current = (current as NSString).deletingLastPathComponent
                 continue
             }
             let writableByOthers = info.st_mode & (S_IWGRP | S_IWOTH) != 0
             let sticky = info.st_mode & S_ISVTX != 0
             if info.st_uid != 0 && info.st_uid != geteuid() {
-                throw Failure(description: "\(current), above work_dir \(path), belongs to uid \(info.st_uid): that user could replace the work directory; choose a work_dir under directories of root or Sparkgate")
+                throw Failure(
+                    description:
+                        "\(current), above work_dir \(path), belongs to uid \(info.st_uid): that user could replace the work directory; choose a work_dir under directories of root or Sparkgate"
+                )
             }
             if writableByOthers && !sticky {
-                throw Failure(description: "\(current), above work_dir \(path), is writable by other users: they could replace the work directory; choose another work_dir")
+                throw Failure(
+                    description:
+                        "\(current), above work_dir \(path), is writable by other users: they could replace the work directory; choose another work_dir"
+                )
             }
             if current == "/" { break }
             current = (current as NSString).deletingLastPathComponent
@@ -124,7 +151,9 @@ package struct EngineWorkspace: Sendable, Equatable {
         var info = stat()
         if stat(parent, &info) == 0 { return }
         try createParents(of: parent)
-        if mkdir(parent, 0o755) != 0 && errno != EEXIST { throw Failure(description: "cannot create \(parent): \(errorText())") }
+        if mkdir(parent, 0o755) != 0 && errno != EEXIST {
+            throw Failure(description: "cannot create \(parent): \(errorText())")
+        }
     }
 
     // MARK: One engine's files
@@ -136,18 +165,24 @@ package struct EngineWorkspace: Sendable, Equatable {
     package func log(_ id: String) -> String { (base as NSString).appendingPathComponent("\(id).log") }
 
     /// Where the log of a backend's last engine that failed or died is kept.
-    package func lastFailureLog(_ backend: String) -> String { (base as NSString).appendingPathComponent("\(backend)-last-failure.log") }
+    package func lastFailureLog(_ backend: String) -> String {
+        (base as NSString).appendingPathComponent("\(backend)-last-failure.log")
+    }
 
     /// Creates the engine's directory (0700) with its token file (0600), both given to `owner` last.
     package func createDirectory(_ id: String, token: String, owner: EngineCredentials?) throws(Failure) {
         let baseFD = try openBase()
         defer { close(baseFD) }
-        guard mkdirat(baseFD, id, 0o700) == 0 else { throw Failure(description: "cannot create \(directory(id)): \(Self.errorText())") }
+        guard mkdirat(baseFD, id, 0o700) == 0 else {
+            throw Failure(description: "cannot create \(directory(id)): \(Self.errorText())")
+        }
         let dirFD = openat(baseFD, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dirFD >= 0 else { throw Failure(description: "cannot open \(directory(id)): \(Self.errorText())") }
         defer { close(dirFD) }
         let tokenFD = openat(dirFD, "token", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard tokenFD >= 0 else { throw Failure(description: "cannot create the token file in \(directory(id)): \(Self.errorText())") }
+        guard tokenFD >= 0 else {
+            throw Failure(description: "cannot create the token file in \(directory(id)): \(Self.errorText())")
+        }
         defer { close(tokenFD) }
         let bytes = Array(token.utf8)
         guard bytes.withUnsafeBytes({ write(tokenFD, $0.baseAddress, $0.count) }) == bytes.count else {
@@ -226,10 +261,14 @@ package struct EngineWorkspace: Sendable, Equatable {
         }
         var names: [String] = []
         while let entry = readdir(stream) {
-            let entryName = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            let entryName = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
             if entryName != "." && entryName != ".." { names.append(entryName) }
         }
-        for entryName in names { _ = removeTree(parent: dirfd(stream), name: entryName, depth: depth + 1, maxDepth: maxDepth) }
+        for entryName in names {
+            _ = removeTree(parent: dirfd(stream), name: entryName, depth: depth + 1, maxDepth: maxDepth)
+        }
         closedir(stream)
         return unlinkat(parent, name, AT_REMOVEDIR) == 0
     }

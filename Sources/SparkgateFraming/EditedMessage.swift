@@ -8,7 +8,9 @@ public enum EditedMessage {
     /// Untouched runs shorter than this are copied rather than sliced (each slice is a separate DATA frame).
     public static let sliceThreshold = 4096
 
-    public static func segments(of message: GRPCMessage, applying edits: [ByteEdit], allocator: ByteBufferAllocator) -> [ByteBuffer] {
+    public static func segments(
+        of message: GRPCMessage, applying edits: [ByteEdit], allocator: ByteBufferAllocator
+    ) -> [ByteBuffer] {
         let framed = message.framed
         let payloadStart = framed.readerIndex + 5
         let payloadLength = message.payloadLength

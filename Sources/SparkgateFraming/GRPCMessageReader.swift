@@ -19,7 +19,9 @@ public struct GRPCMessage: Sendable {
     }
 
     /// Frames `payload` as one uncompressed message.
-    public static func frame(payload: some Collection<UInt8>, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> GRPCMessage {
+    public static func frame(
+        payload: some Collection<UInt8>, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> GRPCMessage {
         var buffer = allocator.buffer(capacity: payload.count + 5)
         buffer.writeInteger(UInt8(0))
         buffer.writeInteger(UInt32(payload.count))

@@ -66,7 +66,10 @@ public final class AdminHTTPServer: Service, Sendable {
     let maxConnections: Int
     private let open = Atomic<Int>(0)
 
-    public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, maxConnections: Int = 64, handler: @escaping Handler) {
+    public init(
+        host: String, port: Int, group: any EventLoopGroup, logger: Logger, maxConnections: Int = 64,
+        handler: @escaping Handler
+    ) {
         self.host = host
         self.port = port
         self.group = group
@@ -98,7 +101,9 @@ public final class AdminHTTPServer: Service, Sendable {
             }
             .bind(host: host, port: port)
             .get()
-        logger.info("admin endpoint is listening", metadata: ["admin.listen": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
+        logger.info(
+            "admin endpoint is listening",
+            metadata: ["admin.listen": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -142,9 +147,13 @@ package final class AdminConnectionHandler: ChannelInboundHandler, RemovableChan
             guard let head else { return }
             self.head = nil
             if tooLarge {
-                return respond(context, head: head, AdminResponse.error(413, "the request body is over \(Self.maxBodyBytes) bytes"), keepAlive: false)
+                return respond(
+                    context, head: head,
+                    AdminResponse.error(413, "the request body is over \(Self.maxBodyBytes) bytes"), keepAlive: false)
             }
-            let request = AdminRequest(method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"), body: body)
+            let request = AdminRequest(
+                method: head.method.rawValue, uri: head.uri, authorization: head.headers.first(name: "authorization"),
+                body: body)
             let keepAlive = head.isKeepAlive
             let promise = context.eventLoop.makePromise(of: AdminResponse.self)
             let handler = self.handler
@@ -155,13 +164,20 @@ package final class AdminConnectionHandler: ChannelInboundHandler, RemovableChan
         }
     }
 
-    private func respond(_ context: ChannelHandlerContext, head: HTTPRequestHead, _ response: AdminResponse, keepAlive: Bool) {
+    private func respond(
+        _ context: ChannelHandlerContext, head: HTTPRequestHead, _ response: AdminResponse, keepAlive: Bool
+    ) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(response.body.count))
         headers.add(name: "cache-control", value: "no-store")
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(
+                .head(
+                    HTTPResponseHead(
+                        version: head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers
+                    ))), promise: nil)
         var buffer = context.channel.allocator.buffer(capacity: response.body.count)
         buffer.writeBytes(response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)

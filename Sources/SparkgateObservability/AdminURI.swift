@@ -11,9 +11,13 @@ public enum AdminURI {
 
     public static func parse(_ target: String) -> Result<Parsed, AdminURIError> {
         let bytes = Array(target.utf8)
-        guard bytes.first == UInt8(ascii: "/") else { return .failure(AdminURIError("the request target must be an absolute path")) }
+        guard bytes.first == UInt8(ascii: "/") else {
+            return .failure(AdminURIError("the request target must be an absolute path"))
+        }
         let question = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
-        guard let path = decode(bytes[..<question], plusIsSpace: false) else { return .failure(AdminURIError("the path has a malformed %-escape")) }
+        guard let path = decode(bytes[..<question], plusIsSpace: false) else {
+            return .failure(AdminURIError("the path has a malformed %-escape"))
+        }
         var query: [String: String] = [:]
         if question < bytes.count {
             for pair in bytes[(question + 1)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
@@ -35,7 +39,9 @@ public enum AdminURI {
         while i < bytes.endIndex {
             let c = bytes[i]
             if c == UInt8(ascii: "%") {
-                guard i + 2 < bytes.endIndex, let hi = HexDigit.value(bytes[i + 1]), let lo = HexDigit.value(bytes[i + 2]) else { return nil }
+                guard i + 2 < bytes.endIndex, let hi = HexDigit.value(bytes[i + 1]),
+                    let lo = HexDigit.value(bytes[i + 2])
+                else { return nil }
                 out.append(hi << 4 | lo)
                 i += 3
             } else {

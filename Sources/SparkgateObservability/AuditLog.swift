@@ -81,7 +81,8 @@ public final class AuditLog: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(100))
                 flush()
             }
-        } onGracefulShutdown: {}
+        } onGracefulShutdown: {
+        }
         flush()
     }
 }

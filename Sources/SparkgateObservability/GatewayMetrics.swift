@@ -1,5 +1,5 @@
-import Foundation
 import CoreMetrics
+import Foundation
 import Metrics
 import SparkgateCore
 import Synchronization
@@ -11,7 +11,11 @@ public final class GatewayMetrics: Sendable {
     /// The `team` label for a team not listed in the configuration (with `allow_unknown_teams`).
     public static let unlistedTeam = "_unlisted"
 
-    private struct RPCKey: Hashable, Sendable { var method: String; var team: String; var code: Int }
+    private struct RPCKey: Hashable, Sendable {
+        var method: String
+        var team: String
+        var code: Int
+    }
     private struct TeamCounters: Sendable {
         var requestBytes: Counter
         var resultBytes: Counter
@@ -44,7 +48,9 @@ public final class GatewayMetrics: Sendable {
     private let buffered: Gauge
 
     public init(version: String) {
-        firstResponse = Timer(label: "sparkgate_first_response_seconds", dimensions: [("method", "ExecutePlan")], preferredDisplayUnit: .seconds)
+        firstResponse = Timer(
+            label: "sparkgate_first_response_seconds", dimensions: [("method", "ExecutePlan")],
+            preferredDisplayUnit: .seconds)
         tlsFailures = Counter(label: "sparkgate_tls_handshake_failures_total")
         buffered = Gauge(label: "sparkgate_buffered_bytes")
         buffered.record(0)
@@ -58,7 +64,9 @@ public final class GatewayMetrics: Sendable {
         for reason in ["idle", "lifetime"] { sessionExpired(reason, count: 0) }
     }
 
-    private static func cached<K: Hashable & Sendable, V: Sendable>(_ box: borrowing Mutex<[K: V]>, _ key: K, make: () -> V) -> V {
+    private static func cached<K: Hashable & Sendable, V: Sendable>(
+        _ box: borrowing Mutex<[K: V]>, _ key: K, make: () -> V
+    ) -> V {
         box.withLock { table in
             if let v = table[key] { return v }
             let v = make()
@@ -75,18 +83,23 @@ public final class GatewayMetrics: Sendable {
         case .quotaRejection(let limit): quotaRejection(team: team, limit: limit)
         case .backendError(let backend): backendError(backend)
         case .limitEvent(let event): limitEvent(event)
-        case .rpc(let method, let code, let seconds): rpcFinished(method: method, team: team, code: code, durationSeconds: seconds)
-        case .traffic(let request, let result, let rows): traffic(team: team, requestBytes: request, resultBytes: result, rows: rows)
+        case .rpc(let method, let code, let seconds):
+            rpcFinished(method: method, team: team, code: code, durationSeconds: seconds)
+        case .traffic(let request, let result, let rows):
+            traffic(team: team, requestBytes: request, resultBytes: result, rows: rows)
         case .firstResponse(let seconds): firstResponse(seconds: seconds)
         }
     }
 
     public func rpcFinished(method: String, team: String, code: GRPCStatusCode, durationSeconds: Double) {
         Self.cached(rpcs, RPCKey(method: method, team: team, code: code.rawValue)) {
-            Counter(label: "sparkgate_rpcs_total", dimensions: [("method", method), ("team", team), ("code", code.name)])
+            Counter(
+                label: "sparkgate_rpcs_total", dimensions: [("method", method), ("team", team), ("code", code.name)])
         }.increment()
         Self.cached(durations, method) {
-            Timer(label: "sparkgate_rpc_duration_seconds", dimensions: [("method", method)], preferredDisplayUnit: .seconds)
+            Timer(
+                label: "sparkgate_rpc_duration_seconds", dimensions: [("method", method)],
+                preferredDisplayUnit: .seconds)
         }.recordNanoseconds(Int64(durationSeconds * 1e9))
     }
 
@@ -210,7 +223,9 @@ public final class GatewayMetrics: Sendable {
         }.increment()
         if let seconds {
             Self.cached(engineLaunchTimes, backend) {
-                Timer(label: "sparkgate_engine_launch_seconds", dimensions: [("backend", backend)], preferredDisplayUnit: .seconds)
+                Timer(
+                    label: "sparkgate_engine_launch_seconds", dimensions: [("backend", backend)],
+                    preferredDisplayUnit: .seconds)
             }.recordNanoseconds(Int64(seconds * 1e9))
         }
     }

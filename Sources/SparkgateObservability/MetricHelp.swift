@@ -13,25 +13,35 @@ public enum MetricHelp {
         "sparkgate_active_operations": "Operations running (from ExecutePlan to completion or release), by team.",
         "sparkgate_auth_failures_total": "Refused tokens, by reason.",
         "sparkgate_quota_rejections_total": "Calls refused by a quota, by team and limit.",
-        "sparkgate_tls_certificate_expiry_timestamp_seconds": "When the serving TLS certificate expires, in Unix seconds (absent without TLS).",
+        "sparkgate_tls_certificate_expiry_timestamp_seconds":
+            "When the serving TLS certificate expires, in Unix seconds (absent without TLS).",
         "sparkgate_start_time_seconds": "When this process started, in Unix seconds (a change means a restart).",
-        "sparkgate_state_errors_total": "Operations on the shared state (Redis) that failed, by kind and operation; each one fell back to the failure policy.",
-        "sparkgate_backend_health": "1 while a backend endpoint passes its health checks and takes new sessions, else 0.",
+        "sparkgate_state_errors_total":
+            "Operations on the shared state (Redis) that failed, by kind and operation; each one fell back to the failure policy.",
+        "sparkgate_backend_health":
+            "1 while a backend endpoint passes its health checks and takes new sessions, else 0.",
         "sparkgate_engines": "Launched engines, by backend and state (starting, ready, stopping).",
         "sparkgate_engine_launches_total": "Engine launch attempts, by backend and result (ready, failed, timed_out).",
-        "sparkgate_engine_launch_seconds": "Time from an engine's launch until it answered its readiness probe, by backend.",
-        "sparkgate_engine_port_conflicts_total": "Launches whose port was found held by a process Sparkgate did not start, by backend; each was relaunched on another port.",
-        "sparkgate_engines_warm": "Engines started ahead with no tenant yet, by backend (launch.warm_engines and warm_engines_per_team).",
-        "sparkgate_state_records_rejected_total": "Shared-state records and messages whose seal did not verify (or replayed messages), by kind (record, message); none was used.",
-        "sparkgate_sessions_expired_total": "Sessions Sparkgate released on their backend, by reason (idle: session_idle_seconds; lifetime: max_session_seconds).",
+        "sparkgate_engine_launch_seconds":
+            "Time from an engine's launch until it answered its readiness probe, by backend.",
+        "sparkgate_engine_port_conflicts_total":
+            "Launches whose port was found held by a process Sparkgate did not start, by backend; each was relaunched on another port.",
+        "sparkgate_engines_warm":
+            "Engines started ahead with no tenant yet, by backend (launch.warm_engines and warm_engines_per_team).",
+        "sparkgate_state_records_rejected_total":
+            "Shared-state records and messages whose seal did not verify (or replayed messages), by kind (record, message); none was used.",
+        "sparkgate_sessions_expired_total":
+            "Sessions Sparkgate released on their backend, by reason (idle: session_idle_seconds; lifetime: max_session_seconds).",
         "sparkgate_backend_up": "1 when the last connection attempt to a backend endpoint succeeded, else 0.",
         "sparkgate_backend_errors_total": "Failed connections and broken streams to a backend.",
         "sparkgate_tls_handshake_failures_total": "Client TLS handshakes that failed.",
         "sparkgate_connections": "Client connections, by state (open, draining).",
         "sparkgate_config_reloads_total": "Configuration reloads, by result (success, failure).",
         "sparkgate_build_info": "Always 1; the version label names the running build.",
-        "sparkgate_limit_events_total": "Connections, streams and calls a limit closed or refused, by limit (see the README's Limits and abuse section).",
-        "sparkgate_buffered_bytes": "Bytes all calls together hold in the gateway (limits.max_buffered_bytes bounds it).",
+        "sparkgate_limit_events_total":
+            "Connections, streams and calls a limit closed or refused, by limit (see the README's Limits and abuse section).",
+        "sparkgate_buffered_bytes":
+            "Bytes all calls together hold in the gateway (limits.max_buffered_bytes bounds it).",
     ]
 
     /// `exposition` with a `# HELP` line before each `# TYPE` line of a metric that has a text.

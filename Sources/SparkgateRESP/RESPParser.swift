@@ -44,7 +44,9 @@ public struct RESPParser: Sendable {
                 cursor = lineStart
                 return .bulkString(nil)
             }
-            guard n <= maxBulkBytes else { throw .protocolViolation("bulk reply of \(n) bytes is over \(maxBulkBytes)") }
+            guard n <= maxBulkBytes else {
+                throw .protocolViolation("bulk reply of \(n) bytes is over \(maxBulkBytes)")
+            }
             let length = Int(n)
             guard buffer.writerIndex - lineStart >= length + 2 else { return nil }
             guard let bytes = buffer.getBytes(at: lineStart, length: length),
@@ -58,7 +60,9 @@ public struct RESPParser: Sendable {
                 cursor = lineStart
                 return .array(nil)
             }
-            guard n <= maxArrayElements else { throw .protocolViolation("array of \(n) elements is over \(maxArrayElements)") }
+            guard n <= maxArrayElements else {
+                throw .protocolViolation("array of \(n) elements is over \(maxArrayElements)")
+            }
             var position = lineStart
             var elements: [RESPValue] = []
             elements.reserveCapacity(min(Int(n), 1024))

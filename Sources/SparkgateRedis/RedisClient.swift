@@ -41,7 +41,9 @@ public final class RedisClient: Sendable {
     /// Runs a Lua script: by its SHA-1 once this connection has sent it in full, so commands keep their
     /// order (a NOSCRIPT retry would overtake commands sent in between); a server that lost its scripts
     /// (restarted, flushed) gets it in full again.
-    public func run(_ script: RedisScript, keys: [String], arguments: [String], on loop: any EventLoop) -> EventLoopFuture<RESPValue> {
+    public func run(
+        _ script: RedisScript, keys: [String], arguments: [String], on loop: any EventLoop
+    ) -> EventLoopFuture<RESPValue> {
         let tail = RESPCommand.arguments([String(keys.count)] + keys + arguments)
         let connection = connection(for: loop)
         return connection.run(script, tail).flatMapError { error in
@@ -126,7 +128,8 @@ public final class RedisClient: Sendable {
             return "\(error)"
         case .server(let message)?:
             let code = message.prefix { $0 != " " }
-            return ["READONLY", "LOADING", "MASTERDOWN", "NOAUTH", "WRONGPASS", "NOPERM"].contains(String(code)) ? "\(error)" : nil
+            return ["READONLY", "LOADING", "MASTERDOWN", "NOAUTH", "WRONGPASS", "NOPERM"].contains(String(code))
+                ? "\(error)" : nil
         case nil:
             return "\(error)"
         }
@@ -137,7 +140,8 @@ public final class RedisClient: Sendable {
         loop.scheduleTask(in: endpoints.probeInterval) { [self] in
             connect(on: loop).flatMap { channel in
                 let promise = loop.makePromise(of: RESPValue.self)
-                channel.writeAndFlush(RedisRequest(arguments: RESPCommand.arguments(["PING"]), promise: promise), promise: nil)
+                channel.writeAndFlush(
+                    RedisRequest(arguments: RESPCommand.arguments(["PING"]), promise: promise), promise: nil)
                 return promise.futureResult.always { _ in channel.close(promise: nil) }
             }.whenComplete { [self] result in
                 switch result {
@@ -161,13 +165,17 @@ public final class RedisClient: Sendable {
     public func connect(on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         guard let sentinel = endpoints.sentinel else {
             return firstAnswering(endpoints.addresses, on: loop) { address in
-                self.open(address, username: self.endpoints.username, password: self.endpoints.password, database: self.endpoints.database, requireMaster: false, on: loop)
+                self.open(
+                    address, username: self.endpoints.username, password: self.endpoints.password,
+                    database: self.endpoints.database, requireMaster: false, on: loop)
             }
         }
         let known = master.withLock { $0 }
         let address = known.map { loop.makeSucceededFuture($0) } ?? resolveMaster(sentinel, on: loop)
         return address.flatMap { address in
-            self.open(address, username: self.endpoints.username, password: self.endpoints.password, database: self.endpoints.database, requireMaster: true, on: loop)
+            self.open(
+                address, username: self.endpoints.username, password: self.endpoints.password,
+                database: self.endpoints.database, requireMaster: true, on: loop)
         }.flatMapErrorThrowing { error in
             self.master.withLock { $0 = nil }
             throw error
@@ -185,15 +193,23 @@ public final class RedisClient: Sendable {
     }
 
     /// Asks the sentinels, in order, where the master is.
-    private func resolveMaster(_ sentinel: RedisEndpoints.Sentinel, on loop: any EventLoop) -> EventLoopFuture<(host: String, port: Int)> {
+    private func resolveMaster(
+        _ sentinel: RedisEndpoints.Sentinel, on loop: any EventLoop
+    ) -> EventLoopFuture<(host: String, port: Int)> {
         firstAnswering(sentinel.addresses, on: loop) { address in
-            self.open(address, password: sentinel.password, database: 0, requireMaster: false, on: loop).flatMap { channel in
+            self.open(address, password: sentinel.password, database: 0, requireMaster: false, on: loop).flatMap {
+                channel in
                 let promise = loop.makePromise(of: RESPValue.self)
                 channel.writeAndFlush(
-                    RedisRequest(arguments: RESPCommand.arguments(["SENTINEL", "get-master-addr-by-name", sentinel.masterName]), promise: promise), promise: nil)
+                    RedisRequest(
+                        arguments: RESPCommand.arguments(["SENTINEL", "get-master-addr-by-name", sentinel.masterName]),
+                        promise: promise), promise: nil)
                 return promise.futureResult.always { _ in channel.close(promise: nil) }.flatMapThrowing { reply in
-                    guard let parts = reply.array, parts.count == 2, let host = parts[0].string, let port = parts[1].int.map(Int.init) else {
-                        throw RedisError.connection("sentinel \(address.host):\(address.port) does not know master '\(sentinel.masterName)'")
+                    guard let parts = reply.array, parts.count == 2, let host = parts[0].string,
+                        let port = parts[1].int.map(Int.init)
+                    else {
+                        throw RedisError.connection(
+                            "sentinel \(address.host):\(address.port) does not know master '\(sentinel.masterName)'")
                     }
                     return (host, port)
                 }
@@ -206,7 +222,8 @@ public final class RedisClient: Sendable {
 
     /// Tries `attempt` on each address in order; the first success wins, the last failure is reported.
     private func firstAnswering<T: Sendable>(
-        _ addresses: [(host: String, port: Int)], on loop: any EventLoop, _ attempt: @escaping @Sendable ((host: String, port: Int)) -> EventLoopFuture<T>
+        _ addresses: [(host: String, port: Int)], on loop: any EventLoop,
+        _ attempt: @escaping @Sendable ((host: String, port: Int)) -> EventLoopFuture<T>
     ) -> EventLoopFuture<T> {
         @Sendable func from(_ index: Int, lastError: (any Error)?) -> EventLoopFuture<T> {
             guard index < addresses.count else {
@@ -219,7 +236,8 @@ public final class RedisClient: Sendable {
 
     /// Connects to one address and runs the handshake (AUTH, SELECT, ROLE), every step under the deadline.
     private func open(
-        _ address: (host: String, port: Int), username: String? = nil, password: String?, database: Int, requireMaster: Bool, on loop: any EventLoop
+        _ address: (host: String, port: Int), username: String? = nil, password: String?, database: Int,
+        requireMaster: Bool, on loop: any EventLoop
     ) -> EventLoopFuture<any Channel> {
         let tls = endpoints.tls
         let timeout = endpoints.timeout
@@ -229,7 +247,10 @@ public final class RedisClient: Sendable {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: host)) }
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: host))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler(timeout: timeout))
                 }
             }

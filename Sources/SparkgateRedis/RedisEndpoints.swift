@@ -31,8 +31,10 @@ public struct RedisEndpoints: Sendable {
     public var probeInterval: TimeAmount
 
     public init(
-        addresses: [(host: String, port: Int)], sentinel: Sentinel? = nil, password: String? = nil, username: String? = nil, database: Int = 0,
-        tls: NIOSSLContext? = nil, timeout: TimeAmount = .milliseconds(200), probeInterval: TimeAmount = .milliseconds(250)
+        addresses: [(host: String, port: Int)], sentinel: Sentinel? = nil, password: String? = nil,
+        username: String? = nil, database: Int = 0,
+        tls: NIOSSLContext? = nil, timeout: TimeAmount = .milliseconds(200),
+        probeInterval: TimeAmount = .milliseconds(250)
     ) {
         self.username = username
         self.addresses = addresses

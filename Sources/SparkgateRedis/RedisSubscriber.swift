@@ -30,8 +30,13 @@ public final class RedisSubscriber: Service, Sendable {
     }
 
     /// Subscribes on connections to the client's Redis.
-    public convenience init(client: RedisClient, channels: [String], group: any EventLoopGroup, onMessage: @escaping @Sendable (String, [UInt8]) -> Void) {
-        self.init(channels: channels, group: group, logger: client.logger, connect: { client.connect(on: $0) }, onMessage: onMessage)
+    public convenience init(
+        client: RedisClient, channels: [String], group: any EventLoopGroup,
+        onMessage: @escaping @Sendable (String, [UInt8]) -> Void
+    ) {
+        self.init(
+            channels: channels, group: group, logger: client.logger, connect: { client.connect(on: $0) },
+            onMessage: onMessage)
     }
 
     public func run() async throws {
@@ -43,11 +48,16 @@ public final class RedisSubscriber: Service, Sendable {
                     let connection = try await self.connect(loop).get()
                     let onMessage = self.onMessage
                     try await loop.submit {
-                        let pipelining = try connection.pipeline.syncOperations.handler(type: RedisConnectionHandler.self)
-                        try connection.pipeline.syncOperations.addHandler(SubscriptionHandler(onMessage: onMessage), position: .before(pipelining))
+                        let pipelining = try connection.pipeline.syncOperations.handler(
+                            type: RedisConnectionHandler.self)
+                        try connection.pipeline.syncOperations.addHandler(
+                            SubscriptionHandler(onMessage: onMessage), position: .before(pipelining))
                     }.get()
                     let confirmed = loop.makePromise(of: RESPValue.self)
-                    try await connection.writeAndFlush(RedisRequest(arguments: RESPCommand.arguments(["SUBSCRIBE"] + self.channels), promise: confirmed)).get()
+                    try await connection.writeAndFlush(
+                        RedisRequest(
+                            arguments: RESPCommand.arguments(["SUBSCRIBE"] + self.channels), promise: confirmed)
+                    ).get()
                     _ = try await confirmed.futureResult.get()
                     backoff = .milliseconds(100)
                     try await withTaskCancellationHandler {
@@ -56,7 +66,9 @@ public final class RedisSubscriber: Service, Sendable {
                         connection.close(promise: nil)
                     }
                 } catch {
-                    self.logger.warning("redis subscription lost; resubscribing", metadata: ["redis.channels": "\(self.channels)", "error": "\(error)"])
+                    self.logger.warning(
+                        "redis subscription lost; resubscribing",
+                        metadata: ["redis.channels": "\(self.channels)", "error": "\(error)"])
                 }
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(1))
@@ -88,14 +100,18 @@ private final class SubscriptionHandler: ChannelInboundHandler, RemovableChannel
                 let before = buffer
                 guard let value = try parser.parse(&buffer) else { break }
                 received = buffer.readableBytes == 0 ? nil : buffer
-                if let parts = value.array, parts.count == 3, parts[0].string == "message", let channel = parts[1].string,
+                if let parts = value.array, parts.count == 3, parts[0].string == "message",
+                    let channel = parts[1].string,
                     case .bulkString(let payload?) = parts[2]
                 {
                     onMessage(channel, payload)
                 } else if !confirmed {
                     // The SUBSCRIBE confirmation answers the command sent through the pipelining handler.
                     confirmed = true
-                    context.fireChannelRead(wrapInboundOut(before.getSlice(at: before.readerIndex, length: before.readableBytes - buffer.readableBytes)!))
+                    context.fireChannelRead(
+                        wrapInboundOut(
+                            before.getSlice(
+                                at: before.readerIndex, length: before.readableBytes - buffer.readableBytes)!))
                 }
             }
         } catch {

@@ -18,9 +18,13 @@ public final class SentinelWatcher: Service, Sendable {
         guard let sentinel = client.endpoints.sentinel else { return }
         let client = self.client
         let subscriber = RedisSubscriber(
-            channels: ["+switch-master"], group: group, logger: client.logger, connect: { client.connectToSentinel(on: $0) }
+            channels: ["+switch-master"], group: group, logger: client.logger,
+            connect: { client.connectToSentinel(on: $0) }
         ) { _, payload in
-            guard let master = SentinelAnnouncement.switchedMaster(String(decoding: payload, as: UTF8.self), masterName: sentinel.masterName) else { return }
+            guard
+                let master = SentinelAnnouncement.switchedMaster(
+                    String(decoding: payload, as: UTF8.self), masterName: sentinel.masterName)
+            else { return }
             client.masterChanged(host: master.host, port: master.port)
         }
         try await subscriber.run()
@@ -33,7 +37,9 @@ public enum SentinelAnnouncement {
     /// is about `masterName`.
     public static func switchedMaster(_ message: String, masterName: String) -> (host: String, port: Int)? {
         let parts = message.split(separator: " ")
-        guard parts.count == 5, parts[0] == masterName, let port = Int(parts[4]), (1...65_535).contains(port) else { return nil }
+        guard parts.count == 5, parts[0] == masterName, let port = Int(parts[4]), (1...65_535).contains(port) else {
+            return nil
+        }
         return (String(parts[3]), port)
     }
 }

@@ -13,7 +13,10 @@ package struct PlacementRecorder: Sendable {
     }
 
     /// Completes on `loop` with the placement every replica now uses for `session`.
-    package func record(_ session: SessionKey, _ change: SessionRouting.PlacementChange, sessionIdleSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<SessionPlacement> {
+    package func record(
+        _ session: SessionKey, _ change: SessionRouting.PlacementChange, sessionIdleSeconds: Double,
+        on loop: any EventLoop
+    ) -> EventLoopFuture<SessionPlacement> {
         guard let shared else {
             ledger.withLock { $0.place(session, change.placement) }
             return loop.makeSucceededFuture(change.placement)

@@ -26,35 +26,49 @@ package struct SharedEngineRecords: Sendable {
 
     /// Proposes `engine` for its key (or gives the key the warm engine `adopting`, reserved for this call);
     /// completes with what every replica now agrees serves the key.
-    package func acquire(_ engine: EngineRegistry.Engine, adopting: EngineRegistry.Engine?, settings: LaunchSettings, now: Double, on loop: any EventLoop)
+    package func acquire(
+        _ engine: EngineRegistry.Engine, adopting: EngineRegistry.Engine?, settings: LaunchSettings, now: Double,
+        on loop: any EventLoop
+    )
         -> EventLoopFuture<SharedEngineAcquisition.Verdict>
     {
         let request = SharedEngineAcquisition(
-            engine.key, engine: engine, adopting: adopting, settings: settings, replica: replica, now: now, holdingSeconds: shared.holdingSeconds,
+            engine.key, engine: engine, adopting: adopting, settings: settings, replica: replica, now: now,
+            holdingSeconds: shared.holdingSeconds,
             keys: keys, seal: seal)
-        return client.run(Self.acquireScript, keys: request.keys, arguments: request.arguments, on: loop).flatMapThrowing { reply in
-            let texts = reply.array?.map(\.string) ?? []
-            guard let verdict = SharedEngineAcquisition.verdict(texts, key: engine.key, settings: settings, seal: seal) else {
-                throw RedisError.protocolViolation("unexpected reply to the engine script: \(texts.prefix(3))")
+        return client.run(Self.acquireScript, keys: request.keys, arguments: request.arguments, on: loop)
+            .flatMapThrowing { reply in
+                let texts = reply.array?.map(\.string) ?? []
+                guard
+                    let verdict = SharedEngineAcquisition.verdict(
+                        texts, key: engine.key, settings: settings, seal: seal)
+                else {
+                    throw RedisError.protocolViolation("unexpected reply to the engine script: \(texts.prefix(3))")
+                }
+                if case .rejected = verdict { shared.rejected("record") }
+                return verdict
             }
-            if case .rejected = verdict { shared.rejected("record") }
-            return verdict
-        }
     }
 
     /// Counts a warm engine among the backend's engines; false when `max_engines` is reached over all replicas.
-    package func registerWarm(_ engine: EngineRegistry.Engine, settings: LaunchSettings, now: Double, on loop: any EventLoop) -> EventLoopFuture<Bool> {
+    package func registerWarm(
+        _ engine: EngineRegistry.Engine, settings: LaunchSettings, now: Double, on loop: any EventLoop
+    ) -> EventLoopFuture<Bool> {
         let document = SharedEngineArguments.Warm(
             now: now, expiry: now + shared.holdingSeconds, maxEngines: settings.maxEngines, engine: record(engine))
         return client.run(
-            Self.warmScript, keys: [keys.engines(backend: engine.key.backend), keys.engine(engine.id)], arguments: [SharedEngineArguments.json(document)],
+            Self.warmScript, keys: [keys.engines(backend: engine.key.backend), keys.engine(engine.id)],
+            arguments: [SharedEngineArguments.json(document)],
             on: loop
         ).map { $0.array?.first?.string == "ok" }
     }
 
     /// The record of engine `id`: valid, missing (stopped, died, or its replica died), or rejected.
     package func lookUp(_ id: String, on loop: any EventLoop) -> EventLoopFuture<SharedEngine.Read> {
-        client.send((["HMGET", keys.engine(id)] + SharedEngine.fieldNames + [SharedEngine.sealField]).map { Array($0.utf8) }, on: loop).map { reply in
+        client.send(
+            (["HMGET", keys.engine(id)] + SharedEngine.fieldNames + [SharedEngine.sealField]).map { Array($0.utf8) },
+            on: loop
+        ).map { reply in
             let read = SharedEngine.read(id: id, (reply.array ?? []).map(\.string), seal: seal)
             if read == .rejected { shared.rejected("record") }
             return read
@@ -62,17 +76,22 @@ package struct SharedEngineRecords: Sendable {
     }
 
     /// Renews the records of this replica's engines, rewriting every field as this replica knows it.
-    package func renew(_ engines: [EngineRegistry.Engine], now: Double, on loop: any EventLoop) -> EventLoopFuture<Void> {
+    package func renew(_ engines: [EngineRegistry.Engine], now: Double, on loop: any EventLoop) -> EventLoopFuture<Void>
+    {
         guard !engines.isEmpty else { return loop.makeSucceededVoidFuture() }
         var names: [String] = []
         for engine in engines {
             names += [
-                keys.engine(engine.id), engine.warm ? keys.engine("") : keys.engineFor(engine.key), keys.engines(backend: engine.key.backend),
+                keys.engine(engine.id), engine.warm ? keys.engine("") : keys.engineFor(engine.key),
+                keys.engines(backend: engine.key.backend),
                 keys.teamEngines(backend: engine.key.backend, team: engine.key.team ?? ""),
             ]
         }
-        let document = SharedEngineArguments.Renew(now: now, expiry: now + shared.holdingSeconds, enginePrefix: keys.enginePrefix, engines: engines.map(record))
-        return client.run(Self.renewScript, keys: names, arguments: [SharedEngineArguments.json(document)], on: loop).map { _ in }
+        let document = SharedEngineArguments.Renew(
+            now: now, expiry: now + shared.holdingSeconds, enginePrefix: keys.enginePrefix, engines: engines.map(record)
+        )
+        return client.run(Self.renewScript, keys: names, arguments: [SharedEngineArguments.json(document)], on: loop)
+            .map { _ in }
     }
 
     /// Engine `engine` of this replica stopped or died: its records go, and every replica is told.
@@ -83,7 +102,9 @@ package struct SharedEngineRecords: Sendable {
                 keys.engine(engine.id), keys.engineFor(engine.key), keys.engines(backend: engine.key.backend),
                 keys.teamEngines(backend: engine.key.backend, team: engine.key.team ?? ""), keys.engineUse(engine.id),
             ],
-            arguments: [engine.id, keys.endedChannel, shared.sealed(SharedEvent(origin: replica, kind: .engineGone(engine.id)))], on: loop
+            arguments: [
+                engine.id, keys.endedChannel, shared.sealed(SharedEvent(origin: replica, kind: .engineGone(engine.id))),
+            ], on: loop
         ).map { _ in }
     }
 
@@ -99,7 +120,8 @@ package struct SharedEngineRecords: Sendable {
         let milliseconds = String(Int64((shared.holdingSeconds + 1) * 1000))
         let writes = counts.map { id, count in
             let value = "\(count) \(expiry) \(seal.seal(.engineUse, [id, replica, String(count), expiry]))"
-            return client.send(["HSET", keys.engineUse(id), replica, value].map { Array($0.utf8) }, on: loop).flatMap { _ in
+            return client.send(["HSET", keys.engineUse(id), replica, value].map { Array($0.utf8) }, on: loop).flatMap {
+                _ in
                 client.send(["PEXPIRE", keys.engineUse(id), milliseconds].map { Array($0.utf8) }, on: loop)
             }.map { _ in }
         }
@@ -109,7 +131,8 @@ package struct SharedEngineRecords: Sendable {
     /// Sessions other replicas hold on each of `ids`, from their unexpired, sealed reports.
     package func useElsewhere(_ ids: [String], now: Double, on loop: any EventLoop) -> EventLoopFuture<[String: Int]> {
         let reads = ids.map { id in
-            client.send(["HGETALL", keys.engineUse(id)].map { Array($0.utf8) }, on: loop).map { reply -> (String, Int) in
+            client.send(["HGETALL", keys.engineUse(id)].map { Array($0.utf8) }, on: loop).map {
+                reply -> (String, Int) in
                 let fields = (reply.array ?? []).compactMap(\.string)
                 var total = 0
                 for i in stride(from: 0, to: fields.count - 1, by: 2) where fields[i] != replica {

@@ -4,8 +4,8 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import SparkgateCore
-import SparkgateRedis
 import SparkgateRESP
+import SparkgateRedis
 import Synchronization
 
 /// Quotas, session ownership and placement shared by every replica through Redis. A call is admitted by the
@@ -40,7 +40,8 @@ package final class SharedState: Sendable {
     package static let epochScript = RedisScript(SharedScripts.epoch)
 
     package init(
-        client: RedisClient, settings: StateSettings, ledger: LocalLedger, group: any EventLoopGroup, logger: Logger, seal: RecordSeal,
+        client: RedisClient, settings: StateSettings, ledger: LocalLedger, group: any EventLoopGroup, logger: Logger,
+        seal: RecordSeal,
         countRejected: @escaping @Sendable (String) -> Void = { _ in }, countError: @escaping @Sendable (String) -> Void
     ) {
         self.seal = seal
@@ -61,11 +62,15 @@ package final class SharedState: Sendable {
     package func admit(
         _ call: CallAdmission, quotas: QuotaSettings, rejectForeignSessions: Bool, now: Double, on loop: any EventLoop
     ) -> EventLoopFuture<Result<AdmissionGrant, QuotaOrPolicyRefusal>> {
-        let request = SharedAdmission(call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, keys: keys, holdingSeconds: holdingSeconds)
+        let request = SharedAdmission(
+            call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, keys: keys,
+            holdingSeconds: holdingSeconds)
         let session = SessionKey(owner: call.caller, clientSessionID: call.clientSessionID)
-        let local: @Sendable (Bool, SessionPlacement?) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> = { [ledger] enforce, shared in
+        let local: @Sendable (Bool, SessionPlacement?) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> = {
+            [ledger] enforce, shared in
             ledger.withLock { ledger in
-                var result = ledger.admit(call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, enforce: enforce)
+                var result = ledger.admit(
+                    call, quotas: quotas, rejectForeignSessions: rejectForeignSessions, now: now, enforce: enforce)
                 guard case .success(var grant) = result else { return result }
                 if let shared, !shared.isEmpty {
                     // Where another replica (or this one, earlier) placed the session: every replica routes there.
@@ -80,7 +85,8 @@ package final class SharedState: Sendable {
                 return result
             }
         }
-        return client.run(Self.admitScript, keys: request.keys, arguments: request.arguments, on: loop).flatMapThrowing { reply in
+        return client.run(Self.admitScript, keys: request.keys, arguments: request.arguments, on: loop).flatMapThrowing
+        { reply in
             let texts = reply.array?.compactMap(\.string) ?? []
             guard let verdict = SharedAdmission.verdict(texts, call: call, quotas: quotas) else {
                 throw RedisError.protocolViolation("unexpected reply to the admission script: \(texts.prefix(3))")
@@ -88,18 +94,22 @@ package final class SharedState: Sendable {
             switch verdict {
             case .refused(let refusal): return .failure(refusal)
             case .passed: return local(false, nil)
-            case .admitted(_, _, let placement, let placementSeal): return local(false, self.verified(placement, seal: placementSeal, of: session))
+            case .admitted(_, _, let placement, let placementSeal):
+                return local(false, self.verified(placement, seal: placementSeal, of: session))
             }
         }.flatMapErrorThrowing { error in
             self.failed("admit", error)
-            return self.decideWithout(call, error: error, rejectForeignSessions: rejectForeignSessions) { local(true, nil) }
+            return self.decideWithout(call, error: error, rejectForeignSessions: rejectForeignSessions) {
+                local(true, nil)
+            }
         }
     }
 
     /// Redis is out of reach: the failure policies decide, each for what it covers. Ownership is known
     /// without Redis for a session this replica already holds for the caller.
     private func decideWithout(
-        _ call: CallAdmission, error: any Error, rejectForeignSessions: Bool, local: () -> Result<AdmissionGrant, QuotaOrPolicyRefusal>
+        _ call: CallAdmission, error: any Error, rejectForeignSessions: Bool,
+        local: () -> Result<AdmissionGrant, QuotaOrPolicyRefusal>
     ) -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
         let unavailable = QuotaOrPolicyRefusal.unavailable(
             SparkgateError(.unavailable, "shared state (redis) unreachable: \(error); retry shortly"))
@@ -114,7 +124,10 @@ package final class SharedState: Sendable {
 
     /// Records where a session lives (`SessionRouting.PlacementChange`); completes with the placement every
     /// replica now uses: another replica's, when it recorded one first. Without Redis, this replica's choice.
-    package func place(_ session: SessionKey, _ change: SessionRouting.PlacementChange, sessionIdleSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<SessionPlacement> {
+    package func place(
+        _ session: SessionKey, _ change: SessionRouting.PlacementChange, sessionIdleSeconds: Double,
+        on loop: any EventLoop
+    ) -> EventLoopFuture<SessionPlacement> {
         let placement = change.placement
         let mode: String
         switch change {
@@ -124,12 +137,17 @@ package final class SharedState: Sendable {
         let life = sessionIdleSeconds > 0 ? sessionIdleSeconds : SharedAdmission.sessionLifeWithoutIdleLimit
         let milliseconds = String(Int64((max(life, holdingSeconds) + 1) * 1000))
         let name = keys.placement(session)
-        let arguments = [placement.endpointText, placement.engineText, milliseconds, mode, placementSeal(placement, of: session)]
-        return client.run(Self.placeScript, keys: [name], arguments: arguments, on: loop).flatMap { reply -> EventLoopFuture<SessionPlacement> in
+        let arguments = [
+            placement.endpointText, placement.engineText, milliseconds, mode, placementSeal(placement, of: session),
+        ]
+        return client.run(Self.placeScript, keys: [name], arguments: arguments, on: loop).flatMap {
+            reply -> EventLoopFuture<SessionPlacement> in
             let parts = reply.array?.compactMap(\.string) ?? []
             guard parts.count == 3 else { return loop.makeSucceededFuture(placement) }
             let recorded = SessionPlacement(endpoint: parts[0], engine: parts[1])
-            if self.seal.verifies(parts[2], .placement, [name, parts[0], parts[1]]) { return loop.makeSucceededFuture(recorded) }
+            if self.seal.verifies(parts[2], .placement, [name, parts[0], parts[1]]) {
+                return loop.makeSucceededFuture(recorded)
+            }
             // A placement no replica sealed: it decides nothing; this replica's choice replaces it.
             self.countRejected("record")
             var moved = arguments
@@ -146,7 +164,9 @@ package final class SharedState: Sendable {
 
     /// Where another replica's session lives, for an operator's kill (empty when no replica sealed it).
     package func placement(of session: SessionKey) async throws -> SessionPlacement {
-        let reply = try await client.send(["HMGET", keys.placement(session), "e", "g", "m"].map { Array($0.utf8) }, on: group.next()).get()
+        let reply = try await client.send(
+            ["HMGET", keys.placement(session), "e", "g", "m"].map { Array($0.utf8) }, on: group.next()
+        ).get()
         let parts = (reply.array ?? []).map { $0.string ?? "" }
         guard parts.count == 3 else { return SessionPlacement() }
         return verified(SessionPlacement(endpoint: parts[0], engine: parts[1]), seal: parts[2], of: session)
@@ -160,7 +180,12 @@ package final class SharedState: Sendable {
 
     /// `placement` if `seal` is its seal as `session`'s; otherwise none (and it is counted).
     func verified(_ placement: SessionPlacement, seal given: String, of session: SessionKey) -> SessionPlacement {
-        if placement.isEmpty || seal.verifies(given, .placement, [keys.placement(session), placement.endpointText, placement.engineText]) { return placement }
+        if placement.isEmpty
+            || seal.verifies(
+                given, .placement, [keys.placement(session), placement.endpointText, placement.engineText])
+        {
+            return placement
+        }
         countRejected("record")
         return SessionPlacement()
     }
@@ -168,7 +193,8 @@ package final class SharedState: Sendable {
     /// A rejected record or message, counted and logged.
     package func rejected(_ kind: String) {
         countRejected(kind)
-        logger.warning("shared state (redis) held a \(kind) no replica sealed; ignored it", metadata: ["kind": "\(kind)"])
+        logger.warning(
+            "shared state (redis) held a \(kind) no replica sealed; ignored it", metadata: ["kind": "\(kind)"])
     }
 
     /// `event` as this replica publishes it: sealed, with the time.
@@ -205,15 +231,23 @@ package final class SharedState: Sendable {
             switch change {
             case .operationEnded(let op):
                 done = client.run(
-                    Self.endOperationScript, keys: [keys.operations(op.session), keys.teamOperations(op.session.owner.team)],
-                    arguments: [op.operationID, keys.teamOperationMember(op), keys.endedChannel, sealed(SharedEvent(origin: origin, kind: .operationEnded(op)))],
+                    Self.endOperationScript,
+                    keys: [keys.operations(op.session), keys.teamOperations(op.session.owner.team)],
+                    arguments: [
+                        op.operationID, keys.teamOperationMember(op), keys.endedChannel,
+                        sealed(SharedEvent(origin: origin, kind: .operationEnded(op))),
+                    ],
                     on: loop)
             case .sessionReleased(let session):
                 done = client.run(
                     Self.releaseScript,
-                    keys: [keys.owners(session.clientSessionID), keys.sessions(session.owner), keys.operations(session), keys.teamOperations(session.owner.team), keys.placement(session)],
+                    keys: [
+                        keys.owners(session.clientSessionID), keys.sessions(session.owner), keys.operations(session),
+                        keys.teamOperations(session.owner.team), keys.placement(session),
+                    ],
                     arguments: [
-                        keys.member(session.owner), session.clientSessionID, keys.teamOperationPrefix(session), keys.endedChannel,
+                        keys.member(session.owner), session.clientSessionID, keys.teamOperationPrefix(session),
+                        keys.endedChannel,
                         sealed(SharedEvent(origin: origin, kind: .sessionReleased(session))),
                     ], on: loop)
             }
@@ -253,8 +287,12 @@ package final class SharedState: Sendable {
     package func heartbeat(now: Double, afterFailure: Bool = false) async {
         let loop = group.next()
         do {
-            let reply = try await client.run(Self.epochScript, keys: [keys.epoch], arguments: [UUIDText.random()], on: loop).get()
-            guard let epoch = reply.string else { throw RedisError.protocolViolation("unexpected reply to the epoch script") }
+            let reply = try await client.run(
+                Self.epochScript, keys: [keys.epoch], arguments: [UUIDText.random()], on: loop
+            ).get()
+            guard let epoch = reply.string else {
+                throw RedisError.protocolViolation("unexpected reply to the epoch script")
+            }
             let lost = knownEpoch.withLock { known in
                 defer { known = epoch }
                 return known != epoch
@@ -273,9 +311,14 @@ package final class SharedState: Sendable {
     /// Renews what this replica holds and is busy with; a removed record stays removed.
     private func renew(now: Double, on loop: any EventLoop) async {
         let (operations, busy) = ledger.withLock { ledger in
-            (Array(ledger.operations.keys), ledger.sessions.values.filter { $0.activeCalls > 0 || $0.activeOperations > 0 })
+            (
+                Array(ledger.operations.keys),
+                ledger.sessions.values.filter { $0.activeCalls > 0 || $0.activeOperations > 0 }
+            )
         }
-        await hold(operations: operations, sessions: busy, mode: "renew", now: now, on: loop) { _ in now + self.holdingSeconds }
+        await hold(operations: operations, sessions: busy, mode: "renew", now: now, on: loop) { _ in
+            now + self.holdingSeconds
+        }
     }
 
     /// Writes back every session, operation and placement this replica holds (Redis restarted empty, was
@@ -295,7 +338,8 @@ package final class SharedState: Sendable {
     /// Runs `SharedScripts.hold` over these operations and sessions (with their placements), in batches of at
     /// most 256 keys; stops at the first failure (a failed write-back is tried again at the next heartbeat).
     private func hold(
-        operations: [OperationKey], sessions: [SessionRecord], mode: String, now: Double, on loop: any EventLoop, sessionExpiry: (SessionRecord) -> Double
+        operations: [OperationKey], sessions: [SessionRecord], mode: String, now: Double, on loop: any EventLoop,
+        sessionExpiry: (SessionRecord) -> Double
     ) async {
         let opExpiry = SharedAdmission.number(now + holdingSeconds)
         var entries: [(key: String, member: String, expiry: String)] = []
@@ -309,7 +353,11 @@ package final class SharedState: Sendable {
             entries.append((keys.owners(session.clientSessionID), keys.member(session.owner), expiry))
             entries.append((keys.sessions(session.owner), session.clientSessionID, expiry))
             if !session.placement.isEmpty {
-                placements.append((keys.placement(session.key), expiry, session.placement, placementSeal(session.placement, of: session.key)))
+                placements.append(
+                    (
+                        keys.placement(session.key), expiry, session.placement,
+                        placementSeal(session.placement, of: session.key)
+                    ))
             }
         }
         var start = 0
@@ -319,10 +367,13 @@ package final class SharedState: Sendable {
             start += batch.count
             let places = placements[placed..<min(placed + 256 - batch.count, placements.count)]
             placed += places.count
-            var arguments = [SharedAdmission.number(now), String(batch.count), mode] + batch.flatMap { [$0.expiry, $0.member] }
+            var arguments =
+                [SharedAdmission.number(now), String(batch.count), mode] + batch.flatMap { [$0.expiry, $0.member] }
             arguments += places.flatMap { [$0.expiry, $0.placement.endpointText, $0.placement.engineText, $0.seal] }
             do {
-                _ = try await client.run(Self.holdScript, keys: batch.map(\.key) + places.map(\.key), arguments: arguments, on: loop).get()
+                _ = try await client.run(
+                    Self.holdScript, keys: batch.map(\.key) + places.map(\.key), arguments: arguments, on: loop
+                ).get()
             } catch {
                 failed(mode, error)
                 if mode == "reassert" { knownEpoch.withLock { $0 = nil } }
@@ -339,7 +390,9 @@ package final class SharedState: Sendable {
         var idle: [SessionRecord] = []
         for session in sessions {
             do {
-                let score = try await client.send(["ZSCORE", keys.sessions(session.owner), session.clientSessionID].map { Array($0.utf8) }, on: loop).get()
+                let score = try await client.send(
+                    ["ZSCORE", keys.sessions(session.owner), session.clientSessionID].map { Array($0.utf8) }, on: loop
+                ).get()
                 let expiry = score.string.flatMap(Double.init) ?? 0
                 // Every call renews the session to at least its idle time from then; anything later than
                 // this replica's own deadline is another replica's use.
@@ -357,9 +410,12 @@ package final class SharedState: Sendable {
     /// The teams of `user` that hold `sessionID` on any replica at `now`.
     package func owners(of sessionID: String, user: String, now: Double) async throws -> [UserKey] {
         let reply = try await client.send(
-            ["ZRANGEBYSCORE", keys.owners(sessionID), SharedAdmission.number(now), "+inf"].map { Array($0.utf8) }, on: group.next()
+            ["ZRANGEBYSCORE", keys.owners(sessionID), SharedAdmission.number(now), "+inf"].map { Array($0.utf8) },
+            on: group.next()
         ).get()
-        return (reply.array ?? []).compactMap { $0.string.flatMap(SharedKeys.user(fromMember:)) }.filter { $0.user == user }
+        return (reply.array ?? []).compactMap { $0.string.flatMap(SharedKeys.user(fromMember:)) }.filter {
+            $0.user == user
+        }
     }
 
     /// Tells every replica that an operator ended a session, so each ends the streams it holds.
@@ -376,12 +432,17 @@ package final class SharedState: Sendable {
 
 extension SharedState {
     /// The Redis client's endpoints from the `state.redis` settings.
-    package static func endpoints(_ redis: StateSettings.Redis, password: String?, sentinelPassword: String?, tls: NIOSSLContext?) -> RedisEndpoints {
+    package static func endpoints(
+        _ redis: StateSettings.Redis, password: String?, sentinelPassword: String?, tls: NIOSSLContext?
+    ) -> RedisEndpoints {
         RedisEndpoints(
             addresses: redis.addresses.map { ($0.host, $0.port) },
             sentinel: redis.sentinel.map { s in
-                RedisEndpoints.Sentinel(addresses: s.addresses.map { ($0.host, $0.port) }, masterName: s.masterName, password: sentinelPassword)
+                RedisEndpoints.Sentinel(
+                    addresses: s.addresses.map { ($0.host, $0.port) }, masterName: s.masterName,
+                    password: sentinelPassword)
             },
-            password: password, username: redis.username, database: redis.database, tls: tls, timeout: .milliseconds(Int64(redis.timeoutMilliseconds)))
+            password: password, username: redis.username, database: redis.database, tls: tls,
+            timeout: .milliseconds(Int64(redis.timeoutMilliseconds)))
     }
 }

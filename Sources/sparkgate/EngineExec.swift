@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The step between the gateway and every engine it launches: the gateway spawns its own binary with
@@ -22,7 +22,9 @@ enum EngineExec {
         guard startedByTheGateway() else {
             fail("refused: only a running sparkgate starts engine-exec, for an engine it launches")
         }
-        let (cgroup, uidText, gidText, groupsText, program) = (arguments[2], arguments[3], arguments[4], arguments[5], arguments[6])
+        let (cgroup, uidText, gidText, groupsText, program) = (
+            arguments[2], arguments[3], arguments[4], arguments[5], arguments[6]
+        )
         // The engine's files (Spark's local directories, its logs, a UDF's temporary files) are its own.
         umask(0o077)
         if cgroup != "-" { join(cgroup) }
@@ -31,7 +33,9 @@ enum EngineExec {
             guard uid != 0 else { fail("refused: an engine never runs as root (uid 0)") }
             let groups = groupsText.split(separator: ",").compactMap { gid_t($0) }
             // Groups, then the group, then the user: once the user is dropped, nothing else may be changed.
-            if groups.withUnsafeBufferPointer({ setgroups($0.count, $0.baseAddress) }) != 0 { fail("setgroups: \(String(cString: strerror(errno)))") }
+            if groups.withUnsafeBufferPointer({ setgroups($0.count, $0.baseAddress) }) != 0 {
+                fail("setgroups: \(String(cString: strerror(errno)))")
+            }
             if setgid(gid) != 0 { fail("setgid(\(gid)): \(String(cString: strerror(errno)))") }
             if setuid(uid) != 0 { fail("setuid(\(uid)): \(String(cString: strerror(errno)))") }
             // A process that could get its old identity back has not really dropped it.

@@ -4,7 +4,9 @@ import ArgumentParser
 enum SparkgateMain {
     static func main() async {
         // An engine about to become another OS user: nothing of the gateway runs first.
-        if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == EngineExec.command { EngineExec.run(CommandLine.arguments) }
+        if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == EngineExec.command {
+            EngineExec.run(CommandLine.arguments)
+        }
         await Sparkgate.main()
     }
 }

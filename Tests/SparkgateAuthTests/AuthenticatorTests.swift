@@ -1,16 +1,19 @@
 import Crypto
 import Foundation
 import JWTKit
-import Testing
 import SparkgateAuth
 import SparkgateCore
+import Testing
 
 @Suite("Authenticator with real keys")
 struct AuthenticatorTests {
     static let now = Date().timeIntervalSince1970
 
     static var goodClaims: [String: ClaimValue] {
-        ["iss": .s("iss-1"), "aud": .s("aud-1"), "sub": .s("alice"), "team": .s("analytics"), "exp": .n(now + 600), "nbf": .n(now - 5), "iat": .n(now - 5), "jti": .s("jti-ok")]
+        [
+            "iss": .s("iss-1"), "aud": .s("aud-1"), "sub": .s("alice"), "team": .s("analytics"), "exp": .n(now + 600),
+            "nbf": .n(now - 5), "iat": .n(now - 5), "jti": .s("jti-ok"),
+        ]
     }
 
     @Test("good tokens verify for every algorithm", arguments: SparkgateConfig.Algorithm.allCases)
@@ -19,7 +22,8 @@ struct AuthenticatorTests {
         let auth = try await keys.authenticator()
         let token = try await keys.sign(Self.goodClaims, with: alg)
         guard case .verified(let v) = auth.authenticate(token[...], now: Self.now) else {
-            Issue.record("\(alg.rawValue) token refused"); return
+            Issue.record("\(alg.rawValue) token refused")
+            return
         }
         #expect(v.identity == Identity(user: "alice", team: "analytics"))
     }
@@ -31,10 +35,19 @@ struct AuthenticatorTests {
         var c = Self.goodClaims
         c["exp"] = .n(Self.now + 100)
         let token = try await keys.sign(c, with: .es256)
-        guard case .verified = auth.authenticate(token[...], now: Self.now) else { Issue.record("refused"); return }
+        guard case .verified = auth.authenticate(token[...], now: Self.now) else {
+            Issue.record("refused")
+            return
+        }
         #expect(auth.cachedTokens == 1)
-        guard case .verified = auth.authenticate(token[...], now: Self.now + 1) else { Issue.record("cache miss refused"); return }
-        guard case .failed(let f) = auth.authenticate(token[...], now: Self.now + 200) else { Issue.record("expired cached token accepted"); return }
+        guard case .verified = auth.authenticate(token[...], now: Self.now + 1) else {
+            Issue.record("cache miss refused")
+            return
+        }
+        guard case .failed(let f) = auth.authenticate(token[...], now: Self.now + 200) else {
+            Issue.record("expired cached token accepted")
+            return
+        }
         #expect(f.reason == .expired)
     }
 
@@ -49,26 +62,55 @@ struct AuthenticatorTests {
             mutate(&c)
             return c
         }
-        func signed(_ mutate: (inout [String: ClaimValue]) -> Void) async throws -> String { try await keys.sign(claims(mutate), with: .es256) }
+        func signed(_ mutate: (inout [String: ClaimValue]) -> Void) async throws -> String {
+            try await keys.sign(claims(mutate), with: .es256)
+        }
         let header = { (json: String) in Base64URL.encode(Array(json.utf8)) }
         let payloadJSON = String(decoding: Base64URL.decode(Array(parts[1].utf8))!, as: UTF8.self)
 
         // HS256 over the ES256 public key PEM, under the ES256 key's kid: the classic algorithm confusion.
         let confusionHeader = #"{"alg":"HS256","kid":"\#(es256.kid)","typ":"JWT"}"#
         let confusionInput = Array("\(header(confusionHeader)).\(parts[1])".utf8)
-        let confusionSig = Array(HMAC<SHA256>.authenticationCode(for: confusionInput, using: SymmetricKey(data: Array(publicPEM.utf8))))
+        let confusionSig = Array(
+            HMAC<SHA256>.authenticationCode(for: confusionInput, using: SymmetricKey(data: Array(publicPEM.utf8))))
 
         var out: [(String, String, AuthFailure.Reason, String)] = [
-            ("alg none", TestKeys.handmade(header: #"{"alg":"none","kid":"k-es256"}"#, payload: payloadJSON, signature: [1]), .algorithm, "'none' is not accepted"),
-            ("HS256 with the ES256 public key as secret", "\(header(confusionHeader)).\(parts[1]).\(Base64URL.encode(confusionSig))", .algorithm, "pinned to ES256"),
-            ("alg swapped in the header", "\(header(#"{"alg":"ES384","kid":"k-es256","typ":"JWT"}"#)).\(parts[1]).\(parts[2])", .algorithm, "pinned to ES256"),
-            ("tampered payload", "\(parts[0]).\(Base64URL.encode(Array(payloadJSON.replacingOccurrences(of: "alice", with: "admin").utf8))).\(parts[2])", .signature, "does not verify"),
-            ("tampered kid (another ES key)", "\(header(#"{"alg":"ES384","kid":"k-es384","typ":"JWT"}"#)).\(parts[1]).\(parts[2])", .signature, "does not verify"),
-            ("unknown kid", "\(header(#"{"alg":"ES256","kid":"k9","typ":"JWT"}"#)).\(parts[1]).\(parts[2])", .unknownKey, "unknown key id 'k9'"),
+            (
+                "alg none",
+                TestKeys.handmade(header: #"{"alg":"none","kid":"k-es256"}"#, payload: payloadJSON, signature: [1]),
+                .algorithm, "'none' is not accepted"
+            ),
+            (
+                "HS256 with the ES256 public key as secret",
+                "\(header(confusionHeader)).\(parts[1]).\(Base64URL.encode(confusionSig))", .algorithm,
+                "pinned to ES256"
+            ),
+            (
+                "alg swapped in the header",
+                "\(header(#"{"alg":"ES384","kid":"k-es256","typ":"JWT"}"#)).\(parts[1]).\(parts[2])", .algorithm,
+                "pinned to ES256"
+            ),
+            (
+                "tampered payload",
+                "\(parts[0]).\(Base64URL.encode(Array(payloadJSON.replacingOccurrences(of: "alice", with: "admin").utf8))).\(parts[2])",
+                .signature, "does not verify"
+            ),
+            (
+                "tampered kid (another ES key)",
+                "\(header(#"{"alg":"ES384","kid":"k-es384","typ":"JWT"}"#)).\(parts[1]).\(parts[2])", .signature,
+                "does not verify"
+            ),
+            (
+                "unknown kid", "\(header(#"{"alg":"ES256","kid":"k9","typ":"JWT"}"#)).\(parts[1]).\(parts[2])",
+                .unknownKey, "unknown key id 'k9'"
+            ),
             ("expired", try await signed { $0["exp"] = .n(now - 3600) }, .expired, "token expired at"),
             ("nbf in the future", try await signed { $0["nbf"] = .n(now + 3600) }, .notYetValid, "not valid before"),
             ("just beyond leeway", try await signed { $0["exp"] = .n(now - 31) }, .expired, "expired"),
-            ("wrong iss", try await signed { $0["iss"] = .s("someone-else") }, .issuer, "issuer 'someone-else' not accepted"),
+            (
+                "wrong iss", try await signed { $0["iss"] = .s("someone-else") }, .issuer,
+                "issuer 'someone-else' not accepted"
+            ),
             ("missing aud", try await signed { $0["aud"] = nil }, .audience, "no 'aud'"),
             ("wrong aud", try await signed { $0["aud"] = .s("x") }, .audience, "audience 'x' not accepted"),
             ("missing user claim", try await signed { $0["sub"] = nil }, .claims, "no 'sub' claim"),
@@ -82,10 +124,22 @@ struct AuthenticatorTests {
             ("bad base64", "\(parts[0]).\(parts[1]).***", .malformed, "not valid base64url"),
             ("empty token", "", .malformed, "3 dot-separated parts"),
             ("empty signature", "\(parts[0]).\(parts[1]).", .signature, "empty signature"),
-            ("crit header", "\(header(#"{"alg":"ES256","kid":"k-es256","crit":["exp"]}"#)).\(parts[1]).\(parts[2])", .malformed, "'crit'"),
-            ("kid not a string", "\(header(#"{"alg":"ES256","kid":5}"#)).\(parts[1]).\(parts[2])", .malformed, "'kid' must be a string"),
-            ("no kid with many keys", "\(header(#"{"alg":"ES256"}"#)).\(parts[1]).\(parts[2])", .unknownKey, "no 'kid'"),
-            ("header not JSON", "\(Base64URL.encode(Array("nope".utf8))).\(parts[1]).\(parts[2])", .malformed, "header is not a JSON object"),
+            (
+                "crit header", "\(header(#"{"alg":"ES256","kid":"k-es256","crit":["exp"]}"#)).\(parts[1]).\(parts[2])",
+                .malformed, "'crit'"
+            ),
+            (
+                "kid not a string", "\(header(#"{"alg":"ES256","kid":5}"#)).\(parts[1]).\(parts[2])", .malformed,
+                "'kid' must be a string"
+            ),
+            (
+                "no kid with many keys", "\(header(#"{"alg":"ES256"}"#)).\(parts[1]).\(parts[2])", .unknownKey,
+                "no 'kid'"
+            ),
+            (
+                "header not JSON", "\(Base64URL.encode(Array("nope".utf8))).\(parts[1]).\(parts[2])", .malformed,
+                "header is not a JSON object"
+            ),
         ]
         let other = try TestKeys()
         let foreign = try await other.sign(goodClaims, with: .es256)
@@ -102,7 +156,9 @@ struct AuthenticatorTests {
         for (name, token, reason, fragment) in table {
             let failure: AuthFailure
             switch auth.authenticate(token[...], now: Self.now) {
-            case .verified: Issue.record("\(name): accepted"); continue
+            case .verified:
+                Issue.record("\(name): accepted")
+                continue
             case .unknownKey(let kid): failure = Authenticator.unknownKeyFailure(kid)
             case .failed(let f): failure = f
             }
@@ -119,16 +175,24 @@ struct AuthenticatorTests {
         let jwksText = try await Self.jwks(for: keys.key(.es256))
         let document = try await JWKSDocument.parse(Data(jwksText.utf8), origin: "test")
         #expect(document.keys.map(\.kid) == ["k-es256"])
-        let auth = Authenticator(policy: ClaimsPolicy(issuer: "iss-1", audience: "aud-1"), maxTokenBytes: 8192, keys: KeyRing(document.keys))
+        let auth = Authenticator(
+            policy: ClaimsPolicy(issuer: "iss-1", audience: "aud-1"), maxTokenBytes: 8192, keys: KeyRing(document.keys))
         let token = try await keys.sign(Self.goodClaims, with: .es256)
-        guard case .verified = auth.authenticate(token[...], now: Self.now) else { Issue.record("JWKS key refused"); return }
+        guard case .verified = auth.authenticate(token[...], now: Self.now) else {
+            Issue.record("JWKS key refused")
+            return
+        }
         auth.replaceKeys(KeyRing([]))
-        guard case .unknownKey("k-es256") = auth.authenticate(token[...], now: Self.now) else { Issue.record("removed key still verifies"); return }
+        guard case .unknownKey("k-es256") = auth.authenticate(token[...], now: Self.now) else {
+            Issue.record("removed key still verifies")
+            return
+        }
     }
 
     @Test("JWKS parsing pins algorithms and skips keys it cannot use")
     func jwksParsing() async throws {
-        let text = #"{"keys":[{"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"AA","y":"AA"},{"kty":"oct","kid":"h","k":"c2VjcmV0","alg":"HS256"},{"kid":"nokty"},{"kty":"EC","crv":"P-256"}]}"#
+        let text =
+            #"{"keys":[{"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"AA","y":"AA"},{"kty":"oct","kid":"h","k":"c2VjcmV0","alg":"HS256"},{"kid":"nokty"},{"kty":"EC","crv":"P-256"}]}"#
         let document = try await JWKSDocument.parse(Data(text.utf8), origin: "test")
         #expect(document.keys.isEmpty)
         #expect(document.skipped.count == 4)
@@ -155,6 +219,7 @@ struct AuthenticatorTests {
         let pem = try String(contentsOfFile: key.publicKey!, encoding: .utf8)
         let pub = try ES256PublicKey(pem: pem)
         let p = pub.parameters!
-        return #"{"keys":[{"kty":"EC","crv":"P-256","kid":"\#(key.kid)","alg":"ES256","use":"sig","x":"\#(p.x)","y":"\#(p.y)"}]}"#
+        return
+            #"{"keys":[{"kty":"EC","crv":"P-256","kid":"\#(key.kid)","alg":"ES256","use":"sig","x":"\#(p.x)","y":"\#(p.y)"}]}"#
     }
 }

@@ -22,12 +22,23 @@ struct TestKeys {
             }
             let (priv, pub): (String, String)
             switch alg {
-            case .es256: let k = P256.Signing.PrivateKey(); (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
-            case .es384: let k = P384.Signing.PrivateKey(); (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
-            case .eddsa: let k = Curve25519.Signing.PrivateKey(); (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
-            default: let k = try _RSA.Signing.PrivateKey(keySize: .bits2048); (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
+            case .es256:
+                let k = P256.Signing.PrivateKey()
+                (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
+            case .es384:
+                let k = P384.Signing.PrivateKey()
+                (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
+            case .eddsa:
+                let k = Curve25519.Signing.PrivateKey()
+                (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
+            default:
+                let k = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+                (priv, pub) = (k.pemRepresentation, k.publicKey.pemRepresentation)
             }
-            config.append(.init(kid: kid, algorithm: alg, publicKey: try write("\(kid).pub.pem", pub), privateKey: try write("\(kid).key.pem", priv)))
+            config.append(
+                .init(
+                    kid: kid, algorithm: alg, publicKey: try write("\(kid).pub.pem", pub),
+                    privateKey: try write("\(kid).key.pem", priv)))
         }
     }
 
@@ -39,7 +50,9 @@ struct TestKeys {
 
     func key(_ alg: SparkgateConfig.Algorithm) -> SparkgateConfig.Key { config.first { $0.algorithm == alg }! }
 
-    func sign(_ claims: [String: ClaimValue], with alg: SparkgateConfig.Algorithm, header: [String: String]? = nil) async throws -> String {
+    func sign(
+        _ claims: [String: ClaimValue], with alg: SparkgateConfig.Algorithm, header: [String: String]? = nil
+    ) async throws -> String {
         let key = key(alg)
         let collection = try await KeyLoader.signingCollection(key, path: "test")
         var h = JWTHeader()

@@ -1,6 +1,6 @@
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 @Suite("Bearer header parsing")
 struct BearerTokenTests {
@@ -15,10 +15,14 @@ struct BearerTokenTests {
         #expect(try token(["BEARER   abc  "]).get() == "abc")
     }
 
-    @Test("refuses missing, empty, other schemes, repeated headers and embedded spaces", arguments: [
-        ([], AuthFailure.Reason.missing), (["Bearer"], .missing), (["Bearer   "], .missing), (["Basic dXNlcjpwYXNz"], .malformed),
-        (["Token abc"], .malformed), (["abc.def.ghi"], .malformed), (["Bearer a", "Bearer b"], .malformed), (["Bearer a b"], .malformed),
-    ])
+    @Test(
+        "refuses missing, empty, other schemes, repeated headers and embedded spaces",
+        arguments: [
+            ([], AuthFailure.Reason.missing), (["Bearer"], .missing), (["Bearer   "], .missing),
+            (["Basic dXNlcjpwYXNz"], .malformed),
+            (["Token abc"], .malformed), (["abc.def.ghi"], .malformed), (["Bearer a", "Bearer b"], .malformed),
+            (["Bearer a b"], .malformed),
+        ])
     func refuses(values: [String], reason: AuthFailure.Reason) {
         guard case .failure(let f) = token(values) else {
             Issue.record("accepted \(values)")
@@ -40,19 +44,33 @@ struct RequestTokenTests {
     @Test("authentication alone is read as authorization; both with one token are one; its refusals name it")
     func headers() throws {
         #expect(try BearerToken.extract(from: head(authentication: ["Bearer a.b.c"])).get() == "a.b.c")
-        #expect(try BearerToken.extract(from: head(authorization: ["Bearer a.b.c"], authentication: ["Bearer a.b.c"])).get() == "a.b.c")
-        guard case .failure(let wrong) = BearerToken.extract(from: head(authentication: ["Basic eA=="])) else { Issue.record("accepted Basic"); return }
+        #expect(
+            try BearerToken.extract(from: head(authorization: ["Bearer a.b.c"], authentication: ["Bearer a.b.c"])).get()
+                == "a.b.c")
+        guard case .failure(let wrong) = BearerToken.extract(from: head(authentication: ["Basic eA=="])) else {
+            Issue.record("accepted Basic")
+            return
+        }
         #expect(wrong.reason == .malformed && wrong.message.contains("authentication scheme"))
-        guard case .failure(let two) = BearerToken.extract(from: head(authentication: ["Bearer a", "Bearer b"])) else { Issue.record("accepted two"); return }
+        guard case .failure(let two) = BearerToken.extract(from: head(authentication: ["Bearer a", "Bearer b"])) else {
+            Issue.record("accepted two")
+            return
+        }
         #expect(two.message.contains("exactly one authentication header"))
     }
 
     @Test("authorization and authentication with different tokens are refused, naming the two headers")
     func different() {
-        guard case .failure(let failure) = BearerToken.extract(from: head(authorization: ["Bearer a.b.c"], authentication: ["Bearer x.y.z"])) else {
-            Issue.record("two tokens accepted"); return
+        guard
+            case .failure(let failure) = BearerToken.extract(
+                from: head(authorization: ["Bearer a.b.c"], authentication: ["Bearer x.y.z"]))
+        else {
+            Issue.record("two tokens accepted")
+            return
         }
-        #expect(failure.reason == .malformed && failure.message.contains("authorization and authentication headers carry different tokens"))
+        #expect(
+            failure.reason == .malformed
+                && failure.message.contains("authorization and authentication headers carry different tokens"))
         #expect(BearerToken.size(of: head(authorization: ["Bearer a"], authentication: ["Bearer bb"])) == 17)
         #expect(!MetadataPolicy.forwardsRequestHeader("authentication"))
     }
@@ -60,12 +78,17 @@ struct RequestTokenTests {
 
 @Suite("Claims policy")
 struct ClaimsPolicyTests {
-    let policy = ClaimsPolicy(issuer: "sparkgate-dev", audience: "spark-connect", leewaySeconds: 30, revokedTokenIDs: ["revoked-1"])
+    let policy = ClaimsPolicy(
+        issuer: "sparkgate-dev", audience: "spark-connect", leewaySeconds: 30, revokedTokenIDs: ["revoked-1"])
     let now = 1_800_000_000.0
 
     var good: [String: JSONValue] {
-        ["iss": .string("sparkgate-dev"), "aud": .string("spark-connect"), "sub": .string("alice"), "team": .string("analytics"),
-         "exp": .number(now + 3600), "nbf": .number(now - 10), "iat": .number(now - 10), "jti": .string("id-1"), "groups": .array([.string("a"), .string("b")])]
+        [
+            "iss": .string("sparkgate-dev"), "aud": .string("spark-connect"), "sub": .string("alice"),
+            "team": .string("analytics"),
+            "exp": .number(now + 3600), "nbf": .number(now - 10), "iat": .number(now - 10), "jti": .string("id-1"),
+            "groups": .array([.string("a"), .string("b")]),
+        ]
     }
 
     @Test("a good token maps to its identity")
@@ -106,7 +129,10 @@ struct ClaimsPolicyTests {
         ("issuer as number", { c, _ in c["iss"] = .number(1) }, .issuer, "must be a string"),
         ("missing aud", { c, _ in c["aud"] = nil }, .audience, "no 'aud'"),
         ("wrong aud", { c, _ in c["aud"] = .string("x") }, .audience, "audience 'x' not accepted"),
-        ("aud array without ours", { c, _ in c["aud"] = .array([.string("x"), .string("y")]) }, .audience, "not accepted"),
+        (
+            "aud array without ours", { c, _ in c["aud"] = .array([.string("x"), .string("y")]) }, .audience,
+            "not accepted"
+        ),
         ("aud as object", { c, _ in c["aud"] = .object([:]) }, .audience, "must be a string or an array"),
         ("missing user", { c, _ in c["sub"] = nil }, .claims, "no 'sub' claim (the user)"),
         ("empty user", { c, _ in c["sub"] = .string("") }, .claims, "must not be empty"),
@@ -136,7 +162,10 @@ struct ClaimsPolicyTests {
     func clipping() {
         var c = good
         c["iss"] = .string(String(repeating: "x", count: 5000))
-        guard case .failure(let f) = policy.verify(c, now: now) else { Issue.record("accepted"); return }
+        guard case .failure(let f) = policy.verify(c, now: now) else {
+            Issue.record("accepted")
+            return
+        }
         #expect(f.message.count < 200)
     }
 }
@@ -145,18 +174,27 @@ struct ClaimsPolicyTests {
 struct CompactJWTTests {
     func part(_ json: String) -> String { Base64URL.encode(Array(json.utf8)) }
 
-    @Test("structure failures name the part that is wrong", arguments: [
-        ("", AuthFailure.Reason.malformed), ("a.b", .malformed), ("a.b.c.d", .malformed), ("!!.e30.c2ln", .malformed),
-    ])
+    @Test(
+        "structure failures name the part that is wrong",
+        arguments: [
+            ("", AuthFailure.Reason.malformed), ("a.b", .malformed), ("a.b.c.d", .malformed),
+            ("!!.e30.c2ln", .malformed),
+        ])
     func structure(token: String, reason: AuthFailure.Reason) {
-        guard case .failure(let f) = CompactJWT.parse(token[...], maxBytes: 8192) else { Issue.record("accepted \(token)"); return }
+        guard case .failure(let f) = CompactJWT.parse(token[...], maxBytes: 8192) else {
+            Issue.record("accepted \(token)")
+            return
+        }
         #expect(f.reason == reason)
     }
 
     @Test("alg none is refused even with a signature")
     func none() {
         let t = "\(part(#"{"alg":"none","kid":"k"}"#)).\(part("{}")).c2ln"
-        guard case .failure(let f) = CompactJWT.parse(t[...], maxBytes: 8192) else { Issue.record("accepted"); return }
+        guard case .failure(let f) = CompactJWT.parse(t[...], maxBytes: 8192) else {
+            Issue.record("accepted")
+            return
+        }
         #expect(f.reason == .algorithm)
         #expect(f.message.contains("'none'"))
     }
@@ -164,7 +202,10 @@ struct CompactJWTTests {
     @Test("size is checked before anything is decoded")
     func size() {
         let big = String(repeating: "a", count: 100_000)
-        guard case .failure(let f) = CompactJWT.parse(big[...], maxBytes: 8192) else { Issue.record("accepted"); return }
+        guard case .failure(let f) = CompactJWT.parse(big[...], maxBytes: 8192) else {
+            Issue.record("accepted")
+            return
+        }
         #expect(f.reason == .tooLarge)
     }
 

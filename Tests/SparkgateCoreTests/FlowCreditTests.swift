@@ -1,6 +1,6 @@
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 @Suite("Flow credit")
 struct FlowCreditTests {

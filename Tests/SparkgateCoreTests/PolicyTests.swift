@@ -1,6 +1,6 @@
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 @Suite("Config policy globs")
 struct ConfigPolicyTests {
@@ -13,9 +13,13 @@ struct ConfigPolicyTests {
         #expect(p.denies("spark.hadoop.google.cloud.auth.service.account.json.Credentials"))
         #expect(!p.denies("spark.sql.shuffle.partitions"))
         // Keys that switch off authorization or load code, and object-store keys in their usual spellings.
-        for key in ["spark.sql.optimizer.excludedRules", "spark.sql.extensions", "spark.plugins", "spark.jars", "spark.jars.packages",
-                    "spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.session.token", "fs.azure.account.key.acct.dfs.core.windows.net",
-                    "spark.hadoop.fs.azure.account.key.acct.blob.core.windows.net"] {
+        for key in [
+            "spark.sql.optimizer.excludedRules", "spark.sql.extensions", "spark.plugins", "spark.jars",
+            "spark.jars.packages",
+            "spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.session.token",
+            "fs.azure.account.key.acct.dfs.core.windows.net",
+            "spark.hadoop.fs.azure.account.key.acct.blob.core.windows.net",
+        ] {
             #expect(p.denies(key), "\(key)")
         }
         // Patterns are anchored: a key that merely starts like a denied one is not denied.
@@ -95,7 +99,10 @@ struct GRPCHelperTests {
     @Test("request heads: POST, application/grpc, a SparkConnectService path")
     func heads() throws {
         var head = RequestHead()
-        for (n, v) in [(":method", "POST"), (":path", "/spark.connect.SparkConnectService/Config"), ("content-type", "application/grpc+proto"), ("grpc-timeout", "10S")] {
+        for (n, v) in [
+            (":method", "POST"), (":path", "/spark.connect.SparkConnectService/Config"),
+            ("content-type", "application/grpc+proto"), ("grpc-timeout", "10S"),
+        ] {
             head.add(name: n, value: v)
         }
         #expect(try head.validate().get() == .config)
@@ -109,7 +116,10 @@ struct GRPCHelperTests {
         get.method = "GET"
         #expect((try? get.validate().get()) == nil)
         var badTimeout = RequestHead()
-        for (n, v) in [(":method", "POST"), (":path", "/spark.connect.SparkConnectService/Config"), ("content-type", "application/grpc"), ("grpc-timeout", "soon")] {
+        for (n, v) in [
+            (":method", "POST"), (":path", "/spark.connect.SparkConnectService/Config"),
+            ("content-type", "application/grpc"), ("grpc-timeout", "soon"),
+        ] {
             badTimeout.add(name: n, value: v)
         }
         #expect((try? badTimeout.validate().get()) == nil)
@@ -117,7 +127,9 @@ struct GRPCHelperTests {
 
     @Test("metadata policy: pseudo, hop-by-hop, authorization and accept-encoding stop; the rest crosses")
     func metadata() {
-        for name in [":path", ":authority", "authorization", "grpc-accept-encoding", "content-length", "connection", "host"] {
+        for name in [
+            ":path", ":authority", "authorization", "grpc-accept-encoding", "content-length", "connection", "host",
+        ] {
             #expect(!MetadataPolicy.forwardsRequestHeader(name), "\(name)")
         }
         for name in ["te", "content-type", "grpc-timeout", "user-agent", "x-custom", "grpc_max_message_size"] {
@@ -137,7 +149,9 @@ struct SessionIDTests {
     func uuid5() {
         // python3 -c "import uuid; print(uuid.uuid5(uuid.UUID('6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47'), 'analytics/alice/00112233-4455-6677-8899-aabbccddeeff'))"
         let ns = SessionNamespace("6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47")!
-        #expect(ns.backendID(team: "analytics", user: "alice", clientSessionID: "00112233-4455-6677-8899-aabbccddeeff") == PythonReference.uuid5)
+        #expect(
+            ns.backendID(team: "analytics", user: "alice", clientSessionID: "00112233-4455-6677-8899-aabbccddeeff")
+                == PythonReference.uuid5)
     }
 
     @Test("backend ids differ per user and team, and are stable")
@@ -155,7 +169,10 @@ struct SessionIDTests {
     @Test("UUID text parsing accepts canonical forms only")
     func parsing() {
         #expect(UUIDText.parse("00112233-4455-6677-8899-AABBCCDDEEFF") != nil)
-        for bad in ["", "00112233445566778899aabbccddeeff", "1-1-1-1-1", "00112233-4455-6677-8899-aabbccddeefg", "00112233-4455-6677-8899_aabbccddeeff"] {
+        for bad in [
+            "", "00112233445566778899aabbccddeeff", "1-1-1-1-1", "00112233-4455-6677-8899-aabbccddeefg",
+            "00112233-4455-6677-8899_aabbccddeeff",
+        ] {
             #expect(UUIDText.parse(bad) == nil, "\(bad)")
         }
         var rng = SplitMix64(seed: 1)

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Request envelope on real PySpark bytes")
 struct RequestEnvelopeTests {
@@ -24,7 +24,9 @@ struct RequestEnvelopeTests {
 
     @Test("config operations are classified as PySpark sends them")
     func configKinds() throws {
-        let kinds: [String: ConfigOperation.Kind] = ["get": .get, "get_with_default": .getWithDefault, "set": .set, "get_all": .getAll]
+        let kinds: [String: ConfigOperation.Kind] = [
+            "get": .get, "get_with_default": .getWithDefault, "set": .set, "get_all": .getAll,
+        ]
         for name in Fixtures.names("ConfigRequest") {
             let op = Fixtures.expected[name]!["config_op"] as! String
             let envelope = try Fixtures.bytes(name).withRaw { try RequestEnvelope.read($0, method: .config) }
@@ -53,7 +55,9 @@ struct RequestRewriteTests {
         }
     }
 
-    @Test("the verified user replaces user_id and user_name; every other field keeps its bytes", arguments: RequestEnvelopeTests.requestFixtures)
+    @Test(
+        "the verified user replaces user_id and user_name; every other field keeps its bytes",
+        arguments: RequestEnvelopeTests.requestFixtures)
     func replacesUserOnly(name: String) throws {
         let kind = String(name.split(separator: "-")[0])
         let method = Fixtures.method(ofKind: kind)
@@ -72,7 +76,8 @@ struct RequestRewriteTests {
         let original = Fixtures.bytes("ExecutePlanRequest-0.bin")
         let backendID = "aaaaaaaa-bbbb-5ccc-8ddd-eeeeeeeeeeee"
         let userOnly = try rewrite(original, method: .executePlan, RequestRewrite(userID: "fixture-user"))
-        let out = try rewrite(original, method: .executePlan, RequestRewrite(userID: "fixture-user", backendSessionID: backendID))
+        let out = try rewrite(
+            original, method: .executePlan, RequestRewrite(userID: "fixture-user", backendSessionID: backendID))
         // The swap itself is in place: same length, and only the 36 id bytes differ.
         #expect(out.count == userOnly.count)
         #expect(zip(out, userOnly).filter { $0 != $1 }.count <= 36)
@@ -122,15 +127,27 @@ struct RequestRewriteTests {
     func insertions() throws {
         var m: [UInt8] = []
         WireEncoding.appendString(field: 1, "00112233-4455-6677-8899-aabbccddeeff", to: &m)
-        let out = try rewrite(m, method: .executePlan, RequestRewrite(userID: "u", insertedOperationID: "11111111-2222-4333-8444-555555555555"))
-        #expect(try out.withRaw { try RequestEnvelope.read($0, method: .executePlan) }.operationID == "11111111-2222-4333-8444-555555555555")
+        let out = try rewrite(
+            m, method: .executePlan,
+            RequestRewrite(userID: "u", insertedOperationID: "11111111-2222-4333-8444-555555555555"))
+        #expect(
+            try out.withRaw { try RequestEnvelope.read($0, method: .executePlan) }.operationID
+                == "11111111-2222-4333-8444-555555555555")
 
         var clone = m
         WireEncoding.appendString(field: 4, "99999999-2222-4333-8444-555555555555", to: &clone)
-        let cloned = try rewrite(clone, method: .cloneSession, RequestRewrite(userID: "u", backendNewSessionID: "bbbbbbbb-2222-5333-8444-555555555555"))
-        #expect(try cloned.withRaw { try RequestEnvelope.read($0, method: .cloneSession) }.newSessionID == "bbbbbbbb-2222-5333-8444-555555555555")
-        let inserted = try rewrite(m, method: .cloneSession, RequestRewrite(userID: "u", backendNewSessionID: "cccccccc-2222-5333-8444-555555555555"))
-        #expect(try inserted.withRaw { try RequestEnvelope.read($0, method: .cloneSession) }.newSessionID == "cccccccc-2222-5333-8444-555555555555")
+        let cloned = try rewrite(
+            clone, method: .cloneSession,
+            RequestRewrite(userID: "u", backendNewSessionID: "bbbbbbbb-2222-5333-8444-555555555555"))
+        #expect(
+            try cloned.withRaw { try RequestEnvelope.read($0, method: .cloneSession) }.newSessionID
+                == "bbbbbbbb-2222-5333-8444-555555555555")
+        let inserted = try rewrite(
+            m, method: .cloneSession,
+            RequestRewrite(userID: "u", backendNewSessionID: "cccccccc-2222-5333-8444-555555555555"))
+        #expect(
+            try inserted.withRaw { try RequestEnvelope.read($0, method: .cloneSession) }.newSessionID
+                == "cccccccc-2222-5333-8444-555555555555")
     }
 
     @Test("AddArtifacts counts chunk data bytes for batch, begin_chunk and chunk payloads")

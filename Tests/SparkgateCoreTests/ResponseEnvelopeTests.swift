@@ -1,9 +1,11 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Response envelope and rewrite")
 struct ResponseEnvelopeTests {
-    @Test("Arrow bytes, rows and result_complete agree with protobuf on recorded ExecutePlan responses", arguments: Fixtures.names("ExecutePlanResponse"))
+    @Test(
+        "Arrow bytes, rows and result_complete agree with protobuf on recorded ExecutePlan responses",
+        arguments: Fixtures.names("ExecutePlanResponse"))
     func executeResponses(name: String) throws {
         let expected = Fixtures.expected[name]!
         let envelope = try Fixtures.bytes(name).withRaw { try ResponseEnvelope.read($0, method: .executePlan) }
@@ -34,19 +36,27 @@ struct ResponseEnvelopeTests {
         var rows: Int64 = 0
         var bytes = 0
         for i in 0..<3 {
-            let e = try response(rows: 1000, data: 64, chunk: UInt64(i), of: 3).withRaw { try ResponseEnvelope.read($0, method: .reattachExecute) }
+            let e = try response(rows: 1000, data: 64, chunk: UInt64(i), of: 3).withRaw {
+                try ResponseEnvelope.read($0, method: .reattachExecute)
+            }
             rows += e.arrow.rows
             bytes += e.arrow.bytes
         }
         #expect(rows == 1000)
         #expect(bytes == 192)
-        let plain = try response(rows: 7, data: 10, chunk: nil, of: nil).withRaw { try ResponseEnvelope.read($0, method: .executePlan) }
+        let plain = try response(rows: 7, data: 10, chunk: nil, of: nil).withRaw {
+            try ResponseEnvelope.read($0, method: .executePlan)
+        }
         #expect(plain.arrow == ArrowBatchCount(bytes: 10, rows: 7))
-        let zeroChunks = try response(rows: 7, data: 10, chunk: 0, of: 0).withRaw { try ResponseEnvelope.read($0, method: .executePlan) }
+        let zeroChunks = try response(rows: 7, data: 10, chunk: 0, of: 0).withRaw {
+            try ResponseEnvelope.read($0, method: .executePlan)
+        }
         #expect(zeroChunks.arrow.rows == 7)
     }
 
-    @Test("the client's session id is written back in place, in every response kind", arguments: Fixtures.expected.keys.filter { $0.contains("Response-") }.sorted())
+    @Test(
+        "the client's session id is written back in place, in every response kind",
+        arguments: Fixtures.expected.keys.filter { $0.contains("Response-") }.sorted())
     func writesClientSessionBack(name: String) throws {
         let kind = String(name.split(separator: "-")[0])
         let method = Fixtures.method(ofKind: kind)
@@ -80,10 +90,14 @@ struct ResponseEnvelopeTests {
         for drop in [true, false] {
             let out = try original.withRaw { raw in
                 let envelope = try ResponseEnvelope.read(raw, method: .config)
-                return ResponseRewrite(configPolicy: policy, dropDeniedPairs: drop).edits(for: envelope, method: .config).applied(to: raw)
+                return ResponseRewrite(configPolicy: policy, dropDeniedPairs: drop).edits(
+                    for: envelope, method: .config
+                ).applied(to: raw)
             }
             let pairs = try out.withRaw { try ResponseEnvelope.read($0, method: .config).configPairs }
-            let expectedPairs = (Fixtures.expected["ConfigResponse-4.bin"]!["pairs"] as! [[Any]]).map { $0[0] as! String }
+            let expectedPairs = (Fixtures.expected["ConfigResponse-4.bin"]!["pairs"] as! [[Any]]).map {
+                $0[0] as! String
+            }
             let denied = expectedPairs.filter(policy.denies)
             #expect(denied.count >= 2)
             if drop {

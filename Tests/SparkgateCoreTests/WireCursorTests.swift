@@ -1,6 +1,6 @@
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 @Suite("Protobuf wire cursor")
 struct WireCursorTests {
@@ -66,7 +66,11 @@ struct WireCursorTests {
             var bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             // Half the time, start from a real message and flip bytes, which reaches deeper paths.
             if round % 2 == 0 {
-                let seed = Fixtures.bytes(["ExecutePlanRequest-0.bin", "ConfigRequest-2.bin", "ExecutePlanResponse-2.bin", "AddArtifactsRequest-0.bin"][round / 2 % 4])
+                let seed = Fixtures.bytes(
+                    [
+                        "ExecutePlanRequest-0.bin", "ConfigRequest-2.bin", "ExecutePlanResponse-2.bin",
+                        "AddArtifactsRequest-0.bin",
+                    ][round / 2 % 4])
                 bytes = seed
                 for _ in 0..<(1 + Int(rng.next() % 4)) where !bytes.isEmpty {
                     bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())

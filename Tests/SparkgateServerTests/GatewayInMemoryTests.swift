@@ -2,12 +2,12 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
-import SparkgateTestSupport
-import Testing
-import SparkgateServer
 import SparkgateEngines
+import SparkgateServer
 import SparkgateSharedState
+import SparkgateTestSupport
 import SparkgateTransport
+import Testing
 
 /// The NIO layer with every byte in memory: a real HTTP/2 client, the gateway's pipeline, scripted backends.
 @Suite("Gateway in memory")
@@ -15,13 +15,19 @@ struct GatewayInMemoryTests {
     /// Answers every request with one response echoing the backend session id, then OK.
     static let echo: ScriptedBackend.Script = { request in
         let session = request.messages.first.map { SparkMessages.routing($0).session ?? "" } ?? ""
-        return [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)), ScriptedBackend.trailers()]
+        return [
+            ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)),
+            ScriptedBackend.trailers(),
+        ]
     }
 
-    @Test("a unary call reaches the backend as the verified user under a namespaced session, and comes back under the client's id")
+    @Test(
+        "a unary call reaches the backend as the verified user under a namespaced session, and comes back under the client's id"
+    )
     func unaryRoundTrip() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
-        let id = g.call("Config", token: g.token(user: "alice"), messages: [SparkMessages.request(claimedUser: "mallory")])
+        let id = g.call(
+            "Config", token: g.token(user: "alice"), messages: [SparkMessages.request(claimedUser: "mallory")])
         g.pump()
         let seen = try #require(g.connector.backend?.received.values.first)
         let (session, user) = SparkMessages.routing(seen.messages[0])
@@ -33,10 +39,13 @@ struct GatewayInMemoryTests {
         #expect(SparkMessages.routing(answer.messages[0]).session == SparkMessages.sessionID)
     }
 
-    @Test("a token under authentication (Spark's JVM client 4.0.0-4.0.4, 4.1.0-4.1.3) is checked as authorization and never forwarded")
+    @Test(
+        "a token under authentication (Spark's JVM client 4.0.0-4.0.4, 4.1.0-4.1.3) is checked as authorization and never forwarded"
+    )
     func authenticationHeader() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
-        let id = g.call("Config", token: g.token(user: "alice"), messages: [SparkMessages.request()], tokenHeader: "authentication")
+        let id = g.call(
+            "Config", token: g.token(user: "alice"), messages: [SparkMessages.request()], tokenHeader: "authentication")
         g.pump()
         let seen = try #require(g.connector.backend?.received.values.first)
         #expect(SparkMessages.routing(seen.messages[0]).user == "alice")
@@ -44,10 +53,13 @@ struct GatewayInMemoryTests {
         #expect(g.recorder.streams[id]?.status == "0")
         // Both headers with different tokens: refused, and nothing reaches the backend.
         let both = g.call(
-            "Config", token: g.token(user: "alice"), messages: [SparkMessages.request()], extraHeaders: [("authentication", "Bearer \(g.token(user: "bob"))")])
+            "Config", token: g.token(user: "alice"), messages: [SparkMessages.request()],
+            extraHeaders: [("authentication", "Bearer \(g.token(user: "bob"))")])
         g.pump()
         #expect(g.recorder.streams[both]?.status == "16")
-        #expect(g.recorder.streams[both]?.message?.contains("authorization and authentication headers carry different tokens") == true)
+        #expect(
+            g.recorder.streams[both]?.message?.contains(
+                "authorization and authentication headers carry different tokens") == true)
         #expect(g.connector.backend?.received.count == 1)
     }
 
@@ -69,7 +81,10 @@ struct GatewayInMemoryTests {
         let g = try await InMemoryGateway(backend: { request in
             let session = SparkMessages.routing(request.messages[0]).session ?? ""
             var frames = [ScriptedBackend.head()]
-            for _ in 0..<batches { frames.append(ScriptedBackend.message(SparkMessages.response(session: session, arrowBytes: 9000, rows: 100))) }
+            for _ in 0..<batches {
+                frames.append(
+                    ScriptedBackend.message(SparkMessages.response(session: session, arrowBytes: 9000, rows: 100)))
+            }
             frames.append(ScriptedBackend.message(SparkMessages.response(session: session, resultComplete: true)))
             frames.append(ScriptedBackend.trailers())
             return frames
@@ -81,8 +96,12 @@ struct GatewayInMemoryTests {
         #expect(early?.ended == false)
         // The whole result is ~18 MB; the gateway took at most its window to the backend plus what it may
         // hold toward the client (a window and a watermark).
-        #expect(g.bytesFromBackends < 3 << 20, "the gateway took \(g.bytesFromBackends) bytes from the backend for a client that read 64 KiB")
-        print("slow reader: the gateway took \(g.bytesFromBackends) bytes from the backend while the client read \(early?.data.readableBytes ?? 0)")
+        #expect(
+            g.bytesFromBackends < 3 << 20,
+            "the gateway took \(g.bytesFromBackends) bytes from the backend for a client that read 64 KiB")
+        print(
+            "slow reader: the gateway took \(g.bytesFromBackends) bytes from the backend while the client read \(early?.data.readableBytes ?? 0)"
+        )
         g.read(id, bytes: 64 << 20)
         g.pump()
         let done = try #require(g.recorder.streams[id])
@@ -99,7 +118,11 @@ struct GatewayInMemoryTests {
         #expect(g.recorder.streams[id]?.message?.contains("refused the stream") == true)
 
         let m = try await InMemoryGateway(backend: { request in
-            [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? ""))]
+            [
+                ScriptedBackend.head(),
+                ScriptedBackend.message(
+                    SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? "")),
+            ]
         })
         let s = m.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
         m.pump()
@@ -115,7 +138,11 @@ struct GatewayInMemoryTests {
     @Test("a backend connection lost mid-stream is UNAVAILABLE; a GOAWAY that drops the stream too")
     func backendGoesAway() async throws {
         let script: ScriptedBackend.Script = { request in
-            [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? ""))]
+            [
+                ScriptedBackend.head(),
+                ScriptedBackend.message(
+                    SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? "")),
+            ]
         }
         let g = try await InMemoryGateway(backend: script)
         let id = g.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
@@ -128,7 +155,8 @@ struct GatewayInMemoryTests {
         let h = try await InMemoryGateway(backend: script)
         let s = h.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
         h.pump()
-        h.connector.backend?.send(.goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil), on: .rootStream)
+        h.connector.backend?.send(
+            .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil), on: .rootStream)
         h.pump()
         #expect(h.recorder.streams[s]?.status == String(GRPCStatusCode.unavailable.rawValue))
     }
@@ -136,7 +164,11 @@ struct GatewayInMemoryTests {
     @Test("the client resetting a streaming call resets the backend stream")
     func clientReset() async throws {
         let g = try await InMemoryGateway(backend: { request in
-            [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? ""))]
+            [
+                ScriptedBackend.head(),
+                ScriptedBackend.message(
+                    SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? "")),
+            ]
         })
         let id = g.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
         g.pump()
@@ -168,19 +200,25 @@ struct GatewayInMemoryTests {
     func drain() async throws {
         var pending: [HTTP2StreamID] = []
         let g = try await InMemoryGateway(backend: { request in
-            [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? ""))]
+            [
+                ScriptedBackend.head(),
+                ScriptedBackend.message(
+                    SparkMessages.response(session: SparkMessages.routing(request.messages[0]).session ?? "")),
+            ]
         })
         let running = g.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
         g.pump()
         pending = Array(g.connector.backend!.received.keys)
         g.frontend.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         g.pump()
-        let refused = g.call("ExecutePlan", messages: [SparkMessages.request(operation: "00000000-0000-4000-8000-0000000000bb")])
+        let refused = g.call(
+            "ExecutePlan", messages: [SparkMessages.request(operation: "00000000-0000-4000-8000-0000000000bb")])
         g.pump()
         #expect(g.recorder.streams[refused]?.status == String(GRPCStatusCode.unavailable.rawValue))
         #expect(g.recorder.goAway == nil)
         let session = SparkMessages.routing(g.connector.backend!.received[pending[0]]!.messages[0]).session ?? ""
-        g.connector.backend?.send(ScriptedBackend.message(SparkMessages.response(session: session, resultComplete: true)), on: pending[0])
+        g.connector.backend?.send(
+            ScriptedBackend.message(SparkMessages.response(session: session, resultComplete: true)), on: pending[0])
         g.connector.backend?.send(ScriptedBackend.trailers(), on: pending[0])
         g.pump()
         #expect(g.recorder.streams[running]?.status == "0")

@@ -23,19 +23,28 @@ struct GatewayStateLoaderTests {
               local: {endpoints: ["127.0.0.1:15002"]}
             \(extra)
             """
-        return try await GatewayStateLoader.load(try SparkgateConfig.parse(yaml: yaml, file: dir + "/sparkgate.yaml"), environment: [:], logger: Logger(label: "test"))
+        return try await GatewayStateLoader.load(
+            try SparkgateConfig.parse(yaml: yaml, file: dir + "/sparkgate.yaml"), environment: [:],
+            logger: Logger(label: "test"))
     }
 
-    @Test("a Sentinel without a password is a warning: anyone who reaches it can name a master that receives the Redis password")
+    @Test(
+        "a Sentinel without a password is a warning: anyone who reaches it can name a master that receives the Redis password"
+    )
     func sentinelWithoutPassword() async throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let state = try await load("state: {kind: redis, redis: {sentinel: {addresses: [\"127.0.0.1:26379\"], master_name: m}}}", in: dir)
-        #expect(state.warnings.contains { $0.key == "state.redis.sentinel.password_file" && $0.message.contains("name another master") })
+        let state = try await load(
+            "state: {kind: redis, redis: {sentinel: {addresses: [\"127.0.0.1:26379\"], master_name: m}}}", in: dir)
+        #expect(
+            state.warnings.contains {
+                $0.key == "state.redis.sentinel.password_file" && $0.message.contains("name another master")
+            })
         try "sentinel-password".write(toFile: dir + "/sentinel.pass", atomically: true, encoding: .utf8)
         chmod(dir + "/sentinel.pass", 0o600)
         let guarded = try await load(
-            "state: {kind: redis, redis: {sentinel: {addresses: [\"127.0.0.1:26379\"], master_name: m, password_file: sentinel.pass}}}", in: dir)
+            "state: {kind: redis, redis: {sentinel: {addresses: [\"127.0.0.1:26379\"], master_name: m, password_file: sentinel.pass}}}",
+            in: dir)
         #expect(!guarded.warnings.contains { $0.key == "state.redis.sentinel.password_file" })
     }
 

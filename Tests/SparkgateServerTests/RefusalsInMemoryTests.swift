@@ -5,9 +5,9 @@ import NIOHTTP2
 import SparkgateCore
 import SparkgateFraming
 import SparkgateObservability
+import SparkgateServer
 import SparkgateTestSupport
 import Testing
-import SparkgateServer
 
 /// What the gateway refuses on its own, before any backend: every byte in memory, no socket, no engine. The
 /// behaviour real clients see of the same refusals stays in the integration suite.
@@ -15,24 +15,32 @@ import SparkgateServer
 struct RefusalsInMemoryTests {
     static let echo: ScriptedBackend.Script = { request in
         let session = request.messages.first.map { SparkMessages.routing($0).session ?? "" } ?? ""
-        return [ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)), ScriptedBackend.trailers()]
+        return [
+            ScriptedBackend.head(), ScriptedBackend.message(SparkMessages.response(session: session)),
+            ScriptedBackend.trailers(),
+        ]
     }
 
     static func status(_ code: GRPCStatusCode) -> String { String(code.rawValue) }
 
-    @Test("a forged, expired, wrongly addressed or unknown-key token is UNAUTHENTICATED with its reason; the token is never echoed")
+    @Test(
+        "a forged, expired, wrongly addressed or unknown-key token is UNAUTHENTICATED with its reason; the token is never echoed"
+    )
     func badTokens() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
         let good = g.token(user: "alice")
         let parts = good.split(separator: ".").map(String.init)
         func b64(_ text: String) -> String { Base64URL.encode(Array(text.utf8)) }
-        let forged = "\(parts[0]).\(b64(#"{"iss":"test","aud":"spark-connect","sub":"admin","team":"analytics","exp":9999999999}"#)).\(parts[2])"
+        let forged =
+            "\(parts[0]).\(b64(#"{"iss":"test","aud":"spark-connect","sub":"admin","team":"analytics","exp":9999999999}"#)).\(parts[2])"
         let expired = g.signed(#"{"iss":"test","aud":"spark-connect","sub":"alice","team":"analytics","exp":1000}"#)
-        let wrongAudience = g.signed(#"{"iss":"test","aud":"elsewhere","sub":"alice","team":"analytics","exp":9999999999}"#)
+        let wrongAudience = g.signed(
+            #"{"iss":"test","aud":"elsewhere","sub":"alice","team":"analytics","exp":9999999999}"#)
         let unknownKey = "\(b64(#"{"alg":"HS256","kid":"k9","typ":"JWT"}"#)).\(parts[1]).\(parts[2])"
         for (token, reason) in [
             (forged, "signature does not verify with key 'k1'"), (expired, "token expired at 1970-01-01T00:16:40Z"),
-            (wrongAudience, "audience 'elsewhere' not accepted; expected 'spark-connect'"), (unknownKey, "unknown key id 'k9'"),
+            (wrongAudience, "audience 'elsewhere' not accepted; expected 'spark-connect'"),
+            (unknownKey, "unknown key id 'k9'"),
         ] {
             let id = g.call("Config", token: token, messages: [SparkMessages.request()])
             g.pump()
@@ -57,7 +65,9 @@ struct RefusalsInMemoryTests {
         #expect(g.connector.pairs.isEmpty)
     }
 
-    @Test("a message Sparkgate cannot route (no session id, an id that is not a UUID) is refused naming the client_type it came from")
+    @Test(
+        "a message Sparkgate cannot route (no session id, an id that is not a UUID) is refused naming the client_type it came from"
+    )
     func unroutableMessagesNameTheClient() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
         let old = "_SPARK_CONNECT_PYTHON spark/3.5.9 os/linux python/3.11.7"
@@ -80,19 +90,26 @@ struct RefusalsInMemoryTests {
         #expect(g.connector.pairs.isEmpty)
     }
 
-    @Test("past the first request, an oversize token or header block is refused on its stream, naming the limit; the connection stays good")
+    @Test(
+        "past the first request, an oversize token or header block is refused on its stream, naming the limit; the connection stays good"
+    )
     func oversizeHeaders() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
         let first = g.call("Config", messages: [SparkMessages.request()])
         g.pump()
         #expect(g.recorder.streams[first]?.status == "0")
-        let bigToken = g.call("Config", token: String(repeating: "a", count: 100_000), messages: [SparkMessages.request()])
+        let bigToken = g.call(
+            "Config", token: String(repeating: "a", count: 100_000), messages: [SparkMessages.request()])
         g.pump()
         #expect(g.recorder.streams[bigToken]?.status == Self.status(.unauthenticated))
-        #expect(g.recorder.streams[bigToken]?.message?.contains("token of 100000 bytes is over auth.max_token_bytes (8192)") == true)
+        #expect(
+            g.recorder.streams[bigToken]?.message?.contains("token of 100000 bytes is over auth.max_token_bytes (8192)")
+                == true)
         // Two fields: one field past 64 KiB is HPACK's concern (see below), the block's size the gateway's.
         let padding = String(repeating: "p", count: 50_000)
-        let padded = g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("x-padding", padding), ("x-padding-2", padding)])
+        let padded = g.call(
+            "Config", messages: [SparkMessages.request()],
+            extraHeaders: [("x-padding", padding), ("x-padding-2", padding)])
         g.pump()
         #expect(g.recorder.streams[padded]?.status == Self.status(.resourceExhausted))
         #expect(g.recorder.streams[padded]?.message?.contains("max_request_header_bytes") == true)
@@ -102,10 +119,14 @@ struct RefusalsInMemoryTests {
         #expect(g.recorder.goAway == nil)
     }
 
-    @Test("one header field past 64 KiB as HPACK encodes it (libnghttp2's bound on a field) ends the connection with COMPRESSION_ERROR, before any stream is read")
+    @Test(
+        "one header field past 64 KiB as HPACK encodes it (libnghttp2's bound on a field) ends the connection with COMPRESSION_ERROR, before any stream is read"
+    )
     func oversizeField() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
-        let huge = g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("x-padding", String(repeating: "p", count: 100_000))])
+        let huge = g.call(
+            "Config", messages: [SparkMessages.request()],
+            extraHeaders: [("x-padding", String(repeating: "p", count: 100_000))])
         g.pump()
         #expect(g.recorder.streams[huge]?.status == nil)
         #expect(g.recorder.goAwayCode == .compressionError)
@@ -129,7 +150,10 @@ struct RefusalsInMemoryTests {
         let cases: [(String, ByteBuffer, GRPCStatusCode, String)] = [
             ("truncated", truncated, .invalidArgument, "in the middle of a message"),
             ("2 GiB prefix", hugePrefix, .resourceExhausted, "larger than max_message_bytes"),
-            ("not protobuf", GRPCMessage.frame(payload: [0xFF, 0xFF, 0xFF, 0xFF]).framed, .invalidArgument, "not a valid protobuf message"),
+            (
+                "not protobuf", GRPCMessage.frame(payload: [0xFF, 0xFF, 0xFF, 0xFF]).framed, .invalidArgument,
+                "not a valid protobuf message"
+            ),
             ("compressed", compressed, .unimplemented, "compressed request messages are not supported"),
             ("two messages on a unary call", twice, .invalidArgument, "takes exactly one request message"),
         ]
@@ -137,15 +161,21 @@ struct RefusalsInMemoryTests {
             let id = g.call("Config", raw: body)
             g.pump()
             #expect(g.recorder.streams[id]?.status == Self.status(code), "\(name)")
-            #expect(g.recorder.streams[id]?.message?.contains(text) == true, "\(name): \(g.recorder.streams[id]?.message ?? "")")
+            #expect(
+                g.recorder.streams[id]?.message?.contains(text) == true,
+                "\(name): \(g.recorder.streams[id]?.message ?? "")")
         }
         #expect(g.connector.pairs.isEmpty)
     }
 
-    @Test("without a token nothing but /healthz answers; the read token opens GETs only; opting in opens reads or changes on a trusted host")
+    @Test(
+        "without a token nothing but /healthz answers; the read token opens GETs only; opting in opens reads or changes on a trusted host"
+    )
     func adminMutations() async throws {
         let g = try await InMemoryGateway(backend: Self.echo)
-        let routes = AdminRoutes(runtime: g.runtime, reloader: Reloader(runtime: g.runtime, file: g.directory + "/sparkgate.yaml")) { [] }
+        let routes = AdminRoutes(
+            runtime: g.runtime, reloader: Reloader(runtime: g.runtime, file: g.directory + "/sparkgate.yaml")
+        ) { [] }
         func request(_ method: String, _ uri: String, token: String? = nil) -> AdminRequest {
             AdminRequest(method: method, uri: uri, authorization: token.map { "Bearer \($0)" }, body: [])
         }
@@ -159,20 +189,34 @@ struct RefusalsInMemoryTests {
         #expect(String(decoding: reload.body, as: UTF8.self).contains("admin.token_file"))
         #expect(await routes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)")).status == 403)
 
-        let opted = try await InMemoryGateway(config: "admin: {allow_unauthenticated_mutations: true, allow_unauthenticated_reads: true}", backend: Self.echo)
-        let openRoutes = AdminRoutes(runtime: opted.runtime, reloader: Reloader(runtime: opted.runtime, file: opted.directory + "/sparkgate.yaml")) { [] }
+        let opted = try await InMemoryGateway(
+            config: "admin: {allow_unauthenticated_mutations: true, allow_unauthenticated_reads: true}",
+            backend: Self.echo)
+        let openRoutes = AdminRoutes(
+            runtime: opted.runtime,
+            reloader: Reloader(runtime: opted.runtime, file: opted.directory + "/sparkgate.yaml")
+        ) { [] }
         #expect(await openRoutes.handle(request("GET", "/v1/sessions")).status == 200)
-        #expect(await openRoutes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)")).status == 404)
+        #expect(
+            await openRoutes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)")).status == 404)
 
         let tokens = g.directory + "/tokens"
         try FileManager.default.createDirectory(atPath: tokens, withIntermediateDirectories: true)
         try "admin-token-0123456789".write(toFile: tokens + "/admin", atomically: true, encoding: .utf8)
         try "read-token-0123456789".write(toFile: tokens + "/read", atomically: true, encoding: .utf8)
-        let guarded = try await InMemoryGateway(config: "admin: {token_file: \(tokens)/admin, read_token_file: \(tokens)/read}", backend: Self.echo)
-        let guardedRoutes = AdminRoutes(runtime: guarded.runtime, reloader: Reloader(runtime: guarded.runtime, file: guarded.directory + "/sparkgate.yaml")) { [] }
-        #expect(await guardedRoutes.handle(request("GET", "/v1/sessions", token: "read-token-0123456789")).status == 200)
+        let guarded = try await InMemoryGateway(
+            config: "admin: {token_file: \(tokens)/admin, read_token_file: \(tokens)/read}", backend: Self.echo)
+        let guardedRoutes = AdminRoutes(
+            runtime: guarded.runtime,
+            reloader: Reloader(runtime: guarded.runtime, file: guarded.directory + "/sparkgate.yaml")
+        ) { [] }
+        #expect(
+            await guardedRoutes.handle(request("GET", "/v1/sessions", token: "read-token-0123456789")).status == 200)
         #expect(await guardedRoutes.handle(request("GET", "/v1/sessions", token: "wrong")).status == 401)
         #expect(await guardedRoutes.handle(request("POST", "/v1/reload", token: "read-token-0123456789")).status == 403)
-        #expect(await guardedRoutes.handle(request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)", token: "admin-token-0123456789")).status == 404)
+        #expect(
+            await guardedRoutes.handle(
+                request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)", token: "admin-token-0123456789")
+            ).status == 404)
     }
 }

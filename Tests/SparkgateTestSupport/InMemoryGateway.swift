@@ -2,14 +2,14 @@ import Crypto
 import Foundation
 import Logging
 import NIOCore
-import SparkgateFraming
 import NIOEmbedded
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
+import SparkgateEngines
+import SparkgateFraming
 import SparkgateObservability
 import SparkgateServer
-import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -27,7 +27,9 @@ public final class InMemoryGateway {
     public let directory: String
 
     /// `clientWindow` is the stream window the client advertises (it never gives window back unless told).
-    public init(config extra: String = "", backend script: @escaping ScriptedBackend.Script, clientWindow: Int = 65_535) async throws {
+    public init(
+        config extra: String = "", backend script: @escaping ScriptedBackend.Script, clientWindow: Int = 65_535
+    ) async throws {
         directory = NSTemporaryDirectory() + "sparkgate-inmemory-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(secret).write(to: URL(fileURLWithPath: directory + "/hs.secret"))
@@ -53,7 +55,8 @@ public final class InMemoryGateway {
         let state = try await GatewayStateLoader.load(config, environment: [:], logger: logger)
         connector = InMemoryConnector(loop: loop, script: script)
         runtime = GatewayRuntime(
-            state: state, group: loop, metrics: GatewayMetrics(version: "test"), audit: AuditLog(target: .off, logger: logger), logger: logger,
+            state: state, group: loop, metrics: GatewayMetrics(version: "test"),
+            audit: AuditLog(target: .off, logger: logger), logger: logger,
             connector: connector)
 
         frontend = EmbeddedChannel(loop: loop)
@@ -83,7 +86,8 @@ public final class InMemoryGateway {
         func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(Array(bytes)) }
         let header = b64(#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#.utf8)
         let payload = b64(claims.utf8)
-        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(header).\(payload)".utf8), using: SymmetricKey(data: secret))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("\(header).\(payload)".utf8), using: SymmetricKey(data: secret))
         return "\(header).\(payload).\(b64(mac))"
     }
 
@@ -129,7 +133,8 @@ public final class InMemoryGateway {
     /// when `end`. Returns the stream id.
     @discardableResult
     public func call(
-        _ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true, extraHeaders: [(String, String)] = [], tokenHeader: String? = "authorization"
+        _ method: String, token: String? = nil, messages: [[UInt8]], end: Bool = true,
+        extraHeaders: [(String, String)] = [], tokenHeader: String? = "authorization"
     ) -> HTTP2StreamID {
         let id = HTTP2StreamID(nextStream)
         nextStream += 2
@@ -142,10 +147,16 @@ public final class InMemoryGateway {
         h.add(name: "te", value: "trailers")
         if let tokenHeader { h.add(name: tokenHeader, value: "Bearer \(token ?? self.token())") }
         for (n, v) in extraHeaders { h.add(name: n, value: v) }
-        client.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: messages.isEmpty && end))), promise: nil)
+        client.write(
+            HTTP2Frame(streamID: id, payload: .headers(.init(headers: h, endStream: messages.isEmpty && end))),
+            promise: nil)
         for (i, m) in messages.enumerated() {
             let framed = GRPCMessage.frame(payload: m).framed
-            client.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed), endStream: end && i == messages.count - 1))), promise: nil)
+            client.write(
+                HTTP2Frame(
+                    streamID: id,
+                    payload: .data(.init(data: .byteBuffer(framed), endStream: end && i == messages.count - 1))),
+                promise: nil)
         }
         client.flush()
         return id
@@ -155,14 +166,16 @@ public final class InMemoryGateway {
     @discardableResult
     public func call(_ method: String, raw: ByteBuffer) -> HTTP2StreamID {
         let id = call(method, messages: [], end: false)
-        client.writeAndFlush(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(raw), endStream: true))), promise: nil)
+        client.writeAndFlush(
+            HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(raw), endStream: true))), promise: nil)
         return id
     }
 
     /// Gives the client's stream (and connection) `bytes` more window, as a reading client does.
     public func read(_ id: HTTP2StreamID, bytes: Int) {
         client.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
-        client.write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
+        client.write(
+            HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: bytes)), promise: nil)
         client.flush()
     }
 
@@ -196,7 +209,9 @@ package final class InMemoryConnector: BackendConnector, @unchecked Sendable {
         self.script = script
     }
 
-    package func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    package func connect(
+        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount
+    ) -> EventLoopFuture<any Channel> {
         if let refuse { return eventLoop.makeFailedFuture(refuse) }
         let gateway = EmbeddedChannel(loop: loop)
         let server = EmbeddedChannel(loop: loop)
@@ -231,7 +246,9 @@ package final class ClientRecorder: ChannelInboundHandler {
             var bytes = Array(data.readableBytesView)[...]
             var out: [[UInt8]] = []
             while bytes.count >= 5 {
-                let length = Int(bytes[bytes.startIndex + 1]) << 24 | Int(bytes[bytes.startIndex + 2]) << 16 | Int(bytes[bytes.startIndex + 3]) << 8 | Int(bytes[bytes.startIndex + 4])
+                let length =
+                    Int(bytes[bytes.startIndex + 1]) << 24 | Int(bytes[bytes.startIndex + 2]) << 16 | Int(
+                        bytes[bytes.startIndex + 3]) << 8 | Int(bytes[bytes.startIndex + 4])
                 guard bytes.count >= 5 + length else { break }
                 out.append(Array(bytes.dropFirst(5).prefix(length)))
                 bytes = bytes.dropFirst(5 + length)

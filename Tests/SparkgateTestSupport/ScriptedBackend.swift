@@ -1,10 +1,10 @@
 import NIOCore
-import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateCore
-import SparkgateServer
 import SparkgateEngines
+import SparkgateFraming
+import SparkgateServer
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -49,8 +49,15 @@ public final class ScriptedBackend: ChannelInboundHandler {
             // A reading server gives the window back as it takes the bytes.
             let bytes = d.data.readableBytes
             if bytes > 0 {
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: bytes))), promise: nil)
-                if !d.endStream { context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytes))), promise: nil) }
+                context.write(
+                    wrapOutboundOut(
+                        HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: bytes))),
+                    promise: nil)
+                if !d.endStream {
+                    context.write(
+                        wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytes))),
+                        promise: nil)
+                }
                 context.flush()
             }
             if d.endStream { answer(id, context: context) }
@@ -79,7 +86,9 @@ public final class ScriptedBackend: ChannelInboundHandler {
     public static func messages(_ data: ByteBuffer) -> [[UInt8]] {
         var data = data
         var out: [[UInt8]] = []
-        while data.readableBytes >= 5, let length = data.getInteger(at: data.readerIndex + 1, as: UInt32.self), data.readableBytes >= 5 + Int(length) {
+        while data.readableBytes >= 5, let length = data.getInteger(at: data.readerIndex + 1, as: UInt32.self),
+            data.readableBytes >= 5 + Int(length)
+        {
             data.moveReaderIndex(forwardBy: 5)
             out.append(data.readBytes(length: Int(length))!)
         }
@@ -115,19 +124,24 @@ public enum SparkMessages {
     /// A request carrying `session_id` and a `user_context` naming `claimedUser`, plus `padding` bytes of an
     /// unknown field (50), which every engine skips, and a `client_type` (field 4 of Config and ExecutePlan).
     public static func request(
-        session: String? = sessionID, claimedUser: String = "mallory", padding: Int = 0, operation: String? = nil, clientType: String? = nil
+        session: String? = sessionID, claimedUser: String = "mallory", padding: Int = 0, operation: String? = nil,
+        clientType: String? = nil
     ) -> [UInt8] {
         var m: [UInt8] = []
         if let session { WireEncoding.appendString(field: 1, session, to: &m) }
         m += UserContextField.encode(user: claimedUser)
         if let clientType { WireEncoding.appendString(field: 4, clientType, to: &m) }
-        if padding > 0 { WireEncoding.appendLengthDelimited(field: 50, [UInt8](repeating: 0x61, count: padding), to: &m) }
+        if padding > 0 {
+            WireEncoding.appendLengthDelimited(field: 50, [UInt8](repeating: 0x61, count: padding), to: &m)
+        }
         if let operation { WireEncoding.appendString(field: 6, operation, to: &m) }
         return m
     }
 
     /// A response naming `session` in field 1, with an Arrow batch of `arrowBytes` bytes (field 2) when asked.
-    public static func response(session: String, arrowBytes: Int = 0, rows: UInt64 = 0, resultComplete: Bool = false) -> [UInt8] {
+    public static func response(
+        session: String, arrowBytes: Int = 0, rows: UInt64 = 0, resultComplete: Bool = false
+    ) -> [UInt8] {
         var m: [UInt8] = []
         WireEncoding.appendString(field: 1, session, to: &m)
         if arrowBytes > 0 {

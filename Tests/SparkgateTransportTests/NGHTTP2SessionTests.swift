@@ -21,8 +21,12 @@ struct NGHTTP2SessionTests {
         func session(_ session: NGHTTP2Session, data: ByteBuffer, on stream: Int32, endStream: Bool) {
             events.append("data \(stream) \(data.readableBytes)\(endStream ? " end" : "")")
         }
-        func session(_ session: NGHTTP2Session, reset stream: Int32, errorCode: UInt32) { events.append("reset \(stream) \(errorCode)") }
-        func session(_ session: NGHTTP2Session, closed stream: Int32, errorCode: UInt32) { events.append("closed \(stream)") }
+        func session(_ session: NGHTTP2Session, reset stream: Int32, errorCode: UInt32) {
+            events.append("reset \(stream) \(errorCode)")
+        }
+        func session(_ session: NGHTTP2Session, closed stream: Int32, errorCode: UInt32) {
+            events.append("closed \(stream)")
+        }
         func session(_ session: NGHTTP2Session, goAway lastStreamID: Int32, errorCode: UInt32) {
             goAway = (lastStreamID, errorCode)
             events.append("goaway \(errorCode)")
@@ -30,8 +34,13 @@ struct NGHTTP2SessionTests {
         func sessionPingAcknowledged(_ session: NGHTTP2Session) { events.append("ping ack") }
     }
 
-    static let settings = NGHTTP2Session.Settings(maxConcurrentStreams: 100, initialWindowSize: 1 << 20, maxFrameSize: 16 << 10, maxHeaderListSize: 16 << 10, connectionWindow: 65_535)
-    static let request: HPACKHeaders = [":method": "POST", ":scheme": "https", ":path": "/spark.connect.SparkConnectService/Config", ":authority": "localhost", "content-type": "application/grpc"]
+    static let settings = NGHTTP2Session.Settings(
+        maxConcurrentStreams: 100, initialWindowSize: 1 << 20, maxFrameSize: 16 << 10, maxHeaderListSize: 16 << 10,
+        connectionWindow: 65_535)
+    static let request: HPACKHeaders = [
+        ":method": "POST", ":scheme": "https", ":path": "/spark.connect.SparkConnectService/Config",
+        ":authority": "localhost", "content-type": "application/grpc",
+    ]
 
     let client: NGHTTP2Session
     let server: NGHTTP2Session
@@ -56,11 +65,15 @@ struct NGHTTP2SessionTests {
         }
     }
 
-    @Test("a trailers-only refusal followed by RST_STREAM(NO_ERROR) reaches the client whole: the reset waits for the status")
+    @Test(
+        "a trailers-only refusal followed by RST_STREAM(NO_ERROR) reaches the client whole: the reset waits for the status"
+    )
     func refusalThenReset() throws {
         let stream = client.submitRequest(Self.request, endStream: false)
         try exchange()
-        server.submitResponse([":status": "200", "content-type": "application/grpc", "grpc-status": "16", "grpc-message": "no token"], on: stream, endStream: true)
+        server.submitResponse(
+            [":status": "200", "content-type": "application/grpc", "grpc-status": "16", "grpc-message": "no token"],
+            on: stream, endStream: true)
         server.submitReset(stream, errorCode: 0)
         try exchange()
         #expect(clientHeard.headers[stream]?.last?.first(name: "grpc-status") == "16")
@@ -89,7 +102,9 @@ struct NGHTTP2SessionTests {
         #expect(got.last == "headers \(stream) end")
     }
 
-    @Test("a header block that decodes past the header list limit stops decoding and ends the connection with ENHANCE_YOUR_CALM, saying why")
+    @Test(
+        "a header block that decodes past the header list limit stops decoding and ends the connection with ENHANCE_YOUR_CALM, saying why"
+    )
     func headerBomb() throws {
         try exchange()
         var bomb = Self.request

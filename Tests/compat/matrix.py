@@ -232,7 +232,8 @@ def main():
     print(table)
     print(f"compat: {len(verdicts)} pairs in {time.time() - started:.0f} s", file=sys.stderr)
     if args.write:
-        write_docs(table, ci=args.ci)
+        # A run of some clients (--clients) replaces their rows and keeps every other client's.
+        write_docs(table, ci=args.ci, only=clients + jvm_clients if args.clients else None)
     return 1 if any(v["broken"] for v in verdicts.values()) else 0
 
 
@@ -256,18 +257,49 @@ def render(clients, servers, verdicts, results):
 BEGIN, END = "<!-- compat-matrix:begin (scripts/compat --write) -->", "<!-- compat-matrix:end -->"
 
 
-def write_docs(table, ci):
+def write_docs(table, ci, only=None):
     """The whole result in docs/compatibility.md; the matrix alone in the README. A CI-size run says so: its
-    cells other than the newest pair's count the smoke checks only."""
+    cells other than the newest pair's count the smoke checks only. With `only`, the rows and details of those
+    clients are replaced and the others kept, and the stamp says which rows are from when."""
     stamp = time.strftime("%Y-%m-%d")
     size = " (the newest pair in full, every other pair on sql, other_user and stop)" if ci else ""
+    docs = os.path.join(ROOT, "docs", "compatibility.md")
+    heading = f"Measured by `scripts/compat{' --ci' if ci else ''}` on {stamp}{size}"
+    if only is not None:
+        heading, table = merged(docs, table, only, stamp)
     matrix = table.split("\n\n")[0]
-    for path, body in ((os.path.join(ROOT, "docs", "compatibility.md"), table), (os.path.join(ROOT, "README.md"), matrix)):
+    for path, body in ((docs, table), (os.path.join(ROOT, "README.md"), matrix)):
         text = open(path).read()
         start, end = text.index(BEGIN), text.index(END) + len(END)
         with open(path, "w") as f:
-            f.write(text[:start] + f"{BEGIN}\nMeasured by `scripts/compat{' --ci' if ci else ''}` on {stamp}{size}:\n\n{body}\n{END}" + text[end:])
+            f.write(text[:start] + f"{BEGIN}\n{heading}:\n\n{body}\n{END}" + text[end:])
 
+
+def merged(docs, table, only, stamp):
+    """The documented matrix with the rows of `only` replaced by this run's (in the matrix's client order)."""
+    text = open(docs).read()
+    old = text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip().split("\n")
+    old_heading, old_body = old[0].rstrip(":"), "\n".join(old[2:])
+    old_rows, old_details = split(old_body)
+    new_rows, new_details = split(table)
+    order = [c[0] for c in CLIENTS] + [c[0] for c in JVM_CLIENTS]
+
+    def client_of(row):
+        return row.split("|")[1].strip()
+
+    rows = {client_of(r): r for r in old_rows[2:]}
+    rows.update({client_of(r): r for r in new_rows[2:]})
+    details = [d for d in old_details if not any(d.startswith(f"- {c} x ") for c in only)] + new_details
+    body = "\n".join(new_rows[:2] + [rows[c] for c in order if c in rows])
+    if details:
+        body += "\n\n" + "\n".join(sorted(details, key=lambda d: order.index(d[2:].split(" x ")[0])))
+    return f"{old_heading}; {', '.join(only)} on {stamp}", body
+
+
+def split(table):
+    """A rendered table's rows and its detail lines."""
+    matrix, _, details = table.partition("\n\n")
+    return matrix.split("\n"), [d for d in details.split("\n") if d]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,11 +11,20 @@ public enum BearerToken {
             return extract(from: head.authentication, header: "authentication")
         case (false, false):
             let authorization = extract(from: head.authorization)
-            guard case .success(let token) = authorization, case .success(let other) = extract(from: head.authentication, header: "authentication") else {
-                return .failure(AuthFailure(.malformed, "the request carries both an authorization and an authentication header, and one of them is not 'Bearer <JWT>'; send one"))
+            guard case .success(let token) = authorization,
+                case .success(let other) = extract(from: head.authentication, header: "authentication")
+            else {
+                return .failure(
+                    AuthFailure(
+                        .malformed,
+                        "the request carries both an authorization and an authentication header, and one of them is not 'Bearer <JWT>'; send one"
+                    ))
             }
             guard token == other else {
-                return .failure(AuthFailure(.malformed, "the authorization and authentication headers carry different tokens; send one of them"))
+                return .failure(
+                    AuthFailure(
+                        .malformed,
+                        "the authorization and authentication headers carry different tokens; send one of them"))
             }
             return authorization
         }
@@ -29,9 +38,12 @@ public enum BearerToken {
     /// The token of the single `<header>: Bearer <token>` header.
     ///
     /// Works on UTF-8 bytes: it runs on every RPC, and Character-level string walking is several times slower.
-    public static func extract(from values: [Substring], header: StaticString = "authorization") -> Result<Substring, AuthFailure> {
+    public static func extract(
+        from values: [Substring], header: StaticString = "authorization"
+    ) -> Result<Substring, AuthFailure> {
         guard let value = values.first else {
-            return .failure(AuthFailure(.missing, "no bearer token: connect with sc://HOST:PORT/;use_ssl=true;token=<JWT>"))
+            return .failure(
+                AuthFailure(.missing, "no bearer token: connect with sc://HOST:PORT/;use_ssl=true;token=<JWT>"))
         }
         guard values.count == 1 else {
             return .failure(AuthFailure(.malformed, "send exactly one \(header) header, not \(values.count)"))
@@ -46,7 +58,9 @@ public enum BearerToken {
             let schemeStart = i
             while i < n && !isSpace(bytes[i]) { i += 1 }
             let schemeEnd = i
-            let isBearer = schemeEnd - schemeStart == 6 && zip(bytes[schemeStart..<schemeEnd], "bearer".utf8).allSatisfy { $0 | 0x20 == $1 }
+            let isBearer =
+                schemeEnd - schemeStart == 6
+                && zip(bytes[schemeStart..<schemeEnd], "bearer".utf8).allSatisfy { $0 | 0x20 == $1 }
             while i < n && isSpace(bytes[i]) { i += 1 }
             let tokenStart = i
             while i < n && !isSpace(bytes[i]) { i += 1 }
@@ -55,13 +69,17 @@ public enum BearerToken {
             return (schemeStart, schemeEnd, tokenStart, tokenEnd, i, n, isBearer)
         }
         let utf8 = owned.utf8
-        let scheme = utf8[utf8.index(utf8.startIndex, offsetBy: schemeStart)..<utf8.index(utf8.startIndex, offsetBy: schemeEnd)]
+        let scheme = utf8[
+            utf8.index(utf8.startIndex, offsetBy: schemeStart)..<utf8.index(utf8.startIndex, offsetBy: schemeEnd)]
         guard isBearer else {
             if scheme.isEmpty { return .failure(AuthFailure(.missing, "the \(header) header is empty")) }
             if tokenStart == count {
                 return .failure(AuthFailure(.malformed, "the \(header) header must be 'Bearer <JWT>'"))
             }
-            return .failure(AuthFailure(.malformed, "\(header) scheme '\(Substring(scheme).prefix(16))' is not accepted; use 'Bearer <JWT>'"))
+            return .failure(
+                AuthFailure(
+                    .malformed, "\(header) scheme '\(Substring(scheme).prefix(16))' is not accepted; use 'Bearer <JWT>'"
+                ))
         }
         guard tokenStart != tokenEnd else {
             return .failure(AuthFailure(.missing, "the \(header) header says 'Bearer' but carries no token"))
@@ -69,6 +87,10 @@ public enum BearerToken {
         guard end == count else {
             return .failure(AuthFailure(.malformed, "the bearer token contains whitespace; send the JWT as one word"))
         }
-        return .success(Substring(utf8[utf8.index(utf8.startIndex, offsetBy: tokenStart)..<utf8.index(utf8.startIndex, offsetBy: tokenEnd)]))
+        return .success(
+            Substring(
+                utf8[
+                    utf8.index(utf8.startIndex, offsetBy: tokenStart)..<utf8.index(utf8.startIndex, offsetBy: tokenEnd)]
+            ))
     }
 }

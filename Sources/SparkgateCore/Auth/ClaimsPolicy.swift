@@ -45,7 +45,10 @@ public struct ClaimsPolicy: Sendable, Equatable {
                 return .failure(AuthFailure(.claims, "token 'iat' must be a number, not \(iatValue.kind)"))
             }
             if iat - leewaySeconds > now {
-                return .failure(AuthFailure(.notYetValid, "token was issued in the future (\(Timestamp.rfc3339(iat))); check the issuer's clock"))
+                return .failure(
+                    AuthFailure(
+                        .notYetValid,
+                        "token was issued in the future (\(Timestamp.rfc3339(iat))); check the issuer's clock"))
             }
         }
         switch claims["iss"] {
@@ -61,17 +64,23 @@ public struct ClaimsPolicy: Sendable, Equatable {
         switch claims["aud"] {
         case .string(let aud):
             guard aud == audience else {
-                return .failure(AuthFailure(.audience, "audience '\(Self.clip(aud))' not accepted; expected '\(audience)'"))
+                return .failure(
+                    AuthFailure(.audience, "audience '\(Self.clip(aud))' not accepted; expected '\(audience)'"))
             }
         case .array(let values):
             let auds = values.compactMap(\.string)
             guard auds.contains(audience) else {
-                return .failure(AuthFailure(.audience, "audience \(auds.prefix(4).map { "'\(Self.clip($0))'" }.joined(separator: ", ")) not accepted; expected '\(audience)'"))
+                return .failure(
+                    AuthFailure(
+                        .audience,
+                        "audience \(auds.prefix(4).map { "'\(Self.clip($0))'" }.joined(separator: ", ")) not accepted; expected '\(audience)'"
+                    ))
             }
         case nil:
             return .failure(AuthFailure(.audience, "token has no 'aud' claim; expected '\(audience)'"))
         case let other?:
-            return .failure(AuthFailure(.audience, "token 'aud' must be a string or an array of strings, not \(other.kind)"))
+            return .failure(
+                AuthFailure(.audience, "token 'aud' must be a string or an array of strings, not \(other.kind)"))
         }
         let user: String
         switch requiredString(claims, userClaim, role: "user") {
@@ -89,14 +98,18 @@ public struct ClaimsPolicy: Sendable, Equatable {
         case .array(let values)?:
             for value in values {
                 guard let g = value.string else {
-                    return .failure(AuthFailure(.claims, "claim '\(groupsClaim)' (the groups) must hold strings, not \(value.kind)"))
+                    return .failure(
+                        AuthFailure(.claims, "claim '\(groupsClaim)' (the groups) must hold strings, not \(value.kind)")
+                    )
                 }
                 groups.append(g)
             }
         case .string(let s)?:
             groups = s.split(separator: ",").map { String($0) }
         case let other?:
-            return .failure(AuthFailure(.claims, "claim '\(groupsClaim)' (the groups) must be an array of strings, not \(other.kind)"))
+            return .failure(
+                AuthFailure(
+                    .claims, "claim '\(groupsClaim)' (the groups) must be an array of strings, not \(other.kind)"))
         }
         var tokenID: String?
         if let jti = claims["jti"] {
@@ -108,10 +121,13 @@ public struct ClaimsPolicy: Sendable, Equatable {
             }
             tokenID = id
         }
-        return .success(VerifiedToken(identity: Identity(user: user, team: team, groups: groups), expiresAt: exp, tokenID: tokenID))
+        return .success(
+            VerifiedToken(identity: Identity(user: user, team: team, groups: groups), expiresAt: exp, tokenID: tokenID))
     }
 
-    private func requiredString(_ claims: [String: JSONValue], _ name: String, role: String) -> Result<String, AuthFailure> {
+    private func requiredString(
+        _ claims: [String: JSONValue], _ name: String, role: String
+    ) -> Result<String, AuthFailure> {
         guard let value = claims[name] else {
             return .failure(AuthFailure(.claims, "token has no '\(name)' claim (the \(role))"))
         }
@@ -123,7 +139,8 @@ public struct ClaimsPolicy: Sendable, Equatable {
         }
         // A user or team name is echoed in logs, metrics labels (team) and backend requests: keep it printable.
         guard s.utf8.count <= 256, s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
-            return .failure(AuthFailure(.claims, "claim '\(name)' (the \(role)) must be at most 256 printable characters"))
+            return .failure(
+                AuthFailure(.claims, "claim '\(name)' (the \(role)) must be at most 256 printable characters"))
         }
         return .success(s)
     }

@@ -12,11 +12,14 @@ public struct CompactJWT: Sendable {
     public static func parse(_ token: Substring, maxBytes: Int) -> Result<CompactJWT, AuthFailure> {
         let bytes = token.utf8
         guard bytes.count <= maxBytes else {
-            return .failure(AuthFailure(.tooLarge, "token of \(bytes.count) bytes is over auth.max_token_bytes (\(maxBytes))"))
+            return .failure(
+                AuthFailure(.tooLarge, "token of \(bytes.count) bytes is over auth.max_token_bytes (\(maxBytes))"))
         }
         let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3 else {
-            return .failure(AuthFailure(.malformed, "token must have 3 dot-separated parts (header.payload.signature), not \(parts.count)"))
+            return .failure(
+                AuthFailure(
+                    .malformed, "token must have 3 dot-separated parts (header.payload.signature), not \(parts.count)"))
         }
         guard let headerBytes = Base64URL.decode(parts[0]) else {
             return .failure(AuthFailure(.malformed, "token header is not valid base64url"))
@@ -41,7 +44,8 @@ public struct CompactJWT: Sendable {
             return .failure(AuthFailure(.algorithm, "token algorithm 'none' is not accepted: tokens must be signed"))
         }
         if let crit = header["crit"], crit != .null {
-            return .failure(AuthFailure(.malformed, "token header has 'crit' extensions, which Sparkgate does not support"))
+            return .failure(
+                AuthFailure(.malformed, "token header has 'crit' extensions, which Sparkgate does not support"))
         }
         var kid: String?
         if let value = header["kid"] {
@@ -54,6 +58,7 @@ public struct CompactJWT: Sendable {
             return .failure(AuthFailure(.signature, "token has an empty signature"))
         }
         let signingInput = Array(bytes[bytes.startIndex..<parts[1].endIndex])
-        return .success(CompactJWT(algorithm: alg, keyID: kid, claims: claims, signingInput: signingInput, signature: signature))
+        return .success(
+            CompactJWT(algorithm: alg, keyID: kid, claims: claims, signingInput: signingInput, signature: signature))
     }
 }

@@ -20,13 +20,20 @@ public enum Timestamp {
                 divisor /= 10
             }
         }
-        digits(t.year, 4); out.append(UInt8(ascii: "-"))
-        digits(t.month, 2); out.append(UInt8(ascii: "-"))
-        digits(t.day, 2); out.append(UInt8(ascii: "T"))
-        digits(t.hour, 2); out.append(UInt8(ascii: ":"))
-        digits(t.minute, 2); out.append(UInt8(ascii: ":"))
-        digits(t.second, 2); out.append(UInt8(ascii: "."))
-        digits(millis, 3); out.append(UInt8(ascii: "Z"))
+        digits(t.year, 4)
+        out.append(UInt8(ascii: "-"))
+        digits(t.month, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(t.day, 2)
+        out.append(UInt8(ascii: "T"))
+        digits(t.hour, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(t.minute, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(t.second, 2)
+        out.append(UInt8(ascii: "."))
+        digits(millis, 3)
+        out.append(UInt8(ascii: "Z"))
     }
 }
 
@@ -38,7 +45,10 @@ private struct CivilTime {
         let total = Int64(unixSeconds.rounded(.down))
         var days = total / 86_400
         var rem = total % 86_400
-        if rem < 0 { rem += 86_400; days -= 1 }
+        if rem < 0 {
+            rem += 86_400
+            days -= 1
+        }
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

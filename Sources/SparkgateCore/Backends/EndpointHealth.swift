@@ -42,18 +42,24 @@ public enum EndpointSelection {
     /// one in rendezvous order. A pinned session whose endpoint is down is refused rather than moved (its
     /// state lives on that server) unless the operator allows moving it.
     public static func select(
-        _ endpoints: [HostPort], for sessionID: String, pinned: HostPort?, isHealthy: (HostPort) -> Bool, moveSessions: Bool, backend: String
+        _ endpoints: [HostPort], for sessionID: String, pinned: HostPort?, isHealthy: (HostPort) -> Bool,
+        moveSessions: Bool, backend: String
     ) -> Result<HostPort, SparkgateError> {
         if let pinned, endpoints.contains(pinned) {
             if isHealthy(pinned) { return .success(pinned) }
             if !moveSessions {
-                return .failure(.unavailable(
-                    "backend '\(backend)' endpoint \(pinned), where this session lives, is failing its health checks; retry later, or start a new session"))
+                return .failure(
+                    .unavailable(
+                        "backend '\(backend)' endpoint \(pinned), where this session lives, is failing its health checks; retry later, or start a new session"
+                    ))
             }
         }
         let ranked = rank(endpoints, for: sessionID)
         guard let first = ranked.first(where: isHealthy) else {
-            return .failure(.unavailable("backend '\(backend)' has no healthy endpoint (\(endpoints.map(\.description).joined(separator: ", "))); retry shortly"))
+            return .failure(
+                .unavailable(
+                    "backend '\(backend)' has no healthy endpoint (\(endpoints.map(\.description).joined(separator: ", "))); retry shortly"
+                ))
         }
         return .success(first)
     }

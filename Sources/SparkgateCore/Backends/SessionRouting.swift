@@ -31,21 +31,26 @@ public enum SessionRouting {
     /// The endpoint for a call of a session that lives at `placement` (empty for a new session); `recorded`
     /// says whether that placement is already where every replica reads it.
     public static func endpoint(
-        _ endpoints: [HostPort], backend: String, backendSessionID: String, placement: SessionPlacement, recorded: Bool, isHealthy: (HostPort) -> Bool,
+        _ endpoints: [HostPort], backend: String, backendSessionID: String, placement: SessionPlacement, recorded: Bool,
+        isHealthy: (HostPort) -> Bool,
         moveSessions: Bool
     ) -> Result<Decision, SparkgateError> {
         guard !endpoints.isEmpty else { return .failure(.unavailable("backend '\(backend)' is not configured")) }
         // One endpoint: every replica agrees without a record.
         if endpoints.count == 1 { return .success(Decision(endpoint: endpoints[0])) }
         let pinned = placement.endpoint.flatMap { endpoints.contains($0) ? $0 : nil }
-        switch EndpointSelection.select(endpoints, for: backendSessionID, pinned: pinned, isHealthy: isHealthy, moveSessions: moveSessions, backend: backend) {
+        switch EndpointSelection.select(
+            endpoints, for: backendSessionID, pinned: pinned, isHealthy: isHealthy, moveSessions: moveSessions,
+            backend: backend)
+        {
         case .failure(let error):
             return .failure(error)
         case .success(let chosen):
             let placed = SessionPlacement(endpoint: chosen, engine: placement.engine)
             if chosen == pinned { return .success(Decision(endpoint: chosen, record: recorded ? nil : .claim(placed))) }
             // A session placed on an endpoint that was moved off, or is no longer configured, is moved for good.
-            return .success(Decision(endpoint: chosen, record: placement.endpoint == nil ? .claim(placed) : .move(placed)))
+            return .success(
+                Decision(endpoint: chosen, record: placement.endpoint == nil ? .claim(placed) : .move(placed)))
         }
     }
 }

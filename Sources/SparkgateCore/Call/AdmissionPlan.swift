@@ -19,8 +19,10 @@ public final class AdmissionPlan: Sendable {
     public let sessionIDAsSent: String
 
     public init(
-        admission: CallAdmission, quotas: QuotaSettings, rejectForeignSessions: Bool, session: SessionKey, operation: OperationKey?,
-        route: BackendRoute, rewrite: RequestRewrite, responseRewrite: ResponseRewrite, artifactBytes: Int, releaseAll: Bool,
+        admission: CallAdmission, quotas: QuotaSettings, rejectForeignSessions: Bool, session: SessionKey,
+        operation: OperationKey?,
+        route: BackendRoute, rewrite: RequestRewrite, responseRewrite: ResponseRewrite, artifactBytes: Int,
+        releaseAll: Bool,
         sessionIDAsSent: String = ""
     ) {
         self.sessionIDAsSent = sessionIDAsSent

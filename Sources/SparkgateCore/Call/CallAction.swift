@@ -53,7 +53,8 @@ public enum CallAction<Metadata> {
     /// Count a failed connection against an endpoint's health (as a failed check is).
     indirect case recordEndpointFailure(backend: String, endpoint: HostPort, reason: String)
     /// Ask the backend to interrupt an operation Sparkgate is ending.
-    indirect case interruptOperation(OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement)
+    indirect case interruptOperation(
+        OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement)
     /// End the other streams of an operation and remember why, for its next ReattachExecute.
     indirect case endOperation(OperationKey, SparkgateError)
     /// The operation's result is complete: it stops counting toward concurrency limits.
@@ -85,7 +86,10 @@ public struct BackendTarget: Sendable, Equatable {
     /// The team's idle timeout: a placement recorded now lives as long as the session.
     public var sessionIdleSeconds: Double
 
-    public init(route: BackendRoute, session: SessionKey, placement: SessionPlacement, placementRecorded: Bool, sessionIdleSeconds: Double) {
+    public init(
+        route: BackendRoute, session: SessionKey, placement: SessionPlacement, placementRecorded: Bool,
+        sessionIdleSeconds: Double
+    ) {
         self.route = route
         self.session = session
         self.placement = placement

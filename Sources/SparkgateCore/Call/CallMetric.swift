@@ -23,7 +23,9 @@ extension CallOutcome {
         case nil: break
         }
         body(.rpc(method: method.label, code: code, seconds: summary.durationSeconds))
-        if identity != nil { body(.traffic(requestBytes: summary.requestBytes, resultBytes: summary.resultBytes, rows: summary.rows)) }
+        if identity != nil {
+            body(.traffic(requestBytes: summary.requestBytes, resultBytes: summary.resultBytes, rows: summary.rows))
+        }
         if let seconds = firstResponseSeconds { body(.firstResponse(seconds: seconds)) }
     }
 

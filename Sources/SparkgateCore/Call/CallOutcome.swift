@@ -37,7 +37,10 @@ public struct AdmittedCall: Sendable, Equatable {
     /// Interrupt: the operations the backend reports it interrupted.
     public var interruptedIDs: [String] = []
 
-    public init(session: SessionKey, method: SparkConnectMethod, operation: OperationKey?, reattachable: Bool, releaseAll: Bool, releasedOperationID: String?) {
+    public init(
+        session: SessionKey, method: SparkConnectMethod, operation: OperationKey?, reattachable: Bool, releaseAll: Bool,
+        releasedOperationID: String?
+    ) {
         self.session = session
         self.method = method
         self.operation = operation

@@ -29,7 +29,8 @@ public struct CallPolicy: Sendable {
 
     public init(
         maxMessageBytes: Int, configPolicy: ConfigPolicy, namespace: SessionNamespace?, rejectForeignSessionIDs: Bool,
-        streamWindow: Int = 1 << 20, maxBufferedPerStream: Int = 32 << 20, maxRequestHeaderBytes: Int = 64 << 10, maxBufferedBytes: Int = 1 << 30,
+        streamWindow: Int = 1 << 20, maxBufferedPerStream: Int = 32 << 20, maxRequestHeaderBytes: Int = 64 << 10,
+        maxBufferedBytes: Int = 1 << 30,
         maxTokenBytes: Int = 8192
     ) {
         self.maxTokenBytes = maxTokenBytes

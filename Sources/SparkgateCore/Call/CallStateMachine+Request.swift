@@ -1,16 +1,22 @@
 extension CallStateMachine {
     // MARK: Head and authentication
 
-    mutating func receivedHead(_ head: RequestHead, endStream: Bool, bufferedBytes: Int, now: Double, into actions: inout [Action]) {
+    mutating func receivedHead(
+        _ head: RequestHead, endStream: Bool, bufferedBytes: Int, now: Double, into actions: inout [Action]
+    ) {
         guard case .idle = phase else {
             // A second HEADERS frame from the client can only end the request.
             return receivedRequestData(bytes: 0, endStream: endStream, now: now, into: &actions)
         }
         if endStream { request.clientEnded = true }
         if bufferedBytes > policy.maxBufferedBytes {
-            return refuse(CallRefusal(
-                .resourceExhausted("Sparkgate holds \(QuotaRefusal.bytes(bufferedBytes)) for calls in flight, over limits.max_buffered_bytes (\(QuotaRefusal.bytes(policy.maxBufferedBytes))); retry shortly", retryAfter: .seconds(1)),
-                reason: LimitEvent.bufferedBytes.rawValue, metric: .limit(.bufferedBytes)), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .resourceExhausted(
+                        "Sparkgate holds \(QuotaRefusal.bytes(bufferedBytes)) for calls in flight, over limits.max_buffered_bytes (\(QuotaRefusal.bytes(policy.maxBufferedBytes))); retry shortly",
+                        retryAfter: .seconds(1)),
+                    reason: LimitEvent.bufferedBytes.rawValue, metric: .limit(.bufferedBytes)), now: now, into: &actions
+            )
         }
         if head.headerBytes > policy.maxRequestHeaderBytes {
             let tokenBytes: Int
@@ -20,11 +26,19 @@ extension CallStateMachine {
                 tokenBytes = BearerToken.size(of: head)
             }
             if tokenBytes > policy.maxTokenBytes {
-                return refuse(.auth(AuthFailure(.tooLarge, "token of \(tokenBytes) bytes is over auth.max_token_bytes (\(policy.maxTokenBytes))")), now: now, into: &actions)
+                return refuse(
+                    .auth(
+                        AuthFailure(
+                            .tooLarge,
+                            "token of \(tokenBytes) bytes is over auth.max_token_bytes (\(policy.maxTokenBytes))")),
+                    now: now, into: &actions)
             }
-            return refuse(CallRefusal(
-                .resourceExhausted("the request headers are \(head.headerBytes) bytes, over limits.max_request_header_bytes (\(policy.maxRequestHeaderBytes)); send less metadata"),
-                reason: LimitEvent.headerBytes.rawValue, metric: .limit(.headerBytes)), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .resourceExhausted(
+                        "the request headers are \(head.headerBytes) bytes, over limits.max_request_header_bytes (\(policy.maxRequestHeaderBytes)); send less metadata"
+                    ),
+                    reason: LimitEvent.headerBytes.rawValue, metric: .limit(.headerBytes)), now: now, into: &actions)
         }
         switch head.validate() {
         case .failure(let error):
@@ -46,14 +60,19 @@ extension CallStateMachine {
         }
     }
 
-    mutating func authenticated(_ token: VerifiedToken, team: SparkgateConfig.Team?, now: Double, into actions: inout [Action]) {
+    mutating func authenticated(
+        _ token: VerifiedToken, team: SparkgateConfig.Team?, now: Double, into actions: inout [Action]
+    ) {
         switch phase {
         case .authenticating:
             identity = token.identity
             audit.summary.user = token.identity.user
             audit.summary.team = token.identity.team
             guard let team else {
-                let failure = AuthFailure(.unknownTeam, "team '\(ClaimsPolicy.clipped(token.identity.team))' is not configured on this gateway; ask an operator to add it under teams")
+                let failure = AuthFailure(
+                    .unknownTeam,
+                    "team '\(ClaimsPolicy.clipped(token.identity.team))' is not configured on this gateway; ask an operator to add it under teams"
+                )
                 return refuse(.auth(failure), now: now, into: &actions)
             }
             audit.summary.backend = team.backend
@@ -136,21 +155,39 @@ extension CallStateMachine {
     mutating func receivedRequestPrefix(length: Int, compressed: Bool, now: Double, into actions: inout [Action]) {
         let caller: Caller
         switch phase {
-        case .awaitingFirstMessage(let c), .admitting(let c, _), .connecting(let c, _, _), .forwarding(let c, _, _): caller = c
+        case .awaitingFirstMessage(let c), .admitting(let c, _), .connecting(let c, _, _), .forwarding(let c, _, _):
+            caller = c
         case .idle, .authenticating: return impossible("a request message", now: now, into: &actions)
         case .closing, .closed: return
         }
         guard !compressed else {
-            return refuse(CallRefusal(SparkgateError(.unimplemented, "compressed request messages are not supported; turn off gRPC compression in the client"), reason: "compressed"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    SparkgateError(
+                        .unimplemented,
+                        "compressed request messages are not supported; turn off gRPC compression in the client"),
+                    reason: "compressed"), now: now, into: &actions)
         }
         guard length <= policy.maxMessageBytes else {
-            return refuse(CallRefusal(.resourceExhausted("request message of \(length) bytes is larger than max_message_bytes (\(policy.maxMessageBytes)); split the data or raise the limit"), reason: "message_too_large"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .resourceExhausted(
+                        "request message of \(length) bytes is larger than max_message_bytes (\(policy.maxMessageBytes)); split the data or raise the limit"
+                    ), reason: "message_too_large"), now: now, into: &actions)
         }
         if length > caller.team.quotas.maxRequestBytes {
-            return refuse(.quota(QuotaRefusal(.requestBytes, "team \(caller.token.identity.team) allows request messages of \(caller.team.quotas.maxRequestBytes) bytes (max_request_bytes); this one has \(length)")), now: now, into: &actions)
+            return refuse(
+                .quota(
+                    QuotaRefusal(
+                        .requestBytes,
+                        "team \(caller.token.identity.team) allows request messages of \(caller.team.quotas.maxRequestBytes) bytes (max_request_bytes); this one has \(length)"
+                    )), now: now, into: &actions)
         }
         guard request.messages == 0 || method.isClientStreaming else {
-            return refuse(CallRefusal(.invalidArgument("\(method.name) takes exactly one request message; this request sent more"), reason: "extra_message"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .invalidArgument("\(method.name) takes exactly one request message; this request sent more"),
+                    reason: "extra_message"), now: now, into: &actions)
         }
         request.messageLength = length + 5
         if request.messages == 0 {
@@ -159,14 +196,19 @@ extension CallStateMachine {
         }
     }
 
-    mutating func receivedRequestMessage(_ read: Result<RequestEnvelope, WireError>, now: Double, into actions: inout [Action]) {
+    mutating func receivedRequestMessage(
+        _ read: Result<RequestEnvelope, WireError>, now: Double, into actions: inout [Action]
+    ) {
         switch phase {
         case .awaitingFirstMessage, .admitting, .connecting, .forwarding: break
         case .idle, .authenticating: return impossible("a request message", now: now, into: &actions)
         case .closing, .closed: return
         }
         guard request.messages == 0 || method.isClientStreaming else {
-            return refuse(CallRefusal(.invalidArgument("\(method.name) takes exactly one request message; this request sent more"), reason: "extra_message"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .invalidArgument("\(method.name) takes exactly one request message; this request sent more"),
+                    reason: "extra_message"), now: now, into: &actions)
         }
         request.messages += 1
         let length = request.messageLength
@@ -175,26 +217,37 @@ extension CallStateMachine {
         switch read {
         case .success(let e): envelope = e
         case .failure(let error):
-            return refuse(CallRefusal(.invalidArgument("the \(method.name) request is not a valid protobuf message (\(error)); is the client speaking Spark Connect?"), reason: "malformed"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .invalidArgument(
+                        "the \(method.name) request is not a valid protobuf message (\(error)); is the client speaking Spark Connect?"
+                    ), reason: "malformed"), now: now, into: &actions)
         }
         switch phase {
         case .awaitingFirstMessage(let caller):
             decideFirstMessage(envelope, length: length, caller: caller, now: now, into: &actions)
         case .admitting(_, let plan), .connecting(_, let plan, _), .forwarding(_, let plan, _):
             guard envelope.sessionID == plan.session.clientSessionID else {
-                return refuse(CallRefusal(.invalidArgument("every message of a stream must carry the same session_id"), reason: "bad_session"), now: now, into: &actions)
+                return refuse(
+                    CallRefusal(
+                        .invalidArgument("every message of a stream must carry the same session_id"),
+                        reason: "bad_session"), now: now, into: &actions)
             }
             let charged = !(method == .addArtifacts && envelope.artifactBytes > 0)
-            request.queued.append(RequestFlow.Queued(artifactBytes: envelope.artifactBytes, length: length, charged: charged))
+            request.queued.append(
+                RequestFlow.Queued(artifactBytes: envelope.artifactBytes, length: length, charged: charged))
             if case .forwarding = phase { sendQueued(plan, endingWithLast: false, into: &actions) }
         case .idle, .authenticating, .closing, .closed:
             break
         }
     }
 
-    private mutating func decideFirstMessage(_ envelope: RequestEnvelope, length: Int, caller: Caller, now: Double, into actions: inout [Action]) {
+    private mutating func decideFirstMessage(
+        _ envelope: RequestEnvelope, length: Int, caller: Caller, now: Double, into actions: inout [Action]
+    ) {
         let context = FirstMessageContext(
-            method: method, identity: caller.token.identity, team: caller.team, policy: policy, draining: draining, endedReason: endedReason, randomUUID: randomUUID)
+            method: method, identity: caller.token.identity, team: caller.team, policy: policy, draining: draining,
+            endedReason: endedReason, randomUUID: randomUUID)
         audit.summary.sessionID = envelope.sessionID.map { String($0.prefix(64)) }
         audit.summary.clientType = envelope.clientType.map { String($0.prefix(256)) }
         switch FirstMessageDecision.decide(envelope, context) {
@@ -205,7 +258,8 @@ extension CallStateMachine {
             audit.summary.backendSessionID = plan.route.backendSessionID
             audit.summary.operationID = plan.admission.operationID
             // Its upload bytes are charged with the admission.
-            request.queued.append(RequestFlow.Queued(artifactBytes: envelope.artifactBytes, length: length, charged: true))
+            request.queued.append(
+                RequestFlow.Queued(artifactBytes: envelope.artifactBytes, length: length, charged: true))
             // The message is whole: the rest of its window goes back now, and nothing more until it is sent.
             returnFirstMessageCredit(force: true, into: &actions)
             phase = .admitting(caller, plan)
@@ -221,10 +275,17 @@ extension CallStateMachine {
         }
         guard request.clientEnded, !request.complete else { return }
         if partialBytes > 0 {
-            return refuse(CallRefusal(.invalidArgument("the request ended in the middle of a message (\(partialBytes) bytes of a message were sent)"), reason: "truncated"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .invalidArgument(
+                        "the request ended in the middle of a message (\(partialBytes) bytes of a message were sent)"),
+                    reason: "truncated"), now: now, into: &actions)
         }
         if request.messages == 0 {
-            return refuse(CallRefusal(.invalidArgument("the request ended without a message; every \(method.name) call sends one"), reason: "no_message"), now: now, into: &actions)
+            return refuse(
+                CallRefusal(
+                    .invalidArgument("the request ended without a message; every \(method.name) call sends one"),
+                    reason: "no_message"), now: now, into: &actions)
         }
         request.complete = true
         if case .forwarding(_, let plan, _) = phase, !request.sentEnd {
@@ -251,7 +312,9 @@ extension CallStateMachine {
     mutating func artifactsCharged(_ refusal: QuotaRefusal?, now: Double, into actions: inout [Action]) {
         switch phase {
         case .forwarding(_, let plan, _):
-            guard request.charging else { return impossible("an artifact charge nobody asked for", now: now, into: &actions) }
+            guard request.charging else {
+                return impossible("an artifact charge nobody asked for", now: now, into: &actions)
+            }
             request.charging = false
             if let refusal { return refuse(.quota(refusal), now: now, into: &actions) }
             if !request.queued.isEmpty { request.queued[0].charged = true }
@@ -265,7 +328,9 @@ extension CallStateMachine {
 
     // MARK: Admission and the backend stream
 
-    mutating func admissionDecided(_ result: Result<AdmissionGrant, QuotaOrPolicyRefusal>, now: Double, into actions: inout [Action]) {
+    mutating func admissionDecided(
+        _ result: Result<AdmissionGrant, QuotaOrPolicyRefusal>, now: Double, into actions: inout [Action]
+    ) {
         switch phase {
         case .admitting(let caller, let plan):
             let grant: AdmissionGrant
@@ -278,23 +343,30 @@ extension CallStateMachine {
                 reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: plan.releaseAll,
                 releasedOperationID: plan.releaseAll ? plan.admission.operationID : nil)
             call.operationInstance = grant.operationInstance
-            let admission = Admission(call: call, placement: grant.placement, resultLimited: grant.operationResultLimit > 0)
+            let admission = Admission(
+                call: call, placement: grant.placement, resultLimited: grant.operationResultLimit > 0)
             if grant.alreadyReleased {
-                return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "already_released", admission: admission, now: now, into: &actions)
+                return answerLocally(
+                    ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "already_released",
+                    admission: admission, now: now, into: &actions)
             }
             if method.isServerStreaming || method.isClientStreaming {
                 actions.append(.register(plan.session, plan.operation))
             }
             phase = .connecting(caller, plan, admission)
-            actions.append(.openBackend(BackendTarget(
-                route: plan.route, session: plan.session, placement: grant.placement, placementRecorded: grant.placementRecorded,
-                sessionIdleSeconds: plan.quotas.sessionIdleSeconds)))
+            actions.append(
+                .openBackend(
+                    BackendTarget(
+                        route: plan.route, session: plan.session, placement: grant.placement,
+                        placementRecorded: grant.placementRecorded,
+                        sessionIdleSeconds: plan.quotas.sessionIdleSeconds)))
         case .closing(var outcome, let plan):
             // The call ended while the ledger decided: account for it now, with what the ledger recorded.
             if case .success(let grant) = result {
                 var call = AdmittedCall(
                     session: plan.session, method: method, operation: plan.operation,
-                    reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: false, releasedOperationID: nil)
+                    reattachable: plan.admission.reattachable || method == .reattachExecute, releaseAll: false,
+                    releasedOperationID: nil)
                 call.operationInstance = grant.operationInstance
                 outcome.admitted = call
             }
@@ -328,7 +400,9 @@ extension CallStateMachine {
     mutating func backendOpenFailed(_ error: SparkgateError, now: Double, into actions: inout [Action]) {
         switch phase {
         case .connecting:
-            refuse(CallRefusal(error, reason: "backend_unreachable", metric: .backend), backendEnded: true, now: now, into: &actions)
+            refuse(
+                CallRefusal(error, reason: "backend_unreachable", metric: .backend), backendEnded: true, now: now,
+                into: &actions)
         case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .forwarding:
@@ -336,7 +410,10 @@ extension CallStateMachine {
         }
     }
 
-    mutating func backendUnreachable(_ error: SparkgateError, backend: String, endpoint: HostPort, reason: String, now: Double, into actions: inout [Action]) {
+    mutating func backendUnreachable(
+        _ error: SparkgateError, backend: String, endpoint: HostPort, reason: String, now: Double,
+        into actions: inout [Action]
+    ) {
         switch phase {
         case .connecting, .closing, .closed:
             // The endpoint failed whether or not the call still wants it.
@@ -352,9 +429,13 @@ extension CallStateMachine {
         case .connecting(_, let plan, _):
             if method == .releaseSession {
                 // ReleaseSessionResponse carries session_id in field 1, as ReleaseExecuteResponse does.
-                return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "engine_gone", now: now, into: &actions)
+                return answerLocally(
+                    ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "engine_gone", now: now,
+                    into: &actions)
             }
-            refuse(CallRefusal(error, reason: "engine_gone", metric: .backend), backendEnded: true, now: now, into: &actions)
+            refuse(
+                CallRefusal(error, reason: "engine_gone", metric: .backend), backendEnded: true, now: now,
+                into: &actions)
         case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .forwarding:
@@ -372,16 +453,22 @@ extension CallStateMachine {
             guard next.charged else {
                 if !request.charging {
                     request.charging = true
-                    actions.append(.chargeArtifacts(plan.session, bytes: next.artifactBytes, limit: plan.quotas.maxArtifactBytesPerSession))
+                    actions.append(
+                        .chargeArtifacts(
+                            plan.session, bytes: next.artifactBytes, limit: plan.quotas.maxArtifactBytesPerSession))
                 }
                 return
             }
             request.queued.removeFirst()
-            sendRequest(length: next.length, endStream: endingWithLast && request.queued.isEmpty, rewrite: plan.rewrite, into: &actions)
+            sendRequest(
+                length: next.length, endStream: endingWithLast && request.queued.isEmpty, rewrite: plan.rewrite,
+                into: &actions)
         }
     }
 
-    private mutating func sendRequest(length: Int, endStream: Bool, rewrite: RequestRewrite, into actions: inout [Action]) {
+    private mutating func sendRequest(
+        length: Int, endStream: Bool, rewrite: RequestRewrite, into actions: inout [Action]
+    ) {
         if endStream { request.sentEnd = true }
         request.credit.accommodate(messageBytes: length, ceiling: policy.maxBufferedPerStream)
         request.credit.wrote(length)

@@ -5,17 +5,24 @@ extension CallStateMachine {
         method.isServerStreaming || !plan.responseRewrite.isIdentity || method == .interrupt
     }
 
-    mutating func receivedResponseHeaders(_ metadata: Metadata, httpStatus: String?, status: BackendStatus?, now: Double, into actions: inout [Action]) {
+    mutating func receivedResponseHeaders(
+        _ metadata: Metadata, httpStatus: String?, status: BackendStatus?, now: Double, into actions: inout [Action]
+    ) {
         switch phase {
         case .forwarding(_, let plan, _):
             let backend = audit.summary.backend ?? ""
             if response.started {
                 guard let status else {
-                    return refuse(CallRefusal(SparkgateError(.internal, "backend '\(backend)' sent a second response head"), reason: "backend_protocol", metric: .backend), now: now, into: &actions)
+                    return refuse(
+                        CallRefusal(
+                            SparkgateError(.internal, "backend '\(backend)' sent a second response head"),
+                            reason: "backend_protocol", metric: .backend), now: now, into: &actions)
                 }
                 // Trailers after the response messages.
                 if releaseIsMoot(status), audit.allFlushed, audit.summary.responseBytes == 0 {
-                    return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed", backendStatus: status, now: now, into: &actions)
+                    return answerLocally(
+                        ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed",
+                        backendStatus: status, now: now, into: &actions)
                 }
                 actions.append(.forwardTrailers(metadata, trailersOnly: false))
                 if !request.clientEnded { actions.append(.stopClient) }
@@ -23,11 +30,18 @@ extension CallStateMachine {
                 return finish(code: code, refusal: nil, backendStatus: status, note: note, now: now, into: &actions)
             }
             if let httpStatus, httpStatus != "200" {
-                return refuse(CallRefusal(.unavailable("backend '\(backend)' answered HTTP \(httpStatus.prefix(8)) instead of gRPC"), reason: "backend_http_status", metric: .backend), now: now, into: &actions)
+                return refuse(
+                    CallRefusal(
+                        .unavailable("backend '\(backend)' answered HTTP \(httpStatus.prefix(8)) instead of gRPC"),
+                        reason: "backend_http_status", metric: .backend), now: now, into: &actions)
             }
             if let status {
                 // Trailers-only: the backend's status is the whole response.
-                if releaseIsMoot(status) { return answerLocally(ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed", backendStatus: status, now: now, into: &actions) }
+                if releaseIsMoot(status) {
+                    return answerLocally(
+                        ReleaseExecuteAnswer.message(sessionID: plan.sessionIDAsSent), note: "session_closed",
+                        backendStatus: status, now: now, into: &actions)
+                }
                 actions.append(.forwardTrailers(metadata, trailersOnly: true))
                 if !request.clientEnded { actions.append(.stopClient) }
                 let (code, note) = recorded(status)
@@ -48,7 +62,8 @@ extension CallStateMachine {
     /// with Spark's `INVALID_CURSOR.DISCONNECTED`, which is normal use, so it is counted CANCELLED with
     /// reason `superseded_by_reattach`, never INTERNAL. The client gets the trailers Spark sent.
     func recorded(_ status: BackendStatus) -> (code: GRPCStatusCode, note: String?) {
-        guard status.code == .internal, status.errorClass == "INVALID_CURSOR.DISCONNECTED", method.isServerStreaming else { return (status.code, nil) }
+        guard status.code == .internal, status.errorClass == "INVALID_CURSOR.DISCONNECTED", method.isServerStreaming
+        else { return (status.code, nil) }
         return (.cancelled, "superseded_by_reattach")
     }
 
@@ -68,7 +83,11 @@ extension CallStateMachine {
         switch phase {
         case .forwarding:
             guard length <= policy.maxMessageBytes else {
-                return refuse(CallRefusal(.resourceExhausted("the backend sent a \(length)-byte message, larger than max_message_bytes (\(policy.maxMessageBytes))"), reason: "message_too_large"), now: now, into: &actions)
+                return refuse(
+                    CallRefusal(
+                        .resourceExhausted(
+                            "the backend sent a \(length)-byte message, larger than max_message_bytes (\(policy.maxMessageBytes))"
+                        ), reason: "message_too_large"), now: now, into: &actions)
             }
             response.messageLength = length + 5
         case .closing, .closed:
@@ -82,7 +101,9 @@ extension CallStateMachine {
         switch phase {
         case .forwarding(_, let plan, let admission):
             if response.firstResponseSeconds == nil { response.firstResponseSeconds = now - startedAt }
-            var pending = ResponseFlow.Pending(edits: [], sent: CallAudit.Unflushed(length: response.messageLength, resultBytes: 0, rows: 0), completes: false)
+            var pending = ResponseFlow.Pending(
+                edits: [], sent: CallAudit.Unflushed(length: response.messageLength, resultBytes: 0, rows: 0),
+                completes: false)
             if let envelope {
                 pending.completes = envelope.resultComplete
                 if envelope.arrow.bytes > 0 || envelope.arrow.rows > 0 {
@@ -111,10 +132,15 @@ extension CallStateMachine {
     mutating func resultsCharged(_ refusal: QuotaRefusal?, now: Double, into actions: inout [Action]) {
         switch phase {
         case .forwarding(_, let plan, let admission):
-            guard response.charging else { return impossible("a result charge nobody asked for", now: now, into: &actions) }
+            guard response.charging else {
+                return impossible("a result charge nobody asked for", now: now, into: &actions)
+            }
             response.charging = false
             if let refusal, let op = plan.operation {
-                actions.append(.interruptOperation(op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend, placement: admission.placement))
+                actions.append(
+                    .interruptOperation(
+                        op, backendSessionID: plan.route.backendSessionID, backend: plan.route.backend,
+                        placement: admission.placement))
                 actions.append(.endOperation(op, refusal.error))
                 return refuse(.quota(refusal), now: now, into: &actions)
             }
@@ -163,7 +189,11 @@ extension CallStateMachine {
         case .forwarding:
             if response.endedWithData {
                 // DATA with END_STREAM and no trailers is not gRPC.
-                return refuse(CallRefusal(SparkgateError(.internal, "backend '\(audit.summary.backend ?? "")' ended the response without a status"), reason: "backend_no_status", metric: .backend), backendEnded: true, now: now, into: &actions)
+                return refuse(
+                    CallRefusal(
+                        SparkgateError(
+                            .internal, "backend '\(audit.summary.backend ?? "")' ended the response without a status"),
+                        reason: "backend_no_status", metric: .backend), backendEnded: true, now: now, into: &actions)
             }
             let bytes = response.credit.take()
             if bytes > 0 { actions.append(.returnResponseCredit(bytes: bytes)) }
@@ -201,9 +231,12 @@ extension CallStateMachine {
             case .cancel: error = SparkgateError(.cancelled, "backend '\(backend)' cancelled the call")
             case .enhanceYourCalm: error = .resourceExhausted("backend '\(backend)' is overloaded (ENHANCE_YOUR_CALM)")
             case .other(let code): error = SparkgateError(.internal, "backend '\(backend)' reset the stream (\(code))")
-            case .connectionLost: error = .unavailable("lost the connection to backend '\(backend)' during the call; retry")
+            case .connectionLost:
+                error = .unavailable("lost the connection to backend '\(backend)' during the call; retry")
             }
-            refuse(CallRefusal(error, reason: "backend_closed", metric: .backend), backendEnded: true, now: now, into: &actions)
+            refuse(
+                CallRefusal(error, reason: "backend_closed", metric: .backend), backendEnded: true, now: now,
+                into: &actions)
         case .closing, .closed:
             break
         case .idle, .authenticating, .awaitingFirstMessage, .admitting:

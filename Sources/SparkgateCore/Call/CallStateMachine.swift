@@ -81,7 +81,8 @@ public struct CallStateMachine<Metadata> {
 
     public init(
         policy: CallPolicy, now: Double, peer: String, draining: Bool = false,
-        endedReason: @escaping (OperationKey) -> SparkgateError? = { _ in nil }, randomUUID: @escaping () -> String = { UUIDText.random() }
+        endedReason: @escaping (OperationKey) -> SparkgateError? = { _ in nil },
+        randomUUID: @escaping () -> String = { UUIDText.random() }
     ) {
         self.policy = policy
         self.startedAt = now
@@ -110,7 +111,8 @@ public struct CallStateMachine<Metadata> {
     /// What the first message decided, while the call holds it.
     public var plan: AdmissionPlan? {
         switch phase {
-        case .admitting(_, let plan), .connecting(_, let plan, _), .forwarding(_, let plan, _), .closing(_, let plan): plan
+        case .admitting(_, let plan), .connecting(_, let plan, _), .forwarding(_, let plan, _), .closing(_, let plan):
+            plan
         case .idle, .authenticating, .awaitingFirstMessage, .closed: nil
         }
     }
@@ -122,17 +124,22 @@ public struct CallStateMachine<Metadata> {
     /// Handles one event; the actions to carry out, in order, are appended to `actions`.
     public mutating func handle(_ event: Event, now: Double, into actions: inout [Action]) {
         switch event {
-        case .requestHead(let head, let endStream, let buffered): receivedHead(head, endStream: endStream, bufferedBytes: buffered, now: now, into: &actions)
-        case .requestTrailers(let endStream): receivedRequestData(bytes: 0, endStream: endStream, now: now, into: &actions)
-        case .requestData(let bytes, let endStream): receivedRequestData(bytes: bytes, endStream: endStream, now: now, into: &actions)
-        case .requestPrefix(let length, let compressed): receivedRequestPrefix(length: length, compressed: compressed, now: now, into: &actions)
+        case .requestHead(let head, let endStream, let buffered):
+            receivedHead(head, endStream: endStream, bufferedBytes: buffered, now: now, into: &actions)
+        case .requestTrailers(let endStream):
+            receivedRequestData(bytes: 0, endStream: endStream, now: now, into: &actions)
+        case .requestData(let bytes, let endStream):
+            receivedRequestData(bytes: bytes, endStream: endStream, now: now, into: &actions)
+        case .requestPrefix(let length, let compressed):
+            receivedRequestPrefix(length: length, compressed: compressed, now: now, into: &actions)
         case .requestMessage(let envelope): receivedRequestMessage(envelope, now: now, into: &actions)
         case .requestsDrained(let partial): drainedRequests(partialBytes: partial, now: now, into: &actions)
         case .requestFlushed(let bytes): flushedRequest(bytes: bytes, into: &actions)
         case .clientGone: clientWentAway(now: now, into: &actions)
         case .authenticated(let token, let team): authenticated(token, team: team, now: now, into: &actions)
         case .authenticationFailed(let failure): authenticationFailed(failure, now: now, into: &actions)
-        case .unknownKey(let failure, let mayRefresh): unknownKey(failure, mayRefresh: mayRefresh, now: now, into: &actions)
+        case .unknownKey(let failure, let mayRefresh):
+            unknownKey(failure, mayRefresh: mayRefresh, now: now, into: &actions)
         case .keysRefreshed: keysRefreshed(now: now, into: &actions)
         case .admissionDecided(let result): admissionDecided(result, now: now, into: &actions)
         case .artifactsCharged(let refusal): artifactsCharged(refusal, now: now, into: &actions)
@@ -142,9 +149,12 @@ public struct CallStateMachine<Metadata> {
         case .backendUnreachable(let error, let backend, let endpoint, let reason):
             backendUnreachable(error, backend: backend, endpoint: endpoint, reason: reason, now: now, into: &actions)
         case .backendSessionLost(let error): backendSessionLost(error, now: now, into: &actions)
-        case .responseHeaders(let metadata, let status, let trailers): receivedResponseHeaders(metadata, httpStatus: status, status: trailers, now: now, into: &actions)
-        case .responseData(let bytes, let endStream): receivedResponseData(bytes: bytes, endStream: endStream, now: now, into: &actions)
-        case .responsePrefix(let length, let compressed): receivedResponsePrefix(length: length, compressed: compressed, now: now, into: &actions)
+        case .responseHeaders(let metadata, let status, let trailers):
+            receivedResponseHeaders(metadata, httpStatus: status, status: trailers, now: now, into: &actions)
+        case .responseData(let bytes, let endStream):
+            receivedResponseData(bytes: bytes, endStream: endStream, now: now, into: &actions)
+        case .responsePrefix(let length, let compressed):
+            receivedResponsePrefix(length: length, compressed: compressed, now: now, into: &actions)
         case .responseMessage(let envelope): receivedResponseMessage(envelope, now: now, into: &actions)
         case .responsesDrained(let partial): drainedResponses(partialBytes: partial, now: now, into: &actions)
         case .responseFlushed(let bytes): flushedResponse(bytes: bytes, into: &actions)
@@ -158,6 +168,10 @@ public struct CallStateMachine<Metadata> {
     /// An event the I/O layer cannot send in this phase: the call ends with INTERNAL rather than carry on
     /// in a state nobody reasoned about.
     mutating func impossible(_ what: String, now: Double, into actions: inout [Action]) {
-        refuse(CallRefusal(SparkgateError(.internal, "Sparkgate lost track of this call (\(what) while \(phaseName.rawValue)); retry"), reason: "internal"), now: now, into: &actions)
+        refuse(
+            CallRefusal(
+                SparkgateError(
+                    .internal, "Sparkgate lost track of this call (\(what) while \(phaseName.rawValue)); retry"),
+                reason: "internal"), now: now, into: &actions)
     }
 }

@@ -13,7 +13,8 @@ public struct FirstMessageContext {
 
     public init(
         method: SparkConnectMethod, identity: Identity, team: SparkgateConfig.Team, policy: CallPolicy, draining: Bool,
-        endedReason: @escaping (OperationKey) -> SparkgateError? = { _ in nil }, randomUUID: @escaping () -> String = { UUIDText.random() }
+        endedReason: @escaping (OperationKey) -> SparkgateError? = { _ in nil },
+        randomUUID: @escaping () -> String = { UUIDText.random() }
     ) {
         self.method = method
         self.identity = identity
@@ -28,35 +29,59 @@ public struct FirstMessageContext {
 /// The decision on a call's first message, top to bottom: the envelope's ids, shutdown, config policy,
 /// namespacing, clone ids, operations Sparkgate ended, and the admission it asks the ledger for.
 public enum FirstMessageDecision {
-    public static func decide(_ envelope: RequestEnvelope, _ c: FirstMessageContext) -> Result<AdmissionPlan, CallRefusal> {
+    public static func decide(
+        _ envelope: RequestEnvelope, _ c: FirstMessageContext
+    ) -> Result<AdmissionPlan, CallRefusal> {
         let method = c.method
         let identity = c.identity
         guard let sessionID = envelope.sessionID, !sessionID.isEmpty else {
-            return .failure(CallRefusal(.invalidArgument("the request has no session_id; Spark Connect clients send one on every call\(sentBy(envelope))"), reason: "no_session"))
+            return .failure(
+                CallRefusal(
+                    .invalidArgument(
+                        "the request has no session_id; Spark Connect clients send one on every call\(sentBy(envelope))"
+                    ), reason: "no_session"))
         }
         guard UUIDText.isCanonical(sessionID) else {
-            return .failure(CallRefusal(.invalidArgument("session_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff\(sentBy(envelope))"), reason: "bad_session"))
+            return .failure(
+                CallRefusal(
+                    .invalidArgument(
+                        "session_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff\(sentBy(envelope))"),
+                    reason: "bad_session"))
         }
         if method == .executePlan, c.draining {
-            return .failure(CallRefusal(.unavailable("Sparkgate is shutting down and starts no new operations; retry to reach another instance"), reason: "draining"))
+            return .failure(
+                CallRefusal(
+                    .unavailable(
+                        "Sparkgate is shutting down and starts no new operations; retry to reach another instance"),
+                    reason: "draining"))
         }
-        if method == .config, let op = envelope.config, op.writes, let denied = c.policy.configPolicy.firstDenied(in: op.keys) {
-            return .failure(CallRefusal(
-                .permissionDenied("config key '\(ClaimsPolicy.clipped(denied))' is denied by this gateway's config_policy; it cannot be set or unset"),
-                reason: "config_denied"))
+        if method == .config, let op = envelope.config, op.writes,
+            let denied = c.policy.configPolicy.firstDenied(in: op.keys)
+        {
+            return .failure(
+                CallRefusal(
+                    .permissionDenied(
+                        "config key '\(ClaimsPolicy.clipped(denied))' is denied by this gateway's config_policy; it cannot be set or unset"
+                    ),
+                    reason: "config_denied"))
         }
         if let plan = envelope.plan, let refusal = refusal(for: plan, c.policy.configPolicy) {
             return .failure(refusal)
         }
         if let id = envelope.operationID, !UUIDText.isCanonical(id) {
-            return .failure(CallRefusal(
-                .invalidArgument("operation_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff (Spark requires one)\(sentBy(envelope))"), reason: "bad_operation"))
+            return .failure(
+                CallRefusal(
+                    .invalidArgument(
+                        "operation_id must be a UUID like 00112233-4455-6677-8899-aabbccddeeff (Spark requires one)\(sentBy(envelope))"
+                    ), reason: "bad_operation"))
         }
 
         // Session and operation ids are compared in canonical lower case: Spark takes either case for one id.
         let loweredSessionID = sessionID.lowercased()
         let namespace = c.policy.namespace
-        let backendSessionID = namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: loweredSessionID) ?? sessionID
+        let backendSessionID =
+            namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: loweredSessionID)
+            ?? sessionID
         var rewrite = RequestRewrite(userID: identity.user, backendSessionID: namespace == nil ? nil : backendSessionID)
         var responseRewrite = ResponseRewrite(clientSessionID: namespace == nil ? nil : sessionID)
         if method == .executePlan, envelope.operationID == nil {
@@ -65,17 +90,22 @@ public enum FirstMessageDecision {
         if method == .cloneSession {
             if let newID = envelope.newSessionID {
                 guard UUIDText.isCanonical(newID) else {
-                    return .failure(CallRefusal(.invalidArgument("new_session_id must be a UUID\(sentBy(envelope))"), reason: "bad_session"))
+                    return .failure(
+                        CallRefusal(
+                            .invalidArgument("new_session_id must be a UUID\(sentBy(envelope))"), reason: "bad_session")
+                    )
                 }
                 if let namespace {
-                    rewrite.backendNewSessionID = namespace.backendID(team: identity.team, user: identity.user, clientSessionID: newID)
+                    rewrite.backendNewSessionID = namespace.backendID(
+                        team: identity.team, user: identity.user, clientSessionID: newID)
                     responseRewrite.clientNewSessionID = newID
                 }
             } else if let namespace {
                 // The backend would pick the clone's id and the client would send it back as its own: pick it
                 // here so it is namespaced like every other id.
                 let newID = c.randomUUID()
-                rewrite.backendNewSessionID = namespace.backendID(team: identity.team, user: identity.user, clientSessionID: newID)
+                rewrite.backendNewSessionID = namespace.backendID(
+                    team: identity.team, user: identity.user, clientSessionID: newID)
                 responseRewrite.clientNewSessionID = newID
             }
         }
@@ -97,14 +127,17 @@ public enum FirstMessageDecision {
             return .failure(CallRefusal(reason, reason: "operation_ended"))
         }
 
-        var admission = CallAdmission(caller: caller, method: method, clientSessionID: session.clientSessionID, backendSessionID: backendSessionID, backend: c.team.backend)
+        var admission = CallAdmission(
+            caller: caller, method: method, clientSessionID: session.clientSessionID,
+            backendSessionID: backendSessionID, backend: c.team.backend)
         admission.operationID = operationID
         admission.reattachable = envelope.reattachable
         admission.tags = envelope.tags
         admission.clientType = envelope.clientType.map { String($0.prefix(256)) }
         admission.artifactBytes = method == .addArtifacts ? envelope.artifactBytes : 0
         let plan = AdmissionPlan(
-            admission: admission, quotas: c.team.quotas, rejectForeignSessions: c.policy.rejectForeignSessionIDs, session: session,
+            admission: admission, quotas: c.team.quotas, rejectForeignSessions: c.policy.rejectForeignSessionIDs,
+            session: session,
             operation: operation,
             route: BackendRoute(backend: c.team.backend, backendSessionID: backendSessionID),
             rewrite: rewrite, responseRewrite: responseRewrite,
@@ -116,7 +149,9 @@ public enum FirstMessageDecision {
     /// Which client sent a message Sparkgate cannot route: its version tells an operator whether an old or
     /// unusual client is the cause.
     static func sentBy(_ envelope: RequestEnvelope) -> String {
-        guard let clientType = envelope.clientType, !clientType.isEmpty else { return " (the request names no client_type)" }
+        guard let clientType = envelope.clientType, !clientType.isEmpty else {
+            return " (the request names no client_type)"
+        }
         return " (sent by client_type '\(ClaimsPolicy.clipped(clientType))')"
     }
 
@@ -125,26 +160,36 @@ public enum FirstMessageDecision {
     package static func refusal(for plan: PlanInspection, _ policy: ConfigPolicy) -> CallRefusal? {
         guard !policy.denyKeys.isEmpty else { return nil }
         if plan.exhausted {
-            return CallRefusal(.invalidArgument("the plan nests too deeply for Sparkgate to inspect its SQL; simplify it"), reason: "plan_uninspectable")
+            return CallRefusal(
+                .invalidArgument("the plan nests too deeply for Sparkgate to inspect its SQL; simplify it"),
+                reason: "plan_uninspectable")
         }
         if plan.compressed {
             return CallRefusal(
-                .invalidArgument("Sparkgate reads plans to enforce its config_policy and cannot read a compressed one; turn plan compression off in the client (Sparkgate tells PySpark the threshold is -1)"),
+                .invalidArgument(
+                    "Sparkgate reads plans to enforce its config_policy and cannot read a compressed one; turn plan compression off in the client (Sparkgate tells PySpark the threshold is -1)"
+                ),
                 reason: "plan_compressed")
         }
         for statement in plan.statements {
             switch statement {
             case .set(let key) where policy.denies(key), .reset(let key) where policy.denies(key):
                 return CallRefusal(
-                    .permissionDenied("config key '\(ClaimsPolicy.clipped(key))' is denied by this gateway's config_policy; SQL SET and RESET of it are refused"),
+                    .permissionDenied(
+                        "config key '\(ClaimsPolicy.clipped(key))' is denied by this gateway's config_policy; SQL SET and RESET of it are refused"
+                    ),
                     reason: "config_denied")
             case .executeImmediate:
                 return CallRefusal(
-                    .permissionDenied("EXECUTE IMMEDIATE is refused by this gateway: it runs SQL built at run time, which Sparkgate cannot check against its config_policy"),
+                    .permissionDenied(
+                        "EXECUTE IMMEDIATE is refused by this gateway: it runs SQL built at run time, which Sparkgate cannot check against its config_policy"
+                    ),
                     reason: "config_denied")
             case .unreadable(let what):
                 return CallRefusal(
-                    .invalidArgument("Sparkgate cannot read '\(ClaimsPolicy.clipped(what))' unambiguously; write it as SET key=value with a plain or backtick-quoted key and no comment inside"),
+                    .invalidArgument(
+                        "Sparkgate cannot read '\(ClaimsPolicy.clipped(what))' unambiguously; write it as SET key=value with a plain or backtick-quoted key and no comment inside"
+                    ),
                     reason: "sql_unreadable")
             case .set, .reset:
                 continue

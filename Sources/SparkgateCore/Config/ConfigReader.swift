@@ -102,14 +102,17 @@ final class ConfigReader {
             return nil
         }
         guard v >= min, v <= max else {
-            fail(key, node, max == Int.max ? "must be at least \(min), not \(v)" : "must be between \(min) and \(max), not \(v)")
+            fail(
+                key, node,
+                max == Int.max ? "must be at least \(min), not \(v)" : "must be between \(min) and \(max), not \(v)")
             return nil
         }
         return v
     }
 
     func number(_ node: Node, _ key: String, min: Double = 0) -> Double? {
-        guard case .scalar(let s) = node, let v = Double(s.string.replacingOccurrences(of: "_", with: "")), v.isFinite else {
+        guard case .scalar(let s) = node, let v = Double(s.string.replacingOccurrences(of: "_", with: "")), v.isFinite
+        else {
             fail(key, node, "must be a number")
             return nil
         }
@@ -154,7 +157,8 @@ final class ConfigReader {
     }
 
     func resolve(_ path: String) -> String {
-        path.hasPrefix("/") ? path : ((directory as NSString).appendingPathComponent(path) as NSString).standardizingPath
+        path.hasPrefix("/")
+            ? path : ((directory as NSString).appendingPathComponent(path) as NSString).standardizingPath
     }
 }
 

@@ -43,4 +43,3 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         host.isEmpty || host == "0.0.0.0" || host == "::" || host == "[::]" || host == "0:0:0:0:0:0:0:0"
     }
 }
-

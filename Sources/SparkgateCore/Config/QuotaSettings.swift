@@ -22,7 +22,8 @@ public struct QuotaSettings: Sendable, Equatable {
     /// YAML keys, in the order the README's table lists them.
     public static let keys = [
         "max_sessions_per_user", "max_concurrent_operations_per_session", "max_concurrent_operations_per_team",
-        "requests_per_second", "request_burst", "housekeeping_requests_per_second", "housekeeping_request_burst", "max_request_bytes", "max_artifact_bytes_per_session",
+        "requests_per_second", "request_burst", "housekeeping_requests_per_second", "housekeeping_request_burst",
+        "max_request_bytes", "max_artifact_bytes_per_session",
         "max_result_bytes_per_operation", "max_operation_seconds", "session_idle_seconds", "max_session_seconds",
     ]
 }

@@ -44,7 +44,10 @@ public struct SparkgateConfig: Sendable, Equatable {
         public var privateKey: String?
         public var secretFile: String?
 
-        public init(kid: String, algorithm: Algorithm, publicKey: String? = nil, privateKey: String? = nil, secretFile: String? = nil) {
+        public init(
+            kid: String, algorithm: Algorithm, publicKey: String? = nil, privateKey: String? = nil,
+            secretFile: String? = nil
+        ) {
             self.kid = kid
             self.algorithm = algorithm
             self.publicKey = publicKey

@@ -64,10 +64,18 @@ public struct ConnectionLifecycle: Sendable {
         switch event {
         case .accepted(let tls):
             lastActivity = now
-            if tls, limits.tlsHandshakeTimeoutSeconds > 0 { actions.append(.schedule(.handshake, after: limits.tlsHandshakeTimeoutSeconds)) }
-            if limits.firstRequestTimeoutSeconds > 0 { actions.append(.schedule(.firstRequest, after: limits.firstRequestTimeoutSeconds)) }
-            if limits.maxConnectionAgeSeconds > 0 { actions.append(.schedule(.maxAge, after: limits.maxConnectionAgeSeconds)) }
-            if limits.keepaliveIntervalSeconds > 0 { actions.append(.schedule(.keepalive, after: limits.keepaliveIntervalSeconds)) }
+            if tls, limits.tlsHandshakeTimeoutSeconds > 0 {
+                actions.append(.schedule(.handshake, after: limits.tlsHandshakeTimeoutSeconds))
+            }
+            if limits.firstRequestTimeoutSeconds > 0 {
+                actions.append(.schedule(.firstRequest, after: limits.firstRequestTimeoutSeconds))
+            }
+            if limits.maxConnectionAgeSeconds > 0 {
+                actions.append(.schedule(.maxAge, after: limits.maxConnectionAgeSeconds))
+            }
+            if limits.keepaliveIntervalSeconds > 0 {
+                actions.append(.schedule(.keepalive, after: limits.keepaliveIntervalSeconds))
+            }
         case .handshakeCompleted:
             lastActivity = now
             actions.append(.cancel(.handshake))

@@ -52,9 +52,12 @@ public struct ConnectionLimits: Sendable, Equatable {
 
     /// YAML keys under `limits`.
     public static let keys = [
-        "tls_handshake_timeout_seconds", "first_request_timeout_seconds", "idle_connection_timeout_seconds", "keepalive_interval_seconds",
-        "keepalive_timeout_seconds", "max_connection_age_seconds", "max_connection_age_grace_seconds", "max_connections",
-        "max_connections_per_address", "max_concurrent_streams", "max_auth_failures_per_connection", "max_refusals_per_connection",
+        "tls_handshake_timeout_seconds", "first_request_timeout_seconds", "idle_connection_timeout_seconds",
+        "keepalive_interval_seconds",
+        "keepalive_timeout_seconds", "max_connection_age_seconds", "max_connection_age_grace_seconds",
+        "max_connections",
+        "max_connections_per_address", "max_concurrent_streams", "max_auth_failures_per_connection",
+        "max_refusals_per_connection",
         "refusal_window_seconds", "max_buffered_bytes", "max_header_list_bytes", "max_request_header_bytes",
         "backend_keepalive_interval_seconds", "backend_keepalive_timeout_seconds",
     ]

@@ -38,7 +38,9 @@ public struct EngineRegistry: Sendable {
         public var address: HostPort { HostPort(host: host == "0.0.0.0" ? "127.0.0.1" : host, port: port) }
 
         /// Idle seconds at `now`: zero while any session is bound (and for warm engines, which wait on purpose).
-        public func idleSeconds(now: Double) -> Double { sessions > 0 || state != .ready || warm ? 0 : max(0, now - idleSince) }
+        public func idleSeconds(now: Double) -> Double {
+            sessions > 0 || state != .ready || warm ? 0 : max(0, now - idleSince)
+        }
     }
 
     /// What a call needs done to reach its engine.
@@ -72,12 +74,16 @@ public struct EngineRegistry: Sendable {
     /// if it was bound to one. `make` gives a fresh engine id and token; `portIsFree` says whether nothing
     /// else listens on a port.
     public mutating func acquire(
-        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool,
+        _ key: EngineShareKey, settings: LaunchSettings, bound: String?, now: Double,
+        make: () -> (id: String, token: String), portIsFree: (Int) -> Bool,
         host: String = "127.0.0.1"
     ) -> Acquisition {
         let live = current[key].flatMap { engines[$0] }
         if let bound, bound != live?.id {
-            return .sessionLost(Self.sessionLost(bound: bound, key: key, what: engines[bound].map { "is stopping (\($0.stopReason ?? "stopped"))" } ?? "has stopped"))
+            return .sessionLost(
+                Self.sessionLost(
+                    bound: bound, key: key,
+                    what: engines[bound].map { "is stopping (\($0.stopReason ?? "stopped"))" } ?? "has stopped"))
         }
         if var engine = live {
             if engine.state == .ready {
@@ -88,7 +94,9 @@ public struct EngineRegistry: Sendable {
             return .wait(engine)
         }
         if let warm = readyWarmEngine(for: key) {
-            if teamEngines(key) >= settings.teamLimit { return .refused(Self.teamLimitRefusal(key, settings: settings)) }
+            if teamEngines(key) >= settings.teamLimit {
+                return .refused(Self.teamLimitRefusal(key, settings: settings))
+            }
             return .ready(adopt(warm.id, for: key, now: now)!)
         }
         let pool = engines.values.filter { $0.key.backend == key.backend }
@@ -96,7 +104,10 @@ public struct EngineRegistry: Sendable {
         if teamEngines(key) >= settings.teamLimit { return .refused(Self.teamLimitRefusal(key, settings: settings)) }
         if let refusal = identityRefusal(key, settings: settings) { return .refused(refusal) }
         guard let port = freePort(backend: key.backend, settings: settings, portIsFree: portIsFree) else {
-            return .refused(.resourceExhausted("backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"))
+            return .refused(
+                .resourceExhausted(
+                    "backend '\(key.backend)': no free port in ports \(settings.ports.lowerBound)-\(settings.ports.upperBound) for a new engine"
+                ))
         }
         let made = make()
         var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
@@ -118,7 +129,9 @@ public struct EngineRegistry: Sendable {
     /// A warm engine of `key`'s backend that `key` may take, if one is ready and not offered to another call:
     /// one started for its team (as the team's OS user) first, else one started for any tenant.
     public func readyWarmEngine(for key: EngineShareKey) -> Engine? {
-        let ready = engines.values.filter { $0.warm && !$0.reserved && $0.state == .ready && $0.key.backend == key.backend }
+        let ready = engines.values.filter {
+            $0.warm && !$0.reserved && $0.state == .ready && $0.key.backend == key.backend
+        }
         let own = ready.filter { $0.key.team != nil && $0.key.team == key.team }
         return (own.isEmpty ? ready.filter { $0.key.team == nil } : own).min { $0.id < $1.id }
     }
@@ -164,20 +177,27 @@ public struct EngineRegistry: Sendable {
     /// `warm_engines_per_team` for each of `teams` (starting ones count), within `max_engines`; each is
     /// registered as starting.
     public mutating func warmDeficit(
-        backend: String, settings: LaunchSettings, teams: [String] = [], now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool,
+        backend: String, settings: LaunchSettings, teams: [String] = [], now: Double,
+        make: () -> (id: String, token: String), portIsFree: (Int) -> Bool,
         host: String = "127.0.0.1"
     ) -> [Engine] {
         var wanted: [(team: String?, missing: Int)] = []
         let warm = engines.values.filter { $0.key.backend == backend && $0.warm }
-        if settings.warmEngines > 0 { wanted.append((nil, settings.warmEngines - warm.filter { $0.key.team == nil }.count)) }
+        if settings.warmEngines > 0 {
+            wanted.append((nil, settings.warmEngines - warm.filter { $0.key.team == nil }.count))
+        }
         if settings.warmEnginesPerTeam > 0 {
-            for team in teams.sorted() { wanted.append((team, settings.warmEnginesPerTeam - warm.filter { $0.key.team == team }.count)) }
+            for team in teams.sorted() {
+                wanted.append((team, settings.warmEnginesPerTeam - warm.filter { $0.key.team == team }.count))
+            }
         }
         var room = settings.maxEngines - engines.values.filter { $0.key.backend == backend }.count
         var launched: [Engine] = []
         for (team, missing) in wanted {
             var missing = missing
-            while missing > 0, room > 0, let port = freePort(backend: backend, settings: settings, portIsFree: portIsFree) {
+            while missing > 0, room > 0,
+                let port = freePort(backend: backend, settings: settings, portIsFree: portIsFree)
+            {
                 let made = make()
                 let key = EngineShareKey(backend: backend, team: team, user: nil)
                 var engine = Engine(id: made.id, key: key, port: port, token: made.token, started: now, idleSince: now)
@@ -197,9 +217,13 @@ public struct EngineRegistry: Sendable {
     /// .runAsRefusal`), or another tenant's engine runs as the user it maps to. Nil when it may launch.
     public func identityRefusal(_ key: EngineShareKey, settings: LaunchSettings) -> SparkgateError? {
         if let reason = settings.runAsRefusal(for: key) { return SparkgateError(.failedPrecondition, reason) }
-        guard !settings.allowSharedRunAs, let user = settings.runAsUser(for: key), let other = sharesOSUser(user, with: key) else { return nil }
-        return SparkgateError(.failedPrecondition,
-            "backend '\(key.backend)': run_as '\(settings.runAs ?? "")' gives \(key) the OS user '\(user)', which engine \(other.id) (\(other.key)) already runs as; no engine starts as another tenant's user. An operator must make run_as tell tenants apart")
+        guard !settings.allowSharedRunAs, let user = settings.runAsUser(for: key),
+            let other = sharesOSUser(user, with: key)
+        else { return nil }
+        return SparkgateError(
+            .failedPrecondition,
+            "backend '\(key.backend)': run_as '\(settings.runAs ?? "")' gives \(key) the OS user '\(user)', which engine \(other.id) (\(other.key)) already runs as; no engine starts as another tenant's user. An operator must make run_as tell tenants apart"
+        )
     }
 
     /// An engine of another tenant (starting, ready, stopping or warm for another team) that runs as
@@ -214,7 +238,8 @@ public struct EngineRegistry: Sendable {
     /// An engine this replica would launch for `key` (its id, port and token), not yet registered: with shared
     /// state, the replicas decide in Redis whether it is launched (`register`) or another engine serves.
     public mutating func propose(
-        _ key: EngineShareKey, settings: LaunchSettings, host: String, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
+        _ key: EngineShareKey, settings: LaunchSettings, host: String, now: Double,
+        make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
     ) -> Engine? {
         guard let port = freePort(backend: key.backend, settings: settings, portIsFree: portIsFree) else { return nil }
         let made = make()
@@ -241,12 +266,18 @@ public struct EngineRegistry: Sendable {
     /// caller kills its process, which leaves the registry at once) and a new engine for the same key is
     /// launched on another port, for the same waiting calls. Nil when the engine is not starting.
     public mutating func portTaken(
-        _ id: String, settings: LaunchSettings, now: Double, make: () -> (id: String, token: String), portIsFree: (Int) -> Bool
+        _ id: String, settings: LaunchSettings, now: Double, make: () -> (id: String, token: String),
+        portIsFree: (Int) -> Bool
     ) -> (ended: Engine, next: Acquisition)? {
         guard let engine = engines[id], engine.state == .starting else { return nil }
         engines.removeValue(forKey: id)
         if current[engine.key] == id { current.removeValue(forKey: engine.key) }
-        return (engine, acquire(engine.key, settings: settings, bound: nil, now: now, make: make, portIsFree: portIsFree, host: engine.host))
+        return (
+            engine,
+            acquire(
+                engine.key, settings: settings, bound: nil, now: now, make: make, portIsFree: portIsFree,
+                host: engine.host)
+        )
     }
 
     /// The engine's process started.
@@ -301,16 +332,23 @@ public struct EngineRegistry: Sendable {
         var tasks: [Task] = []
         for engine in engines.values.sorted(by: { $0.id < $1.id }) {
             guard let s = settings(engine.key.backend) else {
-                if let e = stop(engine.id, reason: "its backend is no longer configured", now: now, grace: 0) { tasks.append(.stop(e, reason: e.stopReason!)) }
+                if let e = stop(engine.id, reason: "its backend is no longer configured", now: now, grace: 0) {
+                    tasks.append(.stop(e, reason: e.stopReason!))
+                }
                 continue
             }
             switch engine.state {
             case .starting where now - engine.started >= s.startupTimeoutSeconds:
-                let reason = "did not become ready within startup_timeout_seconds (\(Self.format(s.startupTimeoutSeconds)))"
-                if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) { tasks.append(.stop(e, reason: reason)) }
+                let reason =
+                    "did not become ready within startup_timeout_seconds (\(Self.format(s.startupTimeoutSeconds)))"
+                if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) {
+                    tasks.append(.stop(e, reason: reason))
+                }
             case .ready where !engine.warm && engine.sessions == 0 && now - engine.idleSince >= s.idleSeconds:
                 let reason = "idle for \(Self.format(s.idleSeconds)) s"
-                if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) { tasks.append(.stop(e, reason: reason)) }
+                if let e = stop(engine.id, reason: reason, now: now, grace: s.stopGraceSeconds) {
+                    tasks.append(.stop(e, reason: reason))
+                }
             case .stopping:
                 if let killAt = engine.killAt, now >= killAt {
                     engines[engine.id]?.killAt = nil
@@ -345,8 +383,10 @@ public struct EngineRegistry: Sendable {
 
     /// What a session's calls get once the engine that held its state is gone.
     public static func sessionLost(bound: String, key: EngineShareKey, what: String) -> SparkgateError {
-        SparkgateError(.failedPrecondition,
-            "this session lived on engine \(bound) (\(key)), which \(what): its temporary views and cached data are gone; start a new session (spark.stop(), then a new SparkSession)")
+        SparkgateError(
+            .failedPrecondition,
+            "this session lived on engine \(bound) (\(key)), which \(what): its temporary views and cached data are gone; start a new session (spark.stop(), then a new SparkSession)"
+        )
     }
 
     public static func maxEnginesRefusal(_ key: EngineShareKey, settings: LaunchSettings) -> SparkgateError {

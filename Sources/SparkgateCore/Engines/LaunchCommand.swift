@@ -1,11 +1,15 @@
 /// The argv and environment of one engine, from the backend's templates.
 public struct LaunchCommand: Sendable, Equatable {
     /// The placeholders a template may use.
-    public static let placeholders: Set<String> = ["port", "host", "token", "token_file", "team", "user", "engine_id", "work_dir"]
+    public static let placeholders: Set<String> = [
+        "port", "host", "token", "token_file", "team", "user", "engine_id", "work_dir",
+    ]
 
     /// What an engine inherits from the gateway's environment: enough to find programs and Java, never the
     /// gateway's own secrets (backend tokens, keys).
-    public static let inheritedEnvironment = ["PATH", "HOME", "LANG", "LC_ALL", "JAVA_HOME", "TMPDIR", "USER", "LOGNAME", "TZ"]
+    public static let inheritedEnvironment = [
+        "PATH", "HOME", "LANG", "LC_ALL", "JAVA_HOME", "TMPDIR", "USER", "LOGNAME", "TZ",
+    ]
 
     public var argv: [String]
     public var environment: [String: String]
@@ -26,10 +30,12 @@ public struct LaunchCommand: Sendable, Equatable {
         while i < template.endIndex {
             let c = template[i]
             let next = template.index(after: i)
-            if (c == "{" || c == "}"), next < template.endIndex, template[next] == c {
+            if c == "{" || c == "}", next < template.endIndex, template[next] == c {
                 out.append(c)
                 i = template.index(after: next)
-            } else if c == "{", let close = template[next...].firstIndex(of: "}"), let value = values[String(template[next..<close])] {
+            } else if c == "{", let close = template[next...].firstIndex(of: "}"),
+                let value = values[String(template[next..<close])]
+            {
                 out += value
                 i = template.index(after: close)
             } else {

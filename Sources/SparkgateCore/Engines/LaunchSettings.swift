@@ -76,12 +76,15 @@ public struct LaunchSettings: Sendable, Equatable {
         case .server:
             return nil
         case .team where !used.contains("team"):
-            return "'\(runAs)' gives every team's engine the same OS user, so one team's code can read another's token and files; use a template with {team} (sg-{team}), or set allow_shared_run_as: true to accept it"
+            return
+                "'\(runAs)' gives every team's engine the same OS user, so one team's code can read another's token and files; use a template with {team} (sg-{team}), or set allow_shared_run_as: true to accept it"
         case .user where !used.contains("team") || !used.contains("user"):
-            return "'\(runAs)' can give two tenants one OS user (share is user: one engine per team and user); use a template with {team} and {user} (sg-{team}_{user}), or set allow_shared_run_as: true to accept it"
+            return
+                "'\(runAs)' can give two tenants one OS user (share is user: one engine per team and user); use a template with {team} and {user} (sg-{team}_{user}), or set allow_shared_run_as: true to accept it"
         default:
             if let separator = runAsSeparator, separator.isEmpty {
-                return "'\(runAs)' puts {team} and {user} side by side, so two tenants can map to one OS user; separate them (sg-{team}_{user})"
+                return
+                    "'\(runAs)' puts {team} and {user} side by side, so two tenants can map to one OS user; separate them (sg-{team}_{user})"
             }
             return nil
         }
@@ -91,7 +94,9 @@ public struct LaunchSettings: Sendable, Equatable {
     var runAsSeparator: String? {
         guard let runAs else { return nil }
         let parts = LaunchCommand.placeholdersUsed(in: runAs)
-        guard parts.count == 2, let first = runAs.range(of: "{\(parts[0])}"), let second = runAs.range(of: "{\(parts[1])}") else { return nil }
+        guard parts.count == 2, let first = runAs.range(of: "{\(parts[0])}"),
+            let second = runAs.range(of: "{\(parts[1])}")
+        else { return nil }
         return first.upperBound <= second.lowerBound ? String(runAs[first.upperBound..<second.lowerBound]) : nil
     }
 
@@ -100,9 +105,12 @@ public struct LaunchSettings: Sendable, Equatable {
     /// could meet at one name).
     public func runAsRefusal(for key: EngineShareKey) -> String? {
         guard let runAs, !allowSharedRunAs, let separator = runAsSeparator, !separator.isEmpty else { return nil }
-        let first = LaunchCommand.placeholdersUsed(in: runAs).first == "team" ? ("team", key.team ?? "") : ("user", key.user ?? "")
+        let first =
+            LaunchCommand.placeholdersUsed(in: runAs).first == "team"
+            ? ("team", key.team ?? "") : ("user", key.user ?? "")
         guard first.1.contains(separator) else { return nil }
-        return "backend '\(key.backend)': \(first.0) '\(first.1)' contains '\(separator)', which separates {team} and {user} in run_as '\(runAs)': the OS user it maps to could be another tenant's. An operator must choose a separator no \(first.0) name contains"
+        return
+            "backend '\(key.backend)': \(first.0) '\(first.1)' contains '\(separator)', which separates {team} and {user} in run_as '\(runAs)': the OS user it maps to could be another tenant's. An operator must choose a separator no \(first.0) name contains"
     }
 
     /// The key of the engine that serves `identity` on this backend.

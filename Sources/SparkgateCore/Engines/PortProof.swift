@@ -43,7 +43,8 @@ public enum PortProof {
             // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 10, let colon = fields[1].lastIndex(of: ":"),
-                let port = Int(fields[1][fields[1].index(after: colon)...], radix: 16), let state = UInt8(fields[3], radix: 16),
+                let port = Int(fields[1][fields[1].index(after: colon)...], radix: 16),
+                let state = UInt8(fields[3], radix: 16),
                 let inode = UInt64(fields[9])
             else { continue }
             found.append(Socket(localPort: port, state: state, inode: inode))

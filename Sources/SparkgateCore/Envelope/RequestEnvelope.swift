@@ -48,7 +48,9 @@ public struct RequestEnvelope: Sendable, Equatable {
 
     /// Reads the routing fields of a request message of `method`; with `inspectingPlans`, also the SQL in an
     /// ExecutePlan or AnalyzePlan plan (`PlanInspection`).
-    public static func read(_ bytes: UnsafeRawBufferPointer, method: SparkConnectMethod, inspectingPlans: Bool = false) throws(WireError) -> RequestEnvelope {
+    public static func read(
+        _ bytes: UnsafeRawBufferPointer, method: SparkConnectMethod, inspectingPlans: Bool = false
+    ) throws(WireError) -> RequestEnvelope {
         var envelope = RequestEnvelope(method: method)
         if inspectingPlans && (method == .executePlan || method == .analyzePlan) {
             envelope.plan = PlanInspection.inspect(bytes, method: method)
@@ -93,10 +95,10 @@ public struct RequestEnvelope: Sendable, Equatable {
             // RequestOption { reattach_options = 1 { reattachable = 1 } }
             var option = cursor.nested(field)
             while let o = try option.next() {
-    guard o.number == 1 && o.wireType == .lengthDelimited else { continue }
+                guard o.number == 1 && o.wireType == .lengthDelimited else { continue }
                 var reattach = cursor.nested(o)
                 while let r = try reattach.next() {
-    guard r.number == 1 && r.wireType == .varint else { continue }
+                    guard r.number == 1 && r.wireType == .varint else { continue }
                     reattachable = r.varint != 0
                 }
             }
@@ -136,12 +138,12 @@ public struct RequestEnvelope: Sendable, Equatable {
             return size
         }
         while let f = try fields.next() {
-    guard f.wireType == .lengthDelimited else { continue }
+            guard f.wireType == .lengthDelimited else { continue }
             switch (payloadField, f.number) {
             case (3, 1):  // Batch.artifacts: SingleChunkArtifact { name 1, data 2: ArtifactChunk }
                 var artifact = payload.nested(f)
                 while let a = try artifact.next() {
-    guard a.number == 2 && a.wireType == .lengthDelimited else { continue }
+                    guard a.number == 2 && a.wireType == .lengthDelimited else { continue }
                     total += try chunkData(payload.nested(a))
                 }
             case (4, 4):  // BeginChunkedArtifact.initial_chunk

@@ -13,7 +13,10 @@ public struct RequestRewrite: Sendable, Equatable {
     /// ExecutePlan without an `operation_id`: the id Sparkgate assigns so it can follow the operation.
     public var insertedOperationID: String?
 
-    public init(userID: String, backendSessionID: String? = nil, backendNewSessionID: String? = nil, insertedOperationID: String? = nil) {
+    public init(
+        userID: String, backendSessionID: String? = nil, backendNewSessionID: String? = nil,
+        insertedOperationID: String? = nil
+    ) {
         self.userID = userID
         self.backendSessionID = backendSessionID
         self.backendNewSessionID = backendNewSessionID

@@ -24,7 +24,9 @@ public struct ResponseEnvelope: Sendable, Equatable {
 
     public init() {}
 
-    public static func read(_ bytes: UnsafeRawBufferPointer, method: SparkConnectMethod) throws(WireError) -> ResponseEnvelope {
+    public static func read(
+        _ bytes: UnsafeRawBufferPointer, method: SparkConnectMethod
+    ) throws(WireError) -> ResponseEnvelope {
         var envelope = ResponseEnvelope()
         var cursor = WireCursor(bytes)
         let sessionField = method.responseSessionIDField

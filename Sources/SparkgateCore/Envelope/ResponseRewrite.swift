@@ -15,14 +15,19 @@ public struct ResponseRewrite: Sendable {
     /// Config: values the client is told for these keys, whatever the engine answered.
     public var overrides: [String: String] = [:]
 
-    public init(clientSessionID: String? = nil, clientNewSessionID: String? = nil, configPolicy: ConfigPolicy? = nil, dropDeniedPairs: Bool = false) {
+    public init(
+        clientSessionID: String? = nil, clientNewSessionID: String? = nil, configPolicy: ConfigPolicy? = nil,
+        dropDeniedPairs: Bool = false
+    ) {
         self.clientSessionID = clientSessionID
         self.clientNewSessionID = clientNewSessionID
         self.configPolicy = configPolicy
         self.dropDeniedPairs = dropDeniedPairs
     }
 
-    public var isIdentity: Bool { clientSessionID == nil && clientNewSessionID == nil && configPolicy == nil && overrides.isEmpty }
+    public var isIdentity: Bool {
+        clientSessionID == nil && clientNewSessionID == nil && configPolicy == nil && overrides.isEmpty
+    }
 
     public func edits(for envelope: ResponseEnvelope, method: SparkConnectMethod) -> [ByteEdit] {
         var edits: [ByteEdit] = []

@@ -21,10 +21,16 @@ public enum GRPCStatusMessage {
         var out: [UInt8] = []
         var bytes = message.utf8.makeIterator()
         while let byte = bytes.next() {
-            guard byte == UInt8(ascii: "%") else { out.append(byte); continue }
+            guard byte == UInt8(ascii: "%") else {
+                out.append(byte)
+                continue
+            }
             guard let hi = bytes.next(), let lo = bytes.next(),
                 let h = HexDigit.value(hi), let l = HexDigit.value(lo)
-            else { out.append(byte); continue }
+            else {
+                out.append(byte)
+                continue
+            }
             out.append(h << 4 | l)
         }
         return String(decoding: out, as: UTF8.self)

@@ -23,7 +23,10 @@ public enum GRPCTimeout {
         guard seconds >= 0 else { return "0n" }
         guard seconds < 3_600 * 99_999_999 else { return "99999999H" }
         let nanos = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-        let units: [(Int64, Character)] = [(1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"), (3_600_000_000_000, "H")]
+        let units: [(Int64, Character)] = [
+            (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
+            (3_600_000_000_000, "H"),
+        ]
         for (scale, unit) in units {
             let value = (nanos + scale - 1) / scale
             if value < 100_000_000 { return "\(value)\(unit)" }

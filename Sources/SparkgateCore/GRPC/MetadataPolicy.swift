@@ -10,7 +10,8 @@ public enum MetadataPolicy {
     public static func forwardsRequestHeader(_ name: String) -> Bool {
         if name.utf8.first == UInt8(ascii: ":") { return false }
         switch name {
-        case "authorization", "authentication", "grpc-accept-encoding", "content-length", "connection", "keep-alive", "proxy-connection",
+        case "authorization", "authentication", "grpc-accept-encoding", "content-length", "connection", "keep-alive",
+            "proxy-connection",
             "transfer-encoding", "upgrade", "host", "http2-settings":
             return false
         default:
@@ -22,7 +23,8 @@ public enum MetadataPolicy {
     public static func forwardsResponseHeader(_ name: String) -> Bool {
         if name.utf8.first == UInt8(ascii: ":") { return false }
         switch name {
-        case "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings":
+        case "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+            "http2-settings":
             return false
         default:
             return true

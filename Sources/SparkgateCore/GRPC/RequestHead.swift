@@ -34,14 +34,19 @@ public struct RequestHead: Sendable, Equatable {
         guard method == "POST" else {
             return .failure(SparkgateError(.unimplemented, "gRPC requests must use POST, not \(method ?? "no method")"))
         }
-        guard let contentType, contentType.hasPrefix("application/grpc"), !contentType.hasPrefix("application/grpc-web") else {
-            return .failure(SparkgateError(.invalidArgument, "content-type must be application/grpc, not '\(contentType ?? "")'"))
+        guard let contentType, contentType.hasPrefix("application/grpc"), !contentType.hasPrefix("application/grpc-web")
+        else {
+            return .failure(
+                SparkgateError(.invalidArgument, "content-type must be application/grpc, not '\(contentType ?? "")'"))
         }
         if let text = timeoutText, timeout == nil {
             return .failure(.invalidArgument("grpc-timeout '\(text.prefix(16))' is not valid"))
         }
         guard let path, let m = SparkConnectMethod(path: path) else {
-            return .failure(SparkgateError(.unimplemented, "Sparkgate serves only spark.connect.SparkConnectService, not \(path?.prefix(128) ?? "no path")"))
+            return .failure(
+                SparkgateError(
+                    .unimplemented,
+                    "Sparkgate serves only spark.connect.SparkConnectService, not \(path?.prefix(128) ?? "no path")"))
         }
         return .success(m)
     }

@@ -40,9 +40,19 @@ public struct AdminAccess: Sendable {
         case .admin:
             return .allowed
         case .read:
-            return reading ? .allowed : .refused(status: 403, message: "\(method) \(path) changes the gateway: the read token (admin.read_token_file) opens GETs only; use the admin token")
+            return reading
+                ? .allowed
+                : .refused(
+                    status: 403,
+                    message:
+                        "\(method) \(path) changes the gateway: the read token (admin.read_token_file) opens GETs only; use the admin token"
+                )
         case .wrong:
-            return .refused(status: 401, message: "this admin path needs 'Authorization: Bearer <token>' with the admin token (admin.token_file) or, for GETs, the read token (admin.read_token_file)")
+            return .refused(
+                status: 401,
+                message:
+                    "this admin path needs 'Authorization: Bearer <token>' with the admin token (admin.token_file) or, for GETs, the read token (admin.read_token_file)"
+            )
         case .none:
             if reading {
                 if allowUnauthenticatedReads { return .allowed }
@@ -51,15 +61,20 @@ public struct AdminAccess: Sendable {
                     status: 401,
                     message: tokens
                         ? "this admin path needs 'Authorization: Bearer <token>' with the admin token (admin.token_file) or the read token (admin.read_token_file)"
-                        : "this admin path lists sessions, users and engines to whoever asks: set admin.token_file or admin.read_token_file and send 'Authorization: Bearer <token>' (or admin.allow_unauthenticated_reads: true on a host no tenant's code runs on)")
+                        : "this admin path lists sessions, users and engines to whoever asks: set admin.token_file or admin.read_token_file and send 'Authorization: Bearer <token>' (or admin.allow_unauthenticated_reads: true on a host no tenant's code runs on)"
+                )
             }
             if adminTokenConfigured {
-                return .refused(status: 401, message: "this admin path needs 'Authorization: Bearer <admin token>' (admin.token_file)")
+                return .refused(
+                    status: 401,
+                    message: "this admin path needs 'Authorization: Bearer <admin token>' (admin.token_file)")
             }
             if allowUnauthenticatedMutations { return .allowed }
             return .refused(
                 status: 403,
-                message: "\(method) \(path) changes the gateway and needs an admin token: set admin.token_file (or admin.allow_unauthenticated_mutations: true on a trusted host)")
+                message:
+                    "\(method) \(path) changes the gateway and needs an admin token: set admin.token_file (or admin.allow_unauthenticated_mutations: true on a trusted host)"
+            )
         }
     }
 }

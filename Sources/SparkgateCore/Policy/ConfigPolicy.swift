@@ -12,17 +12,35 @@ public struct ConfigPolicy: Sendable, Equatable {
     /// The default list, in one place, each entry with its reason (checked against Spark 4.3 in
     /// `Tests/integration/test_policy.py`).
     public static let defaultDenied: [DeniedConfigKey] = [
-        .init(pattern: "spark.connect.authenticate.token", reason: "the backend token: whoever reads it can call Spark around the gateway"),
+        .init(
+            pattern: "spark.connect.authenticate.token",
+            reason: "the backend token: whoever reads it can call Spark around the gateway"),
         .init(pattern: "*password*", reason: "passwords (JDBC, keystores, object stores)"),
         .init(pattern: "*secret*", reason: "secrets (fs.s3a.secret.key, OAuth client secrets)"),
         .init(pattern: "*credentials*", reason: "credential providers and credential files"),
         .init(pattern: "*token*", reason: "bearer and session tokens (fs.s3a.session.token, the backend token)"),
         .init(pattern: "*access.key*", reason: "object-store access keys (fs.s3a.access.key)"),
-        .init(pattern: "*fs.azure.account.key.*", reason: "Azure storage account keys, with or without the spark.hadoop. prefix"),
-        .init(pattern: "spark.sql.optimizer.excludedRules", reason: "switches off optimizer rules, among them the ones catalog authorization (Ranger-style row and column filters) relies on; settable at run time in Spark 4.3"),
-        .init(pattern: "spark.sql.extensions", reason: "loads session extensions, that is code, into the engine (static in Spark 4.3, which refuses it at run time; denied for engines that do not)"),
-        .init(pattern: "spark.plugins", reason: "loads plugins, that is code, into the driver and executors (static in Spark 4.3)"),
-        .init(pattern: "spark.jars*", reason: "adds jars and packages, that is code, to the session (spark.jars, spark.jars.packages, spark.jars.repositories)"),
+        .init(
+            pattern: "*fs.azure.account.key.*",
+            reason: "Azure storage account keys, with or without the spark.hadoop. prefix"),
+        .init(
+            pattern: "spark.sql.optimizer.excludedRules",
+            reason:
+                "switches off optimizer rules, among them the ones catalog authorization (Ranger-style row and column filters) relies on; settable at run time in Spark 4.3"
+        ),
+        .init(
+            pattern: "spark.sql.extensions",
+            reason:
+                "loads session extensions, that is code, into the engine (static in Spark 4.3, which refuses it at run time; denied for engines that do not)"
+        ),
+        .init(
+            pattern: "spark.plugins",
+            reason: "loads plugins, that is code, into the driver and executors (static in Spark 4.3)"),
+        .init(
+            pattern: "spark.jars*",
+            reason:
+                "adds jars and packages, that is code, to the session (spark.jars, spark.jars.packages, spark.jars.repositories)"
+        ),
     ]
 
     public static let defaultDenyKeys = defaultDenied.map(\.pattern)

@@ -43,19 +43,22 @@ public struct QuotaRefusal: Error, Sendable, Equatable {
     public static func sessionsPerUser(team: String, quotas q: QuotaSettings, user: String, open: Int) -> QuotaRefusal {
         QuotaRefusal(
             .sessionsPerUser,
-            "team \(team) allows \(count(q.maxSessionsPerUser, "session")) per user; \(user) has \(open) open. Stop one with spark.stop() or let it go idle")
+            "team \(team) allows \(count(q.maxSessionsPerUser, "session")) per user; \(user) has \(open) open. Stop one with spark.stop() or let it go idle"
+        )
     }
 
     public static func operationsPerSession(team: String, quotas q: QuotaSettings, running: Int) -> QuotaRefusal {
         QuotaRefusal(
             .operationsPerSession,
-            "team \(team) allows \(count(q.maxConcurrentOperationsPerSession, "concurrent operation")) per session; \(running) \(running == 1 ? "is" : "are") running")
+            "team \(team) allows \(count(q.maxConcurrentOperationsPerSession, "concurrent operation")) per session; \(running) \(running == 1 ? "is" : "are") running"
+        )
     }
 
     public static func operationsPerTeam(team: String, quotas q: QuotaSettings, running: Int) -> QuotaRefusal {
         QuotaRefusal(
             .operationsPerTeam,
-            "team \(team) allows \(count(q.maxConcurrentOperationsPerTeam, "concurrent operation")); \(running) \(running == 1 ? "is" : "are") running")
+            "team \(team) allows \(count(q.maxConcurrentOperationsPerTeam, "concurrent operation")); \(running) \(running == 1 ? "is" : "are") running"
+        )
     }
 
     static func number(_ v: Double) -> String {
@@ -71,7 +74,11 @@ public struct QuotaRefusal: Error, Sendable, Equatable {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n)
         var i = 0
-        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-        return i == 0 ? "\(n) bytes" : (v == v.rounded() ? "\(Int(v)) \(units[i])" : String(format: "%.1f %@", v, units[i]))
+        while v >= 1024 && i < units.count - 1 {
+            v /= 1024
+            i += 1
+        }
+        return i == 0
+            ? "\(n) bytes" : (v == v.rounded() ? "\(Int(v)) \(units[i])" : String(format: "%.1f %@", v, units[i]))
     }
 }

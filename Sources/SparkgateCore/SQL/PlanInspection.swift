@@ -69,7 +69,9 @@ public struct PlanInspection: Sendable, Equatable {
             case (.analyzePlan, 4...18):
                 var analysis = top.nested(field)
                 while let f = try? analysis.next() {
-                    if (f.number == 1 || f.number == 2) && f.wireType == .lengthDelimited && planIsCompressed(f, top) { return true }
+                    if (f.number == 1 || f.number == 2) && f.wireType == .lengthDelimited && planIsCompressed(f, top) {
+                        return true
+                    }
                 }
             default:
                 break

@@ -73,7 +73,9 @@ public enum SQLConfigScan {
         if text.isEmpty || text == Array("-v".utf8) { return nil }
         guard let (key, after) = readKey(text, 0) else { return .unreadable("SET \(printable(text))") }
         let tail = skipSpace(text, after)
-        guard tail == text.count || text[tail] == UInt8(ascii: "=") else { return .unreadable("SET \(printable(text))") }
+        guard tail == text.count || text[tail] == UInt8(ascii: "=") else {
+            return .unreadable("SET \(printable(text))")
+        }
         return .set(key: key)
     }
 
@@ -81,7 +83,9 @@ public enum SQLConfigScan {
         let rest = statementRest(b, from)
         guard let text = rest.text else { return .unreadable(rest.reason) }
         if text.isEmpty { return nil }
-        guard let (key, after) = readKey(text, 0), skipSpace(text, after) == text.count else { return .unreadable("RESET \(printable(text))") }
+        guard let (key, after) = readKey(text, 0), skipSpace(text, after) == text.count else {
+            return .unreadable("RESET \(printable(text))")
+        }
         return .reset(key: key)
     }
 
@@ -93,15 +97,23 @@ public enum SQLConfigScan {
         var out: [UInt8] = []
         while i < b.count, b[i] != UInt8(ascii: ";") {
             let c = b[i]
-            if c == UInt8(ascii: "-"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "-") { return (nil, "a comment inside a SET or RESET") }
-            if c == UInt8(ascii: "/"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "*") { return (nil, "a comment inside a SET or RESET") }
+            if c == UInt8(ascii: "-"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "-") {
+                return (nil, "a comment inside a SET or RESET")
+            }
+            if c == UInt8(ascii: "/"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "*") {
+                return (nil, "a comment inside a SET or RESET")
+            }
             if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
                 // A value may be quoted; the key may not be: only what follows '=' may hold quotes.
                 if !out.contains(UInt8(ascii: "=")) { return (nil, "a quote in a SET or RESET key") }
             }
             if c == UInt8(ascii: "`") {
                 guard leadingBacktick, out.allSatisfy(isSpace) else {
-                    if out.contains(UInt8(ascii: "=")) { out.append(c); i += 1; continue }
+                    if out.contains(UInt8(ascii: "=")) {
+                        out.append(c)
+                        i += 1
+                        continue
+                    }
                     return (nil, "a backtick inside a SET or RESET key")
                 }
                 let end = skipQuoted(b, i)
@@ -148,7 +160,8 @@ public enum SQLConfigScan {
 
     private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (0x09...0x0D).contains(c) }
     private static func isWordByte(_ c: UInt8) -> Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c | 0x20) || c == UInt8(ascii: "_") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c | 0x20) || c == UInt8(ascii: "_")
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
     }
     private static func isKeyByte(_ c: UInt8) -> Bool {
         isWordByte(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: ":") || c == UInt8(ascii: "\\")

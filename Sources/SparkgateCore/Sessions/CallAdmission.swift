@@ -13,7 +13,9 @@ public struct CallAdmission: Sendable {
     /// AddArtifacts: the upload bytes of the call's first message, charged with its admission.
     public var artifactBytes = 0
 
-    public init(caller: UserKey, method: SparkConnectMethod, clientSessionID: String, backendSessionID: String, backend: String) {
+    public init(
+        caller: UserKey, method: SparkConnectMethod, clientSessionID: String, backendSessionID: String, backend: String
+    ) {
         self.caller = caller
         self.method = method
         self.clientSessionID = clientSessionID
@@ -35,7 +37,9 @@ public struct CallAdmission: Sendable {
     /// so they never count as a new session against the limit.
     public var createsSession: Bool {
         switch method {
-        case .executePlan, .analyzePlan, .config, .addArtifacts, .artifactStatus, .interrupt, .fetchErrorDetails, .other: true
+        case .executePlan, .analyzePlan, .config, .addArtifacts, .artifactStatus, .interrupt, .fetchErrorDetails,
+            .other:
+            true
         case .reattachExecute, .releaseExecute, .releaseSession, .getStatus, .cloneSession: false
         }
     }
@@ -55,7 +59,9 @@ public enum StreamEnd: Sendable, Equatable {
     /// A reattachable operation survives its stream: Spark ends streams on purpose (after
     /// `senderMaxStreamDuration`), clients drop them, and another ReattachExecute can take a stream over
     /// (`INVALID_CURSOR.DISCONNECTED`). Only `result_complete` or a real error ends it.
-    public static func classify(reattachable: Bool, sawResultComplete: Bool, code: GRPCStatusCode, backendStatus: BackendStatus?) -> StreamEnd {
+    public static func classify(
+        reattachable: Bool, sawResultComplete: Bool, code: GRPCStatusCode, backendStatus: BackendStatus?
+    ) -> StreamEnd {
         if sawResultComplete { return .completed }
         guard reattachable else { return .failed }
         switch code {

@@ -4,16 +4,23 @@ extension SessionLedger {
     public mutating func callFinished(_ outcome: CallOutcome, now: Double) {
         guard let call = outcome.admitted else { return }
         let summary = outcome.summary
-        callEnded(call.session, bytesIn: summary.requestBytes, bytesOut: summary.responseBytes, rowsOut: summary.rows, now: now)
+        callEnded(
+            call.session, bytesIn: summary.requestBytes, bytesOut: summary.responseBytes, rowsOut: summary.rows,
+            now: now)
         // A stream of an operation that ended already (released, interrupted) says nothing about a later
         // operation with the same id.
-        let sameOperation = call.operationInstance.map { instance in call.operation.flatMap { operations[$0]?.instance } == instance } ?? true
-        if let operation = call.operation, sameOperation, call.method == .executePlan || call.method == .reattachExecute {
+        let sameOperation =
+            call.operationInstance.map { instance in call.operation.flatMap { operations[$0]?.instance } == instance }
+            ?? true
+        if let operation = call.operation, sameOperation, call.method == .executePlan || call.method == .reattachExecute
+        {
             if let status = outcome.backendStatus, BackendVerdict.operationIsGone(status) {
                 // Spark does not have it (a made-up or abandoned id): nothing is running to count.
                 operationsEnded([operation.operationID], in: operation.session)
             } else {
-                let end = StreamEnd.classify(reattachable: call.reattachable, sawResultComplete: call.sawResultComplete, code: outcome.code, backendStatus: outcome.backendStatus)
+                let end = StreamEnd.classify(
+                    reattachable: call.reattachable, sawResultComplete: call.sawResultComplete, code: outcome.code,
+                    backendStatus: outcome.backendStatus)
                 streamEnded(operation, end, now: now)
             }
         }
@@ -27,7 +34,9 @@ extension SessionLedger {
         default:
             // The backend no longer has the session (released, killed, reaped): keeping its record would hold
             // its slot against the user until it went idle.
-            if let status = outcome.backendStatus, BackendVerdict.sessionIsGone(status) { sessionReleased(call.session, now: now) }
+            if let status = outcome.backendStatus, BackendVerdict.sessionIsGone(status) {
+                sessionReleased(call.session, now: now)
+            }
         }
     }
 }

@@ -28,7 +28,8 @@ extension SessionLedger {
                 endOperation(key)
             }
         }
-        for (key, s) in sessions where s.activeCalls == 0 && s.activeOperations == 0 && s.idleSeconds > 0 && now > s.idleDeadline {
+        for (key, s) in sessions
+        where s.activeCalls == 0 && s.activeOperations == 0 && s.idleSeconds > 0 && now > s.idleDeadline {
             result.idleSessions.append(s)
             // Idle here need not mean idle everywhere: the shared state's owner decides (`SharedState.idle`).
             sessionForgotten(key, now: now, released: false)

@@ -49,8 +49,10 @@ public struct SessionLedger: Sendable {
             // Decided by the shared state.
         } else if call.isHousekeeping {
             if q.housekeepingRequestsPerSecond > 0 {
-                var bucket = housekeepingBuckets[call.caller] ?? TokenBucket(burst: q.housekeepingRequestBurst, now: now)
-                let wait = bucket.take(rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
+                var bucket =
+                    housekeepingBuckets[call.caller] ?? TokenBucket(burst: q.housekeepingRequestBurst, now: now)
+                let wait = bucket.take(
+                    rate: q.housekeepingRequestsPerSecond, burst: q.housekeepingRequestBurst, now: now)
                 housekeepingBuckets[call.caller] = bucket
                 if let wait { return .failure(.quota(.housekeepingRate(team: team, quotas: q, wait: wait))) }
             }
@@ -87,7 +89,9 @@ public struct SessionLedger: Sendable {
             // admitted new session may take a slot. A reattach resumes real work, so it is counted.
             guard call.createsSession || call.method == .reattachExecute else { return .success(AdmissionGrant()) }
             let count = sessionsPerUser[call.caller, default: 0]
-            if enforce, count >= q.maxSessionsPerUser { return .failure(.quota(.sessionsPerUser(team: team, quotas: q, user: call.caller.user, open: count))) }
+            if enforce, count >= q.maxSessionsPerUser {
+                return .failure(.quota(.sessionsPerUser(team: team, quotas: q, user: call.caller.user, open: count)))
+            }
             releasedSessions[key] = nil
         }
 
@@ -108,22 +112,31 @@ public struct SessionLedger: Sendable {
                 return .failure(.quota(.operationsPerSession(team: team, quotas: q, running: inSession)))
             }
             let inTeam = operationsPerTeam[team, default: 0]
-            if enforce, inTeam >= q.maxConcurrentOperationsPerTeam { return .failure(.quota(.operationsPerTeam(team: team, quotas: q, running: inTeam))) }
+            if enforce, inTeam >= q.maxConcurrentOperationsPerTeam {
+                return .failure(.quota(.operationsPerTeam(team: team, quotas: q, running: inTeam)))
+            }
             operationToStart = OperationRecord(
                 operationID: opKey.operationID, clientSessionID: id, owner: call.caller, started: now,
                 reattachable: call.reattachable || call.method == .reattachExecute, tags: call.tags,
-                maxResultBytes: q.maxResultBytesPerOperation, maxSeconds: q.maxOperationSeconds, instance: operationsStarted + 1)
+                maxResultBytes: q.maxResultBytesPerOperation, maxSeconds: q.maxOperationSeconds,
+                instance: operationsStarted + 1)
         }
 
         // A session's upload quota is this replica's own count, with or without shared state.
-        if call.artifactBytes > 0, let refusal = Self.artifactRefusal(key, uploaded: sessions[key]?.artifactBytes ?? 0, adding: call.artifactBytes, limit: q.maxArtifactBytesPerSession) {
+        if call.artifactBytes > 0,
+            let refusal = Self.artifactRefusal(
+                key, uploaded: sessions[key]?.artifactBytes ?? 0, adding: call.artifactBytes,
+                limit: q.maxArtifactBytesPerSession)
+        {
             return .failure(.quota(refusal))
         }
 
         // Admitted: record it.
-        var session = sessions[key] ?? SessionRecord(
-            clientSessionID: id, backendSessionID: call.backendSessionID, owner: call.caller, backend: call.backend,
-            created: now, lastUsed: now, idleSeconds: q.sessionIdleSeconds)
+        var session =
+            sessions[key]
+            ?? SessionRecord(
+                clientSessionID: id, backendSessionID: call.backendSessionID, owner: call.caller, backend: call.backend,
+                created: now, lastUsed: now, idleSeconds: q.sessionIdleSeconds)
         if isNewSession {
             session.maxSeconds = q.maxSessionSeconds
             sessionsPerUser[call.caller, default: 0] += 1
@@ -201,7 +214,8 @@ public struct SessionLedger: Sendable {
         if record.maxResultBytes > 0 && record.resultBytes > record.maxResultBytes {
             return QuotaRefusal(
                 .resultBytes,
-                "team \(record.owner.team) allows \(QuotaRefusal.bytes(record.maxResultBytes)) of results per operation; this one passed it and was interrupted. Filter or limit the query, or write its result to storage")
+                "team \(record.owner.team) allows \(QuotaRefusal.bytes(record.maxResultBytes)) of results per operation; this one passed it and was interrupted. Filter or limit the query, or write its result to storage"
+            )
         }
         return nil
     }
@@ -209,7 +223,9 @@ public struct SessionLedger: Sendable {
     /// Counts AddArtifacts upload bytes of a session; refuses the message that would pass the limit.
     public mutating func artifactReceived(_ key: SessionKey, bytes: Int, limit: Int) -> QuotaRefusal? {
         guard var s = sessions[key] else { return nil }
-        if let refusal = Self.artifactRefusal(key, uploaded: s.artifactBytes, adding: bytes, limit: limit) { return refusal }
+        if let refusal = Self.artifactRefusal(key, uploaded: s.artifactBytes, adding: bytes, limit: limit) {
+            return refusal
+        }
         s.artifactBytes += bytes
         sessions[key] = s
         return nil
@@ -219,7 +235,8 @@ public struct SessionLedger: Sendable {
         guard limit > 0 && uploaded + bytes > limit else { return nil }
         return QuotaRefusal(
             .artifactBytes,
-            "team \(key.owner.team) allows \(QuotaRefusal.bytes(limit)) of artifacts per session; this session has uploaded \(QuotaRefusal.bytes(uploaded)) and this upload adds \(QuotaRefusal.bytes(bytes))")
+            "team \(key.owner.team) allows \(QuotaRefusal.bytes(limit)) of artifacts per session; this session has uploaded \(QuotaRefusal.bytes(uploaded)) and this upload adds \(QuotaRefusal.bytes(bytes))"
+        )
     }
 
     /// Ends operations for good: released (`release_all`), interrupted, or stopped by Sparkgate.
@@ -250,7 +267,9 @@ public struct SessionLedger: Sendable {
     /// mirrored even when this replica holds no record of the session: it may have been opened and used on
     /// other replicas only, and they must free its slot.
     @discardableResult
-    mutating func sessionForgotten(_ key: SessionKey, now: Double, released: Bool, mirror: Bool = true) -> SessionRecord? {
+    mutating func sessionForgotten(
+        _ key: SessionKey, now: Double, released: Bool, mirror: Bool = true
+    ) -> SessionRecord? {
         if recordsChanges && released && mirror { changes.append(.sessionReleased(key)) }
         if released { rememberReleased(key, now: now) }
         guard let s = sessions.removeValue(forKey: key) else { return nil }
@@ -270,7 +289,9 @@ public struct SessionLedger: Sendable {
     @discardableResult
     public mutating func sessionExpired(_ key: SessionKey, now: Double) -> SessionRecord? {
         guard let record = sessions[key] else { return nil }
-        if expiredSessions.count >= Self.releasedSessionLimit, let oldest = expiredSessions.min(by: { $0.value.at < $1.value.at })?.key {
+        if expiredSessions.count >= Self.releasedSessionLimit,
+            let oldest = expiredSessions.min(by: { $0.value.at < $1.value.at })?.key
+        {
             expiredSessions[oldest] = nil
         }
         expiredSessions[key] = ExpiredSession(at: now, limit: record.maxSeconds, age: now - record.created)
@@ -348,7 +369,10 @@ public struct AdmissionGrant: Sendable, Equatable {
     /// known only here (the shared state lost it) is recorded again when the call is routed.
     public var placementRecorded = true
 
-    public init(operationResultLimit: Int = 0, alreadyReleased: Bool = false, placement: SessionPlacement = SessionPlacement(), placementRecorded: Bool = true) {
+    public init(
+        operationResultLimit: Int = 0, alreadyReleased: Bool = false, placement: SessionPlacement = SessionPlacement(),
+        placementRecorded: Bool = true
+    ) {
         self.operationResultLimit = operationResultLimit
         self.alreadyReleased = alreadyReleased
         self.placement = placement
@@ -371,17 +395,27 @@ public enum QuotaOrPolicyRefusal: Error, Sendable, Equatable {
     }
 
     public static func operationExists(_ id: String) -> QuotaOrPolicyRefusal {
-        .policy(SparkgateError(.alreadyExists, "operation \(id) is already running in this session; give a new ExecutePlan its own operation_id, or resume this one with ReattachExecute"))
+        .policy(
+            SparkgateError(
+                .alreadyExists,
+                "operation \(id) is already running in this session; give a new ExecutePlan its own operation_id, or resume this one with ReattachExecute"
+            ))
     }
 
     /// A session that reached `max_session_seconds`, at `age` seconds: its next calls are told so.
     public static func sessionExpired(_ id: String, limit: Double, age: Double) -> QuotaOrPolicyRefusal {
-        .policy(SparkgateError(.failedPrecondition,
-            "session \(id) reached its team's max_session_seconds (\(QuotaRefusal.number(limit)) s) at an age of \(QuotaRefusal.number(age.rounded())) s and was released; start a new session (spark.stop(), then a new SparkSession)"))
+        .policy(
+            SparkgateError(
+                .failedPrecondition,
+                "session \(id) reached its team's max_session_seconds (\(QuotaRefusal.number(limit)) s) at an age of \(QuotaRefusal.number(age.rounded())) s and was released; start a new session (spark.stop(), then a new SparkSession)"
+            ))
     }
 
     public static func foreignSession(_ id: String) -> QuotaOrPolicyRefusal {
-        .policy(.permissionDenied("session \(id) belongs to another user; start your own session (leave session_id out of the connection string)"))
+        .policy(
+            .permissionDenied(
+                "session \(id) belongs to another user; start your own session (leave session_id out of the connection string)"
+            ))
     }
 }
 

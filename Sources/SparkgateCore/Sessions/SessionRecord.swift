@@ -68,7 +68,10 @@ public struct SessionRecord: Sendable, Equatable {
     /// The launched engine the session lives on (backends with `launch`).
     public var engine: String?
 
-    public init(clientSessionID: String, backendSessionID: String, owner: UserKey, backend: String, created: Double, lastUsed: Double, idleSeconds: Double) {
+    public init(
+        clientSessionID: String, backendSessionID: String, owner: UserKey, backend: String, created: Double,
+        lastUsed: Double, idleSeconds: Double
+    ) {
         self.clientSessionID = clientSessionID
         self.backendSessionID = backendSessionID
         self.owner = owner
@@ -105,5 +108,7 @@ public struct OperationRecord: Sendable, Equatable {
     /// Which start of this operation id it is, in its ledger.
     public var instance: UInt64 = 0
 
-    public var key: OperationKey { OperationKey(session: SessionKey(owner: owner, clientSessionID: clientSessionID), operationID: operationID) }
+    public var key: OperationKey {
+        OperationKey(session: SessionKey(owner: owner, clientSessionID: clientSessionID), operationID: operationID)
+    }
 }

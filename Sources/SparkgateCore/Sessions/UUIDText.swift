@@ -40,19 +40,21 @@ public enum UUIDText {
     public static func format(_ bytes: [UInt8]) -> String {
         precondition(bytes.count == 16)
         // Written straight into the string's storage: one allocation per id (ids are formatted per call).
-        return String(unsafeUninitializedCapacity: 36, initializingUTF8With: { out in
-            var n = 0
-            for (i, b) in bytes.enumerated() {
-                if i == 4 || i == 6 || i == 8 || i == 10 {
-                    out[n] = UInt8(ascii: "-")
-                    n += 1
+        return String(
+            unsafeUninitializedCapacity: 36,
+            initializingUTF8With: { out in
+                var n = 0
+                for (i, b) in bytes.enumerated() {
+                    if i == 4 || i == 6 || i == 8 || i == 10 {
+                        out[n] = UInt8(ascii: "-")
+                        n += 1
+                    }
+                    out[n] = hexDigit(b >> 4)
+                    out[n + 1] = hexDigit(b & 0xF)
+                    n += 2
                 }
-                out[n] = hexDigit(b >> 4)
-                out[n + 1] = hexDigit(b & 0xF)
-                n += 2
-            }
-            return n
-        })
+                return n
+            })
     }
 
     private static func hexDigit(_ v: UInt8) -> UInt8 {

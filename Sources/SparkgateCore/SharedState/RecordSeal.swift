@@ -34,7 +34,8 @@ public struct RecordSeal: Sendable {
 
     /// The token engine `engineID` accepts: any replica computes it from the id, nothing stores it.
     public func engineToken(_ engineID: String) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: Array("sparkgate engine token\u{0}\(engineID)".utf8), using: key)
+        let code = HMAC<SHA256>.authenticationCode(
+            for: Array("sparkgate engine token\u{0}\(engineID)".utf8), using: key)
         return Self.hex(code, bytes: 32)
     }
 
@@ -71,7 +72,8 @@ public struct RecordSeal: Sendable {
     /// Reads a sealed message; `window` is how far its send time may be from `now`, in seconds.
     public func openMessage(_ text: String, now: Double, window: Double) -> Opened {
         var rest = Substring(text)
-        guard let body = SharedKeys.take(&rest), let sent = SharedKeys.take(&rest), let milliseconds = Int64(sent) else { return .forged }
+        guard let body = SharedKeys.take(&rest), let sent = SharedKeys.take(&rest), let milliseconds = Int64(sent)
+        else { return .forged }
         let seal = String(rest)
         guard verifies(seal, .message, [body, sent]) else { return .forged }
         guard abs(Double(milliseconds) / 1000 - now) <= window else { return .stale }

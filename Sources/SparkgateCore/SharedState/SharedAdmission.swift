@@ -14,7 +14,10 @@ public struct SharedAdmission: Sendable, Equatable {
         case refused(QuotaOrPolicyRefusal)
     }
 
-    public init(_ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double, keys names: SharedKeys, holdingSeconds: Double) {
+    public init(
+        _ call: CallAdmission, quotas q: QuotaSettings, rejectForeignSessions: Bool, now: Double,
+        keys names: SharedKeys, holdingSeconds: Double
+    ) {
         let session = SessionKey(owner: call.caller, clientSessionID: call.clientSessionID)
         let housekeeping = call.isHousekeeping
         let rate = housekeeping ? q.housekeepingRequestsPerSecond : q.requestsPerSecond
@@ -24,13 +27,16 @@ public struct SharedAdmission: Sendable, Equatable {
         let sessionLife = q.sessionIdleSeconds > 0 ? q.sessionIdleSeconds : Self.sessionLifeWithoutIdleLimit
         keys = [
             housekeeping ? names.housekeepingBucket(call.caller) : names.bucket(call.caller),
-            names.owners(call.clientSessionID), names.sessions(call.caller), names.operations(session), names.teamOperations(call.caller.team),
+            names.owners(call.clientSessionID), names.sessions(call.caller), names.operations(session),
+            names.teamOperations(call.caller.team),
             names.placement(session),
         ]
         arguments = [
-            Self.number(now), Self.number(rate), String(burst), rejectForeignSessions ? "1" : "0", names.member(call.caller), call.clientSessionID,
+            Self.number(now), Self.number(rate), String(burst), rejectForeignSessions ? "1" : "0",
+            names.member(call.caller), call.clientSessionID,
             call.createsSession || call.method == .reattachExecute ? "1" : "0", runsOperation ? "1" : "0", operationID,
-            String(q.maxSessionsPerUser), String(q.maxConcurrentOperationsPerSession), String(q.maxConcurrentOperationsPerTeam),
+            String(q.maxSessionsPerUser), String(q.maxConcurrentOperationsPerSession),
+            String(q.maxConcurrentOperationsPerTeam),
             Self.number(now + max(sessionLife, holdingSeconds)), Self.number(now + holdingSeconds),
             names.teamOperationMember(OperationKey(session: session, operationID: operationID)),
             call.method == .executePlan ? "1" : "0",
@@ -47,7 +53,8 @@ public struct SharedAdmission: Sendable, Equatable {
         switch (reply.first, count) {
         case ("ok", _) where reply.count == 6:
             return .admitted(
-                newSession: reply[1] == "1", newOperation: reply[2] == "1", placement: SessionPlacement(endpoint: reply[3], engine: reply[4]),
+                newSession: reply[1] == "1", newOperation: reply[2] == "1",
+                placement: SessionPlacement(endpoint: reply[3], engine: reply[4]),
                 placementSeal: reply[5])
         case ("op_exists", _):
             return .refused(.operationExists(call.operationID ?? ""))
@@ -57,7 +64,10 @@ public struct SharedAdmission: Sendable, Equatable {
             return .refused(.foreignSession(call.clientSessionID))
         case ("rate", _):
             guard reply.count == 2, let wait = Double(reply[1]) else { return nil }
-            let refusal = call.isHousekeeping ? QuotaRefusal.housekeepingRate(team: team, quotas: q, wait: wait) : .requestRate(team: team, quotas: q, wait: wait)
+            let refusal =
+                call.isHousekeeping
+                ? QuotaRefusal.housekeepingRate(team: team, quotas: q, wait: wait)
+                : .requestRate(team: team, quotas: q, wait: wait)
             return .refused(.quota(refusal))
         case ("sessions", let n?):
             return .refused(.quota(.sessionsPerUser(team: team, quotas: q, user: call.caller.user, open: n)))

@@ -20,7 +20,8 @@ public struct SharedEngine: Sendable, Equatable {
     public var warm: Bool
 
     public init(
-        id: String, backend: String, shareKey: String, team: String, user: String, replica: String, host: String, port: Int, pid: Int32,
+        id: String, backend: String, shareKey: String, team: String, user: String, replica: String, host: String,
+        port: Int, pid: Int32,
         state: EngineRegistry.State, warm: Bool
     ) {
         self.id = id
@@ -39,8 +40,10 @@ public struct SharedEngine: Sendable, Equatable {
     /// `engine` as the replica `replica` that launched it records it.
     public init(_ engine: EngineRegistry.Engine, replica: String) {
         self.init(
-            id: engine.id, backend: engine.key.backend, shareKey: engine.warm ? "" : engine.key.description, team: engine.key.team ?? "",
-            user: engine.warm ? "" : engine.key.user ?? "", replica: replica, host: engine.host, port: engine.port, pid: engine.pid ?? 0,
+            id: engine.id, backend: engine.key.backend, shareKey: engine.warm ? "" : engine.key.description,
+            team: engine.key.team ?? "",
+            user: engine.warm ? "" : engine.key.user ?? "", replica: replica, host: engine.host, port: engine.port,
+            pid: engine.pid ?? 0,
             state: engine.state, warm: engine.warm)
     }
 
@@ -80,21 +83,26 @@ public struct SharedEngine: Sendable, Equatable {
         guard values.count == fieldNames.count + 1 else { return .rejected }
         if values.allSatisfy({ $0 == nil }) { return .missing }
         let texts = values.compactMap { $0 }
-        guard texts.count == values.count, let port = Int(texts[6]), (1...65535).contains(port), let pid = Int32(texts[7]),
+        guard texts.count == values.count, let port = Int(texts[6]), (1...65535).contains(port),
+            let pid = Int32(texts[7]),
             let state = EngineRegistry.State(rawValue: texts[8]), texts[9] == "0" || texts[9] == "1"
         else { return .rejected }
         let engine = SharedEngine(
-            id: id, backend: texts[0], shareKey: texts[1], team: texts[2], user: texts[3], replica: texts[4], host: texts[5], port: port, pid: pid,
+            id: id, backend: texts[0], shareKey: texts[1], team: texts[2], user: texts[3], replica: texts[4],
+            host: texts[5], port: port, pid: pid,
             state: state, warm: texts[9] == "1")
         // The seal covers the text as stored (`0020000` is not `20000`), and the text must be what the
         // launching replica writes.
-        guard engine.values == Array(texts[..<10]), seal.verifies(texts[10], .engine, [id] + Array(texts[..<10])) else { return .rejected }
+        guard engine.values == Array(texts[..<10]), seal.verifies(texts[10], .engine, [id] + Array(texts[..<10])) else {
+            return .rejected
+        }
         return .valid(engine)
     }
 
     /// Whether it may serve `key`: it serves exactly that key on that backend, and listens where an engine
     /// can (a port of the pool, a host that names one machine).
     public func serves(_ key: EngineShareKey, ports: ClosedRange<Int>) -> Bool {
-        !warm && backend == key.backend && shareKey == key.description && ports.contains(port) && !HostPort.isUnspecified(host)
+        !warm && backend == key.backend && shareKey == key.description && ports.contains(port)
+            && !HostPort.isUnspecified(host)
     }
 }

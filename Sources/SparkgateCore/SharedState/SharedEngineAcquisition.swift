@@ -23,30 +23,40 @@ public struct SharedEngineAcquisition: Sendable, Equatable {
     /// Proposes `engine` (its id and port chosen by this replica) for `key`, or the warm engine `adopting`
     /// that this replica has ready and has reserved for this call.
     public init(
-        _ key: EngineShareKey, engine: EngineRegistry.Engine, adopting warm: EngineRegistry.Engine?, settings: LaunchSettings, replica: String,
+        _ key: EngineShareKey, engine: EngineRegistry.Engine, adopting warm: EngineRegistry.Engine?,
+        settings: LaunchSettings, replica: String,
         now: Double, holdingSeconds: Double, keys names: SharedKeys, seal: RecordSeal
     ) {
         keys = [
-            names.engineFor(key), names.engines(backend: key.backend), names.teamEngines(backend: key.backend, team: key.team ?? ""),
+            names.engineFor(key), names.engines(backend: key.backend),
+            names.teamEngines(backend: key.backend, team: key.team ?? ""),
             names.engine(engine.id), names.engine(warm?.id ?? ""),
         ]
         let adoption = warm.map { warm in
-            SharedEngineArguments.Adopt(id: warm.id, replica: replica, fields: SharedEngine(EngineRegistry.adopted(warm, for: key, now: now), replica: replica).hash(seal))
+            SharedEngineArguments.Adopt(
+                id: warm.id, replica: replica,
+                fields: SharedEngine(EngineRegistry.adopted(warm, for: key, now: now), replica: replica).hash(seal))
         }
         let document = SharedEngineArguments.Acquire(
-            now: now, expiry: now + holdingSeconds, max_engines: settings.maxEngines, team_limit: settings.teamLimit, team: key.team ?? "",
-            engine_prefix: names.enginePrefix,
-            launch: SharedEngineArguments.Record(id: engine.id, fields: SharedEngine(engine, replica: replica).hash(seal)), adopt: adoption)
+            now: now, expiry: now + holdingSeconds, maxEngines: settings.maxEngines, teamLimit: settings.teamLimit,
+            team: key.team ?? "",
+            enginePrefix: names.enginePrefix,
+            launch: SharedEngineArguments.Record(
+                id: engine.id, fields: SharedEngine(engine, replica: replica).hash(seal)), adopt: adoption)
         arguments = [SharedEngineArguments.json(document)]
     }
 
     /// Reads the script's reply (nil elements for Redis nils), checking an existing engine's record: it must
     /// be sealed by a replica, serve exactly `key`, and listen on a port of the pool.
-    public static func verdict(_ reply: [String?], key: EngineShareKey, settings: LaunchSettings, seal: RecordSeal) -> Verdict? {
+    public static func verdict(
+        _ reply: [String?], key: EngineShareKey, settings: LaunchSettings, seal: RecordSeal
+    ) -> Verdict? {
         switch reply.first ?? nil {
         case "exists" where reply.count == 3 + SharedEngine.fieldNames.count:
             guard let id = reply[1] else { return nil }
-            guard case .valid(let engine) = SharedEngine.read(id: id, Array(reply[2...]), seal: seal), engine.serves(key, ports: settings.ports) else {
+            guard case .valid(let engine) = SharedEngine.read(id: id, Array(reply[2...]), seal: seal),
+                engine.serves(key, ports: settings.ports)
+            else {
                 return .rejected(id: id)
             }
             return .exists(engine)
@@ -87,24 +97,35 @@ public enum SharedEngineArguments {
     struct Acquire: Encodable {
         var now: Double
         var expiry: Double
-        var max_engines: Int
-        var team_limit: Int
+        var maxEngines: Int
+        var teamLimit: Int
         var team: String
-        var engine_prefix: String
+        var enginePrefix: String
         var launch: Record
         var adopt: Adopt?
+
+        // The scripts read snake_case fields.
+        enum CodingKeys: String, CodingKey {
+            case now, expiry, team, launch, adopt
+            case maxEngines = "max_engines", teamLimit = "team_limit", enginePrefix = "engine_prefix"
+        }
     }
 
     public struct Warm: Encodable, Sendable {
         var now: Double
         var expiry: Double
-        var max_engines: Int
+        var maxEngines: Int
         var engine: Record
+
+        enum CodingKeys: String, CodingKey {
+            case now, expiry, engine
+            case maxEngines = "max_engines"
+        }
 
         public init(now: Double, expiry: Double, maxEngines: Int, engine: Record) {
             self.now = now
             self.expiry = expiry
-            self.max_engines = maxEngines
+            self.maxEngines = maxEngines
             self.engine = engine
         }
     }
@@ -112,13 +133,18 @@ public enum SharedEngineArguments {
     public struct Renew: Encodable, Sendable {
         var now: Double
         var expiry: Double
-        var engine_prefix: String
+        var enginePrefix: String
         var engines: [Record]
+
+        enum CodingKeys: String, CodingKey {
+            case now, expiry, engines
+            case enginePrefix = "engine_prefix"
+        }
 
         public init(now: Double, expiry: Double, enginePrefix: String, engines: [Record]) {
             self.now = now
             self.expiry = expiry
-            self.engine_prefix = enginePrefix
+            self.enginePrefix = enginePrefix
             self.engines = engines
         }
     }

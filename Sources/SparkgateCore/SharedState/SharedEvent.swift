@@ -20,9 +20,11 @@ public struct SharedEvent: Sendable, Equatable {
     public var message: String {
         switch kind {
         case .sessionReleased(let s):
-            SharedKeys.component(origin) + "s" + SharedKeys.component(s.owner.team) + SharedKeys.component(s.owner.user) + SharedKeys.component(s.clientSessionID)
+            SharedKeys.component(origin) + "s" + SharedKeys.component(s.owner.team) + SharedKeys.component(s.owner.user)
+                + SharedKeys.component(s.clientSessionID)
         case .operationEnded(let o):
-            SharedKeys.component(origin) + "o" + SharedKeys.component(o.session.owner.team) + SharedKeys.component(o.session.owner.user)
+            SharedKeys.component(origin) + "o" + SharedKeys.component(o.session.owner.team)
+                + SharedKeys.component(o.session.owner.user)
                 + SharedKeys.component(o.session.clientSessionID) + SharedKeys.component(o.operationID)
         case .engineGone(let id):
             SharedKeys.component(origin) + "e" + SharedKeys.component(id)
@@ -39,7 +41,8 @@ public struct SharedEvent: Sendable, Equatable {
             self.init(origin: origin, kind: .engineGone(id))
             return
         }
-        guard let team = SharedKeys.take(&rest), let user = SharedKeys.take(&rest), let session = SharedKeys.take(&rest) else { return nil }
+        guard let team = SharedKeys.take(&rest), let user = SharedKeys.take(&rest), let session = SharedKeys.take(&rest)
+        else { return nil }
         let key = SessionKey(owner: UserKey(team: team, user: user), clientSessionID: session)
         switch tag {
         case "s" where rest.isEmpty:

@@ -36,22 +36,34 @@ public struct SharedKeys: Sendable, Equatable {
     /// A user's sessions, scored by expiry.
     public func sessions(_ user: UserKey) -> String { prefix + "sessions:" + member(user) }
     /// A session's running operations, scored by expiry.
-    public func operations(_ session: SessionKey) -> String { prefix + "operations:" + member(session.owner) + Self.component(session.clientSessionID) }
+    public func operations(_ session: SessionKey) -> String {
+        prefix + "operations:" + member(session.owner) + Self.component(session.clientSessionID)
+    }
     /// A team's running operations, scored by expiry.
     public func teamOperations(_ team: String) -> String { prefix + "team-operations:" + Self.component(team) }
     /// An operation as a member of its team's set: the member prefix of its session plus its id.
-    public func teamOperationPrefix(_ session: SessionKey) -> String { member(session.owner) + Self.component(session.clientSessionID) }
-    public func teamOperationMember(_ operation: OperationKey) -> String { teamOperationPrefix(operation.session) + Self.component(operation.operationID) }
+    public func teamOperationPrefix(_ session: SessionKey) -> String {
+        member(session.owner) + Self.component(session.clientSessionID)
+    }
+    public func teamOperationMember(_ operation: OperationKey) -> String {
+        teamOperationPrefix(operation.session) + Self.component(operation.operationID)
+    }
     /// Where a session lives (its endpoint or engine), a hash that expires with the session.
-    public func placement(_ session: SessionKey) -> String { prefix + "placement:" + member(session.owner) + Self.component(session.clientSessionID) }
+    public func placement(_ session: SessionKey) -> String {
+        prefix + "placement:" + member(session.owner) + Self.component(session.clientSessionID)
+    }
     /// A launched engine's record (`SharedEngineScripts`).
     public func engine(_ id: String) -> String { enginePrefix + Self.component(id) }
     public var enginePrefix: String { prefix + "engine:" }
     /// The engine that serves a share key now.
-    public func engineFor(_ key: EngineShareKey) -> String { prefix + "engine-for:" + Self.component(key.backend) + Self.component(key.description) }
+    public func engineFor(_ key: EngineShareKey) -> String {
+        prefix + "engine-for:" + Self.component(key.backend) + Self.component(key.description)
+    }
     /// A launch pool's engines, and a team's, scored by expiry.
     public func engines(backend: String) -> String { prefix + "engines:" + Self.component(backend) }
-    public func teamEngines(backend: String, team: String) -> String { prefix + "engines-team:" + Self.component(backend) + Self.component(team) }
+    public func teamEngines(backend: String, team: String) -> String {
+        prefix + "engines-team:" + Self.component(backend) + Self.component(team)
+    }
     /// How many sessions each replica holds on an engine (fields: replicas; values: count and expiry).
     public func engineUse(_ id: String) -> String { prefix + "engine-use:" + Self.component(id) }
     /// The pub/sub channel of operator kills.
@@ -67,7 +79,9 @@ public struct SharedKeys: Sendable, Equatable {
 
 extension SharedKeys {
     /// The kill message naming a session.
-    public func killMessage(_ session: SessionKey) -> String { member(session.owner) + Self.component(session.clientSessionID) }
+    public func killMessage(_ session: SessionKey) -> String {
+        member(session.owner) + Self.component(session.clientSessionID)
+    }
 
     public static func session(fromKillMessage message: String) -> SessionKey? {
         var rest = Substring(message)

@@ -15,7 +15,6 @@ public struct WireCursor {
         self.end = r.upperBound
     }
 
-
     /// The next field, or nil at the end of the range.
     public mutating func next() throws(WireError) -> WireField? {
         guard offset < end else { return nil }
@@ -39,13 +38,15 @@ public struct WireCursor {
             guard length <= UInt64(end - offset) else { throw .truncated }
             let payloadStart = offset
             offset += Int(length)
-            return WireField(number: Int(number), wireType: wireType, start: start, value: payloadStart..<offset, varint: 0)
+            return WireField(
+                number: Int(number), wireType: wireType, start: start, value: payloadStart..<offset, varint: 0)
         case .startGroup:
             try skipGroup(number: number, depth: 1)
         case .endGroup:
             throw .unbalancedGroup
         }
-        return WireField(number: Int(number), wireType: wireType, start: start, value: valueStart..<offset, varint: varint)
+        return WireField(
+            number: Int(number), wireType: wireType, start: start, value: valueStart..<offset, varint: varint)
     }
 
     mutating func readVarint() throws(WireError) -> UInt64 {

@@ -3,8 +3,8 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SparkgateCore
-import SparkgateObservability
 import SparkgateEngines
+import SparkgateObservability
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -22,7 +22,9 @@ public struct AdminRoutes: Sendable {
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {
         let state = runtime.state
-        let access = AdminAccess(admin: state.config.admin, adminTokenConfigured: state.adminToken != nil, readTokenConfigured: state.adminReadToken != nil)
+        let access = AdminAccess(
+            admin: state.config.admin, adminTokenConfigured: state.adminToken != nil,
+            readTokenConfigured: state.adminReadToken != nil)
         let presented: AdminAccess.Presented
         if request.authorization == nil {
             presented = .none
@@ -33,7 +35,9 @@ public struct AdminRoutes: Sendable {
         } else {
             presented = .wrong
         }
-        if case .refused(let status, let message) = access.decide(method: request.method, path: request.path, presented: presented) {
+        if case .refused(let status, let message) = access.decide(
+            method: request.method, path: request.path, presented: presented)
+        {
             return .error(status, message)
         }
         if request.path == "/healthz" {
@@ -46,7 +50,8 @@ public struct AdminRoutes: Sendable {
         }
         switch (request.method, target.path) {
         case ("GET", "/metrics"):
-            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metricsText())
+            return AdminResponse(
+                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metricsText())
         case ("GET", "/readyz"):
             return await readiness()
         case ("GET", "/v1/sessions"):
@@ -60,18 +65,22 @@ public struct AdminRoutes: Sendable {
             // The path is already percent-decoded, so a user name cannot contain '/'; split on the raw target instead.
             let rawPath = request.path
             let parts = rawPath.dropFirst("/v1/sessions/".count).split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 2, case .success(let user) = AdminURI.parse("/" + parts[0]), case .success(let session) = AdminURI.parse("/" + parts[1]),
+            guard parts.count == 2, case .success(let user) = AdminURI.parse("/" + parts[0]),
+                case .success(let session) = AdminURI.parse("/" + parts[1]),
                 user.path.count > 1, session.path.count > 1
             else {
                 return .error(400, "use DELETE /v1/sessions/{user}/{session_id}")
             }
-            return await kill(user: String(user.path.dropFirst()), sessionID: String(session.path.dropFirst()).lowercased())
+            return await kill(
+                user: String(user.path.dropFirst()), sessionID: String(session.path.dropFirst()).lowercased())
         case ("GET", "/v1/engines"):
             return await engines()
         case ("DELETE", let path) where path.hasPrefix("/v1/engines/"):
             let id = String(path.dropFirst("/v1/engines/".count))
             guard !id.isEmpty, !id.contains("/") else { return .error(400, "use DELETE /v1/engines/{id}") }
-            guard (try? await runtime.engines.stop(id).get()) == true else { return .error(404, "no engine \(id) (GET /v1/engines lists them)") }
+            guard (try? await runtime.engines.stop(id).get()) == true else {
+                return .error(404, "no engine \(id) (GET /v1/engines lists them)")
+            }
             return AdminResponse(status: 200, json: ["stopping": id])
         case (_, "/metrics"), (_, "/readyz"), (_, "/v1/sessions"), (_, "/v1/reload"), (_, "/v1/engines"):
             return .error(405, "method \(request.method) is not allowed on \(target.path)")
@@ -93,7 +102,9 @@ public struct AdminRoutes: Sendable {
             .filter { (team == nil || $0.owner.team == team) && (user == nil || $0.owner.user == user) }
             .sorted { ($0.owner.team, $0.owner.user, $0.created) < ($1.owner.team, $1.owner.user, $1.created) }
         let now = WallClock.now()
-        return AdminResponse(status: 200, json: SessionList(sessions: records.map { SessionList.Entry($0, now: now) }, count: records.count))
+        return AdminResponse(
+            status: 200,
+            json: SessionList(sessions: records.map { SessionList.Entry($0, now: now) }, count: records.count))
     }
 
     private func kill(user: String, sessionID: String) async -> AdminResponse {
@@ -102,7 +113,9 @@ public struct AdminRoutes: Sendable {
         if let shared = runtime.shared {
             // Another replica may hold the session: find its owner in the shared state, and tell every replica.
             do {
-                if session == nil, let owner = try await shared.owners(of: sessionID, user: user, now: WallClock.now()).first {
+                if session == nil,
+                    let owner = try await shared.owners(of: sessionID, user: user, now: WallClock.now()).first
+                {
                     var remote = remoteSession(owner, sessionID: sessionID)
                     // Released where it lives, not where this replica would place a new session.
                     let placement = try await shared.placement(of: remote.key)
@@ -121,9 +134,13 @@ public struct AdminRoutes: Sendable {
         }
         SharedStateService.killed(session.key, calls: runtime.calls, ledger: runtime.ledger)
         do {
-            let status = try await runtime.backendCalls.release(session, access: runtime.state.backendAccess, on: runtime.group.next()).get()
+            let status = try await runtime.backendCalls.release(
+                session, access: runtime.state.backendAccess, on: runtime.group.next()
+            ).get()
             guard status.code == .ok else {
-                return .error(502, "forgot the session, but the backend refused to release it: \(status.code.name) \(status.message)")
+                return .error(
+                    502,
+                    "forgot the session, but the backend refused to release it: \(status.code.name) \(status.message)")
             }
         } catch {
             return .error(502, "forgot the session, but could not reach its backend: \(error)")
@@ -140,11 +157,13 @@ public struct AdminRoutes: Sendable {
     /// A session another replica holds, as this one would have recorded it.
     private func remoteSession(_ owner: UserKey, sessionID: String) -> SessionRecord {
         let state = runtime.state
-        let backendSessionID = state.namespace?.backendID(team: owner.team, user: owner.user, clientSessionID: sessionID) ?? sessionID
+        let backendSessionID =
+            state.namespace?.backendID(team: owner.team, user: owner.user, clientSessionID: sessionID) ?? sessionID
         let now = WallClock.now()
         return SessionRecord(
             clientSessionID: sessionID, backendSessionID: backendSessionID, owner: owner,
-            backend: state.config.team(owner.team)?.backend ?? state.config.defaultBackend, created: now, lastUsed: now, idleSeconds: 0)
+            backend: state.config.team(owner.team)?.backend ?? state.config.defaultBackend, created: now, lastUsed: now,
+            idleSeconds: 0)
     }
 
     private func readiness() async -> AdminResponse {
@@ -160,11 +179,15 @@ public struct AdminRoutes: Sendable {
             let endpoints = state.config.backends[name]?.endpoints.map(\.description).joined(separator: ", ") ?? ""
             reasons.append("backend \(name) has no healthy endpoint (\(endpoints))")
         }
-        let reachable = backends.reduce(0) { count, b in count + b.endpoints.filter { runtime.health.isHealthy(b.name, $0) }.count }
-        if reasons.isEmpty {
-            return AdminResponse(status: 200, json: Readiness(status: "ready", healthyEndpoints: reachable, reasons: nil))
+        let reachable = backends.reduce(0) { count, b in
+            count + b.endpoints.filter { runtime.health.isHealthy(b.name, $0) }.count
         }
-        return AdminResponse(status: 503, json: Readiness(status: "not ready", healthyEndpoints: reachable, reasons: reasons))
+        if reasons.isEmpty {
+            return AdminResponse(
+                status: 200, json: Readiness(status: "ready", healthyEndpoints: reachable, reasons: nil))
+        }
+        return AdminResponse(
+            status: 503, json: Readiness(status: "not ready", healthyEndpoints: reachable, reasons: reasons))
     }
 }
 
@@ -186,7 +209,8 @@ struct SessionList: Encodable {
         enum CodingKeys: String, CodingKey {
             case user, team, backend, created
             case sessionID = "session_id", backendSessionID = "backend_session_id", lastUsed = "last_used"
-            case activeCalls = "active_calls", activeOperations = "active_operations", bytesIn = "bytes_in", bytesOut = "bytes_out"
+            case activeCalls = "active_calls", activeOperations = "active_operations", bytesIn = "bytes_in", bytesOut =
+                "bytes_out"
             case rowsOut = "rows_out", artifactBytes = "artifact_bytes", clientType = "client_type", endpoint, engine
             case ageSeconds = "age_seconds", idleSeconds = "idle_seconds", expires
         }

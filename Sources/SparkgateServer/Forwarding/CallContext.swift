@@ -1,11 +1,11 @@
 import Logging
 import SparkgateAuth
 import SparkgateCore
-import SparkgateObservability
-import Tracing
 import SparkgateEngines
+import SparkgateObservability
 import SparkgateSharedState
 import SparkgateTransport
+import Tracing
 
 /// What a proxied call may touch beyond its own streams: key refreshes, the shared ledger and call registry,
 /// the backend pool, Sparkgate's own backend calls, metrics, the audit log. One per runtime, shared by its
@@ -28,8 +28,10 @@ final class CallContext: Sendable {
     let tracer: (any Tracer)?
 
     init(
-        keyRefresher: JWKSRefresher, ledger: LocalLedger, shared: SharedState?, placements: PlacementRecorder, calls: CallRegistry, buffered: BufferedBytes,
-        pool: BackendPool, backendCalls: BackendCalls, health: BackendHealth, engines: EngineManager, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        keyRefresher: JWKSRefresher, ledger: LocalLedger, shared: SharedState?, placements: PlacementRecorder,
+        calls: CallRegistry, buffered: BufferedBytes,
+        pool: BackendPool, backendCalls: BackendCalls, health: BackendHealth, engines: EngineManager,
+        metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
         tracer: (any Tracer)?
     ) {
         self.keyRefresher = keyRefresher

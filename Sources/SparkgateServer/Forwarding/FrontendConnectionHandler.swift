@@ -60,7 +60,8 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             } else if id != .rootStream {
                 lastStreamID = max(lastStreamID, id)
                 let call = ProxyCall(
-                    context: runtime.callContext, state: runtime.state, frontend: self, streamID: id, peer: peer, draining: draining)
+                    context: runtime.callContext, state: runtime.state, frontend: self, streamID: id, peer: peer,
+                    draining: draining)
                 calls[id] = call
                 lifecycle.handle(.requestStarted)
                 call.start(headers.headers, endStream: headers.endStream)
@@ -70,7 +71,9 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             guard let call = calls[id] else { return }
             let bytes = data.windowBytes
             writer.delivered(bytes)
-            guard case .byteBuffer(let buffer) = data.data else { return call.clientData(ByteBuffer(), endStream: data.endStream, windowBytes: bytes) }
+            guard case .byteBuffer(let buffer) = data.data else {
+                return call.clientData(ByteBuffer(), endStream: data.endStream, windowBytes: bytes)
+            }
             call.clientData(buffer, endStream: data.endStream, windowBytes: bytes)
         case .rstStream:
             calls[id]?.clientGone()
@@ -147,7 +150,8 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         for call in calls.values { call.drain() }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         // Operations also end without a stream closing here (abandoned, released from another connection).
-        drainCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { _ in
+        drainCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200))
+        { _ in
             bound.value.0.closeIfDone(bound.value.1)
         }
         closeIfDone(context)
@@ -161,7 +165,11 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         sentGoAway = true
         drainCheck?.cancel()
         drainCheck = nil
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(
+                HTTP2Frame(
+                    streamID: .rootStream,
+                    payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))), promise: nil)
         context.eventLoop.scheduleTask(in: Self.goAwayCloseDelay) { [channel = context.channel] in
             channel.close(promise: nil)
         }
@@ -204,13 +212,16 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
 extension FrontendConnectionHandler: LifecycleOwner {
     func sendPing() {
-        writer.write(.ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false), on: .rootStream, promise: nil)
+        writer.write(
+            .ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false), on: .rootStream, promise: nil)
         writer.flushNow()
     }
 
     func sendGoAway(_ reason: LimitEvent, calm: Bool) {
         let debug = ByteBuffer(string: reason.rawValue)
-        writer.write(.goAway(lastStreamID: lastStreamID, errorCode: calm ? .enhanceYourCalm : .noError, opaqueData: debug), on: .rootStream, promise: nil)
+        writer.write(
+            .goAway(lastStreamID: lastStreamID, errorCode: calm ? .enhanceYourCalm : .noError, opaqueData: debug),
+            on: .rootStream, promise: nil)
         writer.flushNow()
     }
 }

@@ -1,10 +1,10 @@
 import NIOCore
-import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
 import SparkgateCore
 import SparkgateEngines
+import SparkgateFraming
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -37,24 +37,31 @@ extension ProxyCall {
             let now = frontend.writer.loop.now
             guard let shared = context.shared else {
                 let result = context.ledger.withLock {
-                    $0.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
+                    $0.admit(
+                        plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now
+                    )
                 }
                 return handle(.admissionDecided(result))
             }
             // Shared state answers asynchronously; the machine holds the call in `admitting` meanwhile, and
             // takes the answer even if the call ended (so the ledger hears how it ended).
-            shared.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now, on: eventLoop)
-                .assumeIsolated().whenSuccess { [self] result in handleFromOutside(.admissionDecided(result)) }
+            shared.admit(
+                plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now,
+                on: eventLoop
+            )
+            .assumeIsolated().whenSuccess { [self] result in handleFromOutside(.admissionDecided(result)) }
         case .chargeArtifacts(let session, let bytes, let limit):
-            handle(.artifactsCharged(context.ledger.withLock { $0.artifactReceived(session, bytes: bytes, limit: limit) }))
+            handle(
+                .artifactsCharged(context.ledger.withLock { $0.artifactReceived(session, bytes: bytes, limit: limit) }))
         case .chargeResults(let operation, let bytes, let rows):
             handle(.resultsCharged(context.ledger.withLock { $0.resultReceived(operation, bytes: bytes, rows: rows) }))
         case .register(let session, let operation):
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             let loop = eventLoop
-            registration = context.calls.register(CallRegistry.Handle(session: session, operation: operation) { error in
-                loop.execute { bound.value.handleFromOutside(.terminated(error, reason: "terminated")) }
-            })
+            registration = context.calls.register(
+                CallRegistry.Handle(session: session, operation: operation) { error in
+                    loop.execute { bound.value.handleFromOutside(.terminated(error, reason: "terminated")) }
+                })
         case .openBackend(let target):
             openBackend(target)
         case .sendRequest(let rewrite, let endStream):
@@ -62,26 +69,36 @@ extension ProxyCall {
             sendRequest(message, envelope, rewrite, endStream: endStream)
         case .endRequest:
             if let backend, let backendStreamID {
-                backend.writer.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: backendStreamID, promise: nil)
+                backend.writer.write(
+                    .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), on: backendStreamID, promise: nil)
                 backend.writer.flushNow()
             }
         case .sendResponseHead(let headers):
-            frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: true))), on: streamID, promise: nil)
+            frontend.writer.write(
+                .headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: true))), on: streamID,
+                promise: nil)
         case .sendResponse(let edits):
             guard let message = unsentResponses.popFirst() else { return }
             sendResponse(message, edits: edits)
         case .forwardTrailers(let headers, let trailersOnly):
-            frontend.writer.write(.headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: trailersOnly), endStream: true)), on: streamID, promise: nil)
+            frontend.writer.write(
+                .headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: trailersOnly), endStream: true)),
+                on: streamID, promise: nil)
         case .sendStatus(let error, let trailersOnly):
-            frontend.writer.write(.headers(.init(headers: ResponseHeaders.status(error, trailersOnly: trailersOnly), endStream: true)), on: streamID, promise: nil)
+            frontend.writer.write(
+                .headers(.init(headers: ResponseHeaders.status(error, trailersOnly: trailersOnly), endStream: true)),
+                on: streamID, promise: nil)
         case .answerLocally(let message, let withHead):
             var framed = frontend.allocator.buffer(capacity: message.count + 5)
             framed.writeInteger(UInt8(0))
             framed.writeInteger(UInt32(message.count))
             framed.writeBytes(message)
-            if withHead { frontend.writer.write(.headers(.init(headers: ResponseHeaders.localHead())), on: streamID, promise: nil) }
+            if withHead {
+                frontend.writer.write(.headers(.init(headers: ResponseHeaders.localHead())), on: streamID, promise: nil)
+            }
             frontend.writer.write(.data(.init(data: .byteBuffer(framed))), on: streamID, promise: nil)
-            frontend.writer.write(.headers(.init(headers: ResponseHeaders.okTrailers(), endStream: true)), on: streamID, promise: nil)
+            frontend.writer.write(
+                .headers(.init(headers: ResponseHeaders.okTrailers(), endStream: true)), on: streamID, promise: nil)
         case .resetBackend:
             if let backend, let backendStreamID { backend.cancel(backendStreamID) }
             backend = nil
@@ -93,7 +110,9 @@ extension ProxyCall {
                 context.health.record(backendName, endpoint, ok: false, settings: settings, reason: reason)
             }
         case .interruptOperation(let operation, let backendSessionID, let backendName, let placement):
-            context.backendCalls.interrupt(operation, backendSessionID: backendSessionID, backend: backendName, placement: placement, access: state.backendAccess, on: eventLoop)
+            context.backendCalls.interrupt(
+                operation, backendSessionID: backendSessionID, backend: backendName, placement: placement,
+                access: state.backendAccess, on: eventLoop)
         case .endOperation(let operation, let error):
             context.calls.terminate(operation: operation, with: error, now: WallClock.now())
         case .operationCompleted(let operation):
@@ -113,7 +132,10 @@ extension ProxyCall {
         case .failed(let failure):
             handle(.authenticationFailed(failure))
         case .unknownKey(let kid):
-            handle(.unknownKey(Authenticator.unknownKeyFailure(kid), mayRefresh: context.keyRefresher.mayRefresh(now: WallClock.now())))
+            handle(
+                .unknownKey(
+                    Authenticator.unknownKeyFailure(kid),
+                    mayRefresh: context.keyRefresher.mayRefresh(now: WallClock.now())))
         }
     }
 
@@ -129,21 +151,29 @@ extension ProxyCall {
         }
         let health = context.health
         let decided = SessionRouting.endpoint(
-            backendConfig.endpoints, backend: route.backend, backendSessionID: route.backendSessionID, placement: target.placement,
-            recorded: target.placementRecorded, isHealthy: { health.isHealthy(route.backend, $0) }, moveSessions: backendConfig.health.moveSessions)
+            backendConfig.endpoints, backend: route.backend, backendSessionID: route.backendSessionID,
+            placement: target.placement,
+            recorded: target.placementRecorded, isHealthy: { health.isHealthy(route.backend, $0) },
+            moveSessions: backendConfig.health.moveSessions)
         switch decided {
         case .failure(let error):
             handle(.backendOpenFailed(error))
         case .success(let decision):
             guard let change = decision.record else {
-                return openStream(to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls), token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
+                return openStream(
+                    to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls),
+                    token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
             }
             // Recorded where every replica reads it; another replica's earlier choice wins.
-            context.placements.record(target.session, change, sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop).assumeIsolated().whenSuccess { [self] placed in
+            context.placements.record(
+                target.session, change, sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop
+            ).assumeIsolated().whenSuccess { [self] placed in
                 // Ended meanwhile: no stream to open.
                 guard !isClosed else { return }
                 guard placed != change.placement else {
-                    return openStream(to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls), token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
+                    return openStream(
+                        to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls),
+                        token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
                 }
                 var settled = target
                 settled.placement = placed
@@ -161,30 +191,41 @@ extension ProxyCall {
         let session = target.session
         let key = launch.shareKey(backend: route.backend, team: session.owner.team, user: session.owner.user)
         let bound = target.placement.engine
-        context.engines.target(for: key, settings: launch, bound: bound, on: eventLoop).assumeIsolated().whenComplete { [self] result in
+        context.engines.target(for: key, settings: launch, bound: bound, on: eventLoop).assumeIsolated().whenComplete {
+            [self] result in
             switch result {
             case .success(.ready(let engine)):
                 // Ended while the engine was found or launched: no stream to open.
                 guard !isClosed else { return }
                 if bound != engine.id {
                     let placed = SessionPlacement(endpoint: engine.address, engine: engine.id)
-                    context.placements.record(session, .claim(placed), sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop).whenComplete { _ in }
+                    context.placements.record(
+                        session, .claim(placed), sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop
+                    ).whenComplete { _ in }
                 }
-                openStream(to: BackendEndpoint(backend: route.backend, address: engine.address, tls: false), token: engine.token, backendConfig: backendConfig, passiveHealth: false)
+                openStream(
+                    to: BackendEndpoint(backend: route.backend, address: engine.address, tls: false),
+                    token: engine.token, backendConfig: backendConfig, passiveHealth: false)
             case .success(.lost(let error)):
                 handleFromOutside(.backendSessionLost(error))
             case .failure(let error):
-                handleFromOutside(.backendOpenFailed(error as? SparkgateError ?? .unavailable("backend '\(route.backend)': \(error)")))
+                handleFromOutside(
+                    .backendOpenFailed(error as? SparkgateError ?? .unavailable("backend '\(route.backend)': \(error)"))
+                )
             }
         }
     }
 
-    private func openStream(to endpoint: BackendEndpoint, token: String?, backendConfig: SparkgateConfig.Backend, passiveHealth: Bool) {
-        var headers = BackendRequestHeaders.make(path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
+    private func openStream(
+        to endpoint: BackendEndpoint, token: String?, backendConfig: SparkgateConfig.Backend, passiveHealth: Bool
+    ) {
+        var headers = BackendRequestHeaders.make(
+            path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
         trace?.inject(into: &headers)
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
         context.pool.openStream(
-            to: endpoint, on: eventLoop, tls: endpoint.tls ? state.backendTLS[endpoint.backend] : nil, connectTimeout: timeout, limits: state.config.limits, owner: self,
+            to: endpoint, on: eventLoop, tls: endpoint.tls ? state.backendTLS[endpoint.backend] : nil,
+            connectTimeout: timeout, limits: state.config.limits, owner: self,
             headers: headers
         ).assumeIsolated().whenComplete { [self] result in
             switch result {
@@ -194,18 +235,26 @@ extension ProxyCall {
                 handleFromOutside(.backendOpened)
             case .failure(let error):
                 let reason = BackendErrors.describe(error)
-                let refusal = SparkgateError.unavailable("backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(reason); retry shortly")
+                let refusal = SparkgateError.unavailable(
+                    "backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(reason); retry shortly")
                 // A fixed endpoint's failure counts against its health; a launched engine has its own watcher.
-                handleFromOutside(passiveHealth
-                    ? .backendUnreachable(refusal, backend: endpoint.backend, endpoint: endpoint.address, reason: reason) : .backendOpenFailed(refusal))
+                handleFromOutside(
+                    passiveHealth
+                        ? .backendUnreachable(
+                            refusal, backend: endpoint.backend, endpoint: endpoint.address, reason: reason)
+                        : .backendOpenFailed(refusal))
             }
         }
     }
 
-    private func sendRequest(_ message: GRPCMessage, _ envelope: RequestEnvelope, _ rewrite: RequestRewrite, endStream: Bool) {
+    private func sendRequest(
+        _ message: GRPCMessage, _ envelope: RequestEnvelope, _ rewrite: RequestRewrite, endStream: Bool
+    ) {
         guard let backend, let backendStreamID else { return }
         let edits = message.withPayload { rewrite.edits(for: envelope, in: $0) }
-        let segments = edits.isEmpty ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
+        let segments =
+            edits.isEmpty
+            ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
         let size = message.framed.readableBytes
         write(segments, to: backend.writer, on: backendStreamID, endStream: endStream) { call in
             call.hold(-size)
@@ -217,7 +266,9 @@ extension ProxyCall {
     }
 
     private func sendResponse(_ message: GRPCMessage, edits: [ByteEdit]) {
-        let segments = edits.isEmpty ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
+        let segments =
+            edits.isEmpty
+            ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
         let size = message.framed.readableBytes
         write(segments, to: frontend.writer, on: streamID, endStream: false) { call in
             call.hold(-size)
@@ -227,12 +278,17 @@ extension ProxyCall {
 
     /// Writes a message's segments; `flushed` runs once the last one has left the gateway, so flow control
     /// counts every message until the receiving side takes it, whatever its size.
-    private func write(_ segments: [ByteBuffer], to writer: FrameWriter, on id: HTTP2StreamID, endStream: Bool, flushed: @escaping (ProxyCall) -> Void) {
+    private func write(
+        _ segments: [ByteBuffer], to writer: FrameWriter, on id: HTTP2StreamID, endStream: Bool,
+        flushed: @escaping (ProxyCall) -> Void
+    ) {
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { [self] _ in flushed(self) }
         for (index, segment) in segments.enumerated() {
             let last = index == segments.count - 1
-            writer.write(.data(.init(data: .byteBuffer(segment), endStream: last && endStream)), on: id, promise: last ? promise : nil)
+            writer.write(
+                .data(.init(data: .byteBuffer(segment), endStream: last && endStream)), on: id,
+                promise: last ? promise : nil)
         }
     }
 }

@@ -1,10 +1,10 @@
 import NIOCore
-import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import SparkgateAuth
 import SparkgateCore
 import SparkgateEngines
+import SparkgateFraming
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -40,7 +40,10 @@ final class ProxyCall {
     private var queue: [Machine.Action] = []
     private var executing = false
 
-    init(context: CallContext, state: GatewayState, frontend: FrontendConnectionHandler, streamID: HTTP2StreamID, peer: String, draining: Bool) {
+    init(
+        context: CallContext, state: GatewayState, frontend: FrontendConnectionHandler, streamID: HTTP2StreamID,
+        peer: String, draining: Bool
+    ) {
         self.context = context
         self.state = state
         self.frontend = frontend
@@ -90,7 +93,8 @@ final class ProxyCall {
         clientHeaders = headers
         for (name, value, _) in headers { head.add(name: name, value: value) }
         if let tracer = context.tracer {
-            trace = CallTrace(tracer: tracer, headers: headers, method: String(head.path?.split(separator: "/").last ?? "unknown"))
+            trace = CallTrace(
+                tracer: tracer, headers: headers, method: String(head.path?.split(separator: "/").last ?? "unknown"))
         }
         handle(.requestHead(head, endStream: endStream, bufferedBytes: context.buffered.value))
     }
@@ -141,7 +145,9 @@ final class ProxyCall {
                 let method = machine.method
                 let inspect = state.callPolicy.inspectsPlans
                 let envelope = message.withPayload { bytes in
-                    Result<RequestEnvelope, WireError> { () throws(WireError) in try RequestEnvelope.read(bytes, method: method, inspectingPlans: inspect) }
+                    Result<RequestEnvelope, WireError> { () throws(WireError) in
+                        try RequestEnvelope.read(bytes, method: method, inspectingPlans: inspect)
+                    }
                 }
                 if case .success(let e) = envelope { unsentRequests.append((message, e)) }
                 handle(.requestMessage(envelope))
@@ -173,7 +179,10 @@ final class ProxyCall {
 
 extension ProxyCall: BackendStreamOwner {
     func backendHeaders(_ headers: HPACKHeaders, endStream: Bool) {
-        handle(.responseHeaders(headers, httpStatus: headers.first(name: ":status"), status: endStream ? ResponseHeaders.backendStatus(headers) : nil))
+        handle(
+            .responseHeaders(
+                headers, httpStatus: headers.first(name: ":status"),
+                status: endStream ? ResponseHeaders.backendStatus(headers) : nil))
     }
 
     func backendData(_ data: ByteBuffer, endStream: Bool, windowBytes: Int) {

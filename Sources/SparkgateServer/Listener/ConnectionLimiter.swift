@@ -1,8 +1,8 @@
 import SparkgateCore
-import Synchronization
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
 
 /// Counts client connections, in all and per source address, so the listener can refuse one past
 /// `limits.max_connections` or `limits.max_connections_per_address` at once, before TLS.

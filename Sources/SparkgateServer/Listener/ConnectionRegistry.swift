@@ -1,8 +1,8 @@
 import NIOCore
-import Synchronization
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
 
 /// Open client connections, so a shutdown can ask each to drain (GOAWAY) and then close what remains.
 final class ConnectionRegistry: Sendable {

@@ -37,7 +37,10 @@ public final class GatewayListener: Service, Sendable {
         bound.withLockedValue { $0 = server }
         runtime.logger.info(
             "Sparkgate is listening",
-            metadata: ["listen": "\(server.localAddress.map { "\($0)" } ?? "\(config.listen)")", "tls": "\(config.tls != nil)", "mtls": "\(config.tls?.clientCA != nil)"])
+            metadata: [
+                "listen": "\(server.localAddress.map { "\($0)" } ?? "\(config.listen)")", "tls": "\(config.tls != nil)",
+                "mtls": "\(config.tls?.clientCA != nil)",
+            ])
         try await withGracefulShutdownHandler {
             try await server.closeFuture.get()
         } onGracefulShutdown: { [self] in
@@ -53,7 +56,9 @@ public final class GatewayListener: Service, Sendable {
 
     private func drain(_ server: any Channel) {
         let grace = runtime.state.config.shutdownGraceSeconds
-        runtime.logger.info("draining: no new connections, finishing in-flight calls", metadata: ["connections": "\(connections.count)", "grace.seconds": "\(grace)"])
+        runtime.logger.info(
+            "draining: no new connections, finishing in-flight calls",
+            metadata: ["connections": "\(connections.count)", "grace.seconds": "\(grace)"])
         let connections = self.connections
         let runtime = self.runtime
         server.close().whenComplete { _ in
@@ -62,8 +67,11 @@ public final class GatewayListener: Service, Sendable {
         }
         server.eventLoop.scheduleTask(in: .nanoseconds(Int64(grace * 1e9))) {
             if connections.count > 0 {
-                runtime.logger.warning("grace period over; cancelling the calls still running", metadata: ["calls": "\(runtime.calls.count)"])
-                runtime.calls.terminateAll(with: .unavailable("Sparkgate is shutting down; retry to reach another instance"))
+                runtime.logger.warning(
+                    "grace period over; cancelling the calls still running",
+                    metadata: ["calls": "\(runtime.calls.count)"])
+                runtime.calls.terminateAll(
+                    with: .unavailable("Sparkgate is shutting down; retry to reach another instance"))
                 connections.closeAll()
             }
         }

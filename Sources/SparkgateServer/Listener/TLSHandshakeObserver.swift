@@ -3,11 +3,11 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 import SparkgateCore
-import SparkgateObservability
-import Synchronization
 import SparkgateEngines
+import SparkgateObservability
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
 
 /// Watches a connection's TLS handshake: its end stops the handshake timer; a failure is counted, and
 /// logged at notice level once per peer address a minute with its reason (an unknown CA, no shared cipher,
@@ -48,10 +48,18 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
     static func describe(_ error: any Error) -> String {
         let text = "\(error)"
         if text.contains("NO_SHARED_CIPHER") { return "no cipher suite in common" }
-        if text.contains("NO_APPLICATION_PROTOCOL") { return "the client does not offer ALPN h2 (it must speak HTTP/2)" }
-        if text.contains("UNKNOWN_CA") || text.contains("unknown ca") { return "the client does not trust the gateway's certificate authority" }
-        if text.contains("CERTIFICATE_REQUIRED") || text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") { return "the client sent no certificate (tls.client_ca requires one)" }
-        if text.contains("WRONG_VERSION_NUMBER") || text.contains("HTTP_REQUEST") { return "the client did not start a TLS handshake" }
+        if text.contains("NO_APPLICATION_PROTOCOL") {
+            return "the client does not offer ALPN h2 (it must speak HTTP/2)"
+        }
+        if text.contains("UNKNOWN_CA") || text.contains("unknown ca") {
+            return "the client does not trust the gateway's certificate authority"
+        }
+        if text.contains("CERTIFICATE_REQUIRED") || text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") {
+            return "the client sent no certificate (tls.client_ca requires one)"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("HTTP_REQUEST") {
+            return "the client did not start a TLS handshake"
+        }
         return text.count > 200 ? String(text.prefix(200)) : text
     }
 }

@@ -1,7 +1,7 @@
-import Synchronization
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
 
 /// The bytes all calls together hold in the gateway: received from one side and not yet written out to the
 /// other. Each call adds and removes its own share; `limits.max_buffered_bytes` bounds the total.

@@ -1,9 +1,9 @@
 import NIOCore
 import SparkgateCore
-import Synchronization
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
 
 /// The streaming calls in flight, so Sparkgate can end them from outside their event loop: an operation
 /// past its time limit, a session an operator killed, a shutdown past its grace period.

@@ -2,13 +2,13 @@ import Logging
 import NIOCore
 import SparkgateAuth
 import SparkgateCore
+import SparkgateEngines
 import SparkgateObservability
 import SparkgateRedis
-import Synchronization
-import Tracing
-import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
+import Tracing
 
 /// The gateway's parts, built once: the current configuration generation, what every call shares
 /// (`CallContext`: the ledger, the backend pool, the engines, metrics, the audit log), what connections
@@ -40,12 +40,18 @@ public final class GatewayRuntime: Sendable {
     /// for the process's life.
     var shared: SharedState? { callContext.shared }
 
-    public convenience init(state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, tracer: (any Tracer)? = nil) {
-        self.init(state: state, group: group, metrics: metrics, audit: audit, logger: logger, connector: TCPBackendConnector(), tracer: tracer)
+    public convenience init(
+        state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        tracer: (any Tracer)? = nil
+    ) {
+        self.init(
+            state: state, group: group, metrics: metrics, audit: audit, logger: logger,
+            connector: TCPBackendConnector(), tracer: tracer)
     }
 
     package init(
-        state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger, connector: any BackendConnector,
+        state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        connector: any BackendConnector,
         tracer: (any Tracer)? = nil
     ) {
         let current = StateBox(state)
@@ -54,29 +60,38 @@ public final class GatewayRuntime: Sendable {
         self.handshakeFailures = HandshakeFailureLog(logger: logger)
         let ledger = LocalLedger()
         let directory = EngineDirectory()
-        let pool = BackendPool(group: group, metrics: metrics, connector: ProvingConnector(inner: connector, engines: directory))
+        let pool = BackendPool(
+            group: group, metrics: metrics, connector: ProvingConnector(inner: connector, engines: directory))
         let backendCalls = BackendCalls(pool: pool, engines: directory, logger: logger)
         var shared: SharedState?
         if state.config.state.kind == .redis {
             let settings = state.config.state
-            let endpoints = SharedState.endpoints(settings.redis, password: state.redisPassword, sentinelPassword: state.sentinelPassword, tls: state.redisTLS)
+            let endpoints = SharedState.endpoints(
+                settings.redis, password: state.redisPassword, sentinelPassword: state.sentinelPassword,
+                tls: state.redisTLS)
             shared = SharedState(
-                client: RedisClient(endpoints: endpoints, logger: logger), settings: settings, ledger: ledger, group: group, logger: logger,
+                client: RedisClient(endpoints: endpoints, logger: logger), settings: settings, ledger: ledger,
+                group: group, logger: logger,
                 seal: state.recordSeal, countRejected: { metrics.recordRejected($0) }
             ) { operation in
                 metrics.stateError(kind: "redis", operation: operation)
             }
         }
         let engines = EngineManager(
-            loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics, logger: logger,
+            loop: group.next(), directory: directory, ledger: ledger, pool: pool, calls: backendCalls, metrics: metrics,
+            logger: logger,
             shared: shared.map(SharedEngineRecords.init), seal: state.recordSeal, config: { current.value.config })
-        let refresher = JWKSRefresher(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger) { fetched in
+        let refresher = JWKSRefresher(
+            urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds, logger: logger
+        ) { fetched in
             let state = current.value
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
         }
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, shared: shared, placements: PlacementRecorder(ledger: ledger, shared: shared), calls: CallRegistry(),
-            buffered: BufferedBytes(), pool: pool, backendCalls: backendCalls, health: BackendHealth(metrics: metrics, logger: logger), engines: engines,
+            keyRefresher: refresher, ledger: ledger, shared: shared,
+            placements: PlacementRecorder(ledger: ledger, shared: shared), calls: CallRegistry(),
+            buffered: BufferedBytes(), pool: pool, backendCalls: backendCalls,
+            health: BackendHealth(metrics: metrics, logger: logger), engines: engines,
             metrics: metrics, audit: audit, logger: logger, tracer: tracer)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
@@ -97,9 +112,12 @@ public final class GatewayRuntime: Sendable {
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
         var endpoints: Set<BackendEndpoint> = []
         for backend in state.config.backends.values {
-            for address in backend.endpoints { endpoints.insert(BackendEndpoint(backend: backend.name, address: address, tls: backend.tls)) }
+            for address in backend.endpoints {
+                endpoints.insert(BackendEndpoint(backend: backend.name, address: address, tls: backend.tls))
+            }
         }
-        pool.retain(only: endpoints, launchPools: Set(state.config.backends.values.filter { $0.launch != nil }.map(\.name)))
+        pool.retain(
+            only: endpoints, launchPools: Set(state.config.backends.values.filter { $0.launch != nil }.map(\.name)))
     }
 }
 

@@ -40,14 +40,17 @@ public final class GatewayState: Sendable {
     let backendAccess: BackendAccess
 
     init(
-        config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String], backendTLS: [String: NIOSSLContext],
-        serverTLS: NIOSSLContext?, adminToken: String?, adminReadToken: String? = nil, certificateNotAfter: Double?, redisPassword: String? = nil, sentinelPassword: String? = nil,
+        config: SparkgateConfig, authenticator: Authenticator, staticKeys: KeyRing, backendTokens: [String: String],
+        backendTLS: [String: NIOSSLContext],
+        serverTLS: NIOSSLContext?, adminToken: String?, adminReadToken: String? = nil, certificateNotAfter: Double?,
+        redisPassword: String? = nil, sentinelPassword: String? = nil,
         redisTLS: NIOSSLContext? = nil, recordSecret: [UInt8]? = nil, warnings: [ConfigIssue] = []
     ) {
         if let recordSecret {
             self.recordSeal = RecordSeal(secret: recordSecret)
         } else if config.state.kind == .redis {
-            self.recordSeal = RecordSeal(secret: Array("sparkgate records without secret_file: \(config.state.redis.keyPrefix)".utf8))
+            self.recordSeal = RecordSeal(
+                secret: Array("sparkgate records without secret_file: \(config.state.redis.keyPrefix)".utf8))
         } else {
             self.recordSeal = .random()
         }
@@ -69,7 +72,8 @@ public final class GatewayState: Sendable {
         self.callPolicy = CallPolicy(
             maxMessageBytes: config.maxMessageBytes, configPolicy: config.configPolicy, namespace: namespace,
             rejectForeignSessionIDs: config.sessions.rejectForeignSessionIDs, streamWindow: HTTP2Tuning.streamWindow,
-            maxBufferedPerStream: HTTP2Tuning.maxBufferedPerStream, maxRequestHeaderBytes: config.limits.maxRequestHeaderBytes,
+            maxBufferedPerStream: HTTP2Tuning.maxBufferedPerStream,
+            maxRequestHeaderBytes: config.limits.maxRequestHeaderBytes,
             maxBufferedBytes: config.limits.maxBufferedBytes, maxTokenBytes: config.auth.maxTokenBytes)
     }
 

@@ -3,11 +3,11 @@ import Logging
 import NIOSSL
 import SparkgateAuth
 import SparkgateCore
-import SwiftASN1
-import X509
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import SwiftASN1
+import X509
 
 /// Builds a `GatewayState` from a validated configuration: reads keys, JWKS files, revocations, tokens and
 /// certificates. Every failure names the config key and file.
@@ -19,10 +19,13 @@ public enum GatewayStateLoader {
 
     /// `backendTokens: false` skips the backend tokens, for commands that never call a backend (token inspect).
     public static func load(
-        _ config: SparkgateConfig, environment: [String: String] = ProcessInfo.processInfo.environment, backendTokens: Bool = true, logger: Logger
+        _ config: SparkgateConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+        backendTokens: Bool = true, logger: Logger
     ) async throws(Failure) -> GatewayState {
         var issues: [ConfigIssue] = []
-        func fail(_ key: String, _ message: String) { issues.append(ConfigIssue(file: config.file, key: key, message: message)) }
+        func fail(_ key: String, _ message: String) {
+            issues.append(ConfigIssue(file: config.file, key: key, message: message))
+        }
 
         var keys: [VerificationKey] = []
         do {
@@ -37,7 +40,9 @@ public enum GatewayStateLoader {
             }
             do {
                 let document = try await JWKSDocument.parse(data, origin: file)
-                for reason in document.skipped { logger.warning("skipping a JWKS key", metadata: ["jwks.file": "\(file)", "reason": "\(reason)"]) }
+                for reason in document.skipped {
+                    logger.warning("skipping a JWKS key", metadata: ["jwks.file": "\(file)", "reason": "\(reason)"])
+                }
                 keys += document.keys
             } catch {
                 fail("auth.jwks_files[\(index)]", "\(file): \(error)")
@@ -47,7 +52,10 @@ public enum GatewayStateLoader {
         var revoked: Set<String> = []
         if let file = config.auth.revokedTokenIDsFile {
             if let text = try? String(contentsOfFile: file, encoding: .utf8) {
-                revoked = Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+                revoked = Set(
+                    text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                        !$0.isEmpty && !$0.hasPrefix("#")
+                    })
             } else {
                 fail("auth.revoked_token_ids_file", "cannot read \(file)")
             }
@@ -60,7 +68,9 @@ public enum GatewayStateLoader {
                 if let value = environment[variable], !value.isEmpty {
                     tokens[name] = value
                 } else {
-                    logger.warning("backend token variable is not set; Sparkgate will send no token", metadata: ["backend": "\(name)", "backend.token_env": "\(variable)"])
+                    logger.warning(
+                        "backend token variable is not set; Sparkgate will send no token",
+                        metadata: ["backend": "\(name)", "backend.token_env": "\(variable)"])
                 }
             }
             if backendTokens, let file = backend.tokenFile {
@@ -69,7 +79,11 @@ public enum GatewayStateLoader {
                     continue
                 }
                 let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-                if token.isEmpty { fail("backends.\(name).token_file", "\(file) is empty") } else { tokens[name] = token }
+                if token.isEmpty {
+                    fail("backends.\(name).token_file", "\(file) is empty")
+                } else {
+                    tokens[name] = token
+                }
             }
             if backend.tls {
                 do {
@@ -95,7 +109,8 @@ public enum GatewayStateLoader {
                     fail("tls.certificate", "\(tls.certificate) expired at \(Timestamp.rfc3339(notAfter!))")
                 }
                 let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
-                var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+                var server = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
                 server.minimumTLSVersion = .tlsv12
                 server.applicationProtocols = ["h2"]
                 if let ca = tls.clientCA {
@@ -108,13 +123,18 @@ public enum GatewayStateLoader {
             } catch let error as TLSLoadError {
                 fail("tls.certificate", error.message)
             } catch {
-                fail("tls", "cannot load the certificate, key or client CA (\(tls.certificate), \(tls.privateKey)\(tls.clientCA.map { ", \($0)" } ?? "")): \(error)")
+                fail(
+                    "tls",
+                    "cannot load the certificate, key or client CA (\(tls.certificate), \(tls.privateKey)\(tls.clientCA.map { ", \($0)" } ?? "")): \(error)"
+                )
             }
         }
 
         func adminSecret(_ file: String?, _ key: String) -> String? {
             guard let file else { return nil }
-            if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+                !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            {
                 return text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             fail(key, "cannot read \(file), or it is empty")
@@ -128,7 +148,9 @@ public enum GatewayStateLoader {
 
         func secret(_ file: String?, _ key: String) -> String? {
             guard config.state.kind == .redis, let file else { return nil }
-            if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+                !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            {
                 return text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             fail(key, "cannot read \(file), or it is empty")
@@ -140,9 +162,14 @@ public enum GatewayStateLoader {
         if config.state.kind == .redis, let file = config.state.redis.secretFile {
             if let data = FileManager.default.contents(atPath: file) {
                 var bytes = Array(data)
-                while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+                while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") {
+                    bytes.removeLast()
+                }
                 if bytes.count < RecordSeal.minimumSecretBytes {
-                    fail("state.redis.secret_file", "\(file) holds \(bytes.count) bytes; the replicas' secret needs at least \(RecordSeal.minimumSecretBytes) (openssl rand -hex 32 > \(file))")
+                    fail(
+                        "state.redis.secret_file",
+                        "\(file) holds \(bytes.count) bytes; the replicas' secret needs at least \(RecordSeal.minimumSecretBytes) (openssl rand -hex 32 > \(file))"
+                    )
                 } else {
                     recordSecret = bytes
                 }
@@ -174,21 +201,36 @@ public enum GatewayStateLoader {
         for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
             guard let launch = backend.launch, let runAs = launch.runAs else { continue }
             if !EngineCredentials.processCanSwitchUser {
-                fail("backends.\(name).launch.run_as", "engines cannot run as '\(runAs)': Sparkgate runs as uid \(geteuid()) without CAP_SETUID and CAP_SETGID; run it as root or grant both capabilities")
+                fail(
+                    "backends.\(name).launch.run_as",
+                    "engines cannot run as '\(runAs)': Sparkgate runs as uid \(geteuid()) without CAP_SETUID and CAP_SETGID; run it as root or grant both capabilities"
+                )
             } else if launch.runAsIsFixed, let found = EngineCredentials.lookUp(runAs) {
                 if found.uid == 0 || found.uid == geteuid() {
-                    fail("backends.\(name).launch.run_as", "'\(runAs)' has uid \(found.uid), \(found.uid == 0 ? "root's" : "the gateway's own"): its engines could read the gateway's secrets; name an unprivileged user of their own")
+                    fail(
+                        "backends.\(name).launch.run_as",
+                        "'\(runAs)' has uid \(found.uid), \(found.uid == 0 ? "root's" : "the gateway's own"): its engines could read the gateway's secrets; name an unprivileged user of their own"
+                    )
                 }
             } else if launch.runAsIsFixed {
-                fail("backends.\(name).launch.run_as", "there is no OS user '\(runAs)'; create it (useradd --system --create-home \(runAs)) or name another")
+                fail(
+                    "backends.\(name).launch.run_as",
+                    "there is no OS user '\(runAs)'; create it (useradd --system --create-home \(runAs)) or name another"
+                )
             }
         }
         for (name, backend) in config.backends.sorted(by: { $0.key < $1.key }) {
-            guard let directory = backend.launch?.workDirectory, let problem = EngineWorkspace.inspect(directory) else { continue }
+            guard let directory = backend.launch?.workDirectory, let problem = EngineWorkspace.inspect(directory) else {
+                continue
+            }
             fail("backends.\(name).launch.work_dir", problem.description)
         }
         let warnings = SecretFiles.warnings(for: config)
-        for warning in warnings { logger.warning("a secret file is readable by other users", metadata: ["config.key": "\(warning.key)", "reason": "\(warning.message)"]) }
+        for warning in warnings {
+            logger.warning(
+                "a secret file is readable by other users",
+                metadata: ["config.key": "\(warning.key)", "reason": "\(warning.message)"])
+        }
 
         if keys.isEmpty && config.auth.jwksURLs.isEmpty && issues.isEmpty {
             fail("auth.keys", "no key could be loaded, so no token can be verified")
@@ -201,19 +243,25 @@ public enum GatewayStateLoader {
             revokedTokenIDs: revoked)
         let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
         return GatewayState(
-            config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens, backendTLS: backendTLS, serverTLS: serverTLS,
-            adminToken: adminToken, adminReadToken: adminReadToken, certificateNotAfter: notAfter, redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS,
+            config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens,
+            backendTLS: backendTLS, serverTLS: serverTLS,
+            adminToken: adminToken, adminReadToken: adminReadToken, certificateNotAfter: notAfter,
+            redisPassword: redisPassword, sentinelPassword: sentinelPassword, redisTLS: redisTLS,
             recordSecret: recordSecret, warnings: warnings + sharedStateWarnings(config))
     }
 }
 
 /// What `sparkgate config check` warns about in the shared state's setup.
 private func sharedStateWarnings(_ config: SparkgateConfig) -> [ConfigIssue] {
-    guard config.state.kind == .redis, let sentinel = config.state.redis.sentinel, sentinel.passwordFile == nil else { return [] }
+    guard config.state.kind == .redis, let sentinel = config.state.redis.sentinel, sentinel.passwordFile == nil else {
+        return []
+    }
     return [
         ConfigIssue(
             file: config.file, key: "state.redis.sentinel.password_file",
-            message: "the sentinels have no password: any process that reaches them can name another master, and the replicas would send it the Redis password; give the sentinels a password (requirepass) and its file here")
+            message:
+                "the sentinels have no password: any process that reaches them can name another master, and the replicas would send it the Redis password; give the sentinels a password (requirepass) and its file here"
+        )
     ]
 }
 

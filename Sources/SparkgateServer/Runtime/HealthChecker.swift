@@ -13,7 +13,10 @@ public final class HealthChecker: Service, Sendable {
     let calls: BackendCalls
     let group: any EventLoopGroup
 
-    init(current: @escaping @Sendable () -> GatewayState, health: BackendHealth, calls: BackendCalls, group: any EventLoopGroup) {
+    init(
+        current: @escaping @Sendable () -> GatewayState, health: BackendHealth, calls: BackendCalls,
+        group: any EventLoopGroup
+    ) {
         self.current = current
         self.health = health
         self.calls = calls
@@ -41,16 +44,21 @@ public final class HealthChecker: Service, Sendable {
 
     private func check(_ backend: SparkgateConfig.Backend, _ endpoint: HostPort, state: GatewayState) {
         let health = self.health
-        calls.check(backend: backend.name, address: endpoint, access: state.backendAccess, timeoutSeconds: backend.health.timeoutSeconds, on: group.next())
-            .whenComplete { result in
-                switch result {
-                case .success(let status) where status.code == .ok:
-                    health.record(backend.name, endpoint, ok: true, settings: backend.health)
-                case .success(let status):
-                    health.record(backend.name, endpoint, ok: false, settings: backend.health, reason: "\(status.code.name): \(status.message)")
-                case .failure(let error):
-                    health.record(backend.name, endpoint, ok: false, settings: backend.health, reason: "\(error)")
-                }
+        calls.check(
+            backend: backend.name, address: endpoint, access: state.backendAccess,
+            timeoutSeconds: backend.health.timeoutSeconds, on: group.next()
+        )
+        .whenComplete { result in
+            switch result {
+            case .success(let status) where status.code == .ok:
+                health.record(backend.name, endpoint, ok: true, settings: backend.health)
+            case .success(let status):
+                health.record(
+                    backend.name, endpoint, ok: false, settings: backend.health,
+                    reason: "\(status.code.name): \(status.message)")
+            case .failure(let error):
+                health.record(backend.name, endpoint, ok: false, settings: backend.health, reason: "\(error)")
             }
+        }
     }
 }

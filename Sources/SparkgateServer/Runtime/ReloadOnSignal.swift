@@ -1,8 +1,8 @@
 import ServiceLifecycle
-import UnixSignals
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import UnixSignals
 
 /// Reloads the configuration on SIGHUP.
 public struct ReloadOnSignal: Service {

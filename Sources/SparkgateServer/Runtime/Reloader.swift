@@ -1,10 +1,10 @@
 import Logging
 import SparkgateCore
-import SparkgateObservability
-import Synchronization
 import SparkgateEngines
+import SparkgateObservability
 import SparkgateSharedState
 import SparkgateTransport
+import Synchronization
 
 /// Re-reads the configuration file (SIGHUP or `POST /v1/reload`): keys, JWKS, revocations, teams, quotas,
 /// backends and the TLS certificate. A bad file keeps the running configuration and says why.
@@ -16,7 +16,10 @@ public final class Reloader: Sendable {
     let file: String
     private let serial = Mutex<Bool>(false)
 
-    init(current: @escaping @Sendable () -> GatewayState, install: @escaping @Sendable (GatewayState) -> Void, metrics: GatewayMetrics, logger: Logger, file: String) {
+    init(
+        current: @escaping @Sendable () -> GatewayState, install: @escaping @Sendable (GatewayState) -> Void,
+        metrics: GatewayMetrics, logger: Logger, file: String
+    ) {
         self.current = current
         self.install = install
         self.metrics = metrics
@@ -25,13 +28,21 @@ public final class Reloader: Sendable {
     }
 
     public convenience init(runtime: GatewayRuntime, file: String) {
-        self.init(current: { runtime.state }, install: { runtime.install($0) }, metrics: runtime.metrics, logger: runtime.logger, file: file)
+        self.init(
+            current: { runtime.state }, install: { runtime.install($0) }, metrics: runtime.metrics,
+            logger: runtime.logger, file: file)
     }
 
     /// Reloads; returns nil on success or the reason the new configuration was refused.
     @discardableResult
     public func reload() async -> String? {
-        guard serial.withLock({ busy in if busy { return false }; busy = true; return true }) else {
+        guard
+            serial.withLock({ busy in
+                if busy { return false }
+                busy = true
+                return true
+            })
+        else {
             return "a reload is already running"
         }
         defer { serial.withLock { $0 = false } }
@@ -40,12 +51,18 @@ public final class Reloader: Sendable {
             let config = try SparkgateConfig.load(file: file)
             let changed = RestartOnlyKeys.changed(from: old, to: config)
             if !changed.isEmpty {
-                return refused(changed.map { "restart to change \($0)" }.joined(separator: "; ") + " (a reload cannot change it; the running process keeps its value)")
+                return refused(
+                    changed.map { "restart to change \($0)" }.joined(separator: "; ")
+                        + " (a reload cannot change it; the running process keeps its value)")
             }
             let state = try await GatewayStateLoader.load(config, logger: logger)
             install(state)
             metrics.configReloaded(success: true)
-            logger.info("configuration reloaded", metadata: ["config.file": "\(file)", "teams": "\(config.teams.count)", "backends": "\(config.backends.count)"])
+            logger.info(
+                "configuration reloaded",
+                metadata: [
+                    "config.file": "\(file)", "teams": "\(config.teams.count)", "backends": "\(config.backends.count)",
+                ])
             return nil
         } catch let error as ConfigError {
             return refused(error.description)
@@ -58,7 +75,9 @@ public final class Reloader: Sendable {
 
     private func refused(_ reason: String) -> String {
         metrics.configReloaded(success: false)
-        logger.error("configuration reload refused; keeping the running configuration", metadata: ["config.file": "\(file)", "reason": "\(reason)"])
+        logger.error(
+            "configuration reload refused; keeping the running configuration",
+            metadata: ["config.file": "\(file)", "reason": "\(reason)"])
         return reason
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SparkgateCore
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The files that hold the gateway's secrets, and which of them other OS users can read: an engine's code
 /// (a Python UDF) runs as some user on this host, and must find nothing of the gateway's there.
@@ -25,7 +26,9 @@ enum SecretFiles {
         if config.state.kind == .redis {
             if let p = config.state.redis.passwordFile { files.append(("state.redis.password_file", p)) }
             if let p = config.state.redis.secretFile { files.append(("state.redis.secret_file", p)) }
-            if let p = config.state.redis.sentinel?.passwordFile { files.append(("state.redis.sentinel.password_file", p)) }
+            if let p = config.state.redis.sentinel?.passwordFile {
+                files.append(("state.redis.sentinel.password_file", p))
+            }
         }
         return files
     }
@@ -35,9 +38,12 @@ enum SecretFiles {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         let mode = info.st_mode & 0o777
-        if info.st_uid != geteuid() { return "it belongs to uid \(info.st_uid), not the gateway's user (uid \(geteuid()))" }
+        if info.st_uid != geteuid() {
+            return "it belongs to uid \(info.st_uid), not the gateway's user (uid \(geteuid()))"
+        }
         if mode & 0o044 != 0 {
-            return "its mode is \(String(mode, radix: 8)): \(mode & 0o004 != 0 ? "every user" : "its group") can read it (chmod 600 \(path))"
+            return
+                "its mode is \(String(mode, radix: 8)): \(mode & 0o004 != 0 ? "every user" : "its group") can read it (chmod 600 \(path))"
         }
         return nil
     }
@@ -45,7 +51,9 @@ enum SecretFiles {
     /// A warning per secret file other users can read.
     static func warnings(for config: SparkgateConfig) -> [ConfigIssue] {
         named(by: config).compactMap { key, path in
-            exposure(of: path).map { ConfigIssue(file: config.file, key: key, message: "\(path) holds a secret and \($0)") }
+            exposure(of: path).map {
+                ConfigIssue(file: config.file, key: key, message: "\(path) holds a secret and \($0)")
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 import NIOCore
 import ServiceLifecycle
 import SparkgateCore
-import SparkgateRedis
 import SparkgateEngines
+import SparkgateRedis
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -17,7 +17,10 @@ public final class SharedStateService: Service, Sendable {
     let engines: EngineManager
     let group: any EventLoopGroup
 
-    init(shared: SharedState?, calls: CallRegistry, ledger: LocalLedger, engines: EngineManager, group: any EventLoopGroup) {
+    init(
+        shared: SharedState?, calls: CallRegistry, ledger: LocalLedger, engines: EngineManager,
+        group: any EventLoopGroup
+    ) {
         self.shared = shared
         self.calls = calls
         self.ledger = ledger
@@ -26,7 +29,9 @@ public final class SharedStateService: Service, Sendable {
     }
 
     public convenience init(runtime: GatewayRuntime) {
-        self.init(shared: runtime.shared, calls: runtime.calls, ledger: runtime.ledger, engines: runtime.engines, group: runtime.group)
+        self.init(
+            shared: runtime.shared, calls: runtime.calls, ledger: runtime.ledger, engines: runtime.engines,
+            group: runtime.group)
     }
 
     public func run() async throws {
@@ -37,7 +42,9 @@ public final class SharedStateService: Service, Sendable {
         }
         let (calls, ledger, engines, eventLoops) = (self.calls, self.ledger, self.engines, self.group)
         let kills = shared.keys.killChannel
-        let subscriber = RedisSubscriber(client: shared.client, channels: [kills, shared.keys.endedChannel], group: eventLoops) { channel, payload in
+        let subscriber = RedisSubscriber(
+            client: shared.client, channels: [kills, shared.keys.endedChannel], group: eventLoops
+        ) { channel, payload in
             // Only what a replica sealed, within the replay window, is acted on.
             guard let body = shared.open(String(decoding: payload, as: UTF8.self), now: WallClock.now()) else { return }
             if channel == kills {

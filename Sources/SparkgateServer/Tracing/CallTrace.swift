@@ -1,9 +1,9 @@
 import NIOHPACK
 import SparkgateCore
-import Tracing
 import SparkgateEngines
 import SparkgateSharedState
 import SparkgateTransport
+import Tracing
 
 /// One RPC's spans: a server span from the request's headers to its last action, with child spans for
 /// authentication, admission, the backend stream's opening and the wait for the first response. It
@@ -41,7 +41,8 @@ final class CallTrace {
     private func begin(trusted: Bool, failure: AuthFailure.Reason? = nil) {
         guard root == nil else { return }
         let span = tracer.startSpan(
-            "spark.connect.SparkConnectService/\(method)", context: trusted ? clientContext : .topLevel, ofKind: .server, at: arrived)
+            "spark.connect.SparkConnectService/\(method)", context: trusted ? clientContext : .topLevel,
+            ofKind: .server, at: arrived)
         root = span
         recording = span.isRecording
         guard recording, let started = authenticationStarted else { return }

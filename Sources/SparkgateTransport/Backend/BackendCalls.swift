@@ -1,10 +1,10 @@
 import Logging
 import NIOCore
-import SparkgateFraming
 import NIOHPACK
 import NIOHTTP2
 import NIOSSL
 import SparkgateCore
+import SparkgateFraming
 
 /// The unary calls Sparkgate makes to backends on its own behalf: interrupting an operation it ends,
 /// releasing a session it reaps or an operator kills.
@@ -25,7 +25,8 @@ package struct BackendCalls: Sendable {
     /// (its endpoint, or its engine for a launch pool; the first endpoint in rendezvous order when it was
     /// never placed); completes with its status.
     package func call(
-        backend name: String, backendSessionID: String, method: String, message: [UInt8], access: BackendAccess, on loop: any EventLoop,
+        backend name: String, backendSessionID: String, method: String, message: [UInt8], access: BackendAccess,
+        on loop: any EventLoop,
         placement: SessionPlacement = SessionPlacement(), timeoutSeconds: Int = 30
     ) -> EventLoopFuture<BackendStatus> {
         let address = placement.endpoint
@@ -37,7 +38,8 @@ package struct BackendCalls: Sendable {
         let token: String?
         if backend.launch != nil {
             guard let engine, let target = engines.target(engine) else {
-                return loop.makeFailedFuture(SparkgateError.unavailable("backend '\(name)': the session's engine is not running"))
+                return loop.makeFailedFuture(
+                    SparkgateError.unavailable("backend '\(name)': the session's engine is not running"))
             }
             endpoint = BackendEndpoint(backend: name, address: target.address, tls: false)
             token = target.token
@@ -47,34 +49,45 @@ package struct BackendCalls: Sendable {
             }
             // A recorded placement is only ever one of the backend's endpoints: the token goes nowhere else.
             if let address, !backend.endpoints.contains(address) {
-                return loop.makeFailedFuture(SparkgateError.unavailable(
-                    "backend '\(name)': the session's recorded endpoint \(address) is not one of its endpoints; nothing was sent"))
+                return loop.makeFailedFuture(
+                    SparkgateError.unavailable(
+                        "backend '\(name)': the session's recorded endpoint \(address) is not one of its endpoints; nothing was sent"
+                    ))
             }
-            endpoint = BackendEndpoint(backend: name, address: address ?? EndpointSelection.rank(backend.endpoints, for: backendSessionID)[0], tls: backend.tls)
+            endpoint = BackendEndpoint(
+                backend: name, address: address ?? EndpointSelection.rank(backend.endpoints, for: backendSessionID)[0],
+                tls: backend.tls)
             token = access.tokens[name]
         }
         return call(
-            endpoint, token: token, method: method, message: message, tls: access.tls[name], connectTimeoutSeconds: backend.connectTimeoutSeconds,
+            endpoint, token: token, method: method, message: message, tls: access.tls[name],
+            connectTimeoutSeconds: backend.connectTimeoutSeconds,
             limits: access.config.limits, on: loop, timeoutSeconds: timeoutSeconds)
     }
 
     /// Calls `method` with `message` on one endpoint with `token`.
     package func call(
-        _ endpoint: BackendEndpoint, token: String?, method: String, message: [UInt8], tls: NIOSSLContext?, connectTimeoutSeconds: Double, limits: ConnectionLimits,
+        _ endpoint: BackendEndpoint, token: String?, method: String, message: [UInt8], tls: NIOSSLContext?,
+        connectTimeoutSeconds: Double, limits: ConnectionLimits,
         on loop: any EventLoop, timeoutSeconds: Int
     ) -> EventLoopFuture<BackendStatus> {
         let headers = BackendRequestHeaders.make(
-            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: token, extra: [("grpc-timeout", "\(timeoutSeconds)S")])
+            path: SparkConnectMethod.servicePrefix + method, endpoint: endpoint, token: token,
+            extra: [("grpc-timeout", "\(timeoutSeconds)S")])
         let promise = loop.makePromise(of: BackendStatus.self)
         let timeout = TimeAmount.nanoseconds(Int64(connectTimeoutSeconds * 1e9))
         let pool = self.pool
         // Sparkgate's own calls start in tasks: build the call on its event loop.
         loop.execute {
             let call = UnaryBackendCall(promise: promise)
-            pool.openStream(to: endpoint, on: loop, tls: tls, connectTimeout: timeout, limits: limits, owner: call, headers: headers).assumeIsolated().whenComplete { result in
+            pool.openStream(
+                to: endpoint, on: loop, tls: tls, connectTimeout: timeout, limits: limits, owner: call, headers: headers
+            ).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success((let handler, let id)):
-                    handler.writer.write(.data(.init(data: .byteBuffer(GRPCMessage.frame(payload: message).framed), endStream: true)), on: id, promise: nil)
+                    handler.writer.write(
+                        .data(.init(data: .byteBuffer(GRPCMessage.frame(payload: message).framed), endStream: true)),
+                        on: id, promise: nil)
                     handler.writer.flushNow()
                 case .failure(let error):
                     promise.fail(error)
@@ -85,50 +98,77 @@ package struct BackendCalls: Sendable {
     }
 
     /// Interrupts an operation on its backend (past its result or time limit); failures are logged.
-    package func interrupt(_ operation: OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement, access: BackendAccess, on loop: any EventLoop) {
-        let message = GatewayRequests.interrupt(backendSessionID: backendSessionID, user: operation.session.owner.user, operationID: operation.operationID)
+    package func interrupt(
+        _ operation: OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement,
+        access: BackendAccess, on loop: any EventLoop
+    ) {
+        let message = GatewayRequests.interrupt(
+            backendSessionID: backendSessionID, user: operation.session.owner.user, operationID: operation.operationID)
         let logger = self.logger
-        call(backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, access: access, on: loop, placement: placement).whenComplete { result in
+        call(
+            backend: backend, backendSessionID: backendSessionID, method: "Interrupt", message: message, access: access,
+            on: loop, placement: placement
+        ).whenComplete { result in
             switch result {
             case .success(let status) where status.code == .ok:
-                logger.info("interrupted an operation on the backend", metadata: ["operation.id": "\(operation.operationID)", "team": "\(operation.session.owner.team)"])
+                logger.info(
+                    "interrupted an operation on the backend",
+                    metadata: ["operation.id": "\(operation.operationID)", "team": "\(operation.session.owner.team)"])
             case .success(let status):
-                logger.warning("the backend refused to interrupt an operation", metadata: ["operation.id": "\(operation.operationID)", "grpc.status": "\(status.code.name)"])
+                logger.warning(
+                    "the backend refused to interrupt an operation",
+                    metadata: ["operation.id": "\(operation.operationID)", "grpc.status": "\(status.code.name)"])
             case .failure(let error):
-                logger.warning("could not interrupt an operation on the backend", metadata: ["operation.id": "\(operation.operationID)", "error": "\(error)"])
+                logger.warning(
+                    "could not interrupt an operation on the backend",
+                    metadata: ["operation.id": "\(operation.operationID)", "error": "\(error)"])
             }
         }
     }
 
     /// Releases a session on its backend, as its owner.
-    package func release(_ session: SessionRecord, access: BackendAccess, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
-        let message = GatewayRequests.releaseSession(backendSessionID: session.backendSessionID, user: session.owner.user)
+    package func release(
+        _ session: SessionRecord, access: BackendAccess, on loop: any EventLoop
+    ) -> EventLoopFuture<BackendStatus> {
+        let message = GatewayRequests.releaseSession(
+            backendSessionID: session.backendSessionID, user: session.owner.user)
         return call(
-            backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession", message: message, access: access, on: loop,
+            backend: session.backend, backendSessionID: session.backendSessionID, method: "ReleaseSession",
+            message: message, access: access, on: loop,
             placement: session.placement)
     }
 
     /// A health check: a Config call (the value of `spark.app.name`) on one endpoint, with the backend's
     /// token, in a session of its own that every check reuses.
-    package func check(backend: String, address: HostPort, access: BackendAccess, timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+    package func check(
+        backend: String, address: HostPort, access: BackendAccess, timeoutSeconds: Double, on loop: any EventLoop
+    ) -> EventLoopFuture<BackendStatus> {
         let message = GatewayRequests.healthCheck(sessionID: Self.healthSessionID)
         let status = call(
-            backend: backend, backendSessionID: Self.healthSessionID, method: "Config", message: message, access: access, on: loop,
+            backend: backend, backendSessionID: Self.healthSessionID, method: "Config", message: message,
+            access: access, on: loop,
             placement: SessionPlacement(endpoint: address),
             timeoutSeconds: max(1, Int(timeoutSeconds.rounded(.up))))
         return Self.bounded(status, seconds: timeoutSeconds, on: loop)
     }
 
     /// A launched engine's readiness probe: the health check's Config call, with the engine's own token.
-    package func probe(_ target: EngineTarget, backend: String, limits: ConnectionLimits, timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+    package func probe(
+        _ target: EngineTarget, backend: String, limits: ConnectionLimits, timeoutSeconds: Double,
+        on loop: any EventLoop
+    ) -> EventLoopFuture<BackendStatus> {
         let status = call(
-            BackendEndpoint(backend: backend, address: target.address, tls: false), token: target.token, method: "Config",
-            message: GatewayRequests.healthCheck(sessionID: Self.healthSessionID), tls: nil, connectTimeoutSeconds: timeoutSeconds, limits: limits, on: loop,
+            BackendEndpoint(backend: backend, address: target.address, tls: false), token: target.token,
+            method: "Config",
+            message: GatewayRequests.healthCheck(sessionID: Self.healthSessionID), tls: nil,
+            connectTimeoutSeconds: timeoutSeconds, limits: limits, on: loop,
             timeoutSeconds: max(1, Int(timeoutSeconds.rounded(.up))))
         return Self.bounded(status, seconds: timeoutSeconds, on: loop)
     }
 
-    private static func bounded(_ status: EventLoopFuture<BackendStatus>, seconds timeoutSeconds: Double, on loop: any EventLoop) -> EventLoopFuture<BackendStatus> {
+    private static func bounded(
+        _ status: EventLoopFuture<BackendStatus>, seconds timeoutSeconds: Double, on loop: any EventLoop
+    ) -> EventLoopFuture<BackendStatus> {
         // The first of the answer and the timeout decides (a connect can hang longer than grpc-timeout).
         let decided = loop.makePromise(of: BackendStatus.self)
         let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeoutSeconds * 1e9))) {

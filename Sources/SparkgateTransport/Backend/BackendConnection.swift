@@ -22,7 +22,10 @@ package final class BackendConnection {
     private var state = State.idle
     private let onUpChange: (Bool) -> Void
 
-    package init(endpoint: BackendEndpoint, loop: LoopContext, connector: any BackendConnector, metrics: GatewayMetrics, onUpChange: @escaping (Bool) -> Void) {
+    package init(
+        endpoint: BackendEndpoint, loop: LoopContext, connector: any BackendConnector, metrics: GatewayMetrics,
+        onUpChange: @escaping (Bool) -> Void
+    ) {
         self.endpoint = endpoint
         self.loop = loop
         self.connector = connector
@@ -31,7 +34,9 @@ package final class BackendConnection {
     }
 
     /// A connection that can take a new stream, connecting first when needed.
-    package func handler(tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits) -> EventLoopFuture<BackendConnectionHandler> {
+    package func handler(
+        tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits
+    ) -> EventLoopFuture<BackendConnectionHandler> {
         switch state {
         case .ready(let handler) where handler.isUsable:
             return loop.eventLoop.assumeIsolated().makeSucceededFuture(handler)
@@ -54,21 +59,26 @@ package final class BackendConnection {
         }
     }
 
-    private func connect(tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits) -> EventLoopFuture<BackendConnectionHandler> {
+    private func connect(
+        tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits
+    ) -> EventLoopFuture<BackendConnectionHandler> {
         let endpoint = self.endpoint
-        return connector.connect(to: endpoint, on: loop.eventLoop, timeout: connectTimeout).assumeIsolated().flatMapThrowing { [self] channel in
-            let sync = channel.pipeline.syncOperations
-            if let tls {
-                let isAddress = endpoint.address.host.first?.isNumber == true || endpoint.address.host.contains(":")
-                try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.address.host))
-            }
-            try sync.addHandler(HTTP2Tuning.backendHandler())
-            // A strong capture: the handler lives only as long as its channel, and a weak one would put every
-            // retain of this connection (one per call) on the runtime's slow path.
-            let handler = BackendConnectionHandler(loop: loop, endpoint: endpoint, limits: limits, metrics: metrics) { [self] in closed() }
-            try sync.addHandler(handler)
-            return handler
-        }.nonisolated()
+        return connector.connect(to: endpoint, on: loop.eventLoop, timeout: connectTimeout).assumeIsolated()
+            .flatMapThrowing { [self] channel in
+                let sync = channel.pipeline.syncOperations
+                if let tls {
+                    let isAddress = endpoint.address.host.first?.isNumber == true || endpoint.address.host.contains(":")
+                    try sync.addHandler(
+                        try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.address.host))
+                }
+                try sync.addHandler(HTTP2Tuning.backendHandler())
+                // A strong capture: the handler lives only as long as its channel, and a weak one would put every
+                // retain of this connection (one per call) on the runtime's slow path.
+                let handler = BackendConnectionHandler(loop: loop, endpoint: endpoint, limits: limits, metrics: metrics)
+                { [self] in closed() }
+                try sync.addHandler(handler)
+                return handler
+            }.nonisolated()
     }
 
     private func closed() {

@@ -32,7 +32,10 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
     /// calls end with UNAVAILABLE instead of waiting for TCP to notice.
     private var lifecycle: ConnectionLifecycleDriver?
 
-    package init(loop: LoopContext, endpoint: BackendEndpoint, limits: ConnectionLimits, metrics: GatewayMetrics, onClose: @escaping () -> Void) {
+    package init(
+        loop: LoopContext, endpoint: BackendEndpoint, limits: ConnectionLimits, metrics: GatewayMetrics,
+        onClose: @escaping () -> Void
+    ) {
         self.endpoint = endpoint
         self.onClose = onClose
         self.limits = limits.backendConnection
@@ -45,7 +48,8 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
 
     package func handlerAdded(context: ChannelHandlerContext) {
         writer.attach(context)
-        let lifecycle = ConnectionLifecycleDriver(channel: context.channel, limits: limits, metrics: metrics, keepaliveEvent: .backendKeepaliveTimeout)
+        let lifecycle = ConnectionLifecycleDriver(
+            channel: context.channel, limits: limits, metrics: metrics, keepaliveEvent: .backendKeepaliveTimeout)
         lifecycle.owner = self
         self.lifecycle = lifecycle
         lifecycle.handle(.accepted(tls: false))
@@ -123,7 +127,8 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
         case let closed as StreamClosedEvent:
             writer.loop.tick()
             let unprocessed = goAwayLastStreamID.map { closed.streamID > $0 } ?? false
-            owners.removeValue(forKey: closed.streamID)?.backendStreamClosed(reset: unprocessed ? .refusedStream : closed.reason)
+            owners.removeValue(forKey: closed.streamID)?.backendStreamClosed(
+                reset: unprocessed ? .refusedStream : closed.reason)
         case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
             if let inbound = window.inboundWindowSize { writer.windowReported(inbound) }
         default:
@@ -158,7 +163,8 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
 
 extension BackendConnectionHandler: LifecycleOwner {
     package func sendPing() {
-        writer.write(.ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false), on: .rootStream, promise: nil)
+        writer.write(
+            .ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false), on: .rootStream, promise: nil)
         writer.flushNow()
     }
 

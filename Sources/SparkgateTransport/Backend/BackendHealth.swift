@@ -5,7 +5,10 @@ import Synchronization
 
 /// The health of every backend endpoint, shared by all calls; health checks and failed connections update it.
 package final class BackendHealth: Sendable {
-    private struct Key: Hashable { var backend: String; var endpoint: HostPort }
+    private struct Key: Hashable {
+        var backend: String
+        var endpoint: HostPort
+    }
     private let states = Mutex<[Key: EndpointHealth]>([:])
     package let metrics: GatewayMetrics
     package let logger: Logger
@@ -20,7 +23,9 @@ package final class BackendHealth: Sendable {
     }
 
     /// Records an outcome (a check, or a connection attempt) and reports a change of state.
-    package func record(_ backend: String, _ endpoint: HostPort, ok: Bool, settings: HealthSettings, reason: String? = nil) {
+    package func record(
+        _ backend: String, _ endpoint: HostPort, ok: Bool, settings: HealthSettings, reason: String? = nil
+    ) {
         let key = Key(backend: backend, endpoint: endpoint)
         let (changed, healthy) = states.withLock { table in
             var health = table[key] ?? EndpointHealth()
@@ -31,7 +36,9 @@ package final class BackendHealth: Sendable {
         metrics.backendHealth(backend, endpoint: endpoint.description, healthy: healthy)
         guard let changed else { return }
         if changed {
-            logger.notice("backend endpoint is healthy again; it takes new sessions", metadata: ["backend": "\(backend)", "endpoint": "\(endpoint)"])
+            logger.notice(
+                "backend endpoint is healthy again; it takes new sessions",
+                metadata: ["backend": "\(backend)", "endpoint": "\(endpoint)"])
         } else {
             logger.warning(
                 "backend endpoint failed its health checks; it takes no new sessions",

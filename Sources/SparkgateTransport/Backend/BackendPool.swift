@@ -13,10 +13,13 @@ package final class BackendPool: Sendable {
     private let metrics: GatewayMetrics
     private let connector: any BackendConnector
 
-    package init(group: any EventLoopGroup, metrics: GatewayMetrics, connector: any BackendConnector = TCPBackendConnector()) {
+    package init(
+        group: any EventLoopGroup, metrics: GatewayMetrics, connector: any BackendConnector = TCPBackendConnector()
+    ) {
         var loops: [ObjectIdentifier: NIOLoopBoundBox<LoopContext>] = [:]
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(LoopContext(eventLoop: loop), eventLoop: loop)
+            loops[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
+                LoopContext(eventLoop: loop), eventLoop: loop)
         }
         self.loops = loops
         self.metrics = metrics
@@ -31,25 +34,30 @@ package final class BackendPool: Sendable {
     /// Opens a stream to `endpoint` for `owner`, connecting first if needed; completes with the connection and
     /// the stream id. Call on `eventLoop`: the owner lives there.
     package func openStream(
-        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits,
+        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, connectTimeout: TimeAmount,
+        limits: ConnectionLimits,
         owner: any BackendStreamOwner, headers: HPACKHeaders
     ) -> EventLoopFuture<(BackendConnectionHandler, HTTP2StreamID)> {
         eventLoop.preconditionInEventLoop()
         let loop = context(on: eventLoop)
         let metrics = self.metrics
-        let connection = loop.backends[endpoint] ?? {
-            let c = BackendConnection(endpoint: endpoint, loop: loop, connector: connector, metrics: metrics) { up in
-                metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up)
-            }
-            loop.backends[endpoint] = c
-            return c
-        }()
-        return connection.handler(tls: tls, connectTimeout: connectTimeout, limits: limits).assumeIsolated().flatMapThrowing { handler in
-            guard let id = handler.openStream(for: owner, headers: headers) else {
-                throw BackendErrors.Draining()
-            }
-            return (handler, id)
-        }.nonisolated()
+        let connection =
+            loop.backends[endpoint]
+            ?? {
+                let c = BackendConnection(endpoint: endpoint, loop: loop, connector: connector, metrics: metrics) {
+                    up in
+                    metrics.backend(endpoint.backend, endpoint: endpoint.description, up: up)
+                }
+                loop.backends[endpoint] = c
+                return c
+            }()
+        return connection.handler(tls: tls, connectTimeout: connectTimeout, limits: limits).assumeIsolated()
+            .flatMapThrowing { handler in
+                guard let id = handler.openStream(for: owner, headers: headers) else {
+                    throw BackendErrors.Draining()
+                }
+                return (handler, id)
+            }.nonisolated()
     }
 
     /// Closes connections to endpoints no longer configured (after a reload); launched engines' endpoints
@@ -58,7 +66,8 @@ package final class BackendPool: Sendable {
         for bound in loops.values {
             bound.eventLoop.execute {
                 let loop = bound.value
-                for (endpoint, connection) in loop.backends where !endpoints.contains(endpoint) && !launchPools.contains(endpoint.backend) {
+                for (endpoint, connection) in loop.backends
+                where !endpoints.contains(endpoint) && !launchPools.contains(endpoint.backend) {
                     connection.close()
                     loop.backends.removeValue(forKey: endpoint)
                 }

@@ -5,7 +5,10 @@ import SparkgateCore
 /// pseudo-headers, the client's metadata through `MetadataPolicy`, and the backend's token in place of the
 /// client's.
 package enum BackendRequestHeaders {
-    package static func make(path: String, endpoint: BackendEndpoint, token: String?, forwarding client: HPACKHeaders? = nil, extra: [(String, String)] = []) -> HPACKHeaders {
+    package static func make(
+        path: String, endpoint: BackendEndpoint, token: String?, forwarding client: HPACKHeaders? = nil,
+        extra: [(String, String)] = []
+    ) -> HPACKHeaders {
         var h = HPACKHeaders()
         h.reserveCapacity((client?.count ?? 0) + extra.count + 6)
         h.add(name: ":method", value: "POST")

@@ -22,7 +22,10 @@ package final class ConnectionLifecycleDriver {
     /// would put every retain of the connection handler on the runtime's slow path.
     package var owner: (any LifecycleOwner)?
 
-    package init(channel: any Channel, limits: ConnectionLimits, metrics: GatewayMetrics, keepaliveEvent: LimitEvent = .keepaliveTimeout) {
+    package init(
+        channel: any Channel, limits: ConnectionLimits, metrics: GatewayMetrics,
+        keepaliveEvent: LimitEvent = .keepaliveTimeout
+    ) {
         self.channel = channel
         self.machine = ConnectionLifecycle(limits: limits)
         self.metrics = metrics
@@ -36,7 +39,8 @@ package final class ConnectionLifecycleDriver {
             switch action {
             case .schedule(let timer, let seconds):
                 timers[timer]?.cancel()
-                timers[timer] = channel.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [self] in
+                timers[timer] = channel.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9)))
+                { [self] in
                     timers[timer] = nil
                     handle(.fired(timer))
                 }

@@ -27,7 +27,8 @@ package final class FrameWriter {
         context = nil
     }
 
-    package func write(_ payload: HTTP2Frame.FramePayload, on streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?) {
+    package func write(_ payload: HTTP2Frame.FramePayload, on streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?)
+    {
         guard let context else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return

@@ -15,7 +15,8 @@ package enum HTTP2Tuning {
 
     package static func settings(maxConcurrentStreams: Int, maxHeaderListBytes: Int) -> NGHTTP2Session.Settings {
         NGHTTP2Session.Settings(
-            maxConcurrentStreams: maxConcurrentStreams, initialWindowSize: streamWindow, maxFrameSize: maxFrameSize, maxHeaderListSize: maxHeaderListBytes,
+            maxConcurrentStreams: maxConcurrentStreams, initialWindowSize: streamWindow, maxFrameSize: maxFrameSize,
+            maxHeaderListSize: maxHeaderListBytes,
             connectionWindow: 65_535)
     }
 
@@ -24,11 +25,15 @@ package enum HTTP2Tuning {
     /// CONTINUATION runs, SETTINGS floods, header block size). The connection window starts at the protocol's
     /// 65,535 bytes; it grows once a call authenticates (`FrontendConnectionHandler`).
     package static func frontendHandler(_ limits: ConnectionLimits) -> NGHTTP2ChannelHandler {
-        NGHTTP2ChannelHandler(role: .server, settings: settings(maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderListBytes))
+        NGHTTP2ChannelHandler(
+            role: .server,
+            settings: settings(
+                maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListBytes: limits.maxHeaderListBytes))
     }
 
     /// The HTTP/2 handler of a backend connection.
     package static func backendHandler() -> NGHTTP2ChannelHandler {
-        NGHTTP2ChannelHandler(role: .client, settings: settings(maxConcurrentStreams: 4096, maxHeaderListBytes: 1 << 20))
+        NGHTTP2ChannelHandler(
+            role: .client, settings: settings(maxConcurrentStreams: 4096, maxHeaderListBytes: 1 << 20))
     }
 }

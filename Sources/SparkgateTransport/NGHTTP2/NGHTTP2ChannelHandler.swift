@@ -87,7 +87,9 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
             closeAfter(written.futureResult, context: context)
             return
         }
-        context.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: session.connectionWindow, outboundWindowSize: nil))
+        context.fireUserInboundEventTriggered(
+            NIOHTTP2WindowUpdatedEvent(
+                streamID: .rootStream, inboundWindowSize: session.connectionWindow, outboundWindowSize: nil))
         if flushPending || !closures.isEmpty { flush(context: context) }
     }
 
@@ -107,7 +109,9 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     package func session(_ session: NGHTTP2Session, data: ByteBuffer, on stream: Int32, endStream: Bool) {
-        fire(HTTP2Frame(streamID: gatewayID(stream), payload: .data(.init(data: .byteBuffer(data), endStream: endStream))))
+        fire(
+            HTTP2Frame(
+                streamID: gatewayID(stream), payload: .data(.init(data: .byteBuffer(data), endStream: endStream))))
     }
 
     package func session(_ session: NGHTTP2Session, reset stream: Int32, errorCode: UInt32) {
@@ -118,11 +122,17 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
         started.remove(stream)
         let id = gatewayID(stream)
         if let gateway = renamedBack.removeValue(forKey: stream) { renamed[gateway] = nil }
-        closures.append(StreamClosedEvent(streamID: id, reason: errorCode == 0 ? nil : HTTP2ErrorCode(networkCode: Int(errorCode))))
+        closures.append(
+            StreamClosedEvent(streamID: id, reason: errorCode == 0 ? nil : HTTP2ErrorCode(networkCode: Int(errorCode))))
     }
 
     package func session(_ session: NGHTTP2Session, goAway lastStreamID: Int32, errorCode: UInt32) {
-        fire(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: HTTP2StreamID(Int(lastStreamID)), errorCode: HTTP2ErrorCode(networkCode: Int(errorCode)), opaqueData: nil)))
+        fire(
+            HTTP2Frame(
+                streamID: .rootStream,
+                payload: .goAway(
+                    lastStreamID: HTTP2StreamID(Int(lastStreamID)),
+                    errorCode: HTTP2ErrorCode(networkCode: Int(errorCode)), opaqueData: nil)))
     }
 
     package func sessionPingAcknowledged(_ session: NGHTTP2Session) {
@@ -187,7 +197,8 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
             promise?.succeed(())
         case .goAway(let lastStreamID, let code, let opaque):
             let debug = opaque.map { String(buffer: $0) } ?? ""
-            session.submitGoAway(lastStreamID: Int32(Int(lastStreamID)), errorCode: UInt32(code.networkCode), debug: debug)
+            session.submitGoAway(
+                lastStreamID: Int32(Int(lastStreamID)), errorCode: UInt32(code.networkCode), debug: debug)
             promise?.succeed(())
         default:
             promise?.succeed(())

@@ -1,6 +1,6 @@
 import CNGHTTP2
-import NIOHPACK
 import NIOCore
+import NIOHPACK
 
 /// What an HTTP/2 session tells the connection it serves, in the order the peer's frames arrive.
 package protocol NGHTTP2SessionDelegate: AnyObject {
@@ -35,7 +35,10 @@ package final class NGHTTP2Session {
         package var maxHeaderListSize: Int
         package var connectionWindow: Int
 
-        package init(maxConcurrentStreams: Int, initialWindowSize: Int, maxFrameSize: Int, maxHeaderListSize: Int, connectionWindow: Int) {
+        package init(
+            maxConcurrentStreams: Int, initialWindowSize: Int, maxFrameSize: Int, maxHeaderListSize: Int,
+            connectionWindow: Int
+        ) {
             self.maxConcurrentStreams = maxConcurrentStreams
             self.initialWindowSize = initialWindowSize
             self.maxFrameSize = maxFrameSize
@@ -124,15 +127,24 @@ package final class NGHTTP2Session {
         nghttp2_option_set_stream_reset_rate_limit(options, 200, 7)
         let user = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
-        let created = role == .server
-            ? nghttp2_session_server_new2(&session, callbacks, user, options) : nghttp2_session_client_new2(&session, callbacks, user, options)
+        let created =
+            role == .server
+            ? nghttp2_session_server_new2(&session, callbacks, user, options)
+            : nghttp2_session_client_new2(&session, callbacks, user, options)
         guard created == 0, let session else { throw Failure(code: created) }
         raw = session
         var entries = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(settings.maxConcurrentStreams)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.initialWindowSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: UInt32(settings.maxFrameSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(settings.maxHeaderListSize)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(settings.maxConcurrentStreams)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(settings.initialWindowSize)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: UInt32(settings.maxFrameSize)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(settings.maxHeaderListSize)),
         ]
         if role == .client {
             entries.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
@@ -140,7 +152,8 @@ package final class NGHTTP2Session {
         let submitted = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
         guard submitted == 0 else { throw Failure(code: submitted) }
         if settings.connectionWindow > 65_535 {
-            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindow))
+            nghttp2_session_set_local_window_size(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindow))
         }
     }
 
@@ -201,7 +214,9 @@ package final class NGHTTP2Session {
     /// Queues DATA on a stream whose head went out with a body; `promise` completes once it is written to
     /// the connection (or fails when the stream ends first). False when the stream takes no more DATA.
     @discardableResult
-    package func submitData(_ data: ByteBuffer, on id: Int32, endStream: Bool, promise: EventLoopPromise<Void>? = nil) -> Bool {
+    package func submitData(
+        _ data: ByteBuffer, on id: Int32, endStream: Bool, promise: EventLoopPromise<Void>? = nil
+    ) -> Bool {
         guard let stream = outbound[id], !stream.ended else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return false
@@ -233,7 +248,9 @@ package final class NGHTTP2Session {
         guard let stream = outbound[id], !stream.ended else {
             // A stream with no body provider (its head ended it, or it is gone): trailers go out as headers.
             ending.insert(id)
-            withNV(headers) { nva, count -> Void in _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil) }
+            withNV(headers) { nva, count -> Void in
+                _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
+            }
             return
         }
         stream.trailers = headers
@@ -261,7 +278,9 @@ package final class NGHTTP2Session {
     /// Forgets what a stream still had to send; its promises fail.
     private func dropOutbound(_ id: Int32) {
         guard let stream = outbound.removeValue(forKey: id) else { return }
-        for index in stream.head..<stream.promises.count { stream.promises[index]?.fail(ChannelError.ioOnClosedChannel) }
+        for index in stream.head..<stream.promises.count {
+            stream.promises[index]?.fail(ChannelError.ioOnClosedChannel)
+        }
     }
 
     /// Gives `bytes` of window back on `stream` (0: the connection), as received bytes leave the gateway.
@@ -276,19 +295,25 @@ package final class NGHTTP2Session {
 
     /// Raises the window the peer has on the whole connection (beyond what it consumed).
     package func raiseConnectionWindow(to size: Int) {
-        nghttp2_session_set_local_window_size(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(min(size, Int(Int32.max))))
+        nghttp2_session_set_local_window_size(
+            raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(min(size, Int(Int32.max))))
     }
 
     package func submitPing(_ data: UInt64) {
         var bytes = data.bigEndian
-        withUnsafeBytes(of: &bytes) { _ = nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress?.assumingMemoryBound(to: UInt8.self)) }
+        withUnsafeBytes(of: &bytes) {
+            _ = nghttp2_submit_ping(
+                raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }
     }
 
     package func submitGoAway(lastStreamID: Int32? = nil, errorCode: UInt32, debug: String = "") {
         let last = lastStreamID ?? nghttp2_session_get_last_proc_stream_id(raw)
         let text = Array(debug.utf8)
         text.withUnsafeBufferPointer { bytes in
-            _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, bytes.isEmpty ? nil : bytes.baseAddress, bytes.count)
+            _ = nghttp2_submit_goaway(
+                raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, bytes.isEmpty ? nil : bytes.baseAddress,
+                bytes.count)
         }
     }
 
@@ -310,13 +335,18 @@ package final class NGHTTP2Session {
     package func finalOutput(after failure: Failure) -> ByteBuffer {
         var out = (try? pendingOutput()) ?? output
         guard !goAwaySent else { return out }
-        let code: nghttp2_error_code = switch failure.code {
-        case _ where tooLargeBlock: NGHTTP2_ENHANCE_YOUR_CALM
-        case NGHTTP2_ERR_FLOODED.rawValue, NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue, NGHTTP2_ERR_TOO_MANY_SETTINGS.rawValue: NGHTTP2_ENHANCE_YOUR_CALM
-        case NGHTTP2_ERR_HEADER_COMP.rawValue: NGHTTP2_COMPRESSION_ERROR
-        default: NGHTTP2_PROTOCOL_ERROR
-        }
-        let reason = tooLargeBlock ? "a header list over \(maxHeaderListSize) bytes" : String(cString: nghttp2_strerror(failure.code))
+        let code: nghttp2_error_code =
+            switch failure.code {
+            case _ where tooLargeBlock: NGHTTP2_ENHANCE_YOUR_CALM
+            case NGHTTP2_ERR_FLOODED.rawValue, NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue,
+                NGHTTP2_ERR_TOO_MANY_SETTINGS.rawValue:
+                NGHTTP2_ENHANCE_YOUR_CALM
+            case NGHTTP2_ERR_HEADER_COMP.rawValue: NGHTTP2_COMPRESSION_ERROR
+            default: NGHTTP2_PROTOCOL_ERROR
+            }
+        let reason =
+            tooLargeBlock
+            ? "a header list over \(maxHeaderListSize) bytes" : String(cString: nghttp2_strerror(failure.code))
         let debug = Array(reason.utf8)
         out.writeInteger(UInt32(8 + debug.count) << 8 | UInt32(NGHTTP2_GOAWAY.rawValue))
         out.writeInteger(UInt8(0))
@@ -346,7 +376,9 @@ package final class NGHTTP2Session {
 
     /// False when the block passed the header list limit: decoding stops there (an HPACK bomb is a few KiB
     /// that decode to megabytes), and the connection ends.
-    fileprivate func header(_ id: Int32, name: UnsafePointer<UInt8>, nameLength: Int, value: UnsafePointer<UInt8>, valueLength: Int) -> Bool {
+    fileprivate func header(
+        _ id: Int32, name: UnsafePointer<UInt8>, nameLength: Int, value: UnsafePointer<UInt8>, valueLength: Int
+    ) -> Bool {
         // RFC 9113's measure: each field's name and value, and 32 bytes.
         blockBytes += nameLength + valueLength + 32
         if blockBytes > maxHeaderListSize {
@@ -369,11 +401,14 @@ package final class NGHTTP2Session {
             delegate?.session(self, headers: fields, on: hd.stream_id, endStream: endStream)
         case NGHTTP2_DATA.rawValue:
             let data = heldData.removeValue(forKey: hd.stream_id) ?? allocator.buffer(capacity: 0)
-            if data.readableBytes > 0 || endStream { delegate?.session(self, data: data, on: hd.stream_id, endStream: endStream) }
+            if data.readableBytes > 0 || endStream {
+                delegate?.session(self, data: data, on: hd.stream_id, endStream: endStream)
+            }
         case NGHTTP2_RST_STREAM.rawValue:
             delegate?.session(self, reset: hd.stream_id, errorCode: frame.pointee.rst_stream.error_code)
         case NGHTTP2_GOAWAY.rawValue:
-            delegate?.session(self, goAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
+            delegate?.session(
+                self, goAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
         case NGHTTP2_PING.rawValue where hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
             delegate?.sessionPingAcknowledged(self)
         default:
@@ -414,7 +449,8 @@ package final class NGHTTP2Session {
         guard hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 else { return }
         ending.remove(hd.stream_id)
         guard resetsAfterEnd.remove(hd.stream_id) != nil, nghttp2_session_find_stream(raw, hd.stream_id) != nil,
-              nghttp2_session_get_stream_remote_close(raw, hd.stream_id) == 0 else { return }
+            nghttp2_session_get_stream_remote_close(raw, hd.stream_id) == 0
+        else { return }
         nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, NGHTTP2_NO_ERROR.rawValue)
     }
 
@@ -470,7 +506,9 @@ package final class NGHTTP2Session {
     }
 
     /// Writes a DATA frame: its 9-byte header, then `length` bytes of the stream's queued buffers.
-    fileprivate func sendData(_ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
+    fileprivate func sendData(
+        _ frame: UnsafeMutablePointer<nghttp2_frame>, header: UnsafePointer<UInt8>, length: Int
+    ) -> Int32 {
         let id = frame.pointee.hd.stream_id
         guard let stream = outbound[id] else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
         reserveOutput(9 + length + Int(frame.pointee.data.padlen))
@@ -501,7 +539,11 @@ package final class NGHTTP2Session {
             stream.buffers.removeAll(keepingCapacity: true)
             stream.promises.removeAll(keepingCapacity: true)
             stream.head = 0
-            if stream.ended && stream.trailers == nil && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 { outbound[id] = nil }
+            if stream.ended && stream.trailers == nil
+                && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            {
+                outbound[id] = nil
+            }
         }
         return 0
     }
@@ -525,9 +567,11 @@ package final class NGHTTP2Session {
             for (name, value, _) in headers {
                 let n = name.utf8.count
                 let v = value.utf8.count
-                nameValues.append(nghttp2_nv(
-                    name: storage.baseAddress! + offset, value: storage.baseAddress! + offset + n, namelen: n, valuelen: v,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                nameValues.append(
+                    nghttp2_nv(
+                        name: storage.baseAddress! + offset, value: storage.baseAddress! + offset + n, namelen: n,
+                        valuelen: v,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
                 offset += n + v
             }
             return nameValues.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
@@ -560,7 +604,8 @@ private let beginHeadersCallback: nghttp2_on_begin_headers_callback = { _, frame
 }
 
 private let headerCallback: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, user in
-    owner(user).header(frame!.pointee.hd.stream_id, name: name!, nameLength: nameLength, value: value!, valueLength: valueLength)
+    owner(user).header(
+        frame!.pointee.hd.stream_id, name: name!, nameLength: nameLength, value: value!, valueLength: valueLength)
         ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
 }
 
@@ -575,7 +620,8 @@ private let dataChunkCallback: nghttp2_on_data_chunk_recv_callback = { _, _, str
 }
 
 /// DATA frames as large as the windows and the peer's frame size allow (nghttp2's default is 16 KiB).
-private let readLengthCallback: nghttp2_data_source_read_length_callback = { _, _, _, sessionWindow, streamWindow, maxFrame, _ in
+private let readLengthCallback: nghttp2_data_source_read_length_callback = {
+    _, _, _, sessionWindow, streamWindow, maxFrame, _ in
     max(1, min(Int(sessionWindow), Int(streamWindow), Int(maxFrame)))
 }
 

@@ -24,7 +24,9 @@ enum Bootstrap {
         }
     }
 
-    static func state(_ config: SparkgateConfig, backendTokens: Bool = true, logger: Logger) async throws -> GatewayState {
+    static func state(
+        _ config: SparkgateConfig, backendTokens: Bool = true, logger: Logger
+    ) async throws -> GatewayState {
         do {
             return try await GatewayStateLoader.load(config, backendTokens: backendTokens, logger: logger)
         } catch {

@@ -43,7 +43,8 @@ struct Certs: ParsableCommand {
             }
             let caSKI = SubjectKeyIdentifier(hash: Certificate.PublicKey(caKey.publicKey))
             let ca = try Certificate(
-                version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey), notValidBefore: notBefore, notValidAfter: notAfter,
+                version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey), notValidBefore: notBefore,
+                notValidAfter: notAfter,
                 issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
                 extensions: try Certificate.Extensions {
                     Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
@@ -52,14 +53,17 @@ struct Certs: ParsableCommand {
                 },
                 issuerPrivateKey: .init(caKey))
 
-            func leaf(_ name: String, usage: ExtendedKeyUsage.Usage, sans: [GeneralName]) throws -> (Certificate, P256.Signing.PrivateKey) {
+            func leaf(
+                _ name: String, usage: ExtendedKeyUsage.Usage, sans: [GeneralName]
+            ) throws -> (Certificate, P256.Signing.PrivateKey) {
                 let key = P256.Signing.PrivateKey()
                 let subject = try DistinguishedName {
                     OrganizationName("Sparkgate")
                     CommonName(name)
                 }
                 let cert = try Certificate(
-                    version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: notBefore, notValidAfter: notAfter,
+                    version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: notBefore,
+                    notValidAfter: notAfter,
                     issuer: caName, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
                     extensions: try Certificate.Extensions {
                         Critical(BasicConstraints.notCertificateAuthority)
@@ -83,16 +87,22 @@ struct Certs: ParsableCommand {
 
             try write("ca.crt", try ca.serializeAsPEM().pemString, private: false)
             try write("ca.key", caKey.pemRepresentation, private: true)
-            try write("server.crt", try server.serializeAsPEM().pemString + "\n" + (try ca.serializeAsPEM().pemString), private: false)
+            try write(
+                "server.crt", try server.serializeAsPEM().pemString + "\n" + (try ca.serializeAsPEM().pemString),
+                private: false)
             try write("server.key", serverKey.pemRepresentation, private: true)
             try write("client.crt", try client.serializeAsPEM().pemString, private: false)
             try write("client.key", clientKey.pemRepresentation, private: true)
-            print("wrote ca.crt, server.crt, server.key, client.crt, client.key to \(out) (server names: \(hosts.joined(separator: ", ")))")
+            print(
+                "wrote ca.crt, server.crt, server.key, client.crt, client.key to \(out) (server names: \(hosts.joined(separator: ", ")))"
+            )
         }
 
         private func write(_ name: String, _ text: String, private isPrivate: Bool) throws {
             let path = (out as NSString).appendingPathComponent(name)
-            let ok = FileManager.default.createFile(atPath: path, contents: Data((text.hasSuffix("\n") ? text : text + "\n").utf8), attributes: [.posixPermissions: isPrivate ? 0o600 : 0o644])
+            let ok = FileManager.default.createFile(
+                atPath: path, contents: Data((text.hasSuffix("\n") ? text : text + "\n").utf8),
+                attributes: [.posixPermissions: isPrivate ? 0o600 : 0o644])
             if !ok { throw ValidationError("cannot write \(path)") }
         }
 

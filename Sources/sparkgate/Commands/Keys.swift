@@ -33,7 +33,9 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             guard let alg = SparkgateConfig.Algorithm(rawValue: algorithm) else {
-                throw ValidationError("--algorithm '\(algorithm)' is not one of \(SparkgateConfig.Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "--algorithm '\(algorithm)' is not one of \(SparkgateConfig.Algorithm.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             guard !kid.isEmpty, kid.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
                 throw ValidationError("--kid must be letters, digits, '-', '_' or '.'")
@@ -71,7 +73,10 @@ struct Keys: ParsableCommand {
                 throw ValidationError("\(path) exists; pass --force to replace it")
             }
             let data = Data((text.hasSuffix("\n") ? text : text + "\n").utf8)
-            guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: isPrivate ? 0o600 : 0o644]) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: path, contents: data, attributes: [.posixPermissions: isPrivate ? 0o600 : 0o644])
+            else {
                 throw ValidationError("cannot write \(path)")
             }
             return path

@@ -5,10 +5,10 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
-import Tracing
 import SparkgateCore
 import SparkgateObservability
 import SparkgateServer
+import Tracing
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,8 +37,10 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
-            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
-            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1),
             .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
         ]
         MetricsSystem.bootstrap(factory)
@@ -65,19 +67,26 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let runtime = GatewayRuntime(
-            state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit, logger: logger, tracer: tracing?.tracer)
+            state: state, group: group, metrics: GatewayMetrics(version: Sparkgate.version), audit: audit,
+            logger: logger, tracer: tracing?.tracer)
         let reloader = Reloader(runtime: runtime, file: self.config)
         let routes = AdminRoutes(runtime: runtime, reloader: reloader) { MetricHelp.annotate(registry.emitToBuffer()) }
         let admin = AdminHTTPServer(
-            host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger, maxConnections: config.admin.maxConnections
+            host: config.admin.listen.host, port: config.admin.listen.port, group: group, logger: logger,
+            maxConnections: config.admin.maxConnections
         ) { await routes.handle($0) }
         // Started in this order, stopped in reverse: the listener drains first, launched engines stop once no
         // call needs them, the audit log flushes last.
-        let services: [any Service] = [tracing?.service].compactMap { $0 } + [
-            audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), runtime.engines, SharedStateService(runtime: runtime), HealthChecker(runtime: runtime), ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
-        ]
+        let services: [any Service] =
+            [tracing?.service].compactMap { $0 } + [
+                audit, admin, runtime.keyRefresher, SessionReaper(runtime: runtime), runtime.engines,
+                SharedStateService(runtime: runtime), HealthChecker(runtime: runtime),
+                ReloadOnSignal(reloader: reloader), GatewayListener(runtime: runtime),
+            ]
         let serviceGroup = ServiceGroup(
-            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await serviceGroup.run()
         } catch {

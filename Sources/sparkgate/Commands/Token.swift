@@ -39,14 +39,22 @@ struct Token: AsyncParsableCommand {
         func run() async throws {
             let cfg: SparkgateConfig
             do { cfg = try Bootstrap.config(config) } catch { throw ExitCode.failure }
-            guard let seconds = TTL.seconds(ttl) else { throw ValidationError("--ttl '\(ttl)' is not a duration like 30m, 8h or 7d") }
+            guard let seconds = TTL.seconds(ttl) else {
+                throw ValidationError("--ttl '\(ttl)' is not a duration like 30m, 8h or 7d")
+            }
             guard !user.isEmpty, !team.isEmpty else { throw ValidationError("--user and --team must not be empty") }
             if cfg.teams[team] == nil && !cfg.allowUnknownTeams {
-                Bootstrap.printError("warning: team '\(team)' is not under teams in \(config); the gateway will refuse this token until it is")
+                Bootstrap.printError(
+                    "warning: team '\(team)' is not under teams in \(config); the gateway will refuse this token until it is"
+                )
             }
-            let candidates = cfg.auth.keys.enumerated().filter { kid == nil ? ($0.element.privateKey != nil || $0.element.secretFile != nil) : $0.element.kid == kid }
+            let candidates = cfg.auth.keys.enumerated().filter {
+                kid == nil ? ($0.element.privateKey != nil || $0.element.secretFile != nil) : $0.element.kid == kid
+            }
             guard let (index, key) = candidates.first else {
-                Bootstrap.printError(kid.map { "\(config): auth.keys: no key with kid '\($0)'" } ?? "\(config): auth.keys: no key has a private_key or secret_file to sign with")
+                Bootstrap.printError(
+                    kid.map { "\(config): auth.keys: no key with kid '\($0)'" }
+                        ?? "\(config): auth.keys: no key has a private_key or secret_file to sign with")
                 throw ExitCode.failure
             }
             let collection: JWTKeyCollection
@@ -58,8 +66,11 @@ struct Token: AsyncParsableCommand {
             }
             let now = Int(Date().timeIntervalSince1970)
             let claims = TokenClaims(
-                issuer: cfg.auth.issuer, audience: cfg.auth.audience, subject: user, userClaim: cfg.auth.userClaim, team: team, teamClaim: cfg.auth.teamClaim,
-                groups: groups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }, groupsClaim: cfg.auth.groupsClaim,
+                issuer: cfg.auth.issuer, audience: cfg.auth.audience, subject: user, userClaim: cfg.auth.userClaim,
+                team: team, teamClaim: cfg.auth.teamClaim,
+                groups: groups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                    !$0.isEmpty
+                }, groupsClaim: cfg.auth.groupsClaim,
                 issuedAt: now, expires: now + seconds, id: UUIDText.random())
             var header = JWTHeader()
             header.typ = "JWT"
@@ -97,7 +108,9 @@ struct Token: AsyncParsableCommand {
             let now = Date().timeIntervalSince1970
             var outcome = state.authenticator.authenticate(text[...], now: now)
             if case .unknownKey = outcome, !cfg.auth.jwksURLs.isEmpty {
-                let refresher = JWKSRefresher(urls: cfg.auth.jwksURLs, interval: cfg.auth.jwksRefreshSeconds, logger: logger) { keys in
+                let refresher = JWKSRefresher(
+                    urls: cfg.auth.jwksURLs, interval: cfg.auth.jwksRefreshSeconds, logger: logger
+                ) { keys in
                     state.authenticator.replaceKeys(state.staticKeys.merging(keys))
                 }
                 await refresher.refreshNow()
@@ -107,13 +120,17 @@ struct Token: AsyncParsableCommand {
             switch outcome {
             case .verified(let verified):
                 if cfg.team(verified.identity.team) == nil {
-                    Bootstrap.printError("token verifies, but team '\(verified.identity.team)' is not configured: the gateway answers PERMISSION_DENIED")
+                    Bootstrap.printError(
+                        "token verifies, but team '\(verified.identity.team)' is not configured: the gateway answers PERMISSION_DENIED"
+                    )
                     throw ExitCode.failure
                 }
                 let parts = text.split(separator: ".")
-                let payload = Base64URL.decode(parts[1].utf8).flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } ?? [:]
+                let payload =
+                    Base64URL.decode(parts[1].utf8).flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } ?? [:]
                 let result: [String: Any] = [
-                    "valid": true, "user": verified.identity.user, "team": verified.identity.team, "groups": verified.identity.groups,
+                    "valid": true, "user": verified.identity.user, "team": verified.identity.team,
+                    "groups": verified.identity.groups,
                     "expires": Timestamp.rfc3339(verified.expiresAt), "claims": payload,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])

@@ -36,7 +36,10 @@ struct TokenClaims: JWTPayload {
         try c.encode(id, forKey: Key("jti"))
     }
 
-    init(issuer: String, audience: String, subject: String, userClaim: String, team: String, teamClaim: String, groups: [String], groupsClaim: String, issuedAt: Int, expires: Int, id: String) {
+    init(
+        issuer: String, audience: String, subject: String, userClaim: String, team: String, teamClaim: String,
+        groups: [String], groupsClaim: String, issuedAt: Int, expires: Int, id: String
+    ) {
         self.issuer = issuer
         self.audience = audience
         self.subject = subject

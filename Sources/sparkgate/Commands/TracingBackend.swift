@@ -8,7 +8,8 @@ import Tracing
 /// sampled by trace id at `sample_ratio` unless the client's `traceparent` already decided. Logs and metrics
 /// stay with swift-log and Prometheus; the OTEL_* environment variables still override, as the spec says.
 enum TracingBackend {
-    static func make(_ settings: TracingSettings, logger: Logger) throws -> (tracer: any Tracer, service: any Service)? {
+    static func make(_ settings: TracingSettings, logger: Logger) throws -> (tracer: any Tracer, service: any Service)?
+    {
         guard let url = settings.tracesURL else { return nil }
         var c = OTel.Configuration.default
         c.serviceName = settings.serviceName

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Endpoint health and selection")
 struct EndpointHealthTests {
@@ -7,7 +7,8 @@ struct EndpointHealthTests {
     let b = HostPort(host: "10.0.0.2", port: 15002)
     let c = HostPort(host: "10.0.0.3", port: 15002)
 
-    @Test("unhealthy after N consecutive failures, healthy after M consecutive successes; a success resets the failures")
+    @Test(
+        "unhealthy after N consecutive failures, healthy after M consecutive successes; a success resets the failures")
     func thresholds() {
         var s = HealthSettings()
         s.unhealthyAfter = 3
@@ -35,15 +36,32 @@ struct EndpointHealthTests {
         #expect(EndpointSelection.rank(all.reversed(), for: id) == ranked)  // order of configuration does not matter
         let down: Set<HostPort> = [ranked[0]]
         let healthy = { (e: HostPort) in !down.contains(e) }
-        #expect(try EndpointSelection.select(all, for: id, pinned: nil, isHealthy: healthy, moveSessions: false, backend: "spark").get() == ranked[1])
-        #expect(try EndpointSelection.select(all, for: id, pinned: ranked[2], isHealthy: healthy, moveSessions: false, backend: "spark").get() == ranked[2])
-        guard case .failure(let e) = EndpointSelection.select(all, for: id, pinned: ranked[0], isHealthy: healthy, moveSessions: false, backend: "spark") else {
-            Issue.record("a session pinned to a failed endpoint was moved"); return
+        #expect(
+            try EndpointSelection.select(
+                all, for: id, pinned: nil, isHealthy: healthy, moveSessions: false, backend: "spark"
+            ).get() == ranked[1])
+        #expect(
+            try EndpointSelection.select(
+                all, for: id, pinned: ranked[2], isHealthy: healthy, moveSessions: false, backend: "spark"
+            ).get() == ranked[2])
+        guard
+            case .failure(let e) = EndpointSelection.select(
+                all, for: id, pinned: ranked[0], isHealthy: healthy, moveSessions: false, backend: "spark")
+        else {
+            Issue.record("a session pinned to a failed endpoint was moved")
+            return
         }
         #expect(e.code == .unavailable && e.message.contains("backend 'spark' endpoint \(ranked[0])"))
-        #expect(try EndpointSelection.select(all, for: id, pinned: ranked[0], isHealthy: healthy, moveSessions: true, backend: "spark").get() == ranked[1])
-        guard case .failure(let none) = EndpointSelection.select(all, for: id, pinned: nil, isHealthy: { _ in false }, moveSessions: true, backend: "spark") else {
-            Issue.record("no healthy endpoint, yet one was chosen"); return
+        #expect(
+            try EndpointSelection.select(
+                all, for: id, pinned: ranked[0], isHealthy: healthy, moveSessions: true, backend: "spark"
+            ).get() == ranked[1])
+        guard
+            case .failure(let none) = EndpointSelection.select(
+                all, for: id, pinned: nil, isHealthy: { _ in false }, moveSessions: true, backend: "spark")
+        else {
+            Issue.record("no healthy endpoint, yet one was chosen")
+            return
         }
         #expect(none.message.contains("has no healthy endpoint"))
     }

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Session routing")
 struct SessionRoutingTests {
@@ -7,10 +7,14 @@ struct SessionRoutingTests {
     let b = HostPort(host: "10.0.0.6", port: 15002)
     var endpoints: [HostPort] { [a, b] }
 
-    func route(_ placement: SessionPlacement, recorded: Bool, healthy: Set<HostPort>? = nil, move: Bool = false, session: String = "s-1") -> Result<SessionRouting.Decision, SparkgateError> {
+    func route(
+        _ placement: SessionPlacement, recorded: Bool, healthy: Set<HostPort>? = nil, move: Bool = false,
+        session: String = "s-1"
+    ) -> Result<SessionRouting.Decision, SparkgateError> {
         let up = healthy ?? Set(endpoints)
         return SessionRouting.endpoint(
-            endpoints, backend: "spark", backendSessionID: session, placement: placement, recorded: recorded, isHealthy: { up.contains($0) }, moveSessions: move)
+            endpoints, backend: "spark", backendSessionID: session, placement: placement, recorded: recorded,
+            isHealthy: { up.contains($0) }, moveSessions: move)
     }
 
     @Test("a new session goes to its first healthy endpoint in rendezvous order, and that is recorded")
@@ -40,10 +44,13 @@ struct SessionRoutingTests {
         #expect(decision == SessionRouting.Decision(endpoint: b, record: .claim(SessionPlacement(endpoint: b))))
     }
 
-    @Test("a session whose endpoint fails is refused, naming where it lives, unless sessions may move; a move is recorded")
+    @Test(
+        "a session whose endpoint fails is refused, naming where it lives, unless sessions may move; a move is recorded"
+    )
     func failedEndpoint() throws {
         guard case .failure(let error) = route(SessionPlacement(endpoint: a), recorded: true, healthy: [b]) else {
-            Issue.record("a session was moved off its endpoint"); return
+            Issue.record("a session was moved off its endpoint")
+            return
         }
         #expect(error.code == .unavailable)
         #expect(error.message.contains("endpoint \(a), where this session lives, is failing its health checks"))
@@ -53,9 +60,14 @@ struct SessionRoutingTests {
 
     @Test("one endpoint needs no record; no healthy endpoint is UNAVAILABLE naming them")
     func edges() throws {
-        let single = SessionRouting.endpoint([a], backend: "spark", backendSessionID: "s", placement: SessionPlacement(), recorded: true, isHealthy: { _ in false }, moveSessions: false)
+        let single = SessionRouting.endpoint(
+            [a], backend: "spark", backendSessionID: "s", placement: SessionPlacement(), recorded: true,
+            isHealthy: { _ in false }, moveSessions: false)
         #expect(try single.get() == SessionRouting.Decision(endpoint: a))
-        guard case .failure(let error) = route(SessionPlacement(), recorded: true, healthy: []) else { Issue.record("routed with no healthy endpoint"); return }
+        guard case .failure(let error) = route(SessionPlacement(), recorded: true, healthy: []) else {
+            Issue.record("routed with no healthy endpoint")
+            return
+        }
         #expect(error.message.contains("has no healthy endpoint (\(a), \(b))"))
     }
 

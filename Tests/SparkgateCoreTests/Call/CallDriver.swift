@@ -18,15 +18,21 @@ struct CallDriver {
     /// An `admit` action the ledger has not answered yet.
     var admitPending = false
 
-    init(method: String = "Config", maxMessageBytes: Int = 128 << 20, quotas: QuotaSettings = CallDriver.quotas, window: Int = 1 << 20) {
+    init(
+        method: String = "Config", maxMessageBytes: Int = 128 << 20, quotas: QuotaSettings = CallDriver.quotas,
+        window: Int = 1 << 20
+    ) {
         let policy = CallPolicy(
             maxMessageBytes: maxMessageBytes, configPolicy: ConfigPolicy(denyKeys: ["*secret*"]),
-            namespace: SessionNamespace("6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47"), rejectForeignSessionIDs: true, streamWindow: window, maxBufferedPerStream: 4 * window)
+            namespace: SessionNamespace("6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47"), rejectForeignSessionIDs: true,
+            streamWindow: window, maxBufferedPerStream: 4 * window)
         var counter = 0
-        machine = Machine(policy: policy, now: now, peer: "127.0.0.1:5000", randomUUID: {
-            counter += 1
-            return String(format: "00000000-0000-4000-8000-%012d", counter)
-        })
+        machine = Machine(
+            policy: policy, now: now, peer: "127.0.0.1:5000",
+            randomUUID: {
+                counter += 1
+                return String(format: "00000000-0000-4000-8000-%012d", counter)
+            })
         self.method = method
         self.quotas = quotas
     }
@@ -41,7 +47,9 @@ struct CallDriver {
     }
 
     var team: SparkgateConfig.Team { .init(backend: "local", quotas: quotas) }
-    var token: VerifiedToken { VerifiedToken(identity: Identity(user: "alice", team: "analytics"), expiresAt: 1e10, tokenID: nil) }
+    var token: VerifiedToken {
+        VerifiedToken(identity: Identity(user: "alice", team: "analytics"), expiresAt: 1e10, tokenID: nil)
+    }
 
     var head: RequestHead {
         var h = RequestHead()
@@ -80,9 +88,12 @@ struct CallDriver {
                 finishes.append(outcome)
                 ledger.callFinished(outcome, now: now)
             case .chargeArtifacts(let session, let bytes, let limit):
-                machine.handle(.artifactsCharged(ledger.artifactReceived(session, bytes: bytes, limit: limit)), now: now, into: &actions)
+                machine.handle(
+                    .artifactsCharged(ledger.artifactReceived(session, bytes: bytes, limit: limit)), now: now,
+                    into: &actions)
             case .chargeResults(let op, let bytes, let rows):
-                machine.handle(.resultsCharged(ledger.resultReceived(op, bytes: bytes, rows: rows)), now: now, into: &actions)
+                machine.handle(
+                    .resultsCharged(ledger.resultReceived(op, bytes: bytes, rows: rows)), now: now, into: &actions)
             default: break
             }
         }
@@ -96,7 +107,8 @@ struct CallDriver {
     mutating func admit() -> [String] {
         guard admitPending, let plan = machine.plan else { return send(.admissionDecided(.success(AdmissionGrant()))) }
         admitPending = false
-        let result = ledger.admit(plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
+        let result = ledger.admit(
+            plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now)
         return send(.admissionDecided(result))
     }
 

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 /// Every event in every phase, with the exact actions it must produce.
 @Suite("Call state machine: every event in every phase")
@@ -19,147 +19,276 @@ struct CallStateMachinePhaseTests {
     }
 
     static let rows: [Row] = [
-        Row(name: "request head again", event: { $0.send_head }, expected: [
-            .idle: ["authenticate(a.b.c)"], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
-            .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: [],
-        ]),
-        Row(name: "request trailers with END_STREAM", event: { _ in .requestTrailers(endStream: true) }, expected: [
-            .idle: [], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
-            .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: [],
-        ]),
-        Row(name: "request data", event: { _ in .requestData(bytes: 10, endStream: false) }, expected: [
-            .idle: [], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
-            .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: ["returnRequestCredit(10,connection)"],
-        ]),
-        Row(name: "request prefix", event: { _ in .requestPrefix(length: 100, compressed: false) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: [],
-            .admitting: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient"],
-            .connecting: ["resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"],
-            .forwarding: ["resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"], .closed: [],
-        ]),
-        Row(name: "request message", event: { .requestMessage(.success($0.envelope())) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: ["admit"],
-            .admitting: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient"],
-            .connecting: ["resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"],
-            .forwarding: ["resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"], .closed: [],
-        ]),
-        Row(name: "malformed request message", event: { _ in .requestMessage(.failure(.truncated)) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly,
-            .awaitingFirstMessage: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"],
-            .admitting: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient"],
-            .connecting: ["resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"],
-            .forwarding: ["resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"], .closed: [],
-        ]),
-        Row(name: "requests drained", event: { _ in .requestsDrained(partialBytes: 0) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: [], .admitting: [], .connecting: [], .forwarding: [], .closed: [],
-        ]),
-        Row(name: "request flushed", event: { _ in .requestFlushed(bytes: 105) }, expected: [
-            .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [], .forwarding: [], .closed: [],
-        ]),
-        Row(name: "client gone", event: { _ in .clientGone }, expected: [
-            .idle: ["finish(CANCELLED)"], .authenticating: ["finish(CANCELLED)"], .awaitingFirstMessage: ["finish(CANCELLED)"], .admitting: [],
-            .connecting: ["resetBackend", "finish(CANCELLED)"], .forwarding: ["resetBackend", "finish(CANCELLED)"], .closed: [],
-        ]),
-        Row(name: "authenticated", event: { .authenticated($0.token, team: $0.team) }, expected: [
-            .idle: internalEarly, .authenticating: ["readRequests"], .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "authentication failed", event: { _ in .authenticationFailed(AuthFailure(.expired, "token expired")) }, expected: [
-            .idle: internalEarly, .authenticating: ["sendStatus(UNAUTHENTICATED,only)", "stopClient", "finish(UNAUTHENTICATED)"],
-            .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting, .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "admission decided", event: { _ in .admissionDecided(.success(AdmissionGrant())) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: ["openBackend(local)"],
-            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "backend opened", event: { _ in .backendOpened }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: ["sendRequest", "readRequests"], .forwarding: internalWithBackend, .closed: ["resetBackend"],
-        ]),
-        Row(name: "backend open failed", event: { _ in .backendOpenFailed(.unavailable("down")) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"], .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "backend session lost", event: { _ in .backendSessionLost(SparkgateError(.failedPrecondition, "engine gone")) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: ["sendStatus(FAILED_PRECONDITION,only)", "stopClient", "finish(FAILED_PRECONDITION)"], .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "response head", event: { _ in .responseHead("h", httpStatus: "200", trailers: nil) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: ["sendResponseHead(h)"], .closed: [],
-        ]),
-        Row(name: "trailers-only response", event: { _ in .responseHead("t", httpStatus: "200", trailers: BackendStatus(code: .ok)) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: ["forwardTrailers(t,only)", "stopClient", "finish(OK)"], .closed: [],
-        ]),
-        Row(name: "response data", event: { _ in .responseData(bytes: 50, endStream: false) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: ["readResponses"], .closed: [],
-        ]),
-        Row(name: "response prefix", event: { _ in .responsePrefix(length: 45, compressed: false) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: [], .closed: [],
-        ]),
-        Row(name: "response message", event: { _ in .responseMessage(nil) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: ["sendResponse"], .closed: [],
-        ]),
-        Row(name: "responses drained", event: { _ in .responsesDrained(partialBytes: 0) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: [], .closed: [],
-        ]),
-        Row(name: "response trailers", event: { _ in .responseTrailers("t", BackendStatus(code: .ok)) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: ["forwardTrailers(t,only)", "stopClient", "finish(OK)"], .closed: [],
-        ]),
-        Row(name: "response flushed", event: { _ in .responseFlushed(bytes: 10) }, expected: [
-            .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [], .forwarding: [], .closed: [],
-        ]),
-        Row(name: "backend reset", event: { _ in .backendReset(.refusedStream) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
-            .forwarding: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"], .closed: [],
-        ]),
-        Row(name: "deadline", event: { _ in .deadlineExpired }, expected: [
-            .idle: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"],
-            .authenticating: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"],
-            .awaitingFirstMessage: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"],
-            .admitting: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient"],
-            .connecting: ["resetBackend", "sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"],
-            .forwarding: ["resetBackend", "sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"], .closed: [],
-        ]),
-        Row(name: "terminated", event: { _ in .terminated(SparkgateError(.cancelled, "an operator ended this session"), reason: "killed") }, expected: [
-            .idle: ["sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
-            .authenticating: ["sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
-            .awaitingFirstMessage: ["sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
-            .admitting: ["sendStatus(CANCELLED,only)", "stopClient"],
-            .connecting: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
-            .forwarding: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"], .closed: [],
-        ]),
-        Row(name: "unknown key", event: { _ in .unknownKey(AuthFailure(.unknownKey, "unknown key id 'k9'"), mayRefresh: true) }, expected: [
-            .idle: internalEarly, .authenticating: ["refreshKeys"], .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "keys refreshed", event: { _ in .keysRefreshed }, expected: [
-            .idle: internalEarly, .authenticating: ["authenticate(a.b.c)"], .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "artifacts charged, unasked", event: { _ in .artifactsCharged(nil) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "results charged, unasked", event: { _ in .resultsCharged(nil) }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
-        ]),
-        Row(name: "backend unreachable", event: { _ in .backendUnreachable(.unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002), reason: "refused") }, expected: [
-            .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-            .connecting: ["recordEndpointFailure(10.0.0.5:15002)", "sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
-            .forwarding: internalWithBackend, .closed: ["recordEndpointFailure(10.0.0.5:15002)"],
-        ]),
-        Row(name: "drain", event: { _ in .drain }, expected: [
-            .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [], .forwarding: [], .closed: [],
-        ]),
+        Row(
+            name: "request head again", event: { $0.sendHead },
+            expected: [
+                .idle: ["authenticate(a.b.c)"], .authenticating: [], .awaitingFirstMessage: ["readRequests"],
+                .admitting: ["readRequests"],
+                .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: [],
+            ]),
+        Row(
+            name: "request trailers with END_STREAM", event: { _ in .requestTrailers(endStream: true) },
+            expected: [
+                .idle: [], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
+                .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: [],
+            ]),
+        Row(
+            name: "request data", event: { _ in .requestData(bytes: 10, endStream: false) },
+            expected: [
+                .idle: [], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
+                .connecting: ["readRequests"], .forwarding: ["readRequests"],
+                .closed: ["returnRequestCredit(10,connection)"],
+            ]),
+        Row(
+            name: "request prefix", event: { _ in .requestPrefix(length: 100, compressed: false) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: [],
+                .admitting: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient"],
+                .connecting: [
+                    "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
+                ],
+                .forwarding: [
+                    "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
+                ], .closed: [],
+            ]),
+        Row(
+            name: "request message", event: { .requestMessage(.success($0.envelope())) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: ["admit"],
+                .admitting: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient"],
+                .connecting: [
+                    "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
+                ],
+                .forwarding: [
+                    "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
+                ], .closed: [],
+            ]),
+        Row(
+            name: "malformed request message", event: { _ in .requestMessage(.failure(.truncated)) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly,
+                .awaitingFirstMessage: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)"],
+                .admitting: ["sendStatus(INVALID_ARGUMENT,only)", "stopClient"],
+                .connecting: [
+                    "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
+                ],
+                .forwarding: [
+                    "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
+                ], .closed: [],
+            ]),
+        Row(
+            name: "requests drained", event: { _ in .requestsDrained(partialBytes: 0) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: [], .admitting: [],
+                .connecting: [], .forwarding: [], .closed: [],
+            ]),
+        Row(
+            name: "request flushed", event: { _ in .requestFlushed(bytes: 105) },
+            expected: [
+                .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [],
+                .forwarding: [], .closed: [],
+            ]),
+        Row(
+            name: "client gone", event: { _ in .clientGone },
+            expected: [
+                .idle: ["finish(CANCELLED)"], .authenticating: ["finish(CANCELLED)"],
+                .awaitingFirstMessage: ["finish(CANCELLED)"], .admitting: [],
+                .connecting: ["resetBackend", "finish(CANCELLED)"], .forwarding: ["resetBackend", "finish(CANCELLED)"],
+                .closed: [],
+            ]),
+        Row(
+            name: "authenticated", event: { .authenticated($0.token, team: $0.team) },
+            expected: [
+                .idle: internalEarly, .authenticating: ["readRequests"], .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "authentication failed",
+            event: { _ in .authenticationFailed(AuthFailure(.expired, "token expired")) },
+            expected: [
+                .idle: internalEarly,
+                .authenticating: ["sendStatus(UNAUTHENTICATED,only)", "stopClient", "finish(UNAUTHENTICATED)"],
+                .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "admission decided", event: { _ in .admissionDecided(.success(AdmissionGrant())) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: ["openBackend(local)"],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "backend opened", event: { _ in .backendOpened },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: ["sendRequest", "readRequests"], .forwarding: internalWithBackend,
+                .closed: ["resetBackend"],
+            ]),
+        Row(
+            name: "backend open failed", event: { _ in .backendOpenFailed(.unavailable("down")) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
+                .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "backend session lost",
+            event: { _ in .backendSessionLost(SparkgateError(.failedPrecondition, "engine gone")) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: ["sendStatus(FAILED_PRECONDITION,only)", "stopClient", "finish(FAILED_PRECONDITION)"],
+                .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "response head", event: { _ in .responseHead("h", httpStatus: "200", trailers: nil) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: ["sendResponseHead(h)"], .closed: [],
+            ]),
+        Row(
+            name: "trailers-only response",
+            event: { _ in .responseHead("t", httpStatus: "200", trailers: BackendStatus(code: .ok)) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: ["forwardTrailers(t,only)", "stopClient", "finish(OK)"],
+                .closed: [],
+            ]),
+        Row(
+            name: "response data", event: { _ in .responseData(bytes: 50, endStream: false) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: ["readResponses"], .closed: [],
+            ]),
+        Row(
+            name: "response prefix", event: { _ in .responsePrefix(length: 45, compressed: false) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: [], .closed: [],
+            ]),
+        Row(
+            name: "response message", event: { _ in .responseMessage(nil) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: ["sendResponse"], .closed: [],
+            ]),
+        Row(
+            name: "responses drained", event: { _ in .responsesDrained(partialBytes: 0) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: [], .closed: [],
+            ]),
+        Row(
+            name: "response trailers", event: { _ in .responseTrailers("t", BackendStatus(code: .ok)) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: ["forwardTrailers(t,only)", "stopClient", "finish(OK)"],
+                .closed: [],
+            ]),
+        Row(
+            name: "response flushed", event: { _ in .responseFlushed(bytes: 10) },
+            expected: [
+                .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [],
+                .forwarding: [], .closed: [],
+            ]),
+        Row(
+            name: "backend reset", event: { _ in .backendReset(.refusedStream) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
+                .forwarding: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"], .closed: [],
+            ]),
+        Row(
+            name: "deadline", event: { _ in .deadlineExpired },
+            expected: [
+                .idle: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"],
+                .authenticating: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)"],
+                .awaitingFirstMessage: [
+                    "sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)",
+                ],
+                .admitting: ["sendStatus(DEADLINE_EXCEEDED,only)", "stopClient"],
+                .connecting: [
+                    "resetBackend", "sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)",
+                ],
+                .forwarding: [
+                    "resetBackend", "sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)",
+                ], .closed: [],
+            ]),
+        Row(
+            name: "terminated",
+            event: { _ in .terminated(SparkgateError(.cancelled, "an operator ended this session"), reason: "killed") },
+            expected: [
+                .idle: ["sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
+                .authenticating: ["sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
+                .awaitingFirstMessage: ["sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
+                .admitting: ["sendStatus(CANCELLED,only)", "stopClient"],
+                .connecting: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
+                .forwarding: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
+                .closed: [],
+            ]),
+        Row(
+            name: "unknown key",
+            event: { _ in .unknownKey(AuthFailure(.unknownKey, "unknown key id 'k9'"), mayRefresh: true) },
+            expected: [
+                .idle: internalEarly, .authenticating: ["refreshKeys"], .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "keys refreshed", event: { _ in .keysRefreshed },
+            expected: [
+                .idle: internalEarly, .authenticating: ["authenticate(a.b.c)"], .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "artifacts charged, unasked", event: { _ in .artifactsCharged(nil) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "results charged, unasked", event: { _ in .resultsCharged(nil) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "backend unreachable",
+            event: { _ in
+                .backendUnreachable(
+                    .unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002),
+                    reason: "refused")
+            },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: [
+                    "recordEndpointFailure(10.0.0.5:15002)", "sendStatus(UNAVAILABLE,only)", "stopClient",
+                    "finish(UNAVAILABLE)",
+                ],
+                .forwarding: internalWithBackend, .closed: ["recordEndpointFailure(10.0.0.5:15002)"],
+            ]),
+        Row(
+            name: "drain", event: { _ in .drain },
+            expected: [
+                .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [],
+                .forwarding: [], .closed: [],
+            ]),
     ]
 
     @Test("the table covers every event kind and every phase")
@@ -196,5 +325,5 @@ struct CallStateMachinePhaseTests {
 }
 
 extension CallDriver {
-    var send_head: Event { .requestHead(head, endStream: false, bufferedBytes: 0) }
+    var sendHead: Event { .requestHead(head, endStream: false, bufferedBytes: 0) }
 }

@@ -1,16 +1,19 @@
 import Foundation
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 /// Random event sequences, in any order, against the invariants every call keeps. The seed is printed so a
 /// failure replays.
 @Suite("Call state machine: random events")
 struct CallStateMachineRandomTests {
-    @Test("whatever arrives in whatever order: one finish, window conserved, nothing sent after the end, no ledger leak")
+    @Test(
+        "whatever arrives in whatever order: one finish, window conserved, nothing sent after the end, no ledger leak")
     func invariants() {
         // SPARKGATE_SEED replays a printed seed.
-        let seed = ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        let seed =
+            ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64.max)
         print("CallStateMachineRandomTests.invariants seed \(seed)")
         var rng = SplitMix64(seed: seed)
         for round in 0..<3000 {
@@ -43,7 +46,9 @@ struct CallStateMachineRandomTests {
                 }
                 if finished {
                     // Only what concerns the backend, not the call: a stream to reset, an endpoint that failed.
-                    #expect(action == "resetBackend" || action.hasPrefix("recordEndpointFailure("), "\(action) after the call finished (\(context))")
+                    #expect(
+                        action == "resetBackend" || action.hasPrefix("recordEndpointFailure("),
+                        "\(action) after the call finished (\(context))")
                 }
                 if action.hasPrefix("finish(") { finished = true }
             }
@@ -56,7 +61,8 @@ struct CallStateMachineRandomTests {
                 returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
             }
         }
-        for action in d.send(.clientGone) + (d.machine.phaseName == .closed && d.finishes.isEmpty ? d.admit() : []) where action.hasPrefix("returnRequestCredit(") {
+        for action in d.send(.clientGone) + (d.machine.phaseName == .closed && d.finishes.isEmpty ? d.admit() : [])
+        where action.hasPrefix("returnRequestCredit(") {
             returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
         }
         #expect(d.machine.phaseName == .closed, "\(context)")
@@ -75,15 +81,21 @@ struct CallStateMachineRandomTests {
         case 1: return .requestTrailers(endStream: flag)
         case 2, 3: return .requestData(bytes: bytes, endStream: flag)
         case 4: return .requestPrefix(length: bytes, compressed: rng.next() % 20 == 0)
-        case 5: return .requestMessage(flag ? .failure(.truncated) : .success(d.envelope(operation: CallDriver.operationID)))
+        case 5:
+            return .requestMessage(
+                flag ? .failure(.truncated) : .success(d.envelope(operation: CallDriver.operationID)))
         case 6: return .requestsDrained(partialBytes: flag ? bytes : 0)
         case 7: return .requestFlushed(bytes: bytes)
         case 8: return rng.next() % 3 == 0 ? .clientGone : .drain
-        case 9: return flag ? .authenticationFailed(AuthFailure(.expired, "expired")) : .authenticated(d.token, team: d.team)
+        case 9:
+            return flag
+                ? .authenticationFailed(AuthFailure(.expired, "expired")) : .authenticated(d.token, team: d.team)
         case 10: return .admissionDecided(.success(AdmissionGrant()))
         case 11: return .backendOpened
         case 12: return .backendOpenFailed(.unavailable("down"))
-        case 13: return .responseHead("h", httpStatus: flag ? "500" : "200", trailers: rng.next() % 3 == 0 ? BackendStatus(code: .ok) : nil)
+        case 13:
+            return .responseHead(
+                "h", httpStatus: flag ? "500" : "200", trailers: rng.next() % 3 == 0 ? BackendStatus(code: .ok) : nil)
         case 14: return .responseData(bytes: bytes, endStream: rng.next() % 10 == 0)
         case 15: return .responsePrefix(length: bytes, compressed: false)
         case 16: return .responseMessage(flag ? nil : ResponseEnvelope())
@@ -97,7 +109,10 @@ struct CallStateMachineRandomTests {
         case 24: return .keysRefreshed
         case 25: return .artifactsCharged(flag ? QuotaRefusal(.artifactBytes, "too much") : nil)
         case 26: return .resultsCharged(flag ? QuotaRefusal(.resultBytes, "too much") : nil)
-        case 27: return .backendUnreachable(.unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002), reason: "refused")
+        case 27:
+            return .backendUnreachable(
+                .unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002),
+                reason: "refused")
         default: return .terminated(SparkgateError(.cancelled, "operator"), reason: "killed")
         }
     }

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Call state machine: scenarios")
 struct CallStateMachineScenarioTests {
@@ -34,7 +34,10 @@ struct CallStateMachineScenarioTests {
         var d = CallDriver()
         d.send(.requestHead(d.head, endStream: true, bufferedBytes: 0))
         #expect(d.send(.authenticated(d.token, team: d.team)) == ["readRequests"])
-        #expect(d.send(.requestsDrained(partialBytes: 0)) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
+        #expect(
+            d.send(.requestsDrained(partialBytes: 0)) == [
+                "sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)",
+            ])
         #expect(d.finishes[0].summary.reason == "no_message")
     }
 
@@ -47,7 +50,10 @@ struct CallStateMachineScenarioTests {
         #expect(d.send(.requestPrefix(length: 100, compressed: false)) == ["returnRequestCredit(40)"])
         #expect(d.send(.requestsDrained(partialBytes: 40)) == [])
         #expect(d.send(.requestData(bytes: 0, endStream: true)) == ["readRequests"])
-        #expect(d.send(.requestsDrained(partialBytes: 40)) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
+        #expect(
+            d.send(.requestsDrained(partialBytes: 40)) == [
+                "sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)",
+            ])
         #expect(d.finishes[0].summary.reason == "truncated")
     }
 
@@ -93,7 +99,11 @@ struct CallStateMachineScenarioTests {
         var d = CallDriver(maxMessageBytes: 1 << 20)
         d.toAwaitingFirstMessage()
         d.send(.requestData(bytes: 5, endStream: false))
-        #expect(d.send(.requestPrefix(length: Int(UInt32.max), compressed: false)) == ["sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "returnRequestCredit(5,connection)", "finish(RESOURCE_EXHAUSTED)"])
+        #expect(
+            d.send(.requestPrefix(length: Int(UInt32.max), compressed: false)) == [
+                "sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "returnRequestCredit(5,connection)",
+                "finish(RESOURCE_EXHAUSTED)",
+            ])
         #expect(d.finishes[0].refusal?.error.message.contains("max_message_bytes (1048576)") == true)
 
         var q = CallDriver.quotas
@@ -102,7 +112,12 @@ struct CallStateMachineScenarioTests {
         t.toAwaitingFirstMessage()
         t.send(.requestData(bytes: 5, endStream: false))
         t.send(.requestPrefix(length: 5000, compressed: false))
-        #expect(t.finishes[0].refusal == .quota(QuotaRefusal(.requestBytes, "team analytics allows request messages of 1000 bytes (max_request_bytes); this one has 5000")))
+        #expect(
+            t.finishes[0].refusal
+                == .quota(
+                    QuotaRefusal(
+                        .requestBytes,
+                        "team analytics allows request messages of 1000 bytes (max_request_bytes); this one has 5000")))
     }
 
     @Test("authentication refusals name the reason; an unknown team is PERMISSION_DENIED")
@@ -110,18 +125,28 @@ struct CallStateMachineScenarioTests {
         var d = CallDriver()
         var head = d.head
         head.authorization = []
-        #expect(d.send(.requestHead(head, endStream: false, bufferedBytes: 0)) == ["sendStatus(UNAUTHENTICATED,only)", "stopClient", "finish(UNAUTHENTICATED)"])
+        #expect(
+            d.send(.requestHead(head, endStream: false, bufferedBytes: 0)) == [
+                "sendStatus(UNAUTHENTICATED,only)", "stopClient", "finish(UNAUTHENTICATED)",
+            ])
         #expect(d.finishes[0].refusal?.metric == .authFailure(.missing))
 
         var u = CallDriver()
         u.toAuthenticating()
-        #expect(u.send(.authenticated(u.token, team: nil)) == ["sendStatus(PERMISSION_DENIED,only)", "stopClient", "finish(PERMISSION_DENIED)"])
+        #expect(
+            u.send(.authenticated(u.token, team: nil)) == [
+                "sendStatus(PERMISSION_DENIED,only)", "stopClient", "finish(PERMISSION_DENIED)",
+            ])
         #expect(u.finishes[0].refusal?.metric == .authFailure(.unknownTeam))
     }
 
-    @Test("the backend refusing or resetting the stream, or going away mid-stream, is UNAVAILABLE or says what happened")
+    @Test(
+        "the backend refusing or resetting the stream, or going away mid-stream, is UNAVAILABLE or says what happened")
     func backendFailures() {
-        for (reset, code) in [(BackendReset.refusedStream, "UNAVAILABLE"), (.connectionLost, "UNAVAILABLE"), (.enhanceYourCalm, "RESOURCE_EXHAUSTED"), (.cancel, "CANCELLED"), (.other("PROTOCOL_ERROR"), "INTERNAL")] {
+        for (reset, code) in [
+            (BackendReset.refusedStream, "UNAVAILABLE"), (.connectionLost, "UNAVAILABLE"),
+            (.enhanceYourCalm, "RESOURCE_EXHAUSTED"), (.cancel, "CANCELLED"), (.other("PROTOCOL_ERROR"), "INTERNAL"),
+        ] {
             var d = CallDriver(method: "ExecutePlan")
             d.toForwarding(operation: CallDriver.operationID)
             d.send(.responseHead("h", httpStatus: "200", trailers: nil))
@@ -132,13 +157,18 @@ struct CallStateMachineScenarioTests {
         }
         var failed = CallDriver()
         failed.toConnecting()
-        #expect(failed.send(.backendOpenFailed(.unavailable("backend 'local' (127.0.0.1:1) is unreachable"))) == ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"])
+        #expect(
+            failed.send(.backendOpenFailed(.unavailable("backend 'local' (127.0.0.1:1) is unreachable"))) == [
+                "sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)",
+            ])
         #expect(failed.finishes[0].summary.reason == "backend_unreachable")
         // The ledger heard the end of the admitted call.
         #expect(failed.ledger.sessions.values.first?.activeCalls == 0)
     }
 
-    @Test("the client resetting while the backend streams resets the backend; what the backend still sends changes nothing")
+    @Test(
+        "the client resetting while the backend streams resets the backend; what the backend still sends changes nothing"
+    )
     func clientResetWhileStreaming() {
         var d = CallDriver(method: "ExecutePlan")
         d.toForwarding(operation: CallDriver.operationID)
@@ -148,7 +178,10 @@ struct CallStateMachineScenarioTests {
         #expect(d.send(.responseTrailers("t", BackendStatus(code: .ok))) == [])
         #expect(d.finishes.count == 1)
         // A reattachable operation survives its stream: the client may reattach.
-        let op = OperationKey(session: SessionKey(owner: UserKey(team: "analytics", user: "alice"), clientSessionID: CallDriver.sessionID), operationID: CallDriver.operationID)
+        let op = OperationKey(
+            session: SessionKey(
+                owner: UserKey(team: "analytics", user: "alice"), clientSessionID: CallDriver.sessionID),
+            operationID: CallDriver.operationID)
         #expect(d.ledger.operation(op)?.attachedStreams == 0)
     }
 
@@ -159,7 +192,10 @@ struct CallStateMachineScenarioTests {
         d.send(.drain)
         d.send(.requestData(bytes: 105, endStream: true))
         d.send(.requestPrefix(length: 100, compressed: false))
-        #expect(d.send(.requestMessage(.success(d.envelope(operation: CallDriver.operationID)))) == ["sendStatus(UNAVAILABLE,only)", "finish(UNAVAILABLE)"])
+        #expect(
+            d.send(.requestMessage(.success(d.envelope(operation: CallDriver.operationID)))) == [
+                "sendStatus(UNAVAILABLE,only)", "finish(UNAVAILABLE)",
+            ])
         #expect(d.finishes[0].summary.reason == "draining")
 
         var f = CallDriver(method: "ExecutePlan")
@@ -182,9 +218,11 @@ struct CallStateMachineScenarioTests {
         // Each batch is charged to the ledger before it goes: the one past the limit never goes.
         #expect(d.send(.responseMessage(batch)) == ["chargeResults(800)", "sendResponse"])
         d.send(.responsePrefix(length: 850, compressed: false))
-        #expect(d.send(.responseMessage(batch)) == [
-            "chargeResults(800)", "interruptOperation", "endOperation", "resetBackend", "sendStatus(RESOURCE_EXHAUSTED)", "stopClient", "finish(RESOURCE_EXHAUSTED)",
-        ])
+        #expect(
+            d.send(.responseMessage(batch)) == [
+                "chargeResults(800)", "interruptOperation", "endOperation", "resetBackend",
+                "sendStatus(RESOURCE_EXHAUSTED)", "stopClient", "finish(RESOURCE_EXHAUSTED)",
+            ])
         #expect(d.finishes[0].summary.resultBytes == 800)  // the batch past the limit never reached the client
     }
 
@@ -200,7 +238,13 @@ struct CallStateMachineScenarioTests {
         #expect(second.admit() == ["sendStatus(RESOURCE_EXHAUSTED,only)", "stopClient", "finish(RESOURCE_EXHAUSTED)"])
         #expect(second.finishes.first?.refusal?.metric == .quota(.operationsPerSession))
 
-        var a = CallDriver(method: "AddArtifacts", quotas: { var q = CallDriver.quotas; q.maxArtifactBytesPerSession = 10; return q }())
+        var a = CallDriver(
+            method: "AddArtifacts",
+            quotas: {
+                var q = CallDriver.quotas
+                q.maxArtifactBytesPerSession = 10
+                return q
+            }())
         a.toAwaitingFirstMessage()
         a.send(.requestData(bytes: 105, endStream: false))
         a.send(.requestPrefix(length: 100, compressed: false))
@@ -226,17 +270,23 @@ struct CallStateMachineScenarioTests {
         #expect(d.ledger.sessions.values.first?.activeCalls == 0)
     }
 
-    @Test("a backend error whose class says the session is gone releases it in the ledger; the same words in the message do not")
+    @Test(
+        "a backend error whose class says the session is gone releases it in the ledger; the same words in the message do not"
+    )
     func sessionGoneFromErrorClass() {
         var gone = CallDriver()
         gone.toForwarding()
-        let closed = BackendStatus(code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] ...", errorClass: "INVALID_HANDLE.SESSION_CLOSED")
+        let closed = BackendStatus(
+            code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] ...", errorClass: "INVALID_HANDLE.SESSION_CLOSED"
+        )
         gone.send(.responseHead("t", httpStatus: "200", trailers: closed))
         #expect(gone.ledger.sessions.isEmpty)
 
         var echoed = CallDriver()
         echoed.toForwarding()
-        let userText = BackendStatus(code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] spelled by a user", errorClass: "USER_RAISED_EXCEPTION")
+        let userText = BackendStatus(
+            code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] spelled by a user",
+            errorClass: "USER_RAISED_EXCEPTION")
         echoed.send(.responseHead("t", httpStatus: "200", trailers: userText))
         #expect(echoed.ledger.sessions.count == 1)
     }
@@ -245,12 +295,16 @@ struct CallStateMachineScenarioTests {
     func backendProtocol() {
         var d = CallDriver()
         d.toForwarding()
-        #expect(d.send(.responseHead("h", httpStatus: "503", trailers: nil)) == ["resetBackend", "sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"])
+        #expect(
+            d.send(.responseHead("h", httpStatus: "503", trailers: nil)) == [
+                "resetBackend", "sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)",
+            ])
         var e = CallDriver()
         e.toForwarding()
         e.send(.responseHead("h", httpStatus: "200", trailers: nil))
         e.send(.responseData(bytes: 0, endStream: true))
-        #expect(e.send(.responsesDrained(partialBytes: 0)) == ["sendStatus(INTERNAL)", "stopClient", "finish(INTERNAL)"])
+        #expect(
+            e.send(.responsesDrained(partialBytes: 0)) == ["sendStatus(INTERNAL)", "stopClient", "finish(INTERNAL)"])
     }
 
     @Test("an operation stops counting when its result_complete reaches the client, not when its stream ends")
@@ -259,7 +313,9 @@ struct CallStateMachineScenarioTests {
         #expect(d.readResultComplete() == ["operationCompleted", "sendResponse"])
     }
 
-    @Test("a client that leaves once its result_complete left the gateway succeeded; one that leaves before was cancelled")
+    @Test(
+        "a client that leaves once its result_complete left the gateway succeeded; one that leaves before was cancelled"
+    )
     func clientLeavesAfterResultComplete() {
         func completed(flushed: Bool) -> CallDriver {
             var d = CallDriver(method: "ExecutePlan")
@@ -283,7 +339,11 @@ struct CallStateMachineScenarioTests {
         d.toAwaitingFirstMessage()
         d.send(.requestData(bytes: 105, endStream: true))
         d.send(.requestPrefix(length: 100, compressed: false))
-        d.send(.requestMessage(.success(d.envelope(session: CallDriver.sessionID.uppercased(), operation: CallDriver.operationID.uppercased()))))
+        d.send(
+            .requestMessage(
+                .success(
+                    d.envelope(
+                        session: CallDriver.sessionID.uppercased(), operation: CallDriver.operationID.uppercased()))))
         #expect(d.machine.plan?.session.clientSessionID == CallDriver.sessionID)
         #expect(d.machine.plan?.operation?.operationID == CallDriver.operationID)
         #expect(d.machine.plan?.responseRewrite.clientSessionID == CallDriver.sessionID.uppercased())  // echoed as sent
@@ -291,7 +351,8 @@ struct CallStateMachineScenarioTests {
         lower.toAwaitingFirstMessage()
         lower.send(.requestData(bytes: 105, endStream: true))
         lower.send(.requestPrefix(length: 100, compressed: false))
-        lower.send(.requestMessage(.success(lower.envelope(session: CallDriver.sessionID, operation: CallDriver.operationID))))
+        lower.send(
+            .requestMessage(.success(lower.envelope(session: CallDriver.sessionID, operation: CallDriver.operationID))))
         // Both spellings reach one backend session, as they would reach one Spark session without the gateway.
         #expect(lower.machine.plan?.admission.backendSessionID == d.machine.plan?.admission.backendSessionID)
 
@@ -299,7 +360,10 @@ struct CallStateMachineScenarioTests {
         bad.toAwaitingFirstMessage()
         bad.send(.requestData(bytes: 105, endStream: true))
         bad.send(.requestPrefix(length: 100, compressed: false))
-        #expect(bad.send(.requestMessage(.success(bad.envelope(operation: String(repeating: "x", count: 900_000))))) == ["sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)"])
+        #expect(
+            bad.send(.requestMessage(.success(bad.envelope(operation: String(repeating: "x", count: 900_000))))) == [
+                "sendStatus(INVALID_ARGUMENT,only)", "finish(INVALID_ARGUMENT)",
+            ])
         #expect(bad.finishes.first?.summary.reason == "bad_operation")
     }
 
@@ -307,14 +371,18 @@ struct CallStateMachineScenarioTests {
     func lateReleaseAnsweredLocally() throws {
         var d = CallDriver(method: "ReleaseExecute")
         let key = SessionKey(owner: UserKey(team: "analytics", user: "alice"), clientSessionID: CallDriver.sessionID)
-        var opening = CallAdmission(caller: key.owner, method: .config, clientSessionID: CallDriver.sessionID, backendSessionID: "b", backend: "local")
+        var opening = CallAdmission(
+            caller: key.owner, method: .config, clientSessionID: CallDriver.sessionID, backendSessionID: "b",
+            backend: "local")
         opening.clientType = nil
         _ = try d.ledger.admit(opening, quotas: CallDriver.quotas, rejectForeignSessions: true, now: 0).get()
         d.ledger.sessionReleased(key, now: 1)
         d.toAdmitting(endStream: true, operation: CallDriver.operationID)
         #expect(d.admit() == ["answerLocally", "finish(OK)"])
         #expect(d.finishes[0].summary.reason == "already_released" && d.finishes[0].summary.status == "OK")
-        #expect(ReleaseExecuteAnswer.message(sessionID: CallDriver.sessionID) == [0x0a, 36] + Array(CallDriver.sessionID.utf8))
+        #expect(
+            ReleaseExecuteAnswer.message(sessionID: CallDriver.sessionID) == [0x0a, 36]
+                + Array(CallDriver.sessionID.utf8))
         #expect(d.ledger.sessions.isEmpty)
     }
 
@@ -322,22 +390,33 @@ struct CallStateMachineScenarioTests {
     func releaseRacingSessionClose() {
         var d = CallDriver(method: "ReleaseExecute")
         d.toForwarding(endStream: true, operation: CallDriver.operationID)
-        let closed = BackendStatus(code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] ...", errorClass: "INVALID_HANDLE.SESSION_CLOSED")
+        let closed = BackendStatus(
+            code: .internal, message: "[INVALID_HANDLE.SESSION_CLOSED] ...", errorClass: "INVALID_HANDLE.SESSION_CLOSED"
+        )
         #expect(d.send(.responseHead("h", httpStatus: "200", trailers: closed)) == ["answerLocally", "finish(OK)"])
         #expect(d.finishes[0].summary.reason == "session_closed" && d.finishes[0].backendStatus == closed)
         // Another error class, or another method, passes through as the backend said it.
         var other = CallDriver(method: "ReleaseExecute")
         other.toForwarding(endStream: true, operation: CallDriver.operationID)
         let notFound = BackendStatus(code: .internal, message: "", errorClass: "INVALID_HANDLE.OPERATION_NOT_FOUND")
-        #expect(other.send(.responseHead("h", httpStatus: "200", trailers: notFound)) == ["forwardTrailers(h,only)", "finish(INTERNAL)"])
+        #expect(
+            other.send(.responseHead("h", httpStatus: "200", trailers: notFound)) == [
+                "forwardTrailers(h,only)", "finish(INTERNAL)",
+            ])
         var config = CallDriver()
         config.toForwarding(endStream: true)
-        #expect(config.send(.responseHead("h", httpStatus: "200", trailers: closed)) == ["forwardTrailers(h,only)", "finish(INTERNAL)"])
+        #expect(
+            config.send(.responseHead("h", httpStatus: "200", trailers: closed)) == [
+                "forwardTrailers(h,only)", "finish(INTERNAL)",
+            ])
     }
 
-    @Test("a session whose launched engine stopped: its calls are refused with the reason, its ReleaseSession succeeds without the backend")
+    @Test(
+        "a session whose launched engine stopped: its calls are refused with the reason, its ReleaseSession succeeds without the backend"
+    )
     func lostSession() {
-        let lost = SparkgateError(.failedPrecondition, "this session lived on engine sail-1 (user:analytics/alice), which has stopped")
+        let lost = SparkgateError(
+            .failedPrecondition, "this session lived on engine sail-1 (user:analytics/alice), which has stopped")
         var release = CallDriver(method: "ReleaseSession")
         release.toConnecting(endStream: true)
         #expect(release.send(.backendSessionLost(lost)) == ["answerLocally", "finish(OK)"])
@@ -345,26 +424,35 @@ struct CallStateMachineScenarioTests {
         #expect(release.ledger.sessions.isEmpty)
         var query = CallDriver(method: "ExecutePlan")
         query.toConnecting(endStream: true, operation: CallDriver.operationID)
-        #expect(query.send(.backendSessionLost(lost)) == ["sendStatus(FAILED_PRECONDITION,only)", "finish(FAILED_PRECONDITION)"])
+        #expect(
+            query.send(.backendSessionLost(lost)) == [
+                "sendStatus(FAILED_PRECONDITION,only)", "finish(FAILED_PRECONDITION)",
+            ])
         #expect(query.finishes[0].summary.reason == "engine_gone")
     }
 
-    @Test("a result stream the client replaced by reattaching (INVALID_CURSOR.DISCONNECTED) is counted CANCELLED, superseded_by_reattach, never INTERNAL")
+    @Test(
+        "a result stream the client replaced by reattaching (INVALID_CURSOR.DISCONNECTED) is counted CANCELLED, superseded_by_reattach, never INTERNAL"
+    )
     func supersededByReattach() {
-        let disconnected = BackendStatus(code: .internal, message: "[INVALID_CURSOR.DISCONNECTED] ...", errorClass: "INVALID_CURSOR.DISCONNECTED")
+        let disconnected = BackendStatus(
+            code: .internal, message: "[INVALID_CURSOR.DISCONNECTED] ...", errorClass: "INVALID_CURSOR.DISCONNECTED")
         for method in ["ExecutePlan", "ReattachExecute"] {
             var d = CallDriver(method: method)
             d.toForwarding(endStream: true, operation: CallDriver.operationID)
             d.send(.responseHead("h", httpStatus: "200", trailers: nil))
             #expect(d.send(.responseTrailers("t", disconnected)).contains("finish(CANCELLED)"), "\(method)")
-            #expect(d.finishes[0].summary.reason == "superseded_by_reattach" && d.finishes[0].summary.status == "CANCELLED")
+            #expect(
+                d.finishes[0].summary.reason == "superseded_by_reattach" && d.finishes[0].summary.status == "CANCELLED")
             #expect(d.finishes[0].summary.errorClass == "INVALID_CURSOR.DISCONNECTED")
         }
         // Another cursor error is the backend's failure; the same class on a unary call too.
         var other = CallDriver(method: "ExecutePlan")
         other.toForwarding(endStream: true, operation: CallDriver.operationID)
         other.send(.responseHead("h", httpStatus: "200", trailers: nil))
-        other.send(.responseTrailers("t", BackendStatus(code: .internal, message: "", errorClass: "INVALID_CURSOR.POSITION_NOT_AVAILABLE")))
+        other.send(
+            .responseTrailers(
+                "t", BackendStatus(code: .internal, message: "", errorClass: "INVALID_CURSOR.POSITION_NOT_AVAILABLE")))
         #expect(other.finishes[0].summary.status == "INTERNAL" && other.finishes[0].summary.reason == "backend_error")
         var unary = CallDriver()
         unary.toForwarding(endStream: true)
@@ -377,8 +465,13 @@ struct CallStateMachineScenarioTests {
         var d = CallDriver()
         d.toForwarding(endStream: true)
         d.send(.responseHead("h", httpStatus: "200", trailers: nil))
-        d.send(.responseTrailers("t", BackendStatus(code: .internal, message: "[SQL_CONF_NOT_FOUND] ...", errorClass: "SQL_CONF_NOT_FOUND")))
-        #expect(d.finishes[0].summary.reason == "backend_error" && d.finishes[0].summary.errorClass == "SQL_CONF_NOT_FOUND")
-        #expect(d.finishes[0].summary.jsonLine.contains(#""reason":"backend_error","error_class":"SQL_CONF_NOT_FOUND""#))
+        d.send(
+            .responseTrailers(
+                "t",
+                BackendStatus(code: .internal, message: "[SQL_CONF_NOT_FOUND] ...", errorClass: "SQL_CONF_NOT_FOUND")))
+        #expect(
+            d.finishes[0].summary.reason == "backend_error" && d.finishes[0].summary.errorClass == "SQL_CONF_NOT_FOUND")
+        #expect(
+            d.finishes[0].summary.jsonLine.contains(#""reason":"backend_error","error_class":"SQL_CONF_NOT_FOUND""#))
     }
 }

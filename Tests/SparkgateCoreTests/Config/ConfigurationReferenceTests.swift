@@ -1,13 +1,14 @@
 import Foundation
-import Testing
 import SparkgateCore
+import Testing
 
 /// docs/configuration.md against the configuration model: the keys its tables list are exactly the keys the
 /// model accepts, and its example of every section is a valid configuration.
 @Suite("Configuration reference")
 struct ConfigurationReferenceTests {
     static let reference: String = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
         return (try? String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)) ?? ""
     }()
 
@@ -20,7 +21,9 @@ struct ConfigurationReferenceTests {
     }
 
     static var example: String {
-        guard let start = reference.range(of: "```yaml\n"), let end = reference.range(of: "```", range: start.upperBound..<reference.endIndex) else { return "" }
+        guard let start = reference.range(of: "```yaml\n"),
+            let end = reference.range(of: "```", range: start.upperBound..<reference.endIndex)
+        else { return "" }
         return String(reference[start.upperBound..<end.lowerBound])
     }
 
@@ -35,7 +38,10 @@ struct ConfigurationReferenceTests {
         let documented = Set(Self.documentedKeys)
         #expect(Self.documentedKeys.count == documented.count, "a key is documented twice")
         let sections = documented.filter { key in documented.contains { $0.hasPrefix(key + ".") } }
-        #expect(model.subtracting(documented).sorted() == [], "accepted by the model, missing from docs/configuration.md")
-        #expect(documented.subtracting(model).subtracting(sections).sorted() == [], "documented, but the model has no such key")
+        #expect(
+            model.subtracting(documented).sorted() == [], "accepted by the model, missing from docs/configuration.md")
+        #expect(
+            documented.subtracting(model).subtracting(sections).sorted() == [],
+            "documented, but the model has no such key")
     }
 }

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Connection lifecycle")
 struct ConnectionLifecycleTests {
@@ -21,7 +21,10 @@ struct ConnectionLifecycleTests {
     @Test("accepting a TLS connection starts the handshake, first-request and keepalive timers; age only when set")
     func accepted() {
         var l = L(limits: limits)
-        #expect(l.handle(.accepted(tls: true), now: 0) == [.schedule(.handshake, after: 10), .schedule(.firstRequest, after: 10), .schedule(.keepalive, after: 60)])
+        #expect(
+            l.handle(.accepted(tls: true), now: 0) == [
+                .schedule(.handshake, after: 10), .schedule(.firstRequest, after: 10), .schedule(.keepalive, after: 60),
+            ])
         var aged = limits
         aged.maxConnectionAgeSeconds = 3600
         var m = L(limits: aged)
@@ -44,7 +47,9 @@ struct ConnectionLifecycleTests {
         #expect(m.handle(.fired(.firstRequest), now: 10).last == .close(.firstRequestTimeout))
     }
 
-    @Test("the first request cancels the first-request timer; the last stream closing starts the idle timer, which ends in GOAWAY then close")
+    @Test(
+        "the first request cancels the first-request timer; the last stream closing starts the idle timer, which ends in GOAWAY then close"
+    )
     func idle() {
         var l = L(limits: limits)
         _ = l.handle(.accepted(tls: false), now: 0)
@@ -78,9 +83,15 @@ struct ConnectionLifecycleTests {
         _ = l.handle(.frameReceived, now: 30)
         // Fired at 60 but the peer spoke at 30: wait out the rest.
         #expect(l.handle(.fired(.keepalive), now: 60) == [.schedule(.keepalive, after: 30)])
-        #expect(l.handle(.fired(.keepalive), now: 90) == [.sendPing, .schedule(.keepaliveAck, after: 20), .schedule(.keepalive, after: 60)])
+        #expect(
+            l.handle(.fired(.keepalive), now: 90) == [
+                .sendPing, .schedule(.keepaliveAck, after: 20), .schedule(.keepalive, after: 60),
+            ])
         #expect(l.handle(.pingAcknowledged, now: 91) == [.cancel(.keepaliveAck)])
-        #expect(l.handle(.fired(.keepalive), now: 151) == [.sendPing, .schedule(.keepaliveAck, after: 20), .schedule(.keepalive, after: 60)])
+        #expect(
+            l.handle(.fired(.keepalive), now: 151) == [
+                .sendPing, .schedule(.keepaliveAck, after: 20), .schedule(.keepalive, after: 60),
+            ])
         #expect(l.handle(.fired(.keepaliveAck), now: 171).last == .close(.keepaliveTimeout))
     }
 
@@ -90,7 +101,10 @@ struct ConnectionLifecycleTests {
         _ = l.handle(.accepted(tls: false), now: 0)
         #expect(l.handle(.authenticationFailed, now: 1) == [])
         #expect(l.handle(.authenticationFailed, now: 2) == [])
-        #expect(l.handle(.authenticationFailed, now: 3) == [.goAway(.authFailures, calm: true), .schedule(.close, after: 1)])
+        #expect(
+            l.handle(.authenticationFailed, now: 3) == [
+                .goAway(.authFailures, calm: true), .schedule(.close, after: 1),
+            ])
         #expect(l.handle(.authenticationFailed, now: 4) == [])
     }
 
@@ -98,7 +112,8 @@ struct ConnectionLifecycleTests {
     func refusals() {
         var l = L(limits: limits)
         _ = l.handle(.accepted(tls: false), now: 0)
-        for t in 0..<4 { #expect(l.handle(.refused, now: Double(t) * 4) == []) }  // spread out: old ones leave the window
+        // spread out: old ones leave the window
+        for t in 0..<4 { #expect(l.handle(.refused, now: Double(t) * 4) == []) }
         var m = L(limits: limits)
         _ = m.handle(.accepted(tls: false), now: 0)
         for t in 0..<4 { _ = m.handle(.refused, now: Double(t) * 0.1) }
@@ -113,7 +128,8 @@ struct ConnectionLifecycleTests {
         var l = L(limits: aged)
         _ = l.handle(.accepted(tls: false), now: 0)
         _ = l.handle(.requestStarted, now: 1)
-        #expect(l.handle(.fired(.maxAge), now: 100) == [.goAway(.connectionAge, calm: false), .schedule(.close, after: 30)])
+        #expect(
+            l.handle(.fired(.maxAge), now: 100) == [.goAway(.connectionAge, calm: false), .schedule(.close, after: 30)])
         #expect(l.handle(.streamClosed(openStreams: 0), now: 110).last == .close(nil))
     }
 }

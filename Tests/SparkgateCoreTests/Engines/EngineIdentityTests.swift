@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Engines: one OS user per tenant, warm engines per team, a warm engine offered to one call at a time")
 struct EngineIdentityTests {
@@ -25,19 +25,31 @@ struct EngineIdentityTests {
         }
     }
 
-    @Test("warm_engines_per_team keeps each team's warm engines, as the team's user; only that team takes them, and they do not count as its engines")
+    @Test(
+        "warm_engines_per_team keeps each team's warm engines, as the team's user; only that team takes them, and they do not count as its engines"
+    )
     func warmPerTeam() throws {
         var registry = EngineRegistry()
         let s = settings { $0.warmEnginesPerTeam = 1 }
         let make = maker()
-        let started = registry.warmDeficit(backend: "pool", settings: s, teams: ["analytics", "data-eng"], now: 0, make: make, portIsFree: { _ in true })
+        let started = registry.warmDeficit(
+            backend: "pool", settings: s, teams: ["analytics", "data-eng"], now: 0, make: make,
+            portIsFree: { _ in true })
         #expect(started.map(\.key.team) == ["analytics", "data-eng"])
         #expect(started.map(\.osUser) == ["sg-analytics", "sg-data-eng"])
-        #expect(registry.warmDeficit(backend: "pool", settings: s, teams: ["analytics", "data-eng"], now: 0, make: make, portIsFree: { _ in true }).isEmpty)
+        #expect(
+            registry.warmDeficit(
+                backend: "pool", settings: s, teams: ["analytics", "data-eng"], now: 0, make: make,
+                portIsFree: { _ in true }
+            ).isEmpty)
         for engine in started { _ = registry.becameReady(engine.id, now: 1) }
         // A warm engine is not one of its team's engines: max_engines_per_team (1) still lets the team take it.
-        guard case .ready(let taken) = registry.acquire(Self.dave, settings: s, bound: nil, now: 2, make: make, portIsFree: { _ in true }) else {
-            Issue.record("data-eng did not take its warm engine"); return
+        guard
+            case .ready(let taken) = registry.acquire(
+                Self.dave, settings: s, bound: nil, now: 2, make: make, portIsFree: { _ in true })
+        else {
+            Issue.record("data-eng did not take its warm engine")
+            return
         }
         #expect(taken.id == started[1].id && taken.osUser == "sg-data-eng" && !taken.warm)
         // analytics' warm engine is never offered to another team.
@@ -49,7 +61,11 @@ struct EngineIdentityTests {
     @Test("a reserved warm engine is offered to no other call until the shared state answers")
     func reservation() throws {
         var registry = EngineRegistry()
-        let s = settings { $0.runAs = nil; $0.warmEngines = 1; $0.maxEnginesPerTeam = 2 }
+        let s = settings {
+            $0.runAs = nil
+            $0.warmEngines = 1
+            $0.maxEnginesPerTeam = 2
+        }
         let make = maker()
         let warm = registry.warmDeficit(backend: "pool", settings: s, now: 0, make: make, portIsFree: { _ in true })[0]
         _ = registry.becameReady(warm.id, now: 0)
@@ -65,17 +81,32 @@ struct EngineIdentityTests {
         var registry = EngineRegistry()
         // A fixed name (allowed here only to reach the run-time check) maps both teams to one user.
         let s = settings { $0.runAs = "spark" }
-        guard case .launch(let first) = registry.acquire(Self.alice, settings: s, bound: nil, now: 0, make: maker(), portIsFree: { _ in true }) else {
-            Issue.record("no launch"); return
+        guard
+            case .launch(let first) = registry.acquire(
+                Self.alice, settings: s, bound: nil, now: 0, make: maker(), portIsFree: { _ in true })
+        else {
+            Issue.record("no launch")
+            return
         }
         #expect(first.osUser == "spark")
-        guard case .refused(let error) = registry.acquire(Self.dave, settings: s, bound: nil, now: 0, make: maker(), portIsFree: { _ in true }) else {
-            Issue.record("two teams' engines would run as one user"); return
+        guard
+            case .refused(let error) = registry.acquire(
+                Self.dave, settings: s, bound: nil, now: 0, make: maker(), portIsFree: { _ in true })
+        else {
+            Issue.record("two teams' engines would run as one user")
+            return
         }
         #expect(error.code == .failedPrecondition && error.message.contains("already runs as"))
-        let shared = settings { $0.runAs = "spark"; $0.allowSharedRunAs = true }
-        guard case .launch = registry.acquire(Self.dave, settings: shared, bound: nil, now: 0, make: maker(), portIsFree: { _ in true }) else {
-            Issue.record("allow_shared_run_as did not allow it"); return
+        let shared = settings {
+            $0.runAs = "spark"
+            $0.allowSharedRunAs = true
+        }
+        guard
+            case .launch = registry.acquire(
+                Self.dave, settings: shared, bound: nil, now: 0, make: maker(), portIsFree: { _ in true })
+        else {
+            Issue.record("allow_shared_run_as did not allow it")
+            return
         }
     }
 }
@@ -86,7 +117,9 @@ struct RecordSealTests {
 
     @Test("an engine token depends on the id and the secret only; a seal covers kind and every field")
     func seals() {
-        #expect(seal.engineToken("pool-1") == RecordSeal(secret: Array("0123456789abcdef0123456789abcdef".utf8)).engineToken("pool-1"))
+        #expect(
+            seal.engineToken("pool-1")
+                == RecordSeal(secret: Array("0123456789abcdef0123456789abcdef".utf8)).engineToken("pool-1"))
         #expect(seal.engineToken("pool-1") != seal.engineToken("pool-2"))
         #expect(seal.engineToken("pool-1") != RecordSeal(secret: Array(repeating: 0, count: 32)).engineToken("pool-1"))
         let mac = seal.seal(.placement, ["k", "10.0.0.1:1", ""])
@@ -114,7 +147,10 @@ struct RecordSealTests {
         var s = LaunchSettings(command: ["e", "{port}"])
         s.ports = 20_000...20_009
         let key = EngineShareKey(backend: "pool", team: "analytics", user: nil)
-        guard case .launch(let engine) = registry.acquire(key, settings: s, bound: nil, now: 0, make: { ("e1", "t") }, portIsFree: { _ in true }) else { return }
+        guard
+            case .launch(let engine) = registry.acquire(
+                key, settings: s, bound: nil, now: 0, make: { ("e1", "t") }, portIsFree: { _ in true })
+        else { return }
         let record = SharedEngine(engine, replica: "r1")
         let hash = record.hash(seal)
         let values = (SharedEngine.fieldNames + [SharedEngine.sealField]).map { hash[$0] }
@@ -123,7 +159,9 @@ struct RecordSealTests {
         for index in SharedEngine.fieldNames.indices {
             var changed = values
             changed[index] = (changed[index] ?? "") + "0"
-            #expect(SharedEngine.read(id: "e1", changed, seal: seal) == .rejected, "field \(SharedEngine.fieldNames[index])")
+            #expect(
+                SharedEngine.read(id: "e1", changed, seal: seal) == .rejected, "field \(SharedEngine.fieldNames[index])"
+            )
         }
         #expect(SharedEngine.read(id: "e1", Array(repeating: nil, count: values.count), seal: seal) == .missing)
         #expect(record.serves(key, ports: s.ports))
@@ -143,7 +181,9 @@ struct RecordSealTests {
 
 @Suite("Admin access")
 struct AdminAccessTests {
-    func access(_ edit: (inout SparkgateConfig.Admin) -> Void = { _ in }, admin: Bool = false, read: Bool = false) -> AdminAccess {
+    func access(
+        _ edit: (inout SparkgateConfig.Admin) -> Void = { _ in }, admin: Bool = false, read: Bool = false
+    ) -> AdminAccess {
         var settings = SparkgateConfig.Admin()
         edit(&settings)
         return AdminAccess(admin: settings, adminTokenConfigured: admin, readTokenConfigured: read)
@@ -155,17 +195,31 @@ struct AdminAccessTests {
         #expect(closed.decide(method: "GET", path: "/healthz", presented: .none) == .allowed)
         #expect(closed.decide(method: "GET", path: "/v1/sessions", presented: .none) != .allowed)
         #expect(closed.decide(method: "GET", path: "/v1/sessions", presented: .read) == .allowed)
-        #expect(closed.decide(method: "POST", path: "/v1/reload", presented: .read) == .refused(status: 403, message: "POST /v1/reload changes the gateway: the read token (admin.read_token_file) opens GETs only; use the admin token"))
+        #expect(
+            closed.decide(method: "POST", path: "/v1/reload", presented: .read)
+                == .refused(
+                    status: 403,
+                    message:
+                        "POST /v1/reload changes the gateway: the read token (admin.read_token_file) opens GETs only; use the admin token"
+                ))
         #expect(closed.decide(method: "POST", path: "/v1/reload", presented: .admin) == .allowed)
         #expect(closed.decide(method: "GET", path: "/metrics", presented: .wrong) != .allowed)
         // Nothing configured: reads are closed unless opened; changes too.
         let bare = access()
         #expect(bare.decide(method: "GET", path: "/metrics", presented: .none) != .allowed)
         #expect(bare.decide(method: "DELETE", path: "/v1/engines/x", presented: .none) != .allowed)
-        #expect(access({ $0.allowUnauthenticatedReads = true }).decide(method: "GET", path: "/metrics", presented: .none) == .allowed)
-        #expect(access({ $0.allowUnauthenticatedMutations = true }).decide(method: "POST", path: "/v1/reload", presented: .none) == .allowed)
+        #expect(
+            access({ $0.allowUnauthenticatedReads = true }).decide(method: "GET", path: "/metrics", presented: .none)
+                == .allowed)
+        #expect(
+            access({ $0.allowUnauthenticatedMutations = true }).decide(
+                method: "POST", path: "/v1/reload", presented: .none) == .allowed)
         // With an admin token, no opt-in opens a change without it.
-        #expect(access({ $0.allowUnauthenticatedMutations = true }, admin: true).decide(method: "POST", path: "/v1/reload", presented: .none) != .allowed)
-        #expect(access({ $0.publicReadiness = true }, admin: true).decide(method: "GET", path: "/readyz", presented: .none) == .allowed)
+        #expect(
+            access({ $0.allowUnauthenticatedMutations = true }, admin: true).decide(
+                method: "POST", path: "/v1/reload", presented: .none) != .allowed)
+        #expect(
+            access({ $0.publicReadiness = true }, admin: true).decide(method: "GET", path: "/readyz", presented: .none)
+                == .allowed)
     }
 }

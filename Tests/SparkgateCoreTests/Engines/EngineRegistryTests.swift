@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Engine registry: launches, limits, readiness, lost sessions, idle stops")
 struct EngineRegistryTests {
@@ -21,13 +21,17 @@ struct EngineRegistryTests {
     }()
     var made = 0
 
-    mutating func acquire(_ key: EngineShareKey, bound: String? = nil, now: Double = 0, busy: Set<Int> = []) -> EngineRegistry.Acquisition {
+    mutating func acquire(
+        _ key: EngineShareKey, bound: String? = nil, now: Double = 0, busy: Set<Int> = []
+    ) -> EngineRegistry.Acquisition {
         var n = made
         defer { made = n }
-        return registry.acquire(key, settings: settings, bound: bound, now: now, make: {
-            n += 1
-            return ("e\(n)", "token-\(n)")
-        }, portIsFree: { !busy.contains($0) })
+        return registry.acquire(
+            key, settings: settings, bound: bound, now: now,
+            make: {
+                n += 1
+                return ("e\(n)", "token-\(n)")
+            }, portIsFree: { !busy.contains($0) })
     }
 
     mutating func due(_ now: Double) -> [EngineRegistry.Task] {
@@ -42,15 +46,22 @@ struct EngineRegistryTests {
         }
     }
 
-    @Test("the first call launches; calls while it starts wait for the same engine; once ready, calls go straight to it")
+    @Test(
+        "the first call launches; calls while it starts wait for the same engine; once ready, calls go straight to it")
     mutating func oneLaunchPerKey() {
-        guard case .launch(let e) = acquire(Self.alice) else { Issue.record("no launch"); return }
+        guard case .launch(let e) = acquire(Self.alice) else {
+            Issue.record("no launch")
+            return
+        }
         #expect(e.id == "e1" && e.token == "token-1" && e.port == 100 && e.state == .starting)
         #expect(acquire(Self.alice, now: 1) == .wait(e))
         registry.spawned("e1", pid: 42)
         #expect(registry.becameReady("e1", now: 2)?.state == .ready)
         #expect(registry.becameReady("e1", now: 3) == nil)
-        guard case .ready(let r) = acquire(Self.alice, now: 4) else { Issue.record("not ready"); return }
+        guard case .ready(let r) = acquire(Self.alice, now: 4) else {
+            Issue.record("not ready")
+            return
+        }
         #expect(r.id == "e1" && r.pid == 42 && r.address == HostPort(host: "127.0.0.1", port: 100))
         #expect(made == 1)
     }
@@ -59,13 +70,24 @@ struct EngineRegistryTests {
     mutating func limits() {
         _ = acquire(Self.alice)
         _ = acquire(Self.bob)
-        guard case .refused(let team) = acquire(EngineShareKey(backend: "pool", team: "analytics", user: "dan")) else { Issue.record("not refused"); return }
-        #expect(team.code == .resourceExhausted && team.message.contains("max_engines_per_team (2)") && team.message.contains("user:analytics/dan"))
+        guard case .refused(let team) = acquire(EngineShareKey(backend: "pool", team: "analytics", user: "dan")) else {
+            Issue.record("not refused")
+            return
+        }
+        #expect(
+            team.code == .resourceExhausted && team.message.contains("max_engines_per_team (2)")
+                && team.message.contains("user:analytics/dan"))
         _ = acquire(Self.carol)
-        guard case .refused(let all) = acquire(EngineShareKey(backend: "pool", team: "ops", user: "eve")) else { Issue.record("not refused"); return }
+        guard case .refused(let all) = acquire(EngineShareKey(backend: "pool", team: "ops", user: "eve")) else {
+            Issue.record("not refused")
+            return
+        }
         #expect(all.code == .resourceExhausted && all.message.contains("max_engines (3)"))
         // Another pool has limits of its own.
-        guard case .launch = acquire(EngineShareKey(backend: "other", team: "ops", user: "eve")) else { Issue.record("other pool refused"); return }
+        guard case .launch = acquire(EngineShareKey(backend: "other", team: "ops", user: "eve")) else {
+            Issue.record("other pool refused")
+            return
+        }
     }
 
     @Test("ports rotate through the range, skipping ports in use by engines or by anything else")
@@ -80,7 +102,10 @@ struct EngineRegistryTests {
         #expect(engine(acquire(Self.alice))?.port == 103)
         #expect(engine(acquire(Self.carol))?.port == 100)
         #expect(engine(acquire(EngineShareKey(backend: "pool", team: "x", user: "y")))?.port == 101)
-        guard case .refused(let full) = acquire(EngineShareKey(backend: "pool", team: "x", user: "z")) else { Issue.record("range full"); return }
+        guard case .refused(let full) = acquire(EngineShareKey(backend: "pool", team: "x", user: "z")) else {
+            Issue.record("range full")
+            return
+        }
         #expect(full.message.contains("no free port in ports 100-103"))
     }
 
@@ -88,23 +113,42 @@ struct EngineRegistryTests {
     mutating func lostSessions() {
         _ = acquire(Self.alice)
         _ = registry.becameReady("e1", now: 1)
-        guard case .ready = acquire(Self.alice, bound: "e1", now: 2) else { Issue.record("bound call refused"); return }
+        guard case .ready = acquire(Self.alice, bound: "e1", now: 2) else {
+            Issue.record("bound call refused")
+            return
+        }
         _ = registry.stop("e1", reason: "stopped by an operator", now: 3, grace: 5)
-        guard case .sessionLost(let stopping) = acquire(Self.alice, bound: "e1", now: 4) else { Issue.record("not lost"); return }
-        #expect(stopping.code == .failedPrecondition && stopping.message.contains("e1") && stopping.message.contains("stopped by an operator"))
+        guard case .sessionLost(let stopping) = acquire(Self.alice, bound: "e1", now: 4) else {
+            Issue.record("not lost")
+            return
+        }
+        #expect(
+            stopping.code == .failedPrecondition && stopping.message.contains("e1")
+                && stopping.message.contains("stopped by an operator"))
         #expect(stopping.message.contains("start a new session"))
         // A new session of the same user gets a new engine while the old one still stops.
-        guard case .launch(let next) = acquire(Self.alice, now: 4) else { Issue.record("no relaunch"); return }
+        guard case .launch(let next) = acquire(Self.alice, now: 4) else {
+            Issue.record("no relaunch")
+            return
+        }
         #expect(next.id == "e2")
         registry.removed("e1")
-        guard case .sessionLost(let gone) = acquire(Self.alice, bound: "e1", now: 5) else { Issue.record("not lost"); return }
+        guard case .sessionLost(let gone) = acquire(Self.alice, bound: "e1", now: 5) else {
+            Issue.record("not lost")
+            return
+        }
         #expect(gone.message.contains("has stopped"))
         // A session bound to another key's engine is not served by it either.
         _ = registry.becameReady("e2", now: 6)
-        guard case .sessionLost = acquire(Self.bob, bound: "e2", now: 7) else { Issue.record("cross-key bound session served"); return }
+        guard case .sessionLost = acquire(Self.bob, bound: "e2", now: 7) else {
+            Issue.record("cross-key bound session served")
+            return
+        }
     }
 
-    @Test("idle engines stop idle_seconds after their last session; starting engines past the startup timeout stop; SIGKILL after the grace")
+    @Test(
+        "idle engines stop idle_seconds after their last session; starting engines past the startup timeout stop; SIGKILL after the grace"
+    )
     mutating func due() {
         _ = acquire(Self.alice, now: 0)
         _ = registry.becameReady("e1", now: 1)
@@ -117,20 +161,35 @@ struct EngineRegistryTests {
         _ = acquire(Self.alice, now: 650)
         #expect(due(700) == [])
         let tasks = due(710)
-        guard case .stop(let e, let reason) = tasks.first, tasks.count == 1 else { Issue.record("no stop: \(tasks)"); return }
+        guard case .stop(let e, let reason) = tasks.first, tasks.count == 1 else {
+            Issue.record("no stop: \(tasks)")
+            return
+        }
         #expect(e.id == "e1" && e.state == .stopping && reason == "idle for 60 s")
         #expect(due(714) == [])
-        guard case .kill(let k) = due(715).first else { Issue.record("no kill"); return }
+        guard case .kill(let k) = due(715).first else {
+            Issue.record("no kill")
+            return
+        }
         #expect(k.id == "e1")
         #expect(due(800) == [])  // killed once
         // Startup timeout.
         _ = acquire(Self.bob, now: 1000)
-        guard case .stop(let slow, let why) = due(1030).first else { Issue.record("no timeout"); return }
+        guard case .stop(let slow, let why) = due(1030).first else {
+            Issue.record("no timeout")
+            return
+        }
         #expect(slow.key == Self.bob && why == "did not become ready within startup_timeout_seconds (30)")
         // A backend removed from the configuration takes its engines with it.
         _ = acquire(Self.carol, now: 2000)
-        guard case .stop(_, let removed) = registry.due(now: 2001, settings: { _ in nil }).first(where: { if case .stop(let e, _) = $0 { e.key == Self.carol } else { false } })
-        else { Issue.record("no stop for removed backend"); return }
+        guard
+            case .stop(_, let removed) = registry.due(now: 2001, settings: { _ in nil }).first(where: {
+                if case .stop(let e, _) = $0 { e.key == Self.carol } else { false }
+            })
+        else {
+            Issue.record("no stop for removed backend")
+            return
+        }
         #expect(removed.contains("no longer configured"))
     }
 
@@ -153,7 +212,11 @@ struct EngineRegistryTests {
         #expect(LaunchCommand.unknownPlaceholders(in: "{port} {prot} {{x}} {token_file}") == ["prot"])
         var s = LaunchSettings(command: ["engine", "--port", "{port}"])
         s.environment = ["TOKEN_FILE": "{token_file}", "PATH": "/opt/bin"]
-        let c = LaunchCommand(s, values: values, gateway: ["PATH": "/usr/bin", "HOME": "/home/g", "SUITE_BACKEND_TOKEN": "secret", "AWS_SECRET_ACCESS_KEY": "k"])
+        let c = LaunchCommand(
+            s, values: values,
+            gateway: [
+                "PATH": "/usr/bin", "HOME": "/home/g", "SUITE_BACKEND_TOKEN": "secret", "AWS_SECRET_ACCESS_KEY": "k",
+            ])
         #expect(c.argv == ["engine", "--port", "20001"])
         #expect(c.environment == ["PATH": "/opt/bin", "HOME": "/home/g", "TOKEN_FILE": "/w/e1/token"])
     }
@@ -179,52 +242,80 @@ struct EngineRegistryWarmTests {
         return { ("e\(n)", "token-\(n)") }
     }
 
-    @Test("warm engines fill up to warm_engines within max_engines; a tenant takes a ready one at once and a replacement follows")
+    @Test(
+        "warm engines fill up to warm_engines within max_engines; a tenant takes a ready one at once and a replacement follows"
+    )
     mutating func warm() {
-        let first = registry.warmDeficit(backend: "pool", settings: settings, now: 0, make: make(), portIsFree: { _ in true })
+        let first = registry.warmDeficit(
+            backend: "pool", settings: settings, now: 0, make: make(), portIsFree: { _ in true })
         #expect(first.count == 1 && first[0].warm && first[0].state == .starting)
         // Starting warm engines count: nothing more to start.
-        #expect(registry.warmDeficit(backend: "pool", settings: settings, now: 1, make: make(), portIsFree: { _ in true }).isEmpty)
+        #expect(
+            registry.warmDeficit(backend: "pool", settings: settings, now: 1, make: make(), portIsFree: { _ in true })
+                .isEmpty)
         // Not ready yet: the tenant gets a launch of its own.
-        guard case .launch(let own) = registry.acquire(Self.alice, settings: settings, bound: nil, now: 2, make: make(), portIsFree: { _ in true }) else {
-            Issue.record("no launch"); return
+        guard
+            case .launch(let own) = registry.acquire(
+                Self.alice, settings: settings, bound: nil, now: 2, make: make(), portIsFree: { _ in true })
+        else {
+            Issue.record("no launch")
+            return
         }
         registry.removed(own.id)
         _ = registry.becameReady(first[0].id, now: 3)
-        guard case .ready(let taken) = registry.acquire(Self.alice, settings: settings, bound: nil, now: 4, make: make(), portIsFree: { _ in true }) else {
-            Issue.record("the warm engine was not taken"); return
+        guard
+            case .ready(let taken) = registry.acquire(
+                Self.alice, settings: settings, bound: nil, now: 4, make: make(), portIsFree: { _ in true })
+        else {
+            Issue.record("the warm engine was not taken")
+            return
         }
         #expect(taken.id == first[0].id && !taken.warm && taken.key == Self.alice && taken.token == first[0].token)
         #expect(registry.engine(for: Self.alice)?.id == taken.id)
-        let replacement = registry.warmDeficit(backend: "pool", settings: settings, now: 5, make: make(), portIsFree: { _ in true })
+        let replacement = registry.warmDeficit(
+            backend: "pool", settings: settings, now: 5, make: make(), portIsFree: { _ in true })
         #expect(replacement.count == 1 && replacement[0].id != taken.id)
         // Warm engines never stop for idleness.
         _ = registry.becameReady(replacement[0].id, now: 6)
-        #expect(registry.due(now: 10_000, settings: { _ in settings }).allSatisfy {
-            if case .stop(let e, _) = $0 { return e.id != replacement[0].id }
-            return true
-        })
+        #expect(
+            registry.due(now: 10_000, settings: { _ in settings }).allSatisfy {
+                if case .stop(let e, _) = $0 { return e.id != replacement[0].id }
+                return true
+            })
     }
 
     @Test("a port found taken ends that launch and launches again elsewhere, for the same waiting calls")
     mutating func portTaken() {
-        guard case .launch(let e) = registry.acquire(Self.alice, settings: settings, bound: nil, now: 0, make: make(), portIsFree: { _ in true }) else {
-            Issue.record("no launch"); return
+        guard
+            case .launch(let e) = registry.acquire(
+                Self.alice, settings: settings, bound: nil, now: 0, make: make(), portIsFree: { _ in true })
+        else {
+            Issue.record("no launch")
+            return
         }
-        guard let (ended, next) = registry.portTaken(e.id, settings: settings, now: 1, make: make(), portIsFree: { $0 != e.port }) else {
-            Issue.record("no relaunch"); return
+        guard
+            let (ended, next) = registry.portTaken(
+                e.id, settings: settings, now: 1, make: make(), portIsFree: { $0 != e.port })
+        else {
+            Issue.record("no relaunch")
+            return
         }
         #expect(ended.id == e.id && registry.engines[e.id] == nil)
-        guard case .launch(let again) = next else { Issue.record("no second launch: \(next)"); return }
+        guard case .launch(let again) = next else {
+            Issue.record("no second launch: \(next)")
+            return
+        }
         #expect(again.port != e.port && again.key == Self.alice && registry.engine(for: Self.alice)?.id == again.id)
         // Not starting any more: nothing to do.
         _ = registry.becameReady(again.id, now: 2)
-        #expect(registry.portTaken(again.id, settings: settings, now: 3, make: make(), portIsFree: { _ in true }) == nil)
+        #expect(
+            registry.portTaken(again.id, settings: settings, now: 3, make: make(), portIsFree: { _ in true }) == nil)
     }
 
     @Test("with shared state, a proposal is registered only once the replicas agree")
     mutating func proposal() {
-        let p = registry.propose(Self.alice, settings: settings, host: "10.0.0.5", now: 0, make: make(), portIsFree: { _ in true })
+        let p = registry.propose(
+            Self.alice, settings: settings, host: "10.0.0.5", now: 0, make: make(), portIsFree: { _ in true })
         #expect(p?.host == "10.0.0.5" && p?.address == HostPort(host: "10.0.0.5", port: 100))
         #expect(registry.engines.isEmpty)
         registry.register(p!)

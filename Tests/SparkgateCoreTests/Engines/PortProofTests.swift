@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Port proof")
 struct PortProofTests {
@@ -14,7 +14,11 @@ struct PortProofTests {
     @Test("the kernel's TCP table reads as ports, states and inodes")
     func table() {
         let sockets = PortProof.sockets(inTable: Self.table)
-        #expect(sockets == [PortProof.Socket(localPort: 20001, state: 0x0A, inode: 91234), PortProof.Socket(localPort: 20001, state: 0x01, inode: 91240)])
+        #expect(
+            sockets == [
+                PortProof.Socket(localPort: 20001, state: 0x0A, inode: 91234),
+                PortProof.Socket(localPort: 20001, state: 0x01, inode: 91240),
+            ])
         #expect(PortProof.socketInode(link: "socket:[91234]") == 91234)
         #expect(PortProof.socketInode(link: "/dev/null") == nil)
         #expect(PortProof.socketInode(link: "socket:[x]") == nil)

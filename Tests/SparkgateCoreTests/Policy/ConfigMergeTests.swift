@@ -1,7 +1,7 @@
 import Foundation
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 /// `ConfigRequest` read exactly as protobuf merges repeated fields. The wire-level reading is checked against a
 /// reference model of protobuf's rules (the same oneof member merges, another replaces it; repeated fields
@@ -55,7 +55,8 @@ struct ConfigMergeTests {
                 keys = []
             }
             switch occurrence.member {
-            case .set, .getWithDefault: keys += occurrence.keys.map { $0.last ?? "" }  // a repeated key field keeps its last
+            // a repeated key field keeps its last
+            case .set, .getWithDefault: keys += occurrence.keys.map { $0.last ?? "" }
             case .getAll: break
             default: keys += occurrence.keys.map { $0.first ?? "" }
             }
@@ -65,20 +66,31 @@ struct ConfigMergeTests {
 
     @Test("a denied key hidden in a second operation or a second set is seen")
     func hiddenKeys() throws {
-        let twoOperations = Self.encode([[Occurrence(member: .set, keys: [["spark.secret.key"]])], [Occurrence(member: .set, keys: [["ok"]])]])
+        let twoOperations = Self.encode([
+            [Occurrence(member: .set, keys: [["spark.secret.key"]])], [Occurrence(member: .set, keys: [["ok"]])],
+        ])
         let op = try twoOperations.withUnsafeBytes { try RequestEnvelope.read($0, method: .config) }.config
         #expect(op?.kind == .set && op?.keys == ["spark.secret.key", "ok"])
-        let twoSets = Self.encode([[Occurrence(member: .set, keys: [["ok"]]), Occurrence(member: .set, keys: [["spark.secret.key"]])]])
-        #expect(try twoSets.withUnsafeBytes { try RequestEnvelope.read($0, method: .config) }.config?.keys == ["ok", "spark.secret.key"])
+        let twoSets = Self.encode([
+            [Occurrence(member: .set, keys: [["ok"]]), Occurrence(member: .set, keys: [["spark.secret.key"]])]
+        ])
+        #expect(
+            try twoSets.withUnsafeBytes { try RequestEnvelope.read($0, method: .config) }.config?.keys == [
+                "ok", "spark.secret.key",
+            ])
         // A set replaced by a get is a read, as Spark will run it.
-        let replaced = Self.encode([[Occurrence(member: .set, keys: [["spark.secret.key"]])], [Occurrence(member: .get, keys: [["a"]])]])
+        let replaced = Self.encode([
+            [Occurrence(member: .set, keys: [["spark.secret.key"]])], [Occurrence(member: .get, keys: [["a"]])],
+        ])
         let read = try replaced.withUnsafeBytes { try RequestEnvelope.read($0, method: .config) }.config
         #expect(read?.kind == .get && read?.keys == ["a"] && read?.writes == false)
     }
 
     @Test("random requests with repeated operations, members and keys read as protobuf's merge reads them")
     func randomized() throws {
-        let seed = ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        let seed =
+            ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64.max)
         print("ConfigMergeTests.randomized seed \(seed)")
         var rng = SplitMix64(seed: seed)
         for round in 0..<5000 {
@@ -87,7 +99,9 @@ struct ConfigMergeTests {
                 var op: [Occurrence] = []
                 for _ in 0..<Int(rng.next() % 3 + 1) {
                     let member = Member.allCases[Int(rng.next() % 7)]
-                    let keys = (0..<Int(rng.next() % 3)).map { _ in (0..<Int(rng.next() % 2 + 1)).map { _ in "k\(rng.next() % 10)" } }
+                    let keys = (0..<Int(rng.next() % 3)).map { _ in
+                        (0..<Int(rng.next() % 2 + 1)).map { _ in "k\(rng.next() % 10)" }
+                    }
                     op.append(Occurrence(member: member, keys: keys))
                 }
                 operations.append(op)
@@ -117,7 +131,9 @@ struct SQLConfigScanTests {
         #expect(scan("SET a.b='quoted value'") == [.set(key: "a.b")])
     }
 
-    @Test("statements after ';', comments and SQL-scripting keywords are found; strings and identifiers are not statements")
+    @Test(
+        "statements after ';', comments and SQL-scripting keywords are found; strings and identifiers are not statements"
+    )
     func positions() {
         #expect(scan("-- c\n/* x /* nested */ */ SET a=1") == [.set(key: "a")])
         #expect(scan("SELECT 1; SET b=2") == [.set(key: "b")])
@@ -142,7 +158,12 @@ struct SQLConfigScanTests {
     func randomBytes() {
         var rng = SplitMix64(seed: 99)
         for _ in 0..<20_000 {
-            let bytes = (0..<Int(rng.next() % 64)).map { _ in [UInt8(ascii: "S"), UInt8(ascii: "E"), UInt8(ascii: "T"), 0x20, 0x3D, 0x27, 0x60, 0x2D, 0x2F, 0x2A, 0x3B, UInt8(rng.next() & 0xFF)][Int(rng.next() % 12)] }
+            let bytes = (0..<Int(rng.next() % 64)).map { _ in
+                [
+                    UInt8(ascii: "S"), UInt8(ascii: "E"), UInt8(ascii: "T"), 0x20, 0x3D, 0x27, 0x60, 0x2D, 0x2F, 0x2A,
+                    0x3B, UInt8(rng.next() & 0xFF),
+                ][Int(rng.next() % 12)]
+            }
             _ = SQLConfigScan.statements(in: bytes)
         }
     }
@@ -173,13 +194,17 @@ struct PlanInspectionTests {
     @Test("SQL nested anywhere in the plan is found, hundreds of relations deep")
     func nested() {
         for depth in [0, 1, 300] {
-            let result = nestedSQL("SET spark.sql.optimizer.excludedRules=x", depth: depth).withUnsafeBytes { PlanInspection.inspect($0, method: .executePlan) }
+            let result = nestedSQL("SET spark.sql.optimizer.excludedRules=x", depth: depth).withUnsafeBytes {
+                PlanInspection.inspect($0, method: .executePlan)
+            }
             #expect(result.statements.contains(.set(key: "spark.sql.optimizer.excludedRules")), "depth \(depth)")
             #expect(!result.exhausted && !result.compressed)
         }
     }
 
-    @Test("the decision refuses a denied SET, EXECUTE IMMEDIATE, an unreadable SET and a compressed plan; allows the rest")
+    @Test(
+        "the decision refuses a denied SET, EXECUTE IMMEDIATE, an unreadable SET and a compressed plan; allows the rest"
+    )
     func decision() {
         let policy = ConfigPolicy(denyKeys: ConfigPolicy.defaultDenyKeys)
         func refusal(_ sql: String) -> CallRefusal? {
@@ -192,7 +217,10 @@ struct PlanInspectionTests {
         #expect(refusal("SET /* hidden */ spark.plugins=a")?.error.code == .invalidArgument)
         #expect(refusal("SET spark.sql.shuffle.partitions=4") == nil)
         #expect(refusal("SELECT 'SET spark.jars=1' AS text") == nil)
-        #expect(FirstMessageDecision.refusal(for: nestedSQL("SET spark.jars=1").withUnsafeBytes { PlanInspection.inspect($0, method: .executePlan) }, ConfigPolicy(denyKeys: [])) == nil)
+        #expect(
+            FirstMessageDecision.refusal(
+                for: nestedSQL("SET spark.jars=1").withUnsafeBytes { PlanInspection.inspect($0, method: .executePlan) },
+                ConfigPolicy(denyKeys: [])) == nil)
         var compressed: [UInt8] = []
         var plan: [UInt8] = []
         WireEncoding.appendLengthDelimited(field: 3, [0x0A, 0x01, 0x00], to: &plan)

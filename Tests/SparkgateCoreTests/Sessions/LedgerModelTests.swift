@@ -1,7 +1,7 @@
 import Foundation
+import SparkgateCore
 import SparkgateTestSupport
 import Testing
-import SparkgateCore
 
 /// The ledger against a model of what Spark runs: random executes (duplicate ids among them), reattaches,
 /// interrupts, releases, cancels, cut streams and backend errors from several clients, each call reaching
@@ -13,7 +13,9 @@ struct LedgerModelTests {
     struct SparkModel {
         var running: [SessionKey: [String: Bool]] = [:]
         func count(_ session: SessionKey) -> Int { running[session]?.count ?? 0 }
-        func count(team: String) -> Int { running.filter { $0.key.owner.team == team }.values.reduce(0) { $0 + $1.count } }
+        func count(team: String) -> Int {
+            running.filter { $0.key.owner.team == team }.values.reduce(0) { $0 + $1.count }
+        }
     }
 
     /// A stream the gateway forwards: the call the ledger admitted, on an operation Spark runs.
@@ -22,7 +24,9 @@ struct LedgerModelTests {
         var operation: String
     }
 
-    static let users = [UserKey(team: "red", user: "ann"), UserKey(team: "red", user: "bo"), UserKey(team: "blue", user: "cy")]
+    static let users = [
+        UserKey(team: "red", user: "ann"), UserKey(team: "red", user: "bo"), UserKey(team: "blue", user: "cy"),
+    ]
     static let sessionIDs = (1...3).map { "00000000-0000-4000-8000-00000000000\($0)" }
     static let operationIDs = (1...4).map { "10000000-0000-4000-8000-00000000000\($0)" }
 
@@ -38,7 +42,9 @@ struct LedgerModelTests {
 
     @Test("the ledger's count never drops below what Spark runs", arguments: 0..<4)
     func neverBelowSpark(round: Int) {
-        let seed = ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0...UInt64.max)
+        let seed =
+            ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap(UInt64.init)
+            ?? UInt64.random(in: 0...UInt64.max)
         print("LedgerModelTests seed \(seed) (round \(round))")
         var rng = SplitMix64(seed: seed)
         var ledger = SessionLedger()
@@ -55,13 +61,16 @@ struct LedgerModelTests {
             let roll = Int.random(in: 0..<100, using: &rng)
 
             func finish(_ admitted: AdmittedCall, code: GRPCStatusCode, status: BackendStatus? = nil) {
-                var outcome = CallOutcome(summary: CallSummary(start: now, method: admitted.method.name, peer: "p"), code: code)
+                var outcome = CallOutcome(
+                    summary: CallSummary(start: now, method: admitted.method.name, peer: "p"), code: code)
                 outcome.backendStatus = status
                 outcome.admitted = admitted
                 ledger.callFinished(outcome, now: now)
             }
             func admit(_ method: SparkConnectMethod, op: String?, reattachable: Bool = true) -> AdmittedCall? {
-                var call = CallAdmission(caller: session.owner, method: method, clientSessionID: session.clientSessionID, backendSessionID: session.clientSessionID, backend: "b")
+                var call = CallAdmission(
+                    caller: session.owner, method: method, clientSessionID: session.clientSessionID,
+                    backendSessionID: session.clientSessionID, backend: "b")
                 call.operationID = op
                 call.reattachable = reattachable
                 switch ledger.admit(call, quotas: quotas, rejectForeignSessions: false, now: now) {
@@ -70,7 +79,10 @@ struct LedgerModelTests {
                     return nil
                 case .success(let grant):
                     let key = op.map { OperationKey(session: session, operationID: $0) }
-                    var admitted = AdmittedCall(session: session, method: method, operation: key, reattachable: reattachable || method == .reattachExecute, releaseAll: true, releasedOperationID: op)
+                    var admitted = AdmittedCall(
+                        session: session, method: method, operation: key,
+                        reattachable: reattachable || method == .reattachExecute, releaseAll: true,
+                        releasedOperationID: op)
                     admitted.operationInstance = grant.operationInstance
                     return admitted
                 }
@@ -82,7 +94,9 @@ struct LedgerModelTests {
                 trace.append("\(step) execute \(session) \(op) reattachable=\(reattachable)")
                 guard let admitted = admit(.executePlan, op: op, reattachable: reattachable) else { continue }
                 if spark.running[session]?[op] != nil {
-                    finish(admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "INVALID_HANDLE.OPERATION_ALREADY_EXISTS"))
+                    finish(
+                        admitted, code: .internal,
+                        status: BackendStatus(code: .internal, errorClass: "INVALID_HANDLE.OPERATION_ALREADY_EXISTS"))
                 } else {
                     spark.running[session, default: [:]][op] = reattachable
                     streams.append(OpenStream(admitted: admitted, operation: op))
@@ -94,13 +108,19 @@ struct LedgerModelTests {
                     // The new stream takes the operation over: Spark ends the old one with INVALID_CURSOR.DISCONNECTED.
                     if let index = streams.firstIndex(where: { $0.admitted.session == session && $0.operation == op }) {
                         let old = streams.remove(at: index)
-                        finish(old.admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "INVALID_CURSOR.DISCONNECTED"))
+                        finish(
+                            old.admitted, code: .internal,
+                            status: BackendStatus(code: .internal, errorClass: "INVALID_CURSOR.DISCONNECTED"))
                     }
                     streams.append(OpenStream(admitted: admitted, operation: op))
                 } else if spark.running[session]?[op] == false {
-                    finish(admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "INVALID_CURSOR.NOT_REATTACHABLE"))
+                    finish(
+                        admitted, code: .internal,
+                        status: BackendStatus(code: .internal, errorClass: "INVALID_CURSOR.NOT_REATTACHABLE"))
                 } else {
-                    finish(admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "INVALID_HANDLE.OPERATION_NOT_FOUND"))
+                    finish(
+                        admitted, code: .internal,
+                        status: BackendStatus(code: .internal, errorClass: "INVALID_HANDLE.OPERATION_NOT_FOUND"))
                 }
             } else if roll < 75, !streams.isEmpty {
                 let index = Int.random(in: 0..<streams.count, using: &rng)
@@ -115,7 +135,10 @@ struct LedgerModelTests {
                     finish(stream.admitted, code: .ok)
                 case 1:
                     // Spark cuts a reattachable stream after senderMaxStreamDuration; the operation runs on.
-                    guard reattachable else { streams.append(stream); continue }
+                    guard reattachable else {
+                        streams.append(stream)
+                        continue
+                    }
                     trace.append("\(step) cut \(s) \(stream.operation)")
                     finish(stream.admitted, code: .ok)
                 case 2:
@@ -125,7 +148,9 @@ struct LedgerModelTests {
                 default:
                     trace.append("\(step) fails \(s) \(stream.operation)")
                     spark.running[s]?[stream.operation] = nil
-                    finish(stream.admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "DIVIDE_BY_ZERO"))
+                    finish(
+                        stream.admitted, code: .internal,
+                        status: BackendStatus(code: .internal, errorClass: "DIVIDE_BY_ZERO"))
                 }
             } else if roll < 83 {
                 trace.append("\(step) interrupt \(session) \(op)")
@@ -134,7 +159,9 @@ struct LedgerModelTests {
                 finish(admitted, code: .ok)
                 // Interrupted streams end with an error of their own.
                 for stream in streams where stream.admitted.session == session && stream.operation == op {
-                    finish(stream.admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "OPERATION_CANCELED"))
+                    finish(
+                        stream.admitted, code: .internal,
+                        status: BackendStatus(code: .internal, errorClass: "OPERATION_CANCELED"))
                 }
                 streams.removeAll { $0.admitted.session == session && $0.operation == op }
             } else if roll < 91 {
@@ -148,7 +175,9 @@ struct LedgerModelTests {
                 spark.running[session] = nil
                 finish(admitted, code: .ok)
                 for stream in streams where stream.admitted.session == session {
-                    finish(stream.admitted, code: .internal, status: BackendStatus(code: .internal, errorClass: "INVALID_HANDLE.SESSION_CLOSED"))
+                    finish(
+                        stream.admitted, code: .internal,
+                        status: BackendStatus(code: .internal, errorClass: "INVALID_HANDLE.SESSION_CLOSED"))
                 }
                 streams.removeAll { $0.admitted.session == session }
             } else {
@@ -159,11 +188,16 @@ struct LedgerModelTests {
 
             for s in Set(spark.running.keys).union(ledger.sessions.keys) where spark.count(s) > 0 {
                 let counted = ledger.session(s)?.activeOperations ?? 0
-                #expect(counted >= spark.count(s), "step \(step), seed \(seed): the ledger counts \(counted) operations in \(s), Spark runs \(spark.count(s))\n\(trace.suffix(30).joined(separator: "\n"))")
+                #expect(
+                    counted >= spark.count(s),
+                    "step \(step), seed \(seed): the ledger counts \(counted) operations in \(s), Spark runs \(spark.count(s))\n\(trace.suffix(30).joined(separator: "\n"))"
+                )
                 if counted < spark.count(s) { return }
             }
             for team in ["red", "blue"] where ledger.activeOperations(team: team) < spark.count(team: team) {
-                Issue.record("step \(step), seed \(seed): team \(team) counted \(ledger.activeOperations(team: team)), Spark runs \(spark.count(team: team))")
+                Issue.record(
+                    "step \(step), seed \(seed): team \(team) counted \(ledger.activeOperations(team: team)), Spark runs \(spark.count(team: team))"
+                )
                 return
             }
         }

@@ -1,5 +1,5 @@
-import Testing
 import SparkgateCore
+import Testing
 
 @Suite("Shared state keys and replies")
 struct SharedKeysTests {
@@ -22,7 +22,10 @@ struct SharedKeysTests {
             #expect(SharedKeys.user(fromMember: keys.member(user)) == user)
             let session = SessionKey(owner: user, clientSessionID: "00000000-0000-4000-8000-000000000001")
             #expect(SharedKeys.session(fromKillMessage: keys.killMessage(session)) == session)
-            for kind in [SharedEvent.Kind.sessionReleased(session), .operationEnded(OperationKey(session: session, operationID: "o:1"))] {
+            for kind in [
+                SharedEvent.Kind.sessionReleased(session),
+                .operationEnded(OperationKey(session: session, operationID: "o:1")),
+            ] {
                 let event = SharedEvent(origin: "r:1", kind: kind)
                 #expect(SharedEvent(message: event.message) == event)
             }
@@ -37,20 +40,29 @@ struct SharedKeysTests {
 
     @Test("script replies map to the ledger's own refusals; anything else is not a verdict")
     func verdicts() {
-        let call = CallAdmission(caller: UserKey(team: "t", user: "u"), method: .config, clientSessionID: "s", backendSessionID: "s", backend: "b")
+        let call = CallAdmission(
+            caller: UserKey(team: "t", user: "u"), method: .config, clientSessionID: "s", backendSessionID: "s",
+            backend: "b")
         let q = QuotaSettings()
-        #expect(SharedAdmission.verdict(["ok", "1", "0", "", "", ""], call: call, quotas: q) == .admitted(newSession: true, newOperation: false, placement: SessionPlacement(), placementSeal: ""))
+        #expect(
+            SharedAdmission.verdict(["ok", "1", "0", "", "", ""], call: call, quotas: q)
+                == .admitted(newSession: true, newOperation: false, placement: SessionPlacement(), placementSeal: ""))
         #expect(
             SharedAdmission.verdict(["ok", "0", "1", "10.0.0.5:15002", "e-1", "ab12"], call: call, quotas: q)
                 == .admitted(
-                    newSession: false, newOperation: true, placement: SessionPlacement(endpoint: HostPort(host: "10.0.0.5", port: 15002), engine: "e-1"),
+                    newSession: false, newOperation: true,
+                    placement: SessionPlacement(endpoint: HostPort(host: "10.0.0.5", port: 15002), engine: "e-1"),
                     placementSeal: "ab12"))
         #expect(SharedAdmission.verdict(["ok", "0", "1", "10.0.0.5:15002", "e-1"], call: call, quotas: q) == nil)
         #expect(SharedAdmission.verdict(["op_exists"], call: call, quotas: q) == .refused(.operationExists("")))
         #expect(SharedAdmission.verdict(["pass"], call: call, quotas: q) == .passed)
         #expect(SharedAdmission.verdict(["foreign"], call: call, quotas: q) == .refused(.foreignSession("s")))
-        #expect(SharedAdmission.verdict(["sessions", "8"], call: call, quotas: q) == .refused(.quota(.sessionsPerUser(team: "t", quotas: q, user: "u", open: 8))))
-        #expect(SharedAdmission.verdict(["rate", "0.25"], call: call, quotas: q) == .refused(.quota(.requestRate(team: "t", quotas: q, wait: 0.25))))
+        #expect(
+            SharedAdmission.verdict(["sessions", "8"], call: call, quotas: q)
+                == .refused(.quota(.sessionsPerUser(team: "t", quotas: q, user: "u", open: 8))))
+        #expect(
+            SharedAdmission.verdict(["rate", "0.25"], call: call, quotas: q)
+                == .refused(.quota(.requestRate(team: "t", quotas: q, wait: 0.25))))
         for junk in [[], ["ok"], ["ok", "1", "0"], ["rate"], ["rate", "x"], ["sessions"], ["what"]] {
             #expect(SharedAdmission.verdict(junk, call: call, quotas: q) == nil, "\(junk)")
         }

@@ -2,15 +2,16 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import SparkgateObservability
 import SparkgateTestSupport
 import Testing
-
-import SparkgateObservability
 
 @Suite("Admin request parsing")
 struct AdminRequestParsingTests {
     static func seed(_ name: String) -> UInt64 {
-        let seed = ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        let seed =
+            ProcessInfo.processInfo.environment["SPARKGATE_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64.max)
         print("\(name) seed \(seed)")
         return seed
     }
@@ -23,10 +24,13 @@ struct AdminRequestParsingTests {
         for round in 0..<2_000 {
             var key = String((0..<Int.random(in: 1...6, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
             if key.isEmpty { key = "k" }
-            let value = String((0..<Int.random(in: 0...8, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+            let value = String(
+                (0..<Int.random(in: 0...8, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
             let target = "/v1/sessions?\(Self.encode(key))=\(Self.encode(value))"
             let parsed = try AdminURI.parse(target).get()
-            #expect(parsed.path == "/v1/sessions" && parsed.query == [key: value], "round \(round), seed \(seed): \(target)")
+            #expect(
+                parsed.path == "/v1/sessions" && parsed.query == [key: value], "round \(round), seed \(seed): \(target)"
+            )
         }
     }
 
@@ -37,7 +41,8 @@ struct AdminRequestParsingTests {
         let pieces = ["/", "?", "&", "=", "%", "%4", "%41", "%zz", "%ff", "%C3", "%A9", "+", "a", "é", "%%", "=="]
         var parsedCount = 0
         for _ in 0..<20_000 {
-            let target = (0..<Int.random(in: 0...12, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            let target = (0..<Int.random(in: 0...12, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }
+                .joined()
             if case .success = AdminURI.parse(target) { parsedCount += 1 }
         }
         #expect(parsedCount > 0)
@@ -56,7 +61,8 @@ struct AdminRequestParsingTests {
         let fragments: [[UInt8]] = [
             Array("GET ".utf8), Array("POST ".utf8), Array("/v1/sessions?team=%zz".utf8), Array(" HTTP/1.1\r\n".utf8),
             Array("Host: x\r\n".utf8), Array("Content-Length: 5\r\n".utf8), Array("Content-Length: -1\r\n".utf8),
-            Array("Transfer-Encoding: chunked\r\n".utf8), Array("\r\n".utf8), Array("zz\r\n".utf8), [0, 0xff, 0x80, 0x0a],
+            Array("Transfer-Encoding: chunked\r\n".utf8), Array("\r\n".utf8), Array("zz\r\n".utf8),
+            [0, 0xff, 0x80, 0x0a],
         ]
         for round in 0..<300 {
             let channel = try await Self.adminChannel { request in
@@ -82,7 +88,10 @@ struct AdminRequestParsingTests {
             return AdminResponse(status: 200, json: ["ok": true])
         }
         let body = [UInt8](repeating: 0x61, count: (1 << 20) + 1)
-        try await channel.writeInbound(ByteBuffer(bytes: Array("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body))
+        try await channel.writeInbound(
+            ByteBuffer(
+                bytes: Array("POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+            ))
         var out = ByteBuffer()
         while var part = try await channel.readOutbound(as: ByteBuffer.self) { out.writeBuffer(&part) }
         #expect(String(buffer: out).hasPrefix("HTTP/1.1 413"))

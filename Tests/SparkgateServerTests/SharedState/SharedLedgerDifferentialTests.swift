@@ -3,24 +3,28 @@ import Logging
 import NIOCore
 import NIOPosix
 import SparkgateCore
+import SparkgateEngines
 import SparkgateRedis
+import SparkgateServer
+import SparkgateSharedState
 import SparkgateTestSupport
+import SparkgateTransport
 import Synchronization
 import Testing
-import SparkgateServer
-import SparkgateEngines
-import SparkgateSharedState
-import SparkgateTransport
 
 /// The shared state against the in-memory ledger: one `SessionLedger` sees every call, as a single replica
 /// would; two replicas with their own ledgers share a real Redis and see the same calls split between them at
 /// random. Every admission must get the same answer from both, refusals word for word.
 @Suite("Shared state against the in-memory ledger", .serialized)
 struct SharedLedgerDifferentialTests {
-    static let users = [UserKey(team: "red", user: "ann"), UserKey(team: "red", user: "bo"), UserKey(team: "blue", user: "cy")]
+    static let users = [
+        UserKey(team: "red", user: "ann"), UserKey(team: "red", user: "bo"), UserKey(team: "blue", user: "cy"),
+    ]
     static let sessionIDs = (1...5).map { "00000000-0000-4000-8000-00000000000\($0)" }
     static let operationIDs = (1...4).map { "10000000-0000-4000-8000-00000000000\($0)" }
-    static let methods: [SparkConnectMethod] = [.config, .analyzePlan, .executePlan, .executePlan, .reattachExecute, .getStatus, .releaseExecute, .interrupt]
+    static let methods: [SparkConnectMethod] = [
+        .config, .analyzePlan, .executePlan, .executePlan, .reattachExecute, .getStatus, .releaseExecute, .interrupt,
+    ]
 
     static var quotas: QuotaSettings {
         var q = QuotaSettings()
@@ -52,15 +56,22 @@ struct SharedLedgerDifferentialTests {
         settings.redis.keyPrefix = "test\(round):"
         let errors = ErrorCount()
         let replicas = (0..<2).map { _ in
-            let client = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)), logger: Logger(label: "test"))
-            return SharedState(client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test"), seal: RecordSeal(secret: Array(repeating: 7, count: 32))) { _ in errors.add() }
+            let client = RedisClient(
+                endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)),
+                logger: Logger(label: "test"))
+            return SharedState(
+                client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test"),
+                seal: RecordSeal(secret: Array(repeating: 7, count: 32))
+            ) { _ in errors.add() }
         }
         defer {
             for r in replicas { r.client.shutdown() }
             group.shutdownGracefully { _ in }
         }
 
-        let seed = ProcessInfo.processInfo.environment["SPARKGATE_TEST_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0...UInt64.max)
+        let seed =
+            ProcessInfo.processInfo.environment["SPARKGATE_TEST_SEED"].flatMap(UInt64.init)
+            ?? UInt64.random(in: 0...UInt64.max)
         print("shared ledger differential seed \(seed) (round \(round))")
         var rng = SplitMix64(seed: seed)
         var reference = SessionLedger()
@@ -76,13 +87,20 @@ struct SharedLedgerDifferentialTests {
                 let user = Self.users.randomElement(using: &rng)!
                 let method = Self.methods.randomElement(using: &rng)!
                 let id = Self.sessionIDs.randomElement(using: &rng)!
-                var call = CallAdmission(caller: user, method: method, clientSessionID: id, backendSessionID: id, backend: "spark")
-                if method == .executePlan || method == .reattachExecute { call.operationID = Self.operationIDs.randomElement(using: &rng)! }
+                var call = CallAdmission(
+                    caller: user, method: method, clientSessionID: id, backendSessionID: id, backend: "spark")
+                if method == .executePlan || method == .reattachExecute {
+                    call.operationID = Self.operationIDs.randomElement(using: &rng)!
+                }
                 call.reattachable = true
                 let replica = Int.random(in: 0..<2, using: &rng)
                 let expected = reference.admit(call, quotas: Self.quotas, rejectForeignSessions: true, now: now)
-                let got = try await replicas[replica].admit(call, quotas: Self.quotas, rejectForeignSessions: true, now: now, on: loop).get()
-                trace.append("\(step) r\(replica) \(method) \(user) \(id) \(call.operationID ?? "") -> \((try? got.get()) != nil ? "ok" : "refused")")
+                let got = try await replicas[replica].admit(
+                    call, quotas: Self.quotas, rejectForeignSessions: true, now: now, on: loop
+                ).get()
+                trace.append(
+                    "\(step) r\(replica) \(method) \(user) \(id) \(call.operationID ?? "") -> \((try? got.get()) != nil ? "ok" : "refused")"
+                )
                 switch (expected, got) {
                 case (.success(let grant), .success):
                     admitted += 1
@@ -91,7 +109,9 @@ struct SharedLedgerDifferentialTests {
                     refused += 1
                     #expect(a == b, "step \(step), seed \(seed)")
                 default:
-                    Issue.record("step \(step), seed \(seed): \(method) by \(user) on \(id): in memory \(expected), shared \(got)\n\(trace.filter { $0.contains(id) || $0.contains("\(user)") }.suffix(40).joined(separator: "\n"))")
+                    Issue.record(
+                        "step \(step), seed \(seed): \(method) by \(user) on \(id): in memory \(expected), shared \(got)\n\(trace.filter { $0.contains(id) || $0.contains("\(user)") }.suffix(40).joined(separator: "\n"))"
+                    )
                     return
                 }
             } else if roll < 88, !open.isEmpty {
@@ -99,11 +119,15 @@ struct SharedLedgerDifferentialTests {
                 let end = [StreamEnd.completed, .detached, .failed].randomElement(using: &rng)!
                 let apply: (inout SessionLedger) -> Void = { ledger in
                     ledger.callEnded(finished.session, bytesIn: 0, bytesOut: 0, rowsOut: 0, now: now)
-                    if let op = finished.call.operationID, finished.call.method == .executePlan || finished.call.method == .reattachExecute {
+                    if let op = finished.call.operationID,
+                        finished.call.method == .executePlan || finished.call.method == .reattachExecute
+                    {
                         ledger.streamEnded(OperationKey(session: finished.session, operationID: op), end, now: now)
                     }
                 }
-                trace.append("\(step) r\(finished.replica) end \(finished.call.method) \(finished.call.caller) \(finished.call.clientSessionID) \(end)")
+                trace.append(
+                    "\(step) r\(finished.replica) end \(finished.call.method) \(finished.call.caller) \(finished.call.clientSessionID) \(end)"
+                )
                 apply(&reference)
                 replicas[finished.replica].ledger.withLock(apply)
             } else if let session = reference.sessions.keys.randomElement(using: &rng) {
@@ -118,7 +142,9 @@ struct SharedLedgerDifferentialTests {
             for r in replicas { _ = try await r.client.send("PING", on: loop).get() }
         }
         #expect(errors.value == 0)
-        #expect(admitted > 50 && refused > 10, "a run that admits or refuses almost nothing tests little (admitted \(admitted), refused \(refused))")
+        #expect(
+            admitted > 50 && refused > 10,
+            "a run that admits or refuses almost nothing tests little (admitted \(admitted), refused \(refused))")
     }
 }
 

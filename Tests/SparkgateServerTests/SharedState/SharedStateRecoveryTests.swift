@@ -3,12 +3,13 @@ import Logging
 import NIOCore
 import NIOPosix
 import SparkgateCore
-import SparkgateRedis
-import Testing
-import SparkgateServer
 import SparkgateEngines
+import SparkgateRedis
+import SparkgateServer
 import SparkgateSharedState
+import SparkgateTestSupport
 import SparkgateTransport
+import Testing
 
 /// Placement, releases, duplicate operations and what Redis loses, with two replicas on a real redis-server.
 @Suite("Shared state across replicas and Redis losses", .serialized)
@@ -48,20 +49,28 @@ struct SharedStateRecoveryTests {
         settings.kind = .redis
         settings.redis.heartbeatSeconds = 1
         func replica() -> SharedState {
-            let client = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)), logger: Logger(label: "test"))
-            return SharedState(client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test"), seal: RecordSeal(secret: Array(repeating: 7, count: 32))) { _ in }
+            let client = RedisClient(
+                endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)),
+                logger: Logger(label: "test"))
+            return SharedState(
+                client: client, settings: settings, ledger: LocalLedger(), group: group, logger: Logger(label: "test"),
+                seal: RecordSeal(secret: Array(repeating: 7, count: 32))
+            ) { _ in }
         }
         return Replicas(redis: redis, group: group, a: replica(), b: replica())
     }
 
     func call(_ method: SparkConnectMethod, _ session: String, op: String? = nil) -> CallAdmission {
-        var c = CallAdmission(caller: ann, method: method, clientSessionID: session, backendSessionID: session, backend: "spark")
+        var c = CallAdmission(
+            caller: ann, method: method, clientSessionID: session, backendSessionID: session, backend: "spark")
         c.operationID = op
         c.reattachable = true
         return c
     }
 
-    func admit(_ replica: SharedState, _ c: CallAdmission, on loop: any EventLoop) async throws -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
+    func admit(
+        _ replica: SharedState, _ c: CallAdmission, on loop: any EventLoop
+    ) async throws -> Result<AdmissionGrant, QuotaOrPolicyRefusal> {
         try await replica.admit(c, quotas: quotas, rejectForeignSessions: true, now: WallClock.now(), on: loop).get()
     }
 
@@ -93,11 +102,16 @@ struct SharedStateRecoveryTests {
         guard let r = try replicas() else { return }
         defer { r.close() }
         _ = try await admit(r.a, call(.config, s1), on: r.loop).get()
-        guard case .failure(.quota) = try await admit(r.a, call(.config, s2), on: r.loop) else { Issue.record("a second session was admitted"); return }
+        guard case .failure(.quota) = try await admit(r.a, call(.config, s2), on: r.loop) else {
+            Issue.record("a second session was admitted")
+            return
+        }
         // The release reaches b, which has no record of the session: the ledger still mirrors it.
         _ = try await admit(r.b, call(.releaseSession, s1), on: r.loop).get()
         var outcome = CallOutcome(summary: CallSummary(start: 0, method: "ReleaseSession", peer: "p"), code: .ok)
-        outcome.admitted = AdmittedCall(session: SessionKey(owner: ann, clientSessionID: s1), method: .releaseSession, operation: nil, reattachable: false, releaseAll: false, releasedOperationID: nil)
+        outcome.admitted = AdmittedCall(
+            session: SessionKey(owner: ann, clientSessionID: s1), method: .releaseSession, operation: nil,
+            reattachable: false, releaseAll: false, releasedOperationID: nil)
         r.b.ledger.withLock { $0.callFinished(outcome, now: WallClock.now()) }
         _ = try await r.b.client.send("PING", on: r.loop).get()
         #expect((try? await admit(r.a, call(.config, s2), on: r.loop).get()) != nil)
@@ -109,14 +123,17 @@ struct SharedStateRecoveryTests {
         defer { r.close() }
         _ = try await admit(r.a, call(.executePlan, s1, op: "op-1"), on: r.loop).get()
         guard case .failure(let refusal) = try await admit(r.b, call(.executePlan, s1, op: "op-1"), on: r.loop) else {
-            Issue.record("the duplicate was admitted"); return
+            Issue.record("the duplicate was admitted")
+            return
         }
         #expect(refusal.error.code == .alreadyExists)
         // A ReattachExecute of it is fine.
         #expect((try? await admit(r.b, call(.reattachExecute, s1, op: "op-1"), on: r.loop).get()) != nil)
     }
 
-    @Test("Redis loses everything (FLUSHALL): at the next heartbeat each replica writes back what it holds, and the limits hold again")
+    @Test(
+        "Redis loses everything (FLUSHALL): at the next heartbeat each replica writes back what it holds, and the limits hold again"
+    )
     func reassertAfterLoss() async throws {
         guard let r = try replicas() else { return }
         defer { r.close() }
@@ -132,7 +149,8 @@ struct SharedStateRecoveryTests {
         await r.b.heartbeat(now: WallClock.now())  // b holds nothing; it sees the new epoch
         await r.a.heartbeat(now: WallClock.now())  // a writes back its session, operation and placement
         guard case .failure(.quota(let q)) = try await admit(r.b, call(.executePlan, s2, op: "op-2"), on: r.loop) else {
-            Issue.record("the limits did not hold after the write-back"); return
+            Issue.record("the limits did not hold after the write-back")
+            return
         }
         #expect(q.limit == .sessionsPerUser)
         #expect(try await r.b.placement(of: key) == placed)

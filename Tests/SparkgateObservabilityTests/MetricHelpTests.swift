@@ -13,14 +13,15 @@ struct MetricHelpTests {
 
             """
         let out = String(decoding: MetricHelp.annotate(Array(exposition.utf8)), as: UTF8.self)
-        #expect(out == """
-            # HELP sparkgate_rpcs_total Finished RPCs by method, team and gRPC status code.
-            # TYPE sparkgate_rpcs_total counter
-            sparkgate_rpcs_total{method="Config",team="a",code="OK"} 3
-            # TYPE other_metric gauge
-            other_metric 1
+        #expect(
+            out == """
+                # HELP sparkgate_rpcs_total Finished RPCs by method, team and gRPC status code.
+                # TYPE sparkgate_rpcs_total counter
+                sparkgate_rpcs_total{method="Config",team="a",code="OK"} 3
+                # TYPE other_metric gauge
+                other_metric 1
 
-            """)
+                """)
     }
 
     @Test("empty and unterminated expositions pass through")

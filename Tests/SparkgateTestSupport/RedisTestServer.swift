@@ -1,20 +1,23 @@
 import Foundation
-import Testing
 
 /// A real `redis-server` (or `redis-sentinel`) on a free port for one test, stopped when the test ends.
 /// Missing redis-server is a failure under CI (scripts/setup-env installs it) and a skip elsewhere.
-final class RedisTestServer {
-    let port: Int
+public final class RedisTestServer {
+    public let port: Int
     private let process: Process
     private let directory: String
 
-    static var available: Bool { path != nil }
-    static let path: String? = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    static var sentinelAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-sentinel") }
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    public static var available: Bool { path != nil }
+    public static let path: String? = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+    public static var sentinelAvailable: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-sentinel")
+    }
+    public static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
     /// A server; `password` sets requirepass, `replicaOf` makes it a replica of that port.
-    convenience init(password: String? = nil, replicaOf: Int? = nil) throws {
+    public convenience init(password: String? = nil, replicaOf: Int? = nil) throws {
         var arguments = ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
         if let password { arguments += ["--requirepass", password, "--masterauth", password] }
         if let replicaOf { arguments += ["--replicaof", "127.0.0.1", "\(replicaOf)"] }
@@ -22,7 +25,7 @@ final class RedisTestServer {
     }
 
     /// A sentinel watching `masterPort` as `masterName` (quorum 1), quick to declare it down.
-    static func sentinel(masterName: String, masterPort: Int, password: String?) throws -> RedisTestServer {
+    public static func sentinel(masterName: String, masterPort: Int, password: String?) throws -> RedisTestServer {
         var config = """
             sentinel monitor \(masterName) 127.0.0.1 \(masterPort) 1
             sentinel down-after-milliseconds \(masterName) 1000
@@ -31,7 +34,9 @@ final class RedisTestServer {
 
             """
         if let password { config += "sentinel auth-pass \(masterName) \(password)\n" }
-        return try RedisTestServer(binary: sentinelAvailable ? "/usr/bin/redis-sentinel" : nil, arguments: ["--loglevel", "warning"], config: config)
+        return try RedisTestServer(
+            binary: sentinelAvailable ? "/usr/bin/redis-sentinel" : nil, arguments: ["--loglevel", "warning"],
+            config: config)
     }
 
     private init(binary: String?, arguments: [String], config: String?) throws {
@@ -43,7 +48,8 @@ final class RedisTestServer {
         if let config {
             // Sentinel rewrites its config file, so it must be a file of its own.
             let file = directory + "/sentinel.conf"
-            try (config + "port \(port)\nbind 127.0.0.1\ndir \(directory)\n").write(toFile: file, atomically: true, encoding: .utf8)
+            try (config + "port \(port)\nbind 127.0.0.1\ndir \(directory)\n").write(
+                toFile: file, atomically: true, encoding: .utf8)
             argv = [file] + argv
         } else {
             argv = ["--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory] + argv
@@ -66,21 +72,21 @@ final class RedisTestServer {
     }
 
     /// Stops the server at once. Not waitUntilExit: it spins a run loop that never turns on a test's thread.
-    func stop() {
+    public func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// Freezes it (SIGSTOP): it accepts TCP connections into the backlog and answers nothing.
-    func pause() { kill(process.processIdentifier, SIGSTOP) }
-    func resume() { kill(process.processIdentifier, SIGCONT) }
+    public func pause() { kill(process.processIdentifier, SIGSTOP) }
+    public func resume() { kill(process.processIdentifier, SIGCONT) }
 
     deinit {
         resume()
         stop()
     }
 
-    struct Missing: Error {}
+    public struct Missing: Error {}
 
     private static func accepts(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -90,7 +96,9 @@ final class RedisTestServer {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
     }
 }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import SparkgateRESP
 import SparkgateRedis
+import SparkgateTestSupport
 import Testing
 
 @Suite("Redis client against redis-server", .serialized)
@@ -13,7 +14,9 @@ struct RedisClientTests {
         let redis = try RedisTestServer()
         defer { redis.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)), logger: Logger(label: "test"))
+        let client = RedisClient(
+            endpoints: RedisEndpoints(addresses: [("127.0.0.1", redis.port)], timeout: .seconds(2)),
+            logger: Logger(label: "test"))
         let loop = group.next()
         let replies = (0..<200).map { i in client.send(["SET", "k\(i)", "v\(i)"].map { Array($0.utf8) }, on: loop) }
         for r in replies { #expect(try await r.get().string == "OK") }

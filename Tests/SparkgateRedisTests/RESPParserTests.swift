@@ -1,12 +1,13 @@
 import NIOCore
-import SparkgateRedis
 import SparkgateRESP
+import SparkgateRedis
 import SparkgateTestSupport
 import Testing
 
 @Suite("RESP parser")
 struct RESPParserTests {
-    let sample: [UInt8] = Array("+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhe\r\nl\r\n$-1\r\n*3\r\n$3\r\nfoo\r\n:-7\r\n*1\r\n+x\r\n*-1\r\n".utf8)
+    let sample: [UInt8] = Array(
+        "+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhe\r\nl\r\n$-1\r\n*3\r\n$3\r\nfoo\r\n:-7\r\n*1\r\n+x\r\n*-1\r\n".utf8)
     let expected: [RESPValue] = [
         .simpleString("OK"), .error("ERR bad"), .integer(42), .bulkString(Array("he\r\nl".utf8)), .bulkString(nil),
         .array([.bulkString(Array("foo".utf8)), .integer(-7), .array([.simpleString("x")])]), .array(nil),
@@ -36,7 +37,10 @@ struct RESPParserTests {
     @Test("announced sizes past the bounds and malformed lines are refused before anything is allocated")
     func bounds() {
         let parser = RESPParser(maxBulkBytes: 1024, maxArrayElements: 16, maxDepth: 2)
-        for bad in ["$999999999\r\n", "*17\r\n", "*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "?x\r\n", ":12a\r\n", "$-2\r\n", "$3\r\nabcX\r\n"] {
+        for bad in [
+            "$999999999\r\n", "*17\r\n", "*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "?x\r\n", ":12a\r\n", "$-2\r\n",
+            "$3\r\nabcX\r\n",
+        ] {
             var buffer = ByteBuffer(string: bad)
             #expect(throws: RedisError.self, "\(bad.debugDescription)") { _ = try parser.parse(&buffer) }
         }

@@ -2,10 +2,6 @@ import NIOCore
 import SparkgateFraming
 import SparkgateTestSupport
 import Testing
-import SparkgateServer
-import SparkgateEngines
-import SparkgateSharedState
-import SparkgateTransport
 
 @Suite("gRPC message reader")
 struct GRPCMessageReaderTests {
@@ -18,7 +14,9 @@ struct GRPCMessageReaderTests {
         let seed = UInt64.random(in: 0...UInt64.max)
         print("GRPCMessageReaderTests.reassembly seed \(seed)")
         var rng = SplitMix64(seed: seed)
-        let payloads = (0..<50).map { i in (0..<Int.random(in: 0...20_000, using: &rng)).map { _ in UInt8(truncatingIfNeeded: i) } }
+        let payloads = (0..<50).map { i in
+            (0..<Int.random(in: 0...20_000, using: &rng)).map { _ in UInt8(truncatingIfNeeded: i) }
+        }
         var stream = ByteBuffer()
         for p in payloads {
             var f = framed(p)

@@ -11,7 +11,9 @@ struct RedisBreakerTests {
         #expect(!b.allowsCommands)
         // More failures while a probe is pending schedule no second probe.
         #expect(b.failed("connection refused", now: 10.1) == false)
-        #expect(b.refusal(now: 11.5) == "redis failing for 1.5 s (no reply within 200 ms); failing fast while a probe retries")
+        #expect(
+            b.refusal(now: 11.5)
+                == "redis failing for 1.5 s (no reply within 200 ms); failing fast while a probe retries")
         #expect(b.probeFailed("connection refused", now: 11.6) == true)
         #expect(b.refusal(now: 11.6)?.contains("(connection refused)") == true)
         #expect(b.probeSucceeded() == true)
@@ -25,7 +27,9 @@ struct RedisBreakerTests {
     func switchMaster() {
         let m = SentinelAnnouncement.switchedMaster("sparkgate 10.0.0.7 6379 10.0.0.8 6380", masterName: "sparkgate")
         #expect(m?.host == "10.0.0.8" && m?.port == 6380)
-        for junk in ["other 10.0.0.7 6379 10.0.0.8 6380", "sparkgate 10.0.0.7 6379 10.0.0.8", "sparkgate a b c 99999", ""] {
+        for junk in [
+            "other 10.0.0.7 6379 10.0.0.8 6380", "sparkgate 10.0.0.7 6379 10.0.0.8", "sparkgate a b c 99999", "",
+        ] {
             #expect(SentinelAnnouncement.switchedMaster(junk, masterName: "sparkgate") == nil, "\(junk)")
         }
     }

@@ -1,11 +1,7 @@
 import NIOCore
-import SparkgateFraming
 import SparkgateCore
+import SparkgateFraming
 import Testing
-import SparkgateServer
-import SparkgateEngines
-import SparkgateSharedState
-import SparkgateTransport
 
 @Suite("Edited messages")
 struct EditedMessageTests {
@@ -21,21 +17,29 @@ struct EditedMessageTests {
     func concatenation(size: Int) {
         var rng = SystemRandomNumberGenerator()
         let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let edits: [ByteEdit] = size >= 60
-            ? [ByteEdit(range: 2..<40, replacement: Array(repeating: 7, count: 36)), ByteEdit(range: 50..<50, replacement: [1, 2, 3]), ByteEdit(range: size..<size, replacement: [9])]
+        let edits: [ByteEdit] =
+            size >= 60
+            ? [
+                ByteEdit(range: 2..<40, replacement: Array(repeating: 7, count: 36)),
+                ByteEdit(range: 50..<50, replacement: [1, 2, 3]), ByteEdit(range: size..<size, replacement: [9]),
+            ]
             : [ByteEdit(range: size..<size, replacement: [9, 9])]
         let expectedPayload = payload.withUnsafeBytes { edits.applied(to: $0) }
         let segments = EditedMessage.segments(of: message(payload), applying: edits, allocator: ByteBufferAllocator())
         let bytes = joined(segments)
         #expect(bytes[0] == 0)
-        #expect(Int(UInt32(bytes[1]) << 24 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 8 | UInt32(bytes[4])) == expectedPayload.count)
+        #expect(
+            Int(UInt32(bytes[1]) << 24 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 8 | UInt32(bytes[4]))
+                == expectedPayload.count)
         #expect(Array(bytes[5...]) == expectedPayload)
     }
 
     @Test("a large untouched region is passed as one slice, not copied")
     func slicing() {
         let payload = [UInt8](repeating: 42, count: 1 << 20)
-        let segments = EditedMessage.segments(of: message(payload), applying: [ByteEdit(range: 2..<38, replacement: Array(repeating: 1, count: 36))], allocator: ByteBufferAllocator())
+        let segments = EditedMessage.segments(
+            of: message(payload), applying: [ByteEdit(range: 2..<38, replacement: Array(repeating: 1, count: 36))],
+            allocator: ByteBufferAllocator())
         #expect(segments.count == 2)
         #expect(segments[0].readableBytes == 5 + 38)
         #expect(segments[1].readableBytes == (1 << 20) - 38)

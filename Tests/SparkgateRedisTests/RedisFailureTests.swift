@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import SparkgateRESP
 import SparkgateRedis
+import SparkgateTestSupport
 import Synchronization
 import Testing
 
@@ -15,14 +16,17 @@ struct RedisFailureTests {
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    @Test("a stalled server (SIGSTOP) with a password: each step meets its deadline, then commands fail at once, and resume within a second of it answering")
+    @Test(
+        "a stalled server (SIGSTOP) with a password: each step meets its deadline, then commands fail at once, and resume within a second of it answering"
+    )
     func stalled() async throws {
         guard RedisTestServer.available || RedisTestServer.required else { return }
         let redis = try RedisTestServer(password: "s3cret")
         defer { redis.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         defer { group.shutdownGracefully { _ in } }
-        let endpoints = RedisEndpoints(addresses: [("127.0.0.1", redis.port)], password: "s3cret", timeout: .milliseconds(200))
+        let endpoints = RedisEndpoints(
+            addresses: [("127.0.0.1", redis.port)], password: "s3cret", timeout: .milliseconds(200))
         let client = RedisClient(endpoints: endpoints, logger: Logger(label: "test"))
         defer { client.shutdown() }
         let loop = group.next()
@@ -32,14 +36,18 @@ struct RedisFailureTests {
         var start = ContinuousClock.now
         // Which error ends the wait says which rule ended it (the step's own deadline, then the open breaker); the
         // wall-clock bounds only tell a deadline from a hang, with room for a machine busy with other suites.
-        await #expect(throws: RedisError.timeout(milliseconds: 200)) { try await client.send("GET", "k", on: loop).get() }
+        await #expect(throws: RedisError.timeout(milliseconds: 200)) {
+            try await client.send("GET", "k", on: loop).get()
+        }
         let firstFailure = Self.elapsed(start)
         #expect(firstFailure < 3, "the first command waited \(firstFailure) s")
         // The breaker is open: every loop's commands fail at once rather than each waiting out a deadline.
         start = ContinuousClock.now
         for next in [group.next(), group.next()] {
             let error = await #expect(throws: RedisError.self) { try await client.send("GET", "k", on: next).get() }
-            #expect(error?.description.contains("redis failing for") == true, "not the breaker's refusal: \(String(describing: error))")
+            #expect(
+                error?.description.contains("redis failing for") == true,
+                "not the breaker's refusal: \(String(describing: error))")
         }
         #expect(Self.elapsed(start) < 1, "commands waited \(Self.elapsed(start)) s with the breaker open")
         #expect(client.failure?.contains("redis failing for") == true)
@@ -48,7 +56,9 @@ struct RedisFailureTests {
         let fresh = RedisClient(endpoints: endpoints, logger: Logger(label: "test"))
         defer { fresh.shutdown() }
         start = ContinuousClock.now
-        await #expect(throws: RedisError.timeout(milliseconds: 200)) { try await fresh.send("GET", "k", on: loop).get() }
+        await #expect(throws: RedisError.timeout(milliseconds: 200)) {
+            try await fresh.send("GET", "k", on: loop).get()
+        }
         #expect(Self.elapsed(start) < 3, "a new connection's AUTH waited \(Self.elapsed(start)) s")
 
         let recovered = RecoveryCount()
@@ -62,13 +72,17 @@ struct RedisFailureTests {
             if Self.elapsed(resumed) > 3 { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        print("redis stall: first failure after \(firstFailure) s; commands resumed \(Self.elapsed(resumed)) s after SIGCONT")
+        print(
+            "redis stall: first failure after \(firstFailure) s; commands resumed \(Self.elapsed(resumed)) s after SIGCONT"
+        )
         #expect(recovered.value == 1)
     }
 
     @Test("Sentinel: the client finds the master, follows a failover, and never writes to the demoted one")
     func sentinelFailover() async throws {
-        guard (RedisTestServer.available && RedisTestServer.sentinelAvailable) || RedisTestServer.required else { return }
+        guard (RedisTestServer.available && RedisTestServer.sentinelAvailable) || RedisTestServer.required else {
+            return
+        }
         let master = try RedisTestServer(password: "pw")
         defer { master.stop() }
         let replica = try RedisTestServer(password: "pw", replicaOf: master.port)
@@ -78,7 +92,9 @@ struct RedisFailureTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { group.shutdownGracefully { _ in } }
         let endpoints = RedisEndpoints(
-            addresses: [], sentinel: .init(addresses: [("127.0.0.1", 1), ("127.0.0.1", sentinel.port)], masterName: "sg"), password: "pw",
+            addresses: [],
+            sentinel: .init(addresses: [("127.0.0.1", 1), ("127.0.0.1", sentinel.port)], masterName: "sg"),
+            password: "pw",
             timeout: .milliseconds(300))
         let client = RedisClient(endpoints: endpoints, logger: Logger(label: "test"))
         defer { client.shutdown() }
@@ -88,9 +104,13 @@ struct RedisFailureTests {
         let loop = group.next()
         #expect(try await client.send("SET", "k", "1", on: loop).get().string == "OK")
         // The replica has it once it synced.
-        let direct = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", replica.port)], password: "pw", timeout: .seconds(1)), logger: Logger(label: "test"))
+        let direct = RedisClient(
+            endpoints: RedisEndpoints(addresses: [("127.0.0.1", replica.port)], password: "pw", timeout: .seconds(1)),
+            logger: Logger(label: "test"))
         defer { direct.shutdown() }
-        for _ in 0..<100 where (try? await direct.send("GET", "k", on: loop).get().string) != "1" { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<100 where (try? await direct.send("GET", "k", on: loop).get().string) != "1" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
 
         // A wrong or stale announcement names the replica: the client must not write there (ROLE says it is
         // a replica), and asks the sentinels again.
@@ -101,7 +121,9 @@ struct RedisFailureTests {
             if Self.elapsed(misled) > 3 { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        let onMaster = RedisClient(endpoints: RedisEndpoints(addresses: [("127.0.0.1", master.port)], password: "pw", timeout: .seconds(1)), logger: Logger(label: "test"))
+        let onMaster = RedisClient(
+            endpoints: RedisEndpoints(addresses: [("127.0.0.1", master.port)], password: "pw", timeout: .seconds(1)),
+            logger: Logger(label: "test"))
         defer { onMaster.shutdown() }
         #expect(try await onMaster.send("GET", "k", on: loop).get().string == "x")
 
