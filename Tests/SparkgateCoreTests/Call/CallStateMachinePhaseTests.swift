@@ -296,9 +296,12 @@ struct CallStateMachinePhaseTests {
         for row in Self.rows {
             #expect(Set(row.expected.keys) == Set(Phase.allCases), "\(row.name) misses a phase")
         }
-        // One row per CallEvent case (29); trailers-only and trailers are further rows of the backend's HEADERS,
-        // a malformed message a second row of requestMessage.
-        #expect(Self.rows.count == 29 + 3)
+        // Every kind of event has a row (a new CallEvent case cannot pass unnoticed); trailers-only and trailers
+        // are further rows of the backend's HEADERS, a malformed message a second row of requestMessage.
+        let driver = CallDriver()
+        let kinds = Self.rows.map { $0.event(driver).kind }
+        #expect(Set(kinds) == Set(CallDriver.Event.Kind.allCases))
+        #expect(kinds.count == CallDriver.Event.Kind.allCases.count + 3)
     }
 
     @Test("each event in each phase produces exactly the expected actions", arguments: rows)
