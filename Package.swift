@@ -197,6 +197,7 @@ let package = Package(
         .executableTarget(
             name: "sparkgate",
             dependencies: [
+                "CSparkgateSystem",
                 "SparkgateCore",
                 "SparkgateAuth",
                 "SparkgateObservability",

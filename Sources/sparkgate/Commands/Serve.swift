@@ -1,4 +1,6 @@
 import ArgumentParser
+import CSparkgateSystem
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -32,6 +34,9 @@ struct Serve: AsyncParsableCommand {
     var threads: Int?
 
     func run() async throws {
+        // Before anything allocates. An operator's own GLIBC_TUNABLES for malloc win.
+        let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"] ?? ""
+        if !tunables.contains("glibc.malloc.") { _ = csparkgate_keep_large_buffers(32 << 20) }
         Bootstrap.logging(level: logLevel)
         let logger = Logger(label: "sparkgate")
         let registry = PrometheusCollectorRegistry()
