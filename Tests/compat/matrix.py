@@ -33,7 +33,7 @@ CLIENTS = [
     ("PySpark 4.3.0", None, []),
     ("pyspark-client 4.2.0", "pyspark-client-4.2", ["pyspark-client==4.2.0", "pandas<3"]),
 ]
-# Spark's JVM client (`spark-shell --remote`): 4.0.0 and 4.1.0 send their token as `Authentication`, which Spark's
+# Spark's JVM client (`spark-shell --remote`): 4.0.0 and 4.1.0 send their token over TLS as `Authentication`, which Spark's
 # own check refuses and Sparkgate reads; 4.3.0 sends `Authorization`. (name, version of the bundled client).
 JVM_CLIENTS = [("JVM client 4.0.0", "4.0.0"), ("JVM client 4.1.0", "4.1.0"), ("JVM client 4.3.0", "4.3.0")]
 JVM_FULL = ["sql", "temp_view", "other_user", "stop"]
@@ -215,7 +215,9 @@ def main():
                 tag = uuid.uuid4().hex[:6]
                 user, other, session = f"jan-{tag}", f"jbo-{tag}", str(uuid.uuid4())
                 # Both users name one session id: directly Spark gives the other user a session of its own;
-                # Sparkgate refuses it.
+                # Sparkgate refuses it. Directly as "localhost": with a token, the JVM client insists on TLS
+                # (which Spark Connect does not serve) for every other host, and there sends its token as
+                # `Authorization` whatever its version.
                 direct = run_client(client, f"sc://localhost:{spark.port}/;token={backend_token};user_id={user};session_id={session}",
                                     f"sc://localhost:{spark.port}/;token={backend_token};user_id={other};session_id={session}", JVM_FULL, material.ca, 300)
                 through = run_client(client, gateway.url(material.token(user), session_id=session), gateway.url(material.token(other), session_id=session),
