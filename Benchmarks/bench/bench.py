@@ -8,12 +8,14 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -22,7 +24,7 @@ import peers
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
-FULL = dict(rounds=3, arrow_rows=20_000_000, conf_calls=300, upload_mb=64, h2_config_calls=30_000, unary_calls_1=5_000,
+FULL = dict(rounds=3, arrow_rows=20_000_000, conf_calls=1000, upload_mb=64, h2_config_calls=30_000, unary_calls_1=5_000,
             unary_calls_64=60_000, stream_bytes=4 << 30, concurrent_streams=1000, concurrent_stream_bytes=1 << 20,
             idle_sessions=10_000, timeout=600, percall_calls_1=5_000, percall_calls_32=30_000, loop_calls=60_000)
 SMOKE = dict(rounds=1, arrow_rows=200_000, conf_calls=20, upload_mb=4, h2_config_calls=500, unary_calls_1=200, unary_calls_64=2_000,
@@ -109,17 +111,38 @@ def grpc_preflight(port, tls, token, body, ca):
             return e.code().name, e.details()
 
 
-def pyspark(workload, url, size, python, ca, timeout):
+def pyspark(workload, url, size, python, ca, timeout, on_mark=None):
+    """Runs one client.py workload; `on_mark(name)` is called at each mark the client prints (the proxy's CPU is
+    read there) while the client waits."""
     env = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": ca}
+    p = subprocess.Popen([python, os.path.join(HERE, "client.py"), workload, url, str(size)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    stderr = []
+    drain = threading.Thread(target=lambda: stderr.append(p.stderr.read()), daemon=True)
+    drain.start()
+    last = None
     try:
-        p = subprocess.run([python, os.path.join(HERE, "client.py"), workload, url, str(size)], capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        for line in p.stdout:
+            if line.startswith("mark "):
+                if on_mark:
+                    on_mark(line.split()[1])
+                p.stdin.write("\n")
+                p.stdin.flush()
+            elif line.strip():
+                last = line
+        p.wait()
+    finally:
+        timer.cancel()
+        drain.join(10)
+    if p.returncode == -signal.SIGKILL:
         return {"error": f"did not finish within {timeout} s"}
-    if p.returncode != 0:
-        lines = [l.strip() for l in p.stderr.strip().splitlines() if l.strip()]
+    if p.returncode != 0 or last is None:
+        lines = [l.strip() for l in "".join(stderr).strip().splitlines() if l.strip()]
         meaningful = [l for l in lines if "status =" in l or "details =" in l or "Error" in l or "Exception" in l]
         return {"error": " ".join((meaningful or lines or ["no output"])[-2:])[:300]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return json.loads(last)
 
 
 def grpc_body(path, message):
@@ -325,7 +348,13 @@ def main():
 
         # Real engine: Spark Connect 4.3 with the PySpark client.
         interleaved("arrow", lambda p: pyspark("arrow", p.spark_url(), cfg["arrow_rows"], python, material["ca"], cfg["timeout"]))
-        interleaved("conf", lambda p: pyspark("conf", p.spark_url(), cfg["conf_calls"], python, material["ca"], cfg["timeout"]))
+        def conf(p):
+            marks = {}
+            out = pyspark("conf", p.spark_url(), cfg["conf_calls"], python, material["ca"], cfg["timeout"], lambda name: marks.__setitem__(name, p.cpu()))
+            if "loop" in marks and "end" in marks:
+                out["loop_cpu_s"] = (marks["end"] - marks["loop"]) / 1e9
+            return out
+        interleaved("conf", conf)
         interleaved("upload", lambda p: pyspark("upload", p.spark_url(), cfg["upload_mb"], python, material["ca"], min(cfg["timeout"], 120)))
         def scaled(p, n):
             return max(1, int(n * p.call_scale))
@@ -460,7 +489,10 @@ def summarize(results, cfg):
         conf = ok(w.get("conf", []))
         lat = [x for r in conf for x in r["latencies_us"]]
         row["conf_p50_us"], row["conf_p90_us"], row["conf_p99_us"] = percentile(lat, .5), percentile(lat, .9), percentile(lat, .99)
-        row["conf_cpu_us_per_call"] = median([r["proxy_cpu_s"] * 1e6 / cfg["conf_calls"] for r in conf])
+        # Per call: the proxy's CPU across the timed calls only; the session's setup (TLS handshake, token check,
+        # session start, warm-up calls, close) is reported beside it, once per session.
+        row["conf_cpu_us_per_call"] = median([r["loop_cpu_s"] * 1e6 / cfg["conf_calls"] for r in conf if "loop_cpu_s" in r])
+        row["conf_session_cpu_ms"] = median([(r["proxy_cpu_s"] - r["loop_cpu_s"]) * 1e3 for r in conf if "loop_cpu_s" in r])
         upload = [r for r in w.get("upload", [])]
         good_uploads = [r for r in upload if "error" not in r and r.get("rows_ok")]
         row["upload_s"] = median([r["seconds"] for r in good_uploads])
@@ -580,6 +612,7 @@ def render(s, results):
         ("  proxy CPU s per GB", lambda r: f(r["arrow_cpu_s_per_gb"], 2)),
         ("spark.conf.get p50 us", lambda r: f(r["conf_p50_us"])), ("  p90 us", lambda r: f(r["conf_p90_us"])), ("  p99 us", lambda r: f(r["conf_p99_us"])),
         ("  proxy CPU us per call (sequential)", lambda r: f(r["conf_cpu_us_per_call"], 1)),
+        ("  proxy CPU ms per session (setup, close)", lambda r: f(r.get("conf_session_cpu_ms"), 1)),
         ("createDataFrame upload s", lambda r: f(r["upload_s"], 2) if not r["upload_failed"] else "failed"),
         ("Config calls/s, h2load 1 conn x 1", lambda r: f(r["config_rps_1"])),
         ("Config calls/s, h2load 1 conn x 32", lambda r: f(r["config_rps_32"])), ("  proxy CPU us per call", lambda r: f(r["config_cpu_us_per_call_h2load"], 1)),

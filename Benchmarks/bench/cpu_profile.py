@@ -32,6 +32,7 @@ def main():
                     help="what to profile: Sparkgate (--bin), the minimal forwarder (--floor-bin), nginx or HAProxy")
     ap.add_argument("--floor-bin", default=None)
     ap.add_argument("--out", default=None, help="also write the report to this file")
+    ap.add_argument("--perf-data", default=None, help="keep perf's samples here (for perf report --sort comm, or callers)")
     ap.add_argument("--cpu-only", action="store_true", help="measure CPU per call without perf (perf's sampling adds its own cost)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sparkgate-profile-")
@@ -44,7 +45,7 @@ def main():
                 "es_pub": os.path.join(keys, "bench-es256.pub.pem"), "es_key": os.path.join(keys, "bench-es256.key.pem"),
                 "hs_secret": os.path.join(keys, "bench-hs256.secret")}
     synthetic = peers.synthetic_server(work, args.synthetic_bin)
-    data = os.path.join(work, "perf.data")
+    data = args.perf_data or os.path.join(work, "perf.data")
     gate = None
     try:
         extra = ["--threads", str(args.threads)] if args.threads else []
