@@ -81,6 +81,38 @@ struct NGHTTP2SessionTests {
         #expect(order == ["headers \(stream) end", "reset \(stream) 0"], "\(clientHeard.events)")
     }
 
+    @Test("header fields arrive exactly as sent: well-known ones, look-alikes of the same length, and others")
+    func headerFieldsArriveAsSent() throws {
+        var request = Self.request
+        request.add(name: "grpc-accept-encoding", value: "identity,deflate,gzip")
+        request.add(name: "grpc-accept-encodinh", value: "identity,deflate,gzip!")
+        request.add(name: "x-look-alike", value: "/spark.connect.SparkConnectService/Confih")
+        request.add(name: "x-other", value: "a value longer than fifteen bytes")
+        request.add(name: "x-non-ascii", value: "application/grpć")
+        let stream = client.submitRequest(request, endStream: true)
+        try exchange()
+        let received = try #require(serverHeard.headers[stream]?.first)
+        #expect(received.map { "\($0.name): \($0.value)" } == request.map { "\($0.name): \($0.value)" })
+    }
+
+    @Test(
+        "hundreds of responses in a row, each with a body, each arrive with their own bytes (stream queues are reused)")
+    func reusedStreamQueues() throws {
+        for round in 0..<300 {
+            let stream = client.submitRequest(Self.request, endStream: true)
+            try exchange()
+            server.submitResponse([":status": "200"], on: stream, endStream: false)
+            server.submitData(
+                ByteBuffer(repeating: UInt8(round % 251), count: 100 + round), on: stream, endStream: false)
+            server.submitTrailers(["grpc-status": "0"], on: stream)
+            try exchange()
+            let got = clientHeard.events.filter { $0.hasPrefix("data \(stream) ") }
+            #expect(got == ["data \(stream) \(100 + round)"], "round \(round)")
+            // The bytes left the client: the connection's window goes back, as the gateway gives it back.
+            client.giveBack(100 + round, on: 0)
+        }
+    }
+
     @Test("a response with DATA then trailers arrives in order, and the DATA's promise completes once serialized")
     func responseWithBody() throws {
         let stream = client.submitRequest(Self.request, endStream: true)
@@ -88,10 +120,13 @@ struct NGHTTP2SessionTests {
         server.submitResponse([":status": "200", "content-type": "application/grpc"], on: stream, endStream: false)
         let loop = EmbeddedEventLoop()
         let written = loop.makePromise(of: Void.self)
-        server.submitData(ByteBuffer(repeating: 7, count: 40_000), on: stream, endStream: false, promise: written)
+        server.submitData(
+            ByteBuffer(repeating: 7, count: 40_000), on: stream, endStream: false, completion: .promise(written))
         server.submitTrailers(["grpc-status": "0"], on: stream)
         let out = try server.pendingOutput()
-        for promise in server.takeWrittenPromises() { promise.succeed(()) }
+        var completions: [WriteCompletion] = []
+        server.takeWrittenCompletions(into: &completions)
+        for completion in completions { completion.complete(.success(())) }
         #expect(try written.futureResult.map { true }.wait())
         try client.receive(try #require(out))
         try exchange()

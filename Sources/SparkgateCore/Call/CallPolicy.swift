@@ -24,8 +24,11 @@ public struct CallPolicy: Sendable {
     /// compression is off (PySpark asks for the threshold before it compresses a plan, and a compressed plan
     /// cannot be inspected).
     public var configOverrides: [String: String] {
-        inspectsPlans ? ["spark.connect.session.planCompression.threshold": "-1"] : [:]
+        inspectsPlans ? Self.inspectionOverrides : [:]
     }
+
+    /// Built once: a dictionary literal would be allocated on every Config call.
+    private static let inspectionOverrides = ["spark.connect.session.planCompression.threshold": "-1"]
 
     public init(
         maxMessageBytes: Int, configPolicy: ConfigPolicy, namespace: SessionNamespace?, rejectForeignSessionIDs: Bool,

@@ -77,7 +77,7 @@ public enum FirstMessageDecision {
         }
 
         // Session and operation ids are compared in canonical lower case: Spark takes either case for one id.
-        let loweredSessionID = sessionID.lowercased()
+        let loweredSessionID = UUIDText.lowercased(sessionID)
         let namespace = c.policy.namespace
         let backendSessionID =
             namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: loweredSessionID)
@@ -117,7 +117,7 @@ public enum FirstMessageDecision {
 
         let caller = UserKey(identity)
         let session = SessionKey(owner: caller, clientSessionID: loweredSessionID)
-        let operationID = (rewrite.insertedOperationID ?? envelope.operationID)?.lowercased()
+        let operationID = (rewrite.insertedOperationID ?? envelope.operationID).map(UUIDText.lowercased)
         var operation: OperationKey?
         if let operationID, method == .executePlan || method == .reattachExecute {
             operation = OperationKey(session: session, operationID: operationID)

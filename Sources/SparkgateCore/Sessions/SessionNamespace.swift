@@ -15,22 +15,24 @@ public struct SessionNamespace: Sendable, Equatable {
     public func backendID(team: String, user: String, clientSessionID: String) -> String {
         var hasher = Insecure.SHA1()
         hasher.update(data: namespace)
-        // One buffer for the name, without interpolation or a lowercased copy (this runs on every call).
-        var name: [UInt8] = []
-        name.reserveCapacity(team.utf8.count + user.utf8.count + clientSessionID.utf8.count + 2)
-        name.append(contentsOf: team.utf8)
-        name.append(UInt8(ascii: "/"))
-        name.append(contentsOf: user.utf8)
-        name.append(UInt8(ascii: "/"))
-        if clientSessionID.utf8.allSatisfy({ $0 < 0x80 }) {
-            for c in clientSessionID.utf8 { name.append(c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c + 32 : c) }
-        } else {
-            name.append(contentsOf: clientSessionID.lowercased().utf8)
+        // The name "team/user/session" fed in pieces, without building it (this runs on every call).
+        Self.feed(team, to: &hasher)
+        Self.feed("/", to: &hasher)
+        Self.feed(user, to: &hasher)
+        Self.feed("/", to: &hasher)
+        Self.feed(UUIDText.lowercased(clientSessionID), to: &hasher)
+        let digest = hasher.finalize()
+        var uuid: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &uuid) { bytes in
+            digest.withUnsafeBytes { bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(16))) }
+            bytes[6] = bytes[6] & 0x0F | 0x50
+            bytes[8] = bytes[8] & 0x3F | 0x80
+            return UUIDText.format(UnsafeRawBufferPointer(bytes))
         }
-        hasher.update(data: name)
-        var bytes = Array(hasher.finalize().prefix(16))
-        bytes[6] = bytes[6] & 0x0F | 0x50
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        return UUIDText.format(bytes)
+    }
+
+    private static func feed(_ text: String, to hasher: inout Insecure.SHA1) {
+        var text = text
+        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
     }
 }

@@ -37,7 +37,14 @@ public enum UUIDText {
         return out
     }
 
-    public static func format(_ bytes: [UInt8]) -> String {
+    /// `text` in lower case; the same string, without a copy, when it has no upper-case letter (ids as every
+    /// client sends them).
+    public static func lowercased(_ text: String) -> String {
+        text.utf8.allSatisfy({ $0 < 0x80 && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) })
+            ? text : text.lowercased()
+    }
+
+    public static func format<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
         precondition(bytes.count == 16)
         // Written straight into the string's storage: one allocation per id (ids are formatted per call).
         return String(

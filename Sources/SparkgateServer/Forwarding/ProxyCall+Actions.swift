@@ -222,28 +222,41 @@ extension ProxyCall {
         var headers = BackendRequestHeaders.make(
             path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
         trace?.inject(into: &headers)
+        if let opened = context.pool.openStreamIfConnected(
+            to: endpoint, on: eventLoop, owner: self, headers: headers)
+        {
+            streamOpened(opened, to: endpoint, passiveHealth: passiveHealth)
+            return
+        }
         let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
         context.pool.openStream(
             to: endpoint, on: eventLoop, tls: endpoint.tls ? state.backendTLS[endpoint.backend] : nil,
             connectTimeout: timeout, limits: state.config.limits, owner: self,
             headers: headers
         ).assumeIsolated().whenComplete { [self] result in
-            switch result {
-            case .success((let handler, let id)):
-                backend = handler
-                backendStreamID = id
-                handleFromOutside(.backendOpened)
-            case .failure(let error):
-                let reason = BackendErrors.describe(error)
-                let refusal = SparkgateError.unavailable(
-                    "backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(reason); retry shortly")
-                // A fixed endpoint's failure counts against its health; a launched engine has its own watcher.
-                handleFromOutside(
-                    passiveHealth
-                        ? .backendUnreachable(
-                            refusal, backend: endpoint.backend, endpoint: endpoint.address, reason: reason)
-                        : .backendOpenFailed(refusal))
-            }
+            streamOpened(result, to: endpoint, passiveHealth: passiveHealth)
+        }
+    }
+
+    private func streamOpened(
+        _ result: Result<(BackendConnectionHandler, HTTP2StreamID), any Error>, to endpoint: BackendEndpoint,
+        passiveHealth: Bool
+    ) {
+        switch result {
+        case .success((let handler, let id)):
+            backend = handler
+            backendStreamID = id
+            handleFromOutside(.backendOpened)
+        case .failure(let error):
+            let reason = BackendErrors.describe(error)
+            let refusal = SparkgateError.unavailable(
+                "backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(reason); retry shortly")
+            // A fixed endpoint's failure counts against its health; a launched engine has its own watcher.
+            handleFromOutside(
+                passiveHealth
+                    ? .backendUnreachable(
+                        refusal, backend: endpoint.backend, endpoint: endpoint.address, reason: reason)
+                    : .backendOpenFailed(refusal))
         }
     }
 
@@ -255,11 +268,9 @@ extension ProxyCall {
         let segments =
             edits.isEmpty
             ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
-        let size = message.framed.readableBytes
-        write(segments, to: backend.writer, on: backendStreamID, endStream: endStream) { call in
-            call.hold(-size)
-            call.handleFromOutside(.requestFlushed(bytes: size))
-        }
+        write(
+            segments, to: backend.writer, on: backendStreamID, endStream: endStream, token: message.framed.readableBytes
+        )
         // A complete request goes out at once rather than at the end of the read burst, so the backend works on
         // it while the gateway reads the next one (a pipelining client sends many per burst).
         if endStream { backend.writer.flushNow() }
@@ -269,26 +280,31 @@ extension ProxyCall {
         let segments =
             edits.isEmpty
             ? [message.framed] : EditedMessage.segments(of: message, applying: edits, allocator: frontend.allocator)
-        let size = message.framed.readableBytes
-        write(segments, to: frontend.writer, on: streamID, endStream: false) { call in
-            call.hold(-size)
-            call.handleFromOutside(.responseFlushed(bytes: size))
-        }
+        write(segments, to: frontend.writer, on: streamID, endStream: false, token: -message.framed.readableBytes)
     }
 
-    /// Writes a message's segments; `flushed` runs once the last one has left the gateway, so flow control
-    /// counts every message until the receiving side takes it, whatever its size.
+    /// Writes a message's segments; `written(token)` is told once the last one has left the gateway, so flow
+    /// control counts every message until the receiving side takes it, whatever its size. The token is the
+    /// message's size, negative for a response.
     private func write(
-        _ segments: [ByteBuffer], to writer: FrameWriter, on id: HTTP2StreamID, endStream: Bool,
-        flushed: @escaping (ProxyCall) -> Void
+        _ segments: [ByteBuffer], to writer: FrameWriter, on id: HTTP2StreamID, endStream: Bool, token: Int
     ) {
-        let promise = eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in flushed(self) }
         for (index, segment) in segments.enumerated() {
-            let last = index == segments.count - 1
-            writer.write(
-                .data(.init(data: .byteBuffer(segment), endStream: last && endStream)), on: id,
-                promise: last ? promise : nil)
+            let payload = HTTP2Frame.FramePayload.data(
+                .init(data: .byteBuffer(segment), endStream: index == segments.count - 1 && endStream))
+            if index == segments.count - 1 {
+                writer.write(payload, on: id, listener: self, token: token)
+            } else {
+                writer.write(payload, on: id, promise: nil)
+            }
         }
+    }
+}
+
+extension ProxyCall: WriteListener {
+    /// A message written by `write(_:to:on:endStream:token:)` has left the gateway.
+    func written(_ token: Int) {
+        hold(-abs(token))
+        handleFromOutside(token > 0 ? .requestFlushed(bytes: token) : .responseFlushed(bytes: -token))
     }
 }

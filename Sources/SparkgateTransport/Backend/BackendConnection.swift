@@ -33,6 +33,12 @@ package final class BackendConnection {
         self.onUpChange = onUpChange
     }
 
+    /// The connection's handler when it is up and takes new streams.
+    var connectedHandler: BackendConnectionHandler? {
+        if case .ready(let handler) = state, handler.isUsable { return handler }
+        return nil
+    }
+
     /// A connection that can take a new stream, connecting first when needed.
     package func handler(
         tls: NIOSSLContext?, connectTimeout: TimeAmount, limits: ConnectionLimits

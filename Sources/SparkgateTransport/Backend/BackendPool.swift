@@ -31,6 +31,18 @@ package final class BackendPool: Sendable {
         loops[ObjectIdentifier(eventLoop)]!.value
     }
 
+    /// Opens a stream to `endpoint` for `owner` at once when its connection is up: the common case, without the
+    /// futures of `openStream`. Nil when the connection is not up yet (use `openStream`). Call on `eventLoop`.
+    package func openStreamIfConnected(
+        to endpoint: BackendEndpoint, on eventLoop: any EventLoop, owner: any BackendStreamOwner, headers: HPACKHeaders
+    ) -> Result<(BackendConnectionHandler, HTTP2StreamID), any Error>? {
+        guard let handler = context(on: eventLoop).backends[endpoint]?.connectedHandler else { return nil }
+        guard let id = handler.openStream(for: owner, headers: headers) else {
+            return .failure(BackendErrors.Draining())
+        }
+        return .success((handler, id))
+    }
+
     /// Opens a stream to `endpoint` for `owner`, connecting first if needed; completes with the connection and
     /// the stream id. Call on `eventLoop`: the owner lives there.
     package func openStream(

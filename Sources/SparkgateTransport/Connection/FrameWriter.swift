@@ -9,6 +9,8 @@ import SparkgateCore
 package final class FrameWriter {
     package let loop: LoopContext
     private(set) var context: ChannelHandlerContext?
+    /// The HTTP/2 handler below `context`, written to directly (see `NGHTTP2ChannelHandler.submit`).
+    private var http2: NGHTTP2ChannelHandler?
     private var credit: ConnectionCredit
 
     package init(loop: LoopContext, credit: ConnectionCredit) {
@@ -21,19 +23,44 @@ package final class FrameWriter {
 
     package func attach(_ context: ChannelHandlerContext) {
         self.context = context
+        http2 = try? context.pipeline.syncOperations.handler(type: NGHTTP2ChannelHandler.self)
     }
 
     package func detach() {
         context = nil
+        http2 = nil
     }
 
     package func write(_ payload: HTTP2Frame.FramePayload, on streamID: HTTP2StreamID, promise: EventLoopPromise<Void>?)
     {
+        write(payload, on: streamID, completion: promise.map { .promise($0) })
+    }
+
+    /// DATA whose departure `listener` is told of, with `token`.
+    package func write(
+        _ payload: HTTP2Frame.FramePayload, on streamID: HTTP2StreamID, listener: any WriteListener, token: Int
+    ) {
+        write(payload, on: streamID, completion: .listener(listener, token: token))
+    }
+
+    private func write(_ payload: HTTP2Frame.FramePayload, on streamID: HTTP2StreamID, completion: WriteCompletion?) {
         guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
+            completion?.complete(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+        if let http2 {
+            http2.submit(payload, on: streamID, completion: completion)
+        } else {
+            let promise: EventLoopPromise<Void>?
+            switch completion {
+            case .promise(let p): promise = p
+            case .listener(let listener, let token):
+                promise = context.eventLoop.makePromise()
+                promise?.futureResult.assumeIsolated().whenComplete { _ in listener.written(token) }
+            case nil: promise = nil
+            }
+            context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+        }
         loop.markDirty(self)
     }
 

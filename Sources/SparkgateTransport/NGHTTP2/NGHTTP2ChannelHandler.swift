@@ -37,6 +37,8 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
     private var renamed: [Int32: Int32] = [:]
     private var renamedBack: [Int32: Int32] = [:]
     private var closed = false
+    /// The completions of the output being written, swapped with the session's list (see `flush`).
+    private var written: [WriteCompletion] = []
 
     package init(role: NGHTTP2Session.Role, settings: NGHTTP2Session.Settings) {
         self.role = role
@@ -81,10 +83,10 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
             receiving = false
             // The peer broke the protocol: a GOAWAY saying so goes out, then the connection ends.
             closed = true
-            let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(session.finalOutput(after: error)), promise: written)
+            let sent = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(session.finalOutput(after: error)), promise: sent)
             context.fireErrorCaught(error)
-            closeAfter(written.futureResult, context: context)
+            closeAfter(sent.futureResult, context: context)
             return
         }
         context.fireUserInboundEventTriggered(
@@ -155,13 +157,19 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
     // MARK: Outbound
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let frame = unwrapOutboundIn(data)
+        submit(frame.payload, on: frame.streamID, completion: promise.map { .promise($0) })
+    }
+
+    /// A frame from the handler above, handed over directly (`FrameWriter`) rather than through the pipeline:
+    /// no frame boxed per write, and a completion that needs no promise.
+    package func submit(_ payload: HTTP2Frame.FramePayload, on id: HTTP2StreamID, completion: WriteCompletion?) {
         guard let session, !closed else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
+            completion?.complete(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        let frame = unwrapOutboundIn(data)
-        let stream = sessionID(frame.streamID)
-        switch frame.payload {
+        let stream = sessionID(id)
+        switch payload {
         case .headers(let headers):
             let fields = headers.headers
             if role == .client && !started.contains(stream) && stream != 0 {
@@ -179,29 +187,29 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
             } else {
                 session.submitTrailers(fields, on: stream)
             }
-            promise?.succeed(())
+            completion?.complete(.success(()))
         case .data(let data):
             guard case .byteBuffer(let buffer) = data.data else {
-                promise?.fail(ChannelError.operationUnsupported)
+                completion?.complete(.failure(ChannelError.operationUnsupported))
                 return
             }
-            session.submitData(buffer, on: stream, endStream: data.endStream, promise: promise)
+            session.submitData(buffer, on: stream, endStream: data.endStream, completion: completion)
         case .windowUpdate(let increment):
             session.submitWindowUpdate(increment, on: stream)
-            promise?.succeed(())
+            completion?.complete(.success(()))
         case .rstStream(let code):
             session.submitReset(stream, errorCode: UInt32(code.networkCode))
-            promise?.succeed(())
+            completion?.complete(.success(()))
         case .ping(let data, let ack):
             if !ack { session.submitPing(data.integer) }
-            promise?.succeed(())
+            completion?.complete(.success(()))
         case .goAway(let lastStreamID, let code, let opaque):
             let debug = opaque.map { String(buffer: $0) } ?? ""
             session.submitGoAway(
                 lastStreamID: Int32(Int(lastStreamID)), errorCode: UInt32(code.networkCode), debug: debug)
-            promise?.succeed(())
+            completion?.complete(.success(()))
         default:
-            promise?.succeed(())
+            completion?.complete(.success(()))
         }
     }
 
@@ -220,9 +228,10 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
             context.close(promise: nil)
             return
         }
-        let written = session.takeWrittenPromises()
+        session.takeWrittenCompletions(into: &written)
         guard let output else {
-            for promise in written { promise.succeed(()) }
+            for completion in written { completion.complete(.success(())) }
+            written.removeAll(keepingCapacity: true)
             tellClosures(context: context)
             if flushPending { flush(context: context) }
             return
@@ -233,9 +242,11 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
         if written.isEmpty {
             context.write(wrapOutboundOut(output), promise: nil)
         } else {
+            let batch = written
+            written = []
             let promise = context.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { result in
-                for p in written { p.completeWith(result) }
+            promise.futureResult.assumeIsolated().whenComplete { result in
+                for completion in batch { completion.complete(result) }
             }
             context.write(wrapOutboundOut(output), promise: promise)
         }

@@ -56,14 +56,27 @@ package final class NGHTTP2Session {
     final class Outbound {
         var buffers: [ByteBuffer] = []
         /// Completed once the matching buffer is serialized and written (`written`).
-        var promises: [EventLoopPromise<Void>?] = []
+        var completions: [WriteCompletion?] = []
         var head = 0
         var ended = false
         var trailers: HPACKHeaders?
         var deferred = false
 
         var isEmpty: Bool { head == buffers.count }
+
+        /// Ready for another stream, keeping its arrays' storage.
+        func reset() {
+            buffers.removeAll(keepingCapacity: true)
+            completions.removeAll(keepingCapacity: true)
+            head = 0
+            ended = false
+            trailers = nil
+            deferred = false
+        }
     }
+
+    /// Queues of ended streams, reused so a stream's queue costs no allocation once the connection is warm.
+    private var spareOutbound: [Outbound] = []
 
     package let role: Role
     package weak var delegate: (any NGHTTP2SessionDelegate)?
@@ -95,8 +108,8 @@ package final class NGHTTP2Session {
     /// frames are a few hundred bytes, a stream's DATA up to the frame size).
     private(set) var output: ByteBuffer
     private var outputAllocated = false
-    /// Promises of DATA serialized into `output`, completed when it is written.
-    private var outputPromises: [EventLoopPromise<Void>] = []
+    /// Completions of DATA serialized into `output`, completed when it is written.
+    private var outputCompletions: [WriteCompletion] = []
     private let allocator: ByteBufferAllocator
 
     package init(role: Role, settings: Settings, allocator: ByteBufferAllocator) throws(Failure) {
@@ -184,14 +197,14 @@ package final class NGHTTP2Session {
     /// A request's head; its body follows through `submitData` and ends there or with its head. Returns the
     /// stream id, or a negative nghttp2 error.
     package func submitRequest(_ headers: HPACKHeaders, endStream: Bool) -> Int32 {
-        let stream = Outbound()
+        let stream = takeOutbound()
         stream.ended = endStream
         let id: Int32 = withNV(headers) { nva, count in
             if endStream { return nghttp2_submit_request(raw, nil, nva, count, nil, nil) }
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readCallback)
             return nghttp2_submit_request(raw, nil, nva, count, &provider, nil)
         }
-        if id > 0 && !endStream { outbound[id] = stream }
+        if id > 0 && !endStream { outbound[id] = stream } else { spareOutbound.append(stream) }
         return id
     }
 
@@ -204,26 +217,25 @@ package final class NGHTTP2Session {
                 _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
                 return
             }
-            let stream = Outbound()
-            outbound[id] = stream
+            outbound[id] = takeOutbound()
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readCallback)
             _ = nghttp2_submit_response(raw, id, nva, count, &provider)
         }
     }
 
-    /// Queues DATA on a stream whose head went out with a body; `promise` completes once it is written to
+    /// Queues DATA on a stream whose head went out with a body; `completion` completes once it is written to
     /// the connection (or fails when the stream ends first). False when the stream takes no more DATA.
     @discardableResult
     package func submitData(
-        _ data: ByteBuffer, on id: Int32, endStream: Bool, promise: EventLoopPromise<Void>? = nil
+        _ data: ByteBuffer, on id: Int32, endStream: Bool, completion: WriteCompletion? = nil
     ) -> Bool {
         guard let stream = outbound[id], !stream.ended else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
+            completion?.complete(.failure(ChannelError.ioOnClosedChannel))
             return false
         }
-        if data.readableBytes > 0 || promise != nil {
+        if data.readableBytes > 0 || completion != nil {
             stream.buffers.append(data)
-            stream.promises.append(promise)
+            stream.completions.append(completion)
         }
         if endStream { stream.ended = true }
         resume(id, stream)
@@ -237,10 +249,10 @@ package final class NGHTTP2Session {
         _ = nghttp2_submit_window_update(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, Int32(min(bytes, Int(Int32.max))))
     }
 
-    /// The promises of the DATA in the last `pendingOutput`, to complete when it is written.
-    package func takeWrittenPromises() -> [EventLoopPromise<Void>] {
-        defer { outputPromises.removeAll(keepingCapacity: true) }
-        return outputPromises
+    /// The completions of the DATA in the last `pendingOutput`, to complete when it is written: swapped into
+    /// `completions` (which must be empty), so neither array is copied.
+    package func takeWrittenCompletions(into completions: inout [WriteCompletion]) {
+        swap(&outputCompletions, &completions)
     }
 
     /// Ends a stream with trailers, after its queued DATA.
@@ -275,12 +287,29 @@ package final class NGHTTP2Session {
         nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, errorCode)
     }
 
-    /// Forgets what a stream still had to send; its promises fail.
+    /// Forgets what a stream still had to send; its completions fail.
     private func dropOutbound(_ id: Int32) {
         guard let stream = outbound.removeValue(forKey: id) else { return }
-        for index in stream.head..<stream.promises.count {
-            stream.promises[index]?.fail(ChannelError.ioOnClosedChannel)
+        for index in stream.head..<stream.completions.count {
+            stream.completions[index]?.complete(.failure(ChannelError.ioOnClosedChannel))
         }
+        retire(stream)
+    }
+
+    private func takeOutbound() -> Outbound {
+        spareOutbound.popLast() ?? Outbound()
+    }
+
+    /// Ends `id`'s queue (sent in full) and keeps it for a later stream.
+    private func finishOutbound(_ id: Int32) {
+        if let stream = outbound.removeValue(forKey: id) { retire(stream) }
+    }
+
+    private func retire(_ stream: Outbound) {
+        // As many as streams were open at once at most (bounded by SETTINGS_MAX_CONCURRENT_STREAMS's use).
+        guard spareOutbound.count < 128 else { return }
+        stream.reset()
+        spareOutbound.append(stream)
     }
 
     /// Gives `bytes` of window back on `stream` (0: the connection), as received bytes leave the gateway.
@@ -371,7 +400,14 @@ package final class NGHTTP2Session {
 
     fileprivate func beginHeaders(_ id: Int32) {
         blockBytes = 0
-        receiving = HPACKHeaders()
+        receiving = Self.emptyBlock()
+    }
+
+    /// A block with room for a gRPC head's usual fields, so it is allocated once rather than grown field by field.
+    private static func emptyBlock() -> HPACKHeaders {
+        var block = HPACKHeaders()
+        block.reserveCapacity(12)
+        return block
     }
 
     /// False when the block passed the header list limit: decoding stops there (an HPACK bomb is a few KiB
@@ -385,9 +421,11 @@ package final class NGHTTP2Session {
             tooLargeBlock = true
             return false
         }
+        let name = UnsafeBufferPointer(start: name, count: nameLength)
+        let value = UnsafeBufferPointer(start: value, count: valueLength)
         receiving.add(
-            name: String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
-            value: String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self))
+            name: WellKnownHeaders.name(name) ?? String(decoding: name, as: UTF8.self),
+            value: WellKnownHeaders.value(value) ?? String(decoding: value, as: UTF8.self))
         return true
     }
 
@@ -476,10 +514,10 @@ package final class NGHTTP2Session {
             flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
         }
         if size == 0 {
-            // Empty buffers (promises of empty DATA) ahead: done with this read.
+            // Empty buffers (completions of empty DATA) ahead: done with this read.
             while stream.head < stream.buffers.count {
-                if let promise = stream.promises[stream.head] { outputPromises.append(promise) }
-                stream.promises[stream.head] = nil
+                if let completion = stream.completions[stream.head] { outputCompletions.append(completion) }
+                stream.completions[stream.head] = nil
                 stream.head += 1
             }
         }
@@ -489,7 +527,7 @@ package final class NGHTTP2Session {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
                 withNV(trailers) { nva, count -> Void in _ = nghttp2_submit_trailer(raw, id, nva, count) }
             }
-            if size == 0 { outbound[id] = nil }
+            if size == 0 { finishOutbound(id) }
             return size
         }
         if size == 0 {
@@ -523,26 +561,26 @@ package final class NGHTTP2Session {
             left -= take
             if stream.buffers[stream.head].readableBytes == 0 {
                 stream.buffers[stream.head] = ByteBuffer()
-                if let promise = stream.promises[stream.head] { outputPromises.append(promise) }
-                stream.promises[stream.head] = nil
+                if let completion = stream.completions[stream.head] { outputCompletions.append(completion) }
+                stream.completions[stream.head] = nil
                 stream.head += 1
             }
         }
-        // Empty buffers queued with a promise (an empty DATA frame's) complete with the frame they follow.
+        // Empty buffers queued with a completion (an empty DATA frame's) complete with the frame they follow.
         while stream.head < stream.buffers.count && stream.buffers[stream.head].readableBytes == 0 {
-            if let promise = stream.promises[stream.head] { outputPromises.append(promise) }
-            stream.promises[stream.head] = nil
+            if let completion = stream.completions[stream.head] { outputCompletions.append(completion) }
+            stream.completions[stream.head] = nil
             stream.head += 1
         }
         if padding > 1 { output.writeRepeatingByte(0, count: padding - 1) }
         if stream.isEmpty {
             stream.buffers.removeAll(keepingCapacity: true)
-            stream.promises.removeAll(keepingCapacity: true)
+            stream.completions.removeAll(keepingCapacity: true)
             stream.head = 0
             if stream.ended && stream.trailers == nil
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {
-                outbound[id] = nil
+                finishOutbound(id)
             }
         }
         return 0
