@@ -16,6 +16,8 @@ public final class Authenticator: Sendable {
     public let maxTokenBytes: Int
     private let ring: Mutex<KeyRing>
     private let cache = TokenCache()
+    /// Counts key ring swaps: a connection's memo of its token holds only while the ring is the one it saw.
+    private let keysGeneration = Atomic<UInt64>(0)
 
     public init(policy: ClaimsPolicy, maxTokenBytes: Int, keys: KeyRing) {
         self.policy = policy
@@ -28,6 +30,30 @@ public final class Authenticator: Sendable {
     /// Swaps the key ring (a JWKS refresh). Cached tokens whose key is gone stop verifying at their next use.
     public func replaceKeys(_ keys: KeyRing) {
         ring.withLock { $0 = keys }
+        keysGeneration.add(1, ordering: .releasing)
+    }
+
+    /// `authenticate`, remembering the last token verified on one connection in `memo`: a client sends the
+    /// same token on every call, and then a byte comparison stands in for the hash, the locks and the lookups.
+    /// The memo holds while the token is unexpired and the key ring unchanged; the authenticator itself is
+    /// replaced on reload, and its memos with it (the owner keeps the memo beside the authenticator it used).
+    /// `recalled` says the memo answered (the token is the one verified before on this connection).
+    public func authenticate(
+        _ token: Substring, now: Double, memo: inout TokenMemo?
+    ) -> (outcome: Outcome, recalled: Bool) {
+        let generation = keysGeneration.load(ordering: .acquiring)
+        if let known = memo, known.generation == generation, now <= known.verified.expiresAt + policy.leewaySeconds,
+            token.utf8.elementsEqual(known.token.utf8)
+        {
+            return (.verified(known.verified), true)
+        }
+        let outcome = authenticate(token, now: now)
+        if case .verified(let verified) = outcome {
+            memo = TokenMemo(token: String(token), verified: verified, generation: generation)
+        } else {
+            memo = nil
+        }
+        return (outcome, false)
     }
 
     public func authenticate(_ token: Substring, now: Double) -> Outcome {
@@ -99,4 +125,11 @@ public final class Authenticator: Sendable {
     }
 
     package var cachedTokens: Int { cache.count }
+}
+
+/// The last token a connection verified (`Authenticator.authenticate(_:now:memo:)`).
+public struct TokenMemo: Sendable {
+    let token: String
+    let verified: VerifiedToken
+    let generation: UInt64
 }

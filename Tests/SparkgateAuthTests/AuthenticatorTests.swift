@@ -51,6 +51,47 @@ struct AuthenticatorTests {
         #expect(f.reason == .expired)
     }
 
+    @Test("a connection's memo answers for its token until it expires, another token comes, or the keys change")
+    func connectionMemo() async throws {
+        let keys = try TestKeys()
+        let auth = try await keys.authenticator()
+        var c = Self.goodClaims
+        c["exp"] = .n(Self.now + 100)
+        let token = try await keys.sign(c, with: .es256)
+        c["sub"] = .s("bob")
+        let other = try await keys.sign(c, with: .es256)
+        var memo: TokenMemo?
+        let first = auth.authenticate(token[...], now: Self.now, memo: &memo)
+        #expect(!first.recalled && memo != nil)
+        let again = auth.authenticate(token[...], now: Self.now + 1, memo: &memo)
+        #expect(again.recalled)
+        guard case .verified(let v) = again.outcome else {
+            Issue.record("memo refused its own token")
+            return
+        }
+        #expect(v.identity.user == "alice")
+        // Another token on the connection is verified as such, never answered with the memo's identity.
+        let switched = auth.authenticate(other[...], now: Self.now + 1, memo: &memo)
+        guard case .verified(let b) = switched.outcome else {
+            Issue.record("second token refused")
+            return
+        }
+        #expect(!switched.recalled && b.identity.user == "bob")
+        // Expired: refused, and the memo forgotten.
+        let late = auth.authenticate(other[...], now: Self.now + 200, memo: &memo)
+        guard case .failed(let f) = late.outcome else {
+            Issue.record("expired token accepted from the memo")
+            return
+        }
+        #expect(f.reason == .expired && !late.recalled && memo == nil)
+        // A key ring swap (JWKS refresh) without the token's key: the memo no longer answers.
+        _ = auth.authenticate(token[...], now: Self.now, memo: &memo)
+        auth.replaceKeys(KeyRing([]))
+        let afterSwap = auth.authenticate(token[...], now: Self.now + 2, memo: &memo)
+        #expect(!afterSwap.recalled)
+        if case .verified = afterSwap.outcome { Issue.record("a token whose key is gone still verified") }
+    }
+
     /// Each bad token with the reason Sparkgate must give.
     static func badTokens(_ keys: TestKeys) async throws -> [(String, String, AuthFailure.Reason, String)] {
         let good = try await keys.sign(goodClaims, with: .es256)

@@ -15,16 +15,18 @@ public struct RequestHead: Sendable, Equatable {
 
     /// Adds one header as it arrives.
     public mutating func add(name: String, value: String) {
-        headerBytes += name.utf8.count + value.utf8.count + 32
-        switch name {
-        case ":method": method = value
-        case ":path": path = value
-        case "content-type": contentType = value
-        case "authorization": authorization.append(Substring(value))
-        case "authentication": authentication.append(Substring(value))
-        case "grpc-timeout":
+        let length = name.utf8.count
+        headerBytes += length + value.utf8.count + 32
+        // The length first: most fields are none of these, and a String comparison that fails is the slow one.
+        switch length {
+        case 5 where name == ":path": path = value
+        case 7 where name == ":method": method = value
+        case 12 where name == "content-type": contentType = value
+        case 12 where name == "grpc-timeout":
             timeoutText = value
             timeout = GRPCTimeout.parse(value)
+        case 13 where name == "authorization": authorization.append(Substring(value))
+        case 14 where name == "authentication": authentication.append(Substring(value))
         default: break
         }
     }

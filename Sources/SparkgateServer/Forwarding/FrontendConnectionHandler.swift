@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP2
+import SparkgateAuth
 import SparkgateCore
 import SparkgateEngines
 import SparkgateSharedState
@@ -32,6 +33,14 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var operations: Set<OperationKey> = []
     private var drainCheck: RepeatedTask?
     private var sentGoAway = false
+    /// The last token a call on this connection verified, with the configuration it was checked against.
+    var authMemo: AuthMemo?
+
+    struct AuthMemo {
+        let state: GatewayState
+        let token: TokenMemo
+        let team: SparkgateConfig.Team?
+    }
 
     init(runtime: GatewayRuntime, peer: String, loop: LoopContext, lifecycle: ConnectionLifecycleDriver) {
         self.runtime = runtime

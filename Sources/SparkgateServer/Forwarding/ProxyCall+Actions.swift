@@ -125,13 +125,21 @@ extension ProxyCall {
     // MARK: Authentication
 
     private func authenticate(_ token: Substring) {
-        switch state.authenticator.authenticate(token, now: frontend.writer.loop.now) {
+        // The connection's memo of its last token, valid for the configuration (and authenticator) it came from.
+        let known = frontend.authMemo.flatMap { $0.state === state ? $0 : nil }
+        var memo = known?.token
+        let (outcome, recalled) = state.authenticator.authenticate(token, now: frontend.writer.loop.now, memo: &memo)
+        switch outcome {
         case .verified(let verified):
             frontend.callAuthenticated()
-            handle(.authenticated(verified, team: state.config.team(verified.identity.team)))
+            let team = recalled ? known?.team : state.config.team(verified.identity.team)
+            frontend.authMemo = memo.map { FrontendConnectionHandler.AuthMemo(state: state, token: $0, team: team) }
+            handle(.authenticated(verified, team: team))
         case .failed(let failure):
+            frontend.authMemo = nil
             handle(.authenticationFailed(failure))
         case .unknownKey(let kid):
+            frontend.authMemo = nil
             handle(
                 .unknownKey(
                     Authenticator.unknownKeyFailure(kid),

@@ -32,6 +32,8 @@ final class ProxyCall {
     var unsentResponses = MessageQueue<GRPCMessage>()
     var deadline: Scheduled<Void>?
     var registration: UInt64?
+    /// A finished call's outcome, reported once its last frames are flushed.
+    var finishedOutcome: CallOutcome?
     /// Spans of this call, when tracing is on.
     var trace: CallTrace?
     /// This call's share of `BufferedBytes`: received from one side, not yet written out to the other.

@@ -6,6 +6,11 @@ package final class LoopContext {
     package let eventLoop: any EventLoop
     package var backends: [BackendEndpoint: BackendConnection] = [:]
     private var dirty: [ObjectIdentifier: FrameWriter] = [:]
+    /// `dirty`'s storage between flushes, swapped rather than copied.
+    private var flushing: [ObjectIdentifier: FrameWriter] = [:]
+    /// Work that waits until what is written now has been flushed (see `afterFlush`).
+    private var deferred: [any AfterFlush] = []
+    private var running: [any AfterFlush] = []
     /// The time, read once per frame (or timer, or completion) rather than once per call event.
     package private(set) var now = WallClock.now()
 
@@ -24,15 +29,33 @@ package final class LoopContext {
         dirty[ObjectIdentifier(writer)] = writer
     }
 
-    /// Flushes every connection written to since the last flush. A flush completes writes whose callbacks
-    /// may write again (window going back as bytes leave), so it repeats until nothing is left.
+    /// Whether something written since the last flush still waits for it.
+    package var hasUnflushedWrites: Bool { !dirty.isEmpty }
+
+    /// Runs `work` right after the next flush, on this loop: bookkeeping that need not delay the bytes a peer
+    /// waits for (a call's metrics and audit line after its last frame).
+    package func afterFlush(_ work: any AfterFlush) {
+        deferred.append(work)
+    }
+
+    /// Flushes every connection written to since the last flush, then runs the work waiting for it. A flush
+    /// completes writes whose callbacks may write again (window going back as bytes leave), so it repeats
+    /// until nothing is left.
     package func flushDirty() {
         var rounds = 0
-        while !dirty.isEmpty && rounds < 8 {
+        while (!dirty.isEmpty || !deferred.isEmpty) && rounds < 8 {
             rounds += 1
-            let writers = dirty
-            dirty.removeAll(keepingCapacity: true)
-            for writer in writers.values { writer.flushNow() }
+            swap(&dirty, &flushing)
+            for writer in flushing.values { writer.flushNow() }
+            flushing.removeAll(keepingCapacity: true)
+            swap(&deferred, &running)
+            for work in running { work.runAfterFlush() }
+            running.removeAll(keepingCapacity: true)
         }
     }
+}
+
+/// Work a loop runs after its next flush (`LoopContext.afterFlush`).
+package protocol AfterFlush: AnyObject {
+    func runAfterFlush()
 }
