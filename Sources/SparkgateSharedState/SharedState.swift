@@ -59,7 +59,7 @@ package final class SharedState: Sendable {
     package var holdingSeconds: Double { settings.redis.holdingSeconds }
 
     /// Admits a call against the shared state, then records it in the local ledger. Completes on `loop`.
-    package func admit(
+    package func admitEverywhere(
         _ call: CallAdmission, quotas: QuotaSettings, rejectForeignSessions: Bool, now: Double, on loop: any EventLoop
     ) -> EventLoopFuture<Result<AdmissionGrant, QuotaOrPolicyRefusal>> {
         let request = SharedAdmission(

@@ -31,16 +31,50 @@ public struct SharedAdmission: Sendable, Equatable {
             names.teamOperations(call.caller.team),
             names.placement(session),
         ]
-        arguments = [
-            Self.number(now), Self.number(rate), String(burst), rejectForeignSessions ? "1" : "0",
-            names.member(call.caller), call.clientSessionID,
-            call.createsSession || call.method == .reattachExecute ? "1" : "0", runsOperation ? "1" : "0", operationID,
-            String(q.maxSessionsPerUser), String(q.maxConcurrentOperationsPerSession),
-            String(q.maxConcurrentOperationsPerTeam),
-            Self.number(now + max(sessionLife, holdingSeconds)), Self.number(now + holdingSeconds),
-            names.teamOperationMember(OperationKey(session: session, operationID: operationID)),
-            call.method == .executePlan ? "1" : "0",
-        ]
+        let document = Arguments(
+            now: now, rate: rate, burst: burst, rejectForeign: rejectForeignSessions, member: names.member(call.caller),
+            session: call.clientSessionID, mayCreate: call.createsSession || call.method == .reattachExecute,
+            runsOperation: runsOperation, operation: operationID, maxSessions: q.maxSessionsPerUser,
+            maxSessionOperations: q.maxConcurrentOperationsPerSession,
+            maxTeamOperations: q.maxConcurrentOperationsPerTeam,
+            sessionExpiry: now + max(sessionLife, holdingSeconds), operationExpiry: now + holdingSeconds,
+            teamOperationMember: names.teamOperationMember(OperationKey(session: session, operationID: operationID)),
+            startsOperation: call.method == .executePlan)
+        arguments = [SharedEngineArguments.json(document)]
+    }
+
+    /// `SharedScripts.admit`'s ARGV[1], by name (the script reads it with Redis's `cjson`).
+    struct Arguments: Encodable, Equatable {
+        var now: Double
+        /// Requests per second of the caller's bucket (0: no rate limit), and its burst.
+        var rate: Double
+        var burst: Int
+        var rejectForeign: Bool
+        /// The caller, as the session's owners list it.
+        var member: String
+        var session: String
+        /// Whether the call may create the session (or resume it, a ReattachExecute) when it is new.
+        var mayCreate: Bool
+        var runsOperation: Bool
+        /// The operation id ('' when none).
+        var operation: String
+        var maxSessions: Int
+        var maxSessionOperations: Int
+        var maxTeamOperations: Int
+        var sessionExpiry: Double
+        var operationExpiry: Double
+        var teamOperationMember: String
+        /// An ExecutePlan: it never takes over a running operation id.
+        var startsOperation: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case now, rate, burst, member, session, operation
+            case rejectForeign = "reject_foreign", mayCreate = "may_create", runsOperation = "runs_operation"
+            case maxSessions = "max_sessions", maxSessionOperations = "max_session_operations"
+            case maxTeamOperations = "max_team_operations", sessionExpiry = "session_expiry"
+            case operationExpiry = "operation_expiry", teamOperationMember = "team_operation_member"
+            case startsOperation = "starts_operation"
+        }
     }
 
     /// A session of a team without `session_idle_seconds` is remembered this long after its last call.

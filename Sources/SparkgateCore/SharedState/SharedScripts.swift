@@ -3,17 +3,15 @@
 /// expire, so a replica that dies stops renewing what it held and its counts heal by themselves.
 public enum SharedScripts {
     /// KEYS: bucket, owners, user sessions, session operations, team operations, placement.
-    /// ARGV: now, rate, burst, reject foreign (0/1), member, session id, may create (0/1), runs an operation
-    /// (0/1), operation id, max sessions, max operations per session, max operations per team, session
-    /// expiry, operation expiry, team-operation member, starts a new operation (0/1: an ExecutePlan, which
-    /// never takes over a running id).
+    /// ARGV[1]: `SharedAdmission.Arguments`, one JSON document with named fields.
     /// Replies {'ok', new session 0/1, new operation 0/1, endpoint, engine, seal} (where the session lives, ''
-    /// when nowhere yet, as sealed by the replica that placed it), {'pass'}, {'rate', wait}, {'foreign'}, {'sessions', n}, {'op_exists'}, {'session_ops', n}
-    /// or {'team_ops', n}.
+    /// when nowhere yet, as sealed by the replica that placed it), {'pass'}, {'rate', wait}, {'foreign'},
+    /// {'sessions', n}, {'op_exists'}, {'session_ops', n} or {'team_ops', n}.
     public static let admit = """
-        local now = tonumber(ARGV[1])
-        local rate = tonumber(ARGV[2])
-        local burst = tonumber(ARGV[3])
+        local a = cjson.decode(ARGV[1])
+        local now = a.now
+        local rate = a.rate
+        local burst = a.burst
         local function extend(key, expiry)
           local ms = math.ceil((expiry - now) * 1000) + 1000
           if redis.call('PTTL', KEYS[key]) < ms then redis.call('PEXPIRE', KEYS[key], ms) end
@@ -30,42 +28,42 @@ public enum SharedScripts {
           redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
           if wait then return {'rate', string.format('%.17g', wait)} end
         end
-        local me = ARGV[5]
+        local me = a.member
         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-        if ARGV[4] == '1' then
+        if a.reject_foreign then
           for _, owner in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
             if owner ~= me then return {'foreign'} end
           end
         end
         local isNew = redis.call('ZSCORE', KEYS[2], me) == false
-        if isNew and ARGV[7] ~= '1' then return {'pass'} end
+        if isNew and not a.may_create then return {'pass'} end
         redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
         if isNew then
           local n = redis.call('ZCARD', KEYS[3])
-          if n >= tonumber(ARGV[10]) then return {'sessions', n} end
+          if n >= a.max_sessions then return {'sessions', n} end
         end
         local newOp = 0
-        if ARGV[8] == '1' and ARGV[9] ~= '' then
+        if a.runs_operation and a.operation ~= '' then
           redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-          if redis.call('ZSCORE', KEYS[4], ARGV[9]) == false then
+          if redis.call('ZSCORE', KEYS[4], a.operation) == false then
             local running = redis.call('ZCARD', KEYS[4])
-            if running >= tonumber(ARGV[11]) then return {'session_ops', running} end
+            if running >= a.max_session_operations then return {'session_ops', running} end
             redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
             local inTeam = redis.call('ZCARD', KEYS[5])
-            if inTeam >= tonumber(ARGV[12]) then return {'team_ops', inTeam} end
+            if inTeam >= a.max_team_operations then return {'team_ops', inTeam} end
             newOp = 1
-          elseif ARGV[16] == '1' then
+          elseif a.starts_operation then
             return {'op_exists'}
           end
-          local opExpiry = tonumber(ARGV[14])
-          redis.call('ZADD', KEYS[4], 'GT', opExpiry, ARGV[9])
-          redis.call('ZADD', KEYS[5], 'GT', opExpiry, ARGV[15])
+          local opExpiry = a.operation_expiry
+          redis.call('ZADD', KEYS[4], 'GT', opExpiry, a.operation)
+          redis.call('ZADD', KEYS[5], 'GT', opExpiry, a.team_operation_member)
           extend(4, opExpiry)
           extend(5, opExpiry)
         end
-        local sessionExpiry = tonumber(ARGV[13])
+        local sessionExpiry = a.session_expiry
         redis.call('ZADD', KEYS[2], 'GT', sessionExpiry, me)
-        redis.call('ZADD', KEYS[3], 'GT', sessionExpiry, ARGV[6])
+        redis.call('ZADD', KEYS[3], 'GT', sessionExpiry, a.session)
         extend(2, sessionExpiry)
         extend(3, sessionExpiry)
         local place = {false, false}

@@ -13,7 +13,8 @@ import Tracing
 final class CallContext: Sendable {
     let keyRefresher: JWKSRefresher
     let ledger: LocalLedger
-    let shared: SharedState?
+    /// Admits calls: the local ledger, or the shared state when replicas share one.
+    let admissions: any Ledger
     let placements: PlacementRecorder
     let calls: CallRegistry
     let buffered: BufferedBytes
@@ -28,7 +29,7 @@ final class CallContext: Sendable {
     let tracer: (any Tracer)?
 
     init(
-        keyRefresher: JWKSRefresher, ledger: LocalLedger, shared: SharedState?, placements: PlacementRecorder,
+        keyRefresher: JWKSRefresher, ledger: LocalLedger, admissions: any Ledger, placements: PlacementRecorder,
         calls: CallRegistry, buffered: BufferedBytes,
         pool: BackendPool, backendCalls: BackendCalls, health: BackendHealth, engines: EngineManager,
         metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
@@ -36,7 +37,7 @@ final class CallContext: Sendable {
     ) {
         self.keyRefresher = keyRefresher
         self.ledger = ledger
-        self.shared = shared
+        self.admissions = admissions
         self.placements = placements
         self.calls = calls
         self.buffered = buffered

@@ -34,22 +34,17 @@ extension ProxyCall {
         case .returnResponseCredit(let bytes):
             if let backend, let backendStreamID { backend.returnStreamCredit(bytes, on: backendStreamID) }
         case .admit(let plan):
-            let now = frontend.writer.loop.now
-            guard let shared = context.shared else {
-                let result = context.ledger.withLock {
-                    $0.admit(
-                        plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now
-                    )
-                }
-                return handle(.admissionDecided(result))
+            // The local ledger answers at once; a shared one once Redis did, the machine holding the call in
+            // `admitting` meanwhile (and taking the answer even if the call ended, so the ledger hears how).
+            switch context.admissions.admit(
+                plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions,
+                now: frontend.writer.loop.now, on: eventLoop)
+            {
+            case .now(let result):
+                handle(.admissionDecided(result))
+            case .later(let answer):
+                answer.assumeIsolated().whenSuccess { [self] result in handleFromOutside(.admissionDecided(result)) }
             }
-            // Shared state answers asynchronously; the machine holds the call in `admitting` meanwhile, and
-            // takes the answer even if the call ended (so the ledger hears how it ended).
-            shared.admit(
-                plan.admission, quotas: plan.quotas, rejectForeignSessions: plan.rejectForeignSessions, now: now,
-                on: eventLoop
-            )
-            .assumeIsolated().whenSuccess { [self] result in handleFromOutside(.admissionDecided(result)) }
         case .chargeArtifacts(let session, let bytes, let limit):
             handle(
                 .artifactsCharged(context.ledger.withLock { $0.artifactReceived(session, bytes: bytes, limit: limit) }))

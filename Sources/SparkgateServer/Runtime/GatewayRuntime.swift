@@ -38,7 +38,7 @@ public final class GatewayRuntime: Sendable {
     public var keyRefresher: JWKSRefresher { callContext.keyRefresher }
     /// Quotas, ownership, placement and launch pools shared with other replicas (`state.kind: redis`); fixed
     /// for the process's life.
-    var shared: SharedState? { callContext.shared }
+    let shared: SharedState?
 
     public convenience init(
         state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
@@ -87,8 +87,9 @@ public final class GatewayRuntime: Sendable {
             let state = current.value
             state.authenticator.replaceKeys(state.staticKeys.merging(fetched))
         }
+        self.shared = shared
         self.callContext = CallContext(
-            keyRefresher: refresher, ledger: ledger, shared: shared,
+            keyRefresher: refresher, ledger: ledger, admissions: shared ?? ledger,
             placements: PlacementRecorder(ledger: ledger, shared: shared), calls: CallRegistry(),
             buffered: BufferedBytes(), pool: pool, backendCalls: backendCalls,
             health: BackendHealth(metrics: metrics, logger: logger), engines: engines,
