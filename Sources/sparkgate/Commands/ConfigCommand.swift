@@ -7,7 +7,7 @@ struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Configuration tools.",
-        subcommands: [Check.self])
+        subcommands: [Check.self, Keys.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -33,6 +33,28 @@ struct ConfigCommand: AsyncParsableCommand {
             } catch {
                 throw ExitCode.failure
             }
+        }
+    }
+
+    struct Keys: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every configuration key (type, default, reload, what it does) as Markdown tables.",
+            discussion: """
+                The tables of docs/configuration.md are this output. Examples:
+                  sparkgate config keys
+                  sparkgate config keys --section "Limits"
+                """)
+
+        @Option(help: "Only the section with this title.")
+        var section: String?
+
+        func run() throws {
+            let sections = ConfigurationKeys.sections.filter { section == nil || $0.title == section }
+            guard !sections.isEmpty else {
+                let titles = ConfigurationKeys.sections.map { "'\($0.title)'" }.joined(separator: ", ")
+                throw ValidationError("no section '\(section ?? "")'; the sections are \(titles)")
+            }
+            print(sections.map { "## \($0.title)\n\n" + ConfigurationKeys.markdown($0) }.joined(separator: "\n\n"))
         }
     }
 }
