@@ -297,7 +297,8 @@ let package = Package(
         .testTarget(
             name: "SparkgateTransportTests",
             dependencies: [
-                "SparkgateTransport", "CNGHTTP2", .product(name: "NIOCore", package: "swift-nio"),
+                "SparkgateTransport", "SparkgateTestSupport", "CNGHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],

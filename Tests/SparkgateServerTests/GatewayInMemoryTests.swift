@@ -109,6 +109,36 @@ struct GatewayInMemoryTests {
         #expect(done.status == "0")
     }
 
+    @Test(
+        "a client's grpc-timeout ends its call with DEADLINE_EXCEEDED and resets the backend stream; calls that finish in time never hear of theirs"
+    )
+    func deadlines() async throws {
+        // The backend answers Config at once and never answers ExecutePlan.
+        let g = try await InMemoryGateway(backend: { request in
+            request.path.hasSuffix("/Config") ? Self.echo(request) : []
+        })
+        let quick = (0..<3).map { _ in
+            g.call("Config", messages: [SparkMessages.request()], extraHeaders: [("grpc-timeout", "200m")])
+        }
+        let stuck = g.call(
+            "ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)],
+            extraHeaders: [("grpc-timeout", "100m")])
+        g.pump()
+        #expect(quick.allSatisfy { g.recorder.streams[$0]?.status == "0" })
+        #expect(g.recorder.streams[stuck]?.status == nil)
+        g.loop.advanceTime(by: .milliseconds(99))
+        g.pump()
+        #expect(g.recorder.streams[stuck]?.status == nil)
+        g.loop.advanceTime(by: .milliseconds(2))
+        g.pump()
+        #expect(g.recorder.streams[stuck]?.status == String(GRPCStatusCode.deadlineExceeded.rawValue))
+        #expect(g.connector.backend?.resets.isEmpty == false)
+        // The finished calls' deadlines pass later without a word to anyone.
+        g.loop.advanceTime(by: .seconds(1))
+        g.pump()
+        #expect(quick.allSatisfy { g.recorder.streams[$0]?.status == "0" })
+    }
+
     @Test("the backend refusing the stream is UNAVAILABLE; resetting it mid-response says so")
     func backendResets() async throws {
         let g = try await InMemoryGateway(backend: { _ in [.rstStream(.refusedStream)] })

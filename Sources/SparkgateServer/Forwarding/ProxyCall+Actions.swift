@@ -22,9 +22,8 @@ extension ProxyCall {
         case .startDeadline(let duration):
             let (seconds, attoseconds) = duration.components
             let nanos = max(0, min(seconds, 10 * 86_400)) * 1_000_000_000 + attoseconds / 1_000_000_000
-            deadline = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
-                handleFromOutside(.deadlineExpired)
-            }
+            let loop = frontend.writer.loop
+            loop.deadlines.add(self, at: loop.eventLoop.now + .nanoseconds(nanos))
         case .readRequests:
             readRequests()
         case .readResponses(let envelopes):
@@ -309,5 +308,12 @@ extension ProxyCall: WriteListener {
     func written(_ token: Int) {
         hold(-abs(token))
         handleFromOutside(token > 0 ? .requestFlushed(bytes: token) : .responseFlushed(bytes: -token))
+    }
+}
+
+extension ProxyCall: DeadlineOwner {
+    /// The client's `grpc-timeout` passed.
+    func deadlinePassed() {
+        handleFromOutside(.deadlineExpired)
     }
 }

@@ -22,8 +22,7 @@ extension ProxyCall {
 
     /// Timers, registrations, metrics and the audit line of a finished call: none of it is on the client's way.
     private func report(_ outcome: CallOutcome) {
-        deadline?.cancel()
-        deadline = nil
+        frontend.writer.loop.deadlines.remove(self)
         if let registration { context.calls.unregister(registration) }
         registration = nil
         let team = outcome.identity.map { state.teamLabel($0.team) } ?? "_unauthenticated"

@@ -30,7 +30,8 @@ final class ProxyCall {
     /// decides whether and how the oldest goes next.
     var unsentRequests = MessageQueue<(GRPCMessage, RequestEnvelope)>()
     var unsentResponses = MessageQueue<GRPCMessage>()
-    var deadline: Scheduled<Void>?
+    /// Its place in the loop's `DeadlineQueue` while it has a deadline.
+    var deadlineSlot: Int?
     var registration: UInt64?
     /// A finished call's outcome, reported once its last frames are flushed.
     var finishedOutcome: CallOutcome?

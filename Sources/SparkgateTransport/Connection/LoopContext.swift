@@ -5,6 +5,8 @@ import NIOCore
 package final class LoopContext {
     package let eventLoop: any EventLoop
     package var backends: [BackendEndpoint: BackendConnection] = [:]
+    /// The deadlines (`grpc-timeout`) of the calls on this loop.
+    package private(set) lazy var deadlines = DeadlineQueue(eventLoop: eventLoop)
     private var dirty: [ObjectIdentifier: FrameWriter] = [:]
     /// `dirty`'s storage between flushes, swapped rather than copied.
     private var flushing: [ObjectIdentifier: FrameWriter] = [:]

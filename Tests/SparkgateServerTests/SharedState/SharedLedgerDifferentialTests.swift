@@ -69,11 +69,7 @@ struct SharedLedgerDifferentialTests {
             group.shutdownGracefully { _ in }
         }
 
-        let seed =
-            ProcessInfo.processInfo.environment["SPARKGATE_TEST_SEED"].flatMap(UInt64.init)
-            ?? UInt64.random(in: 0...UInt64.max)
-        print("shared ledger differential seed \(seed) (round \(round))")
-        var rng = SplitMix64(seed: seed)
+        var (rng, seed) = SplitMix64.seeded("shared ledger differential (round \(round))")
         var reference = SessionLedger()
         var open: [OpenCall] = []
         var now = 1_000_000.0
