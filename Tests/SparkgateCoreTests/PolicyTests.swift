@@ -22,6 +22,10 @@ struct ConfigPolicyTests {
         ] {
             #expect(p.denies(key), "\(key)")
         }
+        // Any case, ASCII or not; and a pattern's letters never match other characters.
+        #expect(p.denies("SPARK.CONNECT.AUTHENTICATE.TOKEN") && p.denies("spark.hadoop.Ünicode.PASSWORD"))
+        #expect(p.denies("spark.jdbc.pässwörd.PASSWORD") && !p.denies("spark.sql.shuffle.PARTITIONS"))
+        #expect(!p.denies("spark.plugin[") && !p.denies("SPARK.PLUGINS@"))
         // Patterns are anchored: a key that merely starts like a denied one is not denied.
         #expect(!p.denies("spark.pluginsDisabled") && !p.denies("spark.sql.extensionsX"))
         #expect(ConfigPolicy.defaultDenied.allSatisfy { !$0.reason.isEmpty })

@@ -27,8 +27,7 @@ public struct RequestRewrite: Sendable, Equatable {
     public func edits(for envelope: RequestEnvelope, in bytes: UnsafeRawBufferPointer) -> [ByteEdit] {
         var edits: [ByteEdit] = []
         if let backendSessionID {
-            var field: [UInt8] = []
-            WireEncoding.appendString(field: 1, backendSessionID, to: &field)
+            let field = WireEncoding.string(field: 1, backendSessionID)
             for range in envelope.sessionIDRanges { edits.append(ByteEdit(range: range, replacement: field)) }
         }
         let userContext = UserContextField.encode(user: userID, keeping: envelope.userContextKeptFields, from: bytes)
@@ -36,14 +35,14 @@ public struct RequestRewrite: Sendable, Equatable {
             edits.append(ByteEdit(range: range, replacement: index == 0 ? userContext : []))
         }
         if let backendNewSessionID, !envelope.newSessionIDRanges.isEmpty {
-            var field: [UInt8] = []
-            WireEncoding.appendString(field: 4, backendNewSessionID, to: &field)
+            let field = WireEncoding.string(field: 4, backendNewSessionID)
             for range in envelope.newSessionIDRanges { edits.append(ByteEdit(range: range, replacement: field)) }
         }
         edits.sort { $0.range.lowerBound < $1.range.lowerBound }
 
         // Insertions go at the end: protobuf fields may come in any order.
         var appended: [UInt8] = []
+        appended.reserveCapacity(128)
         if envelope.userContextFields.isEmpty { appended += userContext }
         if let insertedOperationID, envelope.method == .executePlan, envelope.operationID == nil {
             WireEncoding.appendString(field: 6, insertedOperationID, to: &appended)

@@ -32,13 +32,11 @@ public struct ResponseRewrite: Sendable {
     public func edits(for envelope: ResponseEnvelope, method: SparkConnectMethod) -> [ByteEdit] {
         var edits: [ByteEdit] = []
         if let clientSessionID {
-            var field: [UInt8] = []
-            WireEncoding.appendString(field: method.responseSessionIDField, clientSessionID, to: &field)
+            let field = WireEncoding.string(field: method.responseSessionIDField, clientSessionID)
             for range in envelope.sessionIDFields { edits.append(ByteEdit(range: range, replacement: field)) }
         }
         if let clientNewSessionID {
-            var field: [UInt8] = []
-            WireEncoding.appendString(field: 3, clientNewSessionID, to: &field)
+            let field = WireEncoding.string(field: 3, clientNewSessionID)
             for range in envelope.newSessionIDFields { edits.append(ByteEdit(range: range, replacement: field)) }
         }
         for pair in envelope.configPairs {
@@ -46,8 +44,7 @@ public struct ResponseRewrite: Sendable {
             var inner: [UInt8] = []
             WireEncoding.appendString(field: 1, pair.key, to: &inner)
             WireEncoding.appendString(field: 2, value, to: &inner)
-            var field: [UInt8] = []
-            WireEncoding.appendLengthDelimited(field: 2, inner, to: &field)
+            let field = WireEncoding.lengthDelimited(field: 2, inner)
             edits.append(ByteEdit(range: pair.field, replacement: field))
         }
         if let configPolicy {
@@ -58,8 +55,7 @@ public struct ResponseRewrite: Sendable {
                     // Re-encode the pair with its key only: the client sees the key as unset.
                     var inner: [UInt8] = []
                     WireEncoding.appendString(field: 1, pair.key, to: &inner)
-                    var field: [UInt8] = []
-                    WireEncoding.appendLengthDelimited(field: 2, inner, to: &field)
+                    let field = WireEncoding.lengthDelimited(field: 2, inner)
                     edits.append(ByteEdit(range: pair.field, replacement: field))
                 }
             }

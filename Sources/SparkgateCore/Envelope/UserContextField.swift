@@ -5,13 +5,12 @@ public enum UserContextField {
         user: String, keeping kept: [Range<Int>] = [], from bytes: UnsafeRawBufferPointer? = nil
     ) -> [UInt8] {
         var inner: [UInt8] = []
+        inner.reserveCapacity(2 * (user.utf8.count + 20) + (bytes == nil ? 0 : kept.reduce(0) { $0 + $1.count }))
         WireEncoding.appendString(field: 1, user, to: &inner)
         WireEncoding.appendString(field: 2, user, to: &inner)
         if let bytes {
             for range in kept { inner.append(contentsOf: bytes[range]) }
         }
-        var field: [UInt8] = []
-        WireEncoding.appendLengthDelimited(field: 2, inner, to: &field)
-        return field
+        return WireEncoding.lengthDelimited(field: 2, inner)
     }
 }

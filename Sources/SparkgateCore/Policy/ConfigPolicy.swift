@@ -55,8 +55,17 @@ public struct ConfigPolicy: Sendable, Equatable {
 
     public func denies(_ key: String) -> Bool {
         guard !patterns.isEmpty else { return false }
-        let name = Array(key.lowercased().utf8)
-        return patterns.contains { Self.glob($0, matches: name) }
+        // An ASCII key (every Spark key) is matched in place, lower-cased as it is read (this runs for every
+        // key of every Config call); any other is lower-cased first, as Unicode says.
+        var name = key
+        if let verdict = name.withUTF8({ bytes -> Bool? in
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+            return patterns.contains { Self.glob($0, matches: bytes) }
+        }) {
+            return verdict
+        }
+        let lowered = Array(key.lowercased().utf8)
+        return lowered.withUnsafeBufferPointer { bytes in patterns.contains { Self.glob($0, matches: bytes) } }
     }
 
     /// The first key of `keys` the policy denies.
@@ -64,8 +73,13 @@ public struct ConfigPolicy: Sendable, Equatable {
         keys.first(where: denies)
     }
 
-    /// Iterative glob matching with single-star backtracking: linear in practice, never exponential.
+    /// Iterative glob matching with single-star backtracking: linear in practice, never exponential. `text`'s
+    /// ASCII upper-case letters match their lower-case forms in `pattern` (which is lower case).
     package static func glob(_ pattern: [UInt8], matches text: [UInt8]) -> Bool {
+        text.withUnsafeBufferPointer { glob(pattern, matches: $0) }
+    }
+
+    package static func glob(_ pattern: [UInt8], matches text: UnsafeBufferPointer<UInt8>) -> Bool {
         var p = 0
         var t = 0
         var starP = -1
@@ -73,7 +87,8 @@ public struct ConfigPolicy: Sendable, Equatable {
         let star = UInt8(ascii: "*")
         let any = UInt8(ascii: "?")
         while t < text.count {
-            if p < pattern.count && (pattern[p] == any || pattern[p] == text[t]) {
+            let c = text[t] &- UInt8(ascii: "A") < 26 ? text[t] | 0x20 : text[t]
+            if p < pattern.count && (pattern[p] == any || pattern[p] == c) {
                 p += 1
                 t += 1
             } else if p < pattern.count && pattern[p] == star {

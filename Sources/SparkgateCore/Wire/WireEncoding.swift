@@ -19,6 +19,19 @@ public enum WireEncoding {
         out.append(contentsOf: payload)
     }
 
+    /// One length-delimited field in an array allocated once, at its size (tag and length take at most 10
+    /// bytes each).
+    public static func lengthDelimited(field: Int, _ payload: some Collection<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + 20)
+        appendLengthDelimited(field: field, payload, to: &out)
+        return out
+    }
+
+    public static func string(field: Int, _ value: String) -> [UInt8] {
+        lengthDelimited(field: field, value.utf8)
+    }
+
     public static func appendString(field: Int, _ value: String, to out: inout [UInt8]) {
         // The string's own UTF-8 storage, appended in place: no intermediate array per field.
         appendLengthDelimited(field: field, value.utf8, to: &out)
