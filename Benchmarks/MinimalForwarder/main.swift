@@ -441,7 +441,7 @@ while let a = args.next() {
     }
 }
 
-// The same TLS settings as Sparkgate's listener (GatewayStateLoader).
+// The same TLS settings as Sparkgate's listener (GatewayGenerationLoader).
 let chain = try NIOSSLCertificate.fromPEMFile(cert)
 var tls = TLSConfiguration.makeServerConfiguration(
     certificateChain: chain.map { .certificate($0) },

@@ -15,7 +15,7 @@ import Synchronization
 package final class SharedState: Sendable {
     package let client: RedisClient
     package let keys: SharedKeys
-    package let settings: StateSettings
+    package let settings: SharedStateSettings
     package let ledger: LocalLedger
     package let group: any EventLoopGroup
     package let logger: Logger
@@ -40,7 +40,8 @@ package final class SharedState: Sendable {
     package static let epochScript = RedisScript(SharedScripts.epoch)
 
     package init(
-        client: RedisClient, settings: StateSettings, ledger: LocalLedger, group: any EventLoopGroup, logger: Logger,
+        client: RedisClient, settings: SharedStateSettings, ledger: LocalLedger, group: any EventLoopGroup,
+        logger: Logger,
         seal: RecordSeal,
         countRejected: @escaping @Sendable (String) -> Void = { _ in }, countError: @escaping @Sendable (String) -> Void
     ) {
@@ -433,7 +434,7 @@ package final class SharedState: Sendable {
 extension SharedState {
     /// The Redis client's endpoints from the `state.redis` settings.
     package static func endpoints(
-        _ redis: StateSettings.Redis, password: String?, sentinelPassword: String?, tls: NIOSSLContext?
+        _ redis: SharedStateSettings.Redis, password: String?, sentinelPassword: String?, tls: NIOSSLContext?
     ) -> RedisEndpoints {
         RedisEndpoints(
             addresses: redis.addresses.map { ($0.host, $0.port) },

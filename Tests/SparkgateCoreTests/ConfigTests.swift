@@ -132,7 +132,7 @@ struct ConfigTests {
         #expect(
             health.intervalSeconds == 1 && health.unhealthyAfter == 2 && health.healthyAfter == 1 && health.moveSessions
         )
-        #expect(try parse(Self.minimal).state == StateSettings())
+        #expect(try parse(Self.minimal).state == SharedStateSettings())
 
         let found = issues(
             Self.minimal + """

@@ -52,7 +52,7 @@ public final class InMemoryGateway {
             """
         let config = try SparkgateConfig.parse(yaml: yaml, file: directory + "/sparkgate.yaml")
         let logger = Logger(label: "inmemory")
-        let state = try await GatewayStateLoader.load(config, environment: [:], logger: logger)
+        let state = try await GatewayGenerationLoader.load(config, environment: [:], logger: logger)
         connector = InMemoryConnector(loop: loop, script: script)
         runtime = GatewayRuntime(
             state: state, group: loop, metrics: GatewayMetrics(version: "test"),

@@ -338,11 +338,11 @@ extension SparkgateConfig {
         return h
     }
 
-    private static func readState(_ node: Node, _ r: ConfigReader) -> StateSettings {
-        var state = StateSettings()
+    private static func readState(_ node: Node, _ r: ConfigReader) -> SharedStateSettings {
+        var state = SharedStateSettings()
         let m = r.mapping(node, "state", allowed: ["kind", "redis", "failure_policy"])
         if let n = m["kind"], let v = r.string(n, "state.kind") {
-            if let kind = StateSettings.Kind(rawValue: v) {
+            if let kind = SharedStateSettings.Kind(rawValue: v) {
                 state.kind = kind
             } else {
                 r.fail("state.kind", n, "'\(v)' is not memory or redis")
@@ -401,9 +401,9 @@ extension SparkgateConfig {
         }
         if let n = m["failure_policy"], !r.isNull(n) {
             let fm = r.mapping(n, "state.failure_policy", allowed: ["quotas", "ownership"])
-            func policy(_ name: String) -> StateSettings.FailurePolicy? {
+            func policy(_ name: String) -> SharedStateSettings.FailurePolicy? {
                 guard let v = fm[name], let s = r.string(v, "state.failure_policy.\(name)") else { return nil }
-                guard let p = StateSettings.FailurePolicy(rawValue: s) else {
+                guard let p = SharedStateSettings.FailurePolicy(rawValue: s) else {
                     r.fail("state.failure_policy.\(name)", v, "'\(s)' is not fail_open or fail_closed")
                     return nil
                 }
@@ -415,8 +415,8 @@ extension SparkgateConfig {
         return state
     }
 
-    private static func readSentinel(_ node: Node, _ r: ConfigReader) -> StateSettings.Sentinel {
-        var sentinel = StateSettings.Sentinel()
+    private static func readSentinel(_ node: Node, _ r: ConfigReader) -> SharedStateSettings.Sentinel {
+        var sentinel = SharedStateSettings.Sentinel()
         let m = r.mapping(node, "state.redis.sentinel", allowed: ["addresses", "master_name", "password_file"])
         if let a = m["addresses"], let list = r.stringList(a, "state.redis.sentinel.addresses") {
             for (i, s) in list.enumerated() {

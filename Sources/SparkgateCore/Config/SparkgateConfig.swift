@@ -128,7 +128,7 @@ public struct SparkgateConfig: Sendable, Equatable {
     public var auditLog = AuditLog.stdout
     public var shutdownGraceSeconds = 30.0
     public var limits = ConnectionLimits()
-    public var state = StateSettings()
+    public var state = SharedStateSettings()
     public var tracing = TracingSettings()
 
     public init(file: String) {

@@ -37,7 +37,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     var authMemo: AuthMemo?
 
     struct AuthMemo {
-        let state: GatewayState
+        let state: GatewayGeneration
         let token: TokenMemo
         let team: SparkgateConfig.Team?
     }
@@ -188,8 +188,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     private var hasRunningOperation: Bool {
         guard !operations.isEmpty else { return false }
-        let ops = operations
-        let running = runtime.ledger.withLock { ledger in ops.filter { ledger.operation($0) != nil } }
+        let running = runtime.ledger.running(operations)
         operations = running
         return !running.isEmpty
     }

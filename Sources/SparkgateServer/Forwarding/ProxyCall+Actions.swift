@@ -46,9 +46,9 @@ extension ProxyCall {
             }
         case .chargeArtifacts(let session, let bytes, let limit):
             handle(
-                .artifactsCharged(context.ledger.withLock { $0.artifactReceived(session, bytes: bytes, limit: limit) }))
+                .artifactsCharged(context.ledger.artifactReceived(session, bytes: bytes, limit: limit)))
         case .chargeResults(let operation, let bytes, let rows):
-            handle(.resultsCharged(context.ledger.withLock { $0.resultReceived(operation, bytes: bytes, rows: rows) }))
+            handle(.resultsCharged(context.ledger.resultReceived(operation, bytes: bytes, rows: rows)))
         case .register(let session, let operation):
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             let loop = eventLoop
@@ -110,7 +110,7 @@ extension ProxyCall {
         case .endOperation(let operation, let error):
             context.calls.terminate(operation: operation, with: error, now: WallClock.now())
         case .operationCompleted(let operation):
-            context.ledger.withLock { $0.operationsEnded([operation.operationID], in: operation.session) }
+            context.ledger.operationEnded(operation)
         case .finish(let outcome):
             finish(outcome)
         }

@@ -12,7 +12,7 @@ extension ProxyCall {
         releaseHeldBytes()
         if outcome.admitted != nil {
             let now = frontend.writer.loop.now
-            context.ledger.withLock { $0.callFinished(outcome, now: now) }
+            context.ledger.callFinished(outcome, now: now)
         }
         let loop = frontend.writer.loop
         guard loop.hasUnflushedWrites else { return report(outcome) }

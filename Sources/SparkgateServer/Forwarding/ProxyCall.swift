@@ -17,7 +17,7 @@ final class ProxyCall {
     var machine: Machine
     let context: CallContext
     /// The configuration generation the call started under; a reload does not change it.
-    let state: GatewayState
+    let state: GatewayGeneration
     let frontend: FrontendConnectionHandler
     let streamID: HTTP2StreamID
     var head = RequestHead()
@@ -44,7 +44,7 @@ final class ProxyCall {
     private var executing = false
 
     init(
-        context: CallContext, state: GatewayState, frontend: FrontendConnectionHandler, streamID: HTTP2StreamID,
+        context: CallContext, state: GatewayGeneration, frontend: FrontendConnectionHandler, streamID: HTTP2StreamID,
         peer: String, draining: Bool
     ) {
         self.context = context

@@ -41,7 +41,7 @@ public final class GatewayRuntime: Sendable {
     let shared: SharedState?
 
     public convenience init(
-        state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        state: GatewayGeneration, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
         tracer: (any Tracer)? = nil
     ) {
         self.init(
@@ -50,7 +50,7 @@ public final class GatewayRuntime: Sendable {
     }
 
     package init(
-        state: GatewayState, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        state: GatewayGeneration, group: any EventLoopGroup, metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
         connector: any BackendConnector,
         tracer: (any Tracer)? = nil
     ) {
@@ -98,14 +98,14 @@ public final class GatewayRuntime: Sendable {
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
     }
 
-    public var state: GatewayState { current.value }
+    public var state: GatewayGeneration { current.value }
 
     /// Makes this process the reaper of what its engines orphan (`ChildReaper`); only `serve` calls it.
     @discardableResult
     public static func adoptOrphans() -> Bool { ChildReaper.enable() }
 
     /// Installs a new configuration generation. Calls already running keep the one they started with.
-    public func install(_ state: GatewayState) {
+    public func install(_ state: GatewayGeneration) {
         state.authenticator.replaceKeys(state.staticKeys.merging(keyRefresher.keys))
         keyRefresher.update(urls: state.config.auth.jwksURLs, interval: state.config.auth.jwksRefreshSeconds)
         current.value = state
@@ -124,13 +124,13 @@ public final class GatewayRuntime: Sendable {
 
 /// The current generation, shared with the JWKS refresher's callback.
 private final class StateBox: Sendable {
-    private let mutex: Mutex<GatewayState>
+    private let mutex: Mutex<GatewayGeneration>
 
-    init(_ state: GatewayState) {
+    init(_ state: GatewayGeneration) {
         self.mutex = Mutex(state)
     }
 
-    var value: GatewayState {
+    var value: GatewayGeneration {
         get { mutex.withLock { $0 } }
         set { mutex.withLock { $0 = newValue } }
     }

@@ -8,13 +8,13 @@ import SparkgateTransport
 /// Checks every endpoint of every backend at its `health.interval_seconds`, with a real Spark Connect call
 /// and the backend's token, so an endpoint that accepts connections but cannot serve counts as failing.
 public final class HealthChecker: Service, Sendable {
-    let current: @Sendable () -> GatewayState
+    let current: @Sendable () -> GatewayGeneration
     let health: BackendHealth
     let calls: BackendCalls
     let group: any EventLoopGroup
 
     init(
-        current: @escaping @Sendable () -> GatewayState, health: BackendHealth, calls: BackendCalls,
+        current: @escaping @Sendable () -> GatewayGeneration, health: BackendHealth, calls: BackendCalls,
         group: any EventLoopGroup
     ) {
         self.current = current
@@ -42,7 +42,7 @@ public final class HealthChecker: Service, Sendable {
         }
     }
 
-    private func check(_ backend: SparkgateConfig.Backend, _ endpoint: HostPort, state: GatewayState) {
+    private func check(_ backend: SparkgateConfig.Backend, _ endpoint: HostPort, state: GatewayGeneration) {
         let health = self.health
         calls.check(
             backend: backend.name, address: endpoint, access: state.backendAccess,

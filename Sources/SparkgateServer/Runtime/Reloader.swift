@@ -9,15 +9,15 @@ import Synchronization
 /// Re-reads the configuration file (SIGHUP or `POST /v1/reload`): keys, JWKS, revocations, teams, quotas,
 /// backends and the TLS certificate. A bad file keeps the running configuration and says why.
 public final class Reloader: Sendable {
-    let current: @Sendable () -> GatewayState
-    let install: @Sendable (GatewayState) -> Void
+    let current: @Sendable () -> GatewayGeneration
+    let install: @Sendable (GatewayGeneration) -> Void
     let metrics: GatewayMetrics
     let logger: Logger
     let file: String
     private let serial = Mutex<Bool>(false)
 
     init(
-        current: @escaping @Sendable () -> GatewayState, install: @escaping @Sendable (GatewayState) -> Void,
+        current: @escaping @Sendable () -> GatewayGeneration, install: @escaping @Sendable (GatewayGeneration) -> Void,
         metrics: GatewayMetrics, logger: Logger, file: String
     ) {
         self.current = current
@@ -55,7 +55,7 @@ public final class Reloader: Sendable {
                     changed.map { "restart to change \($0)" }.joined(separator: "; ")
                         + " (a reload cannot change it; the running process keeps its value)")
             }
-            let state = try await GatewayStateLoader.load(config, logger: logger)
+            let state = try await GatewayGenerationLoader.load(config, logger: logger)
             install(state)
             metrics.configReloaded(success: true)
             logger.info(
@@ -66,7 +66,7 @@ public final class Reloader: Sendable {
             return nil
         } catch let error as ConfigError {
             return refused(error.description)
-        } catch let error as GatewayStateLoader.Failure {
+        } catch let error as GatewayGenerationLoader.Failure {
             return refused(error.description)
         } catch {
             return refused("\(error)")

@@ -10,7 +10,7 @@ import SparkgateTransport
 /// Once a second: releases idle sessions and sessions past their lifetime on their backend, interrupts
 /// operations past their time limit, forgets abandoned operations, and refreshes the activity gauges.
 public final class SessionReaper: Service, Sendable {
-    let current: @Sendable () -> GatewayState
+    let current: @Sendable () -> GatewayGeneration
     let ledger: LocalLedger
     let shared: SharedState?
     let calls: CallRegistry
@@ -22,7 +22,8 @@ public final class SessionReaper: Service, Sendable {
     let interval: Duration
 
     init(
-        current: @escaping @Sendable () -> GatewayState, ledger: LocalLedger, shared: SharedState?, calls: CallRegistry,
+        current: @escaping @Sendable () -> GatewayGeneration, ledger: LocalLedger, shared: SharedState?,
+        calls: CallRegistry,
         backendCalls: BackendCalls,
         buffered: BufferedBytes, metrics: GatewayMetrics, logger: Logger, group: any EventLoopGroup, interval: Duration
     ) {

@@ -26,9 +26,9 @@ enum Bootstrap {
 
     static func state(
         _ config: SparkgateConfig, backendTokens: Bool = true, logger: Logger
-    ) async throws -> GatewayState {
+    ) async throws -> GatewayGeneration {
         do {
-            return try await GatewayStateLoader.load(config, backendTokens: backendTokens, logger: logger)
+            return try await GatewayGenerationLoader.load(config, backendTokens: backendTokens, logger: logger)
         } catch {
             printError(error.description)
             throw ExitCodeError.failure

@@ -54,7 +54,7 @@ struct Serve: AsyncParsableCommand {
         do {
             config = try Bootstrap.config(self.config)
         } catch { throw ExitCode.failure }
-        let state: GatewayState
+        let state: GatewayGeneration
         do {
             state = try await Bootstrap.state(config, logger: logger)
         } catch { throw ExitCode.failure }

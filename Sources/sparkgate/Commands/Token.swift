@@ -96,7 +96,7 @@ struct Token: AsyncParsableCommand {
             Bootstrap.logging(level: "warning")
             let logger = Logger(label: "sparkgate")
             let cfg: SparkgateConfig
-            let state: GatewayState
+            let state: GatewayGeneration
             do {
                 cfg = try Bootstrap.config(config)
                 state = try await Bootstrap.state(cfg, backendTokens: false, logger: logger)

@@ -39,7 +39,7 @@ struct LedgerConformanceTests {
                 let client = RedisClient(
                     endpoints: RedisEndpoints(addresses: [("127.0.0.1", server.port)], timeout: .seconds(2)),
                     logger: Logger(label: "test"))
-                var settings = StateSettings()
+                var settings = SharedStateSettings()
                 settings.kind = .redis
                 redis = server
                 self.client = client

@@ -78,7 +78,7 @@ struct SharedEnginesTests {
         guard RedisTestServer.available || RedisTestServer.required else { return nil }
         let redis = try RedisTestServer()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var state = StateSettings()
+        var state = SharedStateSettings()
         state.kind = .redis
         let rejected = RejectionCount()
         func client() -> RedisClient {

@@ -51,7 +51,7 @@ struct SharedLedgerDifferentialTests {
         defer { redis.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        var settings = StateSettings()
+        var settings = SharedStateSettings()
         settings.kind = .redis
         settings.redis.keyPrefix = "test\(round):"
         let errors = ErrorCount()

@@ -45,7 +45,7 @@ struct SharedStateRecoveryTests {
         guard RedisTestServer.available || RedisTestServer.required else { return nil }
         let redis = try RedisTestServer()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var settings = StateSettings()
+        var settings = SharedStateSettings()
         settings.kind = .redis
         settings.redis.heartbeatSeconds = 1
         func replica() -> SharedState {

@@ -9,9 +9,9 @@ import SparkgateTransport
 import SwiftASN1
 import X509
 
-/// Builds a `GatewayState` from a validated configuration: reads keys, JWKS files, revocations, tokens and
+/// Builds a `GatewayGeneration` from a validated configuration: reads keys, JWKS files, revocations, tokens and
 /// certificates. Every failure names the config key and file.
-public enum GatewayStateLoader {
+public enum GatewayGenerationLoader {
     public struct Failure: Error, CustomStringConvertible {
         public var issues: [ConfigIssue]
         public var description: String { issues.map(\.description).joined(separator: "\n") }
@@ -21,7 +21,7 @@ public enum GatewayStateLoader {
     public static func load(
         _ config: SparkgateConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
         backendTokens: Bool = true, logger: Logger
-    ) async throws(Failure) -> GatewayState {
+    ) async throws(Failure) -> GatewayGeneration {
         var issues: [ConfigIssue] = []
         func fail(_ key: String, _ message: String) {
             issues.append(ConfigIssue(file: config.file, key: key, message: message))
@@ -242,7 +242,7 @@ public enum GatewayStateLoader {
             userClaim: config.auth.userClaim, teamClaim: config.auth.teamClaim, groupsClaim: config.auth.groupsClaim,
             revokedTokenIDs: revoked)
         let authenticator = Authenticator(policy: policy, maxTokenBytes: config.auth.maxTokenBytes, keys: KeyRing(keys))
-        return GatewayState(
+        return GatewayGeneration(
             config: config, authenticator: authenticator, staticKeys: KeyRing(keys), backendTokens: tokens,
             backendTLS: backendTLS, serverTLS: serverTLS,
             adminToken: adminToken, adminReadToken: adminReadToken, certificateNotAfter: notAfter,

@@ -5,7 +5,7 @@ import SparkgateServer
 import Testing
 
 @Suite("Loading a configuration: what config check warns about and refuses in the files it names")
-struct GatewayStateLoaderTests {
+struct GatewayGenerationLoaderTests {
     func directory() throws -> String {
         let dir = NSTemporaryDirectory() + "sparkgate-loader-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -14,7 +14,7 @@ struct GatewayStateLoaderTests {
         return dir
     }
 
-    func load(_ extra: String, in dir: String) async throws -> GatewayState {
+    func load(_ extra: String, in dir: String) async throws -> GatewayGeneration {
         let yaml = """
             insecure_plaintext: true
             auth:
@@ -23,7 +23,7 @@ struct GatewayStateLoaderTests {
               local: {endpoints: ["127.0.0.1:15002"]}
             \(extra)
             """
-        return try await GatewayStateLoader.load(
+        return try await GatewayGenerationLoader.load(
             try SparkgateConfig.parse(yaml: yaml, file: dir + "/sparkgate.yaml"), environment: [:],
             logger: Logger(label: "test"))
     }
@@ -53,14 +53,14 @@ struct GatewayStateLoaderTests {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "short".write(toFile: dir + "/replicas.secret", atomically: true, encoding: .utf8)
-        await #expect(throws: GatewayStateLoader.Failure.self) {
+        await #expect(throws: GatewayGenerationLoader.Failure.self) {
             _ = try await load("state: {kind: redis, redis: {secret_file: replicas.secret}}", in: dir)
         }
         try "same-token".write(toFile: dir + "/admin.token", atomically: true, encoding: .utf8)
         do {
             _ = try await load("admin: {token_file: admin.token, read_token_file: admin.token}", in: dir)
             Issue.record("a read token equal to the admin token was accepted")
-        } catch let error as GatewayStateLoader.Failure {
+        } catch let error as GatewayGenerationLoader.Failure {
             #expect(error.issues.contains { $0.key == "admin.read_token_file" })
         }
     }

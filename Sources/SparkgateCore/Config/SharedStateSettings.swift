@@ -1,5 +1,5 @@
 /// Where the state that several replicas must agree on lives: quotas and session ownership.
-public struct StateSettings: Sendable, Equatable {
+public struct SharedStateSettings: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         /// In this process only: right for one replica.
         case memory

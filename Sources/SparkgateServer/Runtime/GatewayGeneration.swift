@@ -8,7 +8,7 @@ import SparkgateTransport
 
 /// Everything a configuration generation decides, built once and shared read-only by every RPC that starts
 /// under it. A reload builds a new one; RPCs already running keep theirs.
-public final class GatewayState: Sendable {
+public final class GatewayGeneration: Sendable {
     public let config: SparkgateConfig
     public let authenticator: Authenticator
     /// Keys from the configuration and JWKS files; JWKS URL keys are merged in by the refresher.
