@@ -136,11 +136,12 @@ package final class SharedState: Sendable {
         case .move: mode = "move"
         }
         let life = sessionIdleSeconds > 0 ? sessionIdleSeconds : SharedAdmission.sessionLifeWithoutIdleLimit
-        let milliseconds = String(Int64((max(life, holdingSeconds) + 1) * 1000))
         let name = keys.placement(session)
-        let arguments = [
-            placement.endpointText, placement.engineText, milliseconds, mode, placementSeal(placement, of: session),
-        ]
+        var document = SharedScriptArguments.Place(
+            endpoint: placement.endpointText, engine: placement.engineText,
+            expiryMilliseconds: Int64((max(life, holdingSeconds) + 1) * 1000), mode: mode,
+            seal: placementSeal(placement, of: session))
+        let arguments = [SharedEngineArguments.json(document)]
         return client.run(Self.placeScript, keys: [name], arguments: arguments, on: loop).flatMap {
             reply -> EventLoopFuture<SessionPlacement> in
             let parts = reply.array?.compactMap(\.string) ?? []
@@ -151,8 +152,8 @@ package final class SharedState: Sendable {
             }
             // A placement no replica sealed: it decides nothing; this replica's choice replaces it.
             self.countRejected("record")
-            var moved = arguments
-            moved[3] = "move"
+            document.mode = "move"
+            let moved = [SharedEngineArguments.json(document)]
             return self.client.run(Self.placeScript, keys: [name], arguments: moved, on: loop).map { _ in placement }
         }.recover { error in
             self.failed("place", error)
@@ -235,8 +236,11 @@ package final class SharedState: Sendable {
                     Self.endOperationScript,
                     keys: [keys.operations(op.session), keys.teamOperations(op.session.owner.team)],
                     arguments: [
-                        op.operationID, keys.teamOperationMember(op), keys.endedChannel,
-                        sealed(SharedEvent(origin: origin, kind: .operationEnded(op))),
+                        SharedEngineArguments.json(
+                            SharedScriptArguments.EndOperation(
+                                operation: op.operationID, teamOperationMember: keys.teamOperationMember(op),
+                                channel: keys.endedChannel,
+                                message: sealed(SharedEvent(origin: origin, kind: .operationEnded(op)))))
                     ],
                     on: loop)
             case .sessionReleased(let session):
@@ -247,9 +251,11 @@ package final class SharedState: Sendable {
                         keys.teamOperations(session.owner.team), keys.placement(session),
                     ],
                     arguments: [
-                        keys.member(session.owner), session.clientSessionID, keys.teamOperationPrefix(session),
-                        keys.endedChannel,
-                        sealed(SharedEvent(origin: origin, kind: .sessionReleased(session))),
+                        SharedEngineArguments.json(
+                            SharedScriptArguments.Release(
+                                member: keys.member(session.owner), session: session.clientSessionID,
+                                teamOperationPrefix: keys.teamOperationPrefix(session), channel: keys.endedChannel,
+                                message: sealed(SharedEvent(origin: origin, kind: .sessionReleased(session)))))
                     ], on: loop)
             }
             done.whenFailure { self.failed("forget", $0) }
@@ -342,15 +348,15 @@ package final class SharedState: Sendable {
         operations: [OperationKey], sessions: [SessionRecord], mode: String, now: Double, on loop: any EventLoop,
         sessionExpiry: (SessionRecord) -> Double
     ) async {
-        let opExpiry = SharedAdmission.number(now + holdingSeconds)
-        var entries: [(key: String, member: String, expiry: String)] = []
+        let opExpiry = now + holdingSeconds
+        var entries: [(key: String, member: String, expiry: Double)] = []
         for op in operations {
             entries.append((keys.operations(op.session), op.operationID, opExpiry))
             entries.append((keys.teamOperations(op.session.owner.team), keys.teamOperationMember(op), opExpiry))
         }
-        var placements: [(key: String, expiry: String, placement: SessionPlacement, seal: String)] = []
+        var placements: [(key: String, expiry: Double, placement: SessionPlacement, seal: String)] = []
         for session in sessions {
-            let expiry = SharedAdmission.number(sessionExpiry(session))
+            let expiry = sessionExpiry(session)
             entries.append((keys.owners(session.clientSessionID), keys.member(session.owner), expiry))
             entries.append((keys.sessions(session.owner), session.clientSessionID, expiry))
             if !session.placement.isEmpty {
@@ -368,9 +374,17 @@ package final class SharedState: Sendable {
             start += batch.count
             let places = placements[placed..<min(placed + 256 - batch.count, placements.count)]
             placed += places.count
-            var arguments =
-                [SharedAdmission.number(now), String(batch.count), mode] + batch.flatMap { [$0.expiry, $0.member] }
-            arguments += places.flatMap { [$0.expiry, $0.placement.endpointText, $0.placement.engineText, $0.seal] }
+            let arguments = [
+                SharedEngineArguments.json(
+                    SharedScriptArguments.Hold(
+                        now: now, mode: mode,
+                        members: batch.map { .init(expiry: $0.expiry, member: $0.member) },
+                        placements: places.map {
+                            .init(
+                                expiry: $0.expiry, endpoint: $0.placement.endpointText,
+                                engine: $0.placement.engineText, seal: $0.seal)
+                        }))
+            ]
             do {
                 _ = try await client.run(
                     Self.holdScript, keys: batch.map(\.key) + places.map(\.key), arguments: arguments, on: loop

@@ -78,78 +78,76 @@ public enum SharedScripts {
         """
 
     /// Records where a session lives, once: the first replica to choose wins and every other is told its
-    /// choice. KEYS: placement. ARGV: endpoint, engine, expiry in ms from now, mode ('claim' keeps a recorded
+    /// choice. KEYS: placement. ARGV[1]: `SharedScriptArguments.Place` (mode 'claim' keeps a recorded
     /// placement; 'move' replaces it: an operator let sessions move off a failed endpoint, or the recorded one
-    /// was not sealed by a replica), the placement's seal.
-    /// Replies {endpoint, engine, seal} as recorded.
+    /// was not sealed by a replica). Replies {endpoint, engine, seal} as recorded.
     public static let place = """
-        if ARGV[4] == 'claim' then
+        local a = cjson.decode(ARGV[1])
+        if a.mode == 'claim' then
           local place = redis.call('HMGET', KEYS[1], 'e', 'g', 'm')
           if place[1] or place[2] then return {place[1] or '', place[2] or '', place[3] or ''} end
         end
         redis.call('DEL', KEYS[1])
-        if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'e', ARGV[1]) end
-        if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'g', ARGV[2]) end
-        redis.call('HSET', KEYS[1], 'm', ARGV[5])
-        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-        return {ARGV[1], ARGV[2], ARGV[5]}
+        if a.endpoint ~= '' then redis.call('HSET', KEYS[1], 'e', a.endpoint) end
+        if a.engine ~= '' then redis.call('HSET', KEYS[1], 'g', a.engine) end
+        redis.call('HSET', KEYS[1], 'm', a.seal)
+        redis.call('PEXPIRE', KEYS[1], a.expiry_ms)
+        return {a.endpoint, a.engine, a.seal}
         """
 
     /// Forgets a session, its operations and its placement, and tells every replica. KEYS: owners, user
-    /// sessions, session operations, team operations, placement. ARGV: member, session id, team-operation
-    /// member prefix, channel, message.
+    /// sessions, session operations, team operations, placement. ARGV[1]: `SharedScriptArguments.Release`.
     public static let release = """
+        local a = cjson.decode(ARGV[1])
         for _, op in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-          redis.call('ZREM', KEYS[4], ARGV[3] .. string.len(op) .. ':' .. op)
+          redis.call('ZREM', KEYS[4], a.team_operation_prefix .. string.len(op) .. ':' .. op)
         end
         redis.call('DEL', KEYS[3], KEYS[5])
-        redis.call('ZREM', KEYS[1], ARGV[1])
-        redis.call('ZREM', KEYS[2], ARGV[2])
-        redis.call('PUBLISH', ARGV[4], ARGV[5])
+        redis.call('ZREM', KEYS[1], a.member)
+        redis.call('ZREM', KEYS[2], a.session)
+        redis.call('PUBLISH', a.channel, a.message)
         return 1
         """
 
-    /// Ends an operation and tells every replica. KEYS: session operations, team operations. ARGV: operation
-    /// id, team-operation member, channel, message.
+    /// Ends an operation and tells every replica. KEYS: session operations, team operations. ARGV[1]:
+    /// `SharedScriptArguments.EndOperation`.
     public static let endOperation = """
-        redis.call('ZREM', KEYS[1], ARGV[1])
-        redis.call('ZREM', KEYS[2], ARGV[2])
-        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        local a = cjson.decode(ARGV[1])
+        redis.call('ZREM', KEYS[1], a.operation)
+        redis.call('ZREM', KEYS[2], a.team_operation_member)
+        redis.call('PUBLISH', a.channel, a.message)
         return 1
         """
 
     /// Renews what a replica holds, or writes it back after Redis lost it (mode 'reassert'). Renewing never
     /// shortens a record and never brings back one that was removed (a release elsewhere); writing back adds
     /// what is missing, and keeps a placement another replica recorded since.
-    /// KEYS: n sorted sets, then placements. ARGV: now, n, mode ('renew' or 'reassert'), an (expiry, member)
-    /// pair per sorted set, then an (expiry, endpoint, engine, seal) quadruple per placement.
+    /// KEYS: one sorted set per member, then one placement per placement. ARGV[1]: `SharedScriptArguments.Hold`.
     public static let hold = """
-        local now = tonumber(ARGV[1])
-        local n = tonumber(ARGV[2])
-        local reassert = ARGV[3] == 'reassert'
+        local a = cjson.decode(ARGV[1])
+        local now = a.now
+        local n = #a.members
+        local reassert = a.mode == 'reassert'
         local function extend(key, expiry)
           local ms = math.ceil((expiry - now) * 1000) + 1000
           if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
         end
-        for i = 1, n do
-          local expiry = tonumber(ARGV[2 + 2 * i])
-          local member = ARGV[3 + 2 * i]
+        for i, m in ipairs(a.members) do
           if reassert then
-            redis.call('ZADD', KEYS[i], 'GT', expiry, member)
-            extend(KEYS[i], expiry)
-          elseif redis.call('ZADD', KEYS[i], 'XX', 'GT', 'CH', expiry, member) == 1 then
-            extend(KEYS[i], expiry)
+            redis.call('ZADD', KEYS[i], 'GT', m.expiry, m.member)
+            extend(KEYS[i], m.expiry)
+          elseif redis.call('ZADD', KEYS[i], 'XX', 'GT', 'CH', m.expiry, m.member) == 1 then
+            extend(KEYS[i], m.expiry)
           end
         end
-        local base = 3 + 2 * n
-        for j = n + 1, #KEYS do
-          local at = base + 4 * (j - n - 1)
-          if reassert and redis.call('EXISTS', KEYS[j]) == 0 then
-            if ARGV[at + 2] ~= '' then redis.call('HSET', KEYS[j], 'e', ARGV[at + 2]) end
-            if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[j], 'g', ARGV[at + 3]) end
-            redis.call('HSET', KEYS[j], 'm', ARGV[at + 4])
+        for j, p in ipairs(a.placements) do
+          local key = KEYS[n + j]
+          if reassert and redis.call('EXISTS', key) == 0 then
+            if p.endpoint ~= '' then redis.call('HSET', key, 'e', p.endpoint) end
+            if p.engine ~= '' then redis.call('HSET', key, 'g', p.engine) end
+            redis.call('HSET', key, 'm', p.seal)
           end
-          if redis.call('EXISTS', KEYS[j]) == 1 then extend(KEYS[j], tonumber(ARGV[at + 1])) end
+          if redis.call('EXISTS', key) == 1 then extend(key, p.expiry) end
         end
         return 1
         """
