@@ -137,7 +137,7 @@ package final class SharedState: Sendable {
         }
         let life = sessionIdleSeconds > 0 ? sessionIdleSeconds : SharedAdmission.sessionLifeWithoutIdleLimit
         let name = keys.placement(session)
-        var document = SharedScriptArguments.Place(
+        let document = SharedScriptArguments.Place(
             endpoint: placement.endpointText, engine: placement.engineText,
             expiryMilliseconds: Int64((max(life, holdingSeconds) + 1) * 1000), mode: mode,
             seal: placementSeal(placement, of: session))
@@ -152,8 +152,9 @@ package final class SharedState: Sendable {
             }
             // A placement no replica sealed: it decides nothing; this replica's choice replaces it.
             self.countRejected("record")
-            document.mode = "move"
-            let moved = [SharedEngineArguments.json(document)]
+            var moving = document
+            moving.mode = "move"
+            let moved = [SharedEngineArguments.json(moving)]
             return self.client.run(Self.placeScript, keys: [name], arguments: moved, on: loop).map { _ in placement }
         }.recover { error in
             self.failed("place", error)
