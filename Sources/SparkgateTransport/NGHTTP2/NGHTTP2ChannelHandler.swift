@@ -230,8 +230,15 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
         }
         session.takeWrittenCompletions(into: &written)
         guard let output else {
-            for completion in written { completion.complete(.success(())) }
-            written.removeAll(keepingCapacity: true)
+            // Moved out before they run: a completion may write and flush again, re-entering here, and must find
+            // `written` empty rather than these (which would then be completed twice).
+            var completing: [WriteCompletion] = []
+            swap(&completing, &written)
+            for completion in completing { completion.complete(.success(())) }
+            if written.isEmpty {
+                completing.removeAll(keepingCapacity: true)
+                swap(&completing, &written)
+            }
             tellClosures(context: context)
             if flushPending { flush(context: context) }
             return

@@ -250,9 +250,14 @@ package final class NGHTTP2Session {
     }
 
     /// The completions of the DATA in the last `pendingOutput`, to complete when it is written: swapped into
-    /// `completions` (which must be empty), so neither array is copied.
+    /// `completions` when it is empty (so neither array is copied), appended to it otherwise.
     package func takeWrittenCompletions(into completions: inout [WriteCompletion]) {
-        swap(&outputCompletions, &completions)
+        if completions.isEmpty {
+            swap(&outputCompletions, &completions)
+        } else {
+            completions.append(contentsOf: outputCompletions)
+            outputCompletions.removeAll(keepingCapacity: true)
+        }
     }
 
     /// Ends a stream with trailers, after its queued DATA.
