@@ -28,8 +28,21 @@ public enum CallAction<Metadata> {
     indirect case chargeResults(OperationKey, bytes: Int, rows: Int64)
     /// Make the call reachable from outside (operation limits, operator kills, the end of a drain).
     indirect case register(SessionKey, OperationKey?)
-    /// Open the backend stream where the session lives (answer with `backendOpened` or `backendOpenFailed`).
-    indirect case openBackend(BackendTarget)
+    /// Look up why Sparkgate ended this operation, if it did lately (answer with `operationEndRecalled`): a
+    /// ReattachExecute to it is told that, not Spark's generic error.
+    indirect case recallOperationEnd(OperationKey)
+    /// Read which of a backend's endpoints are unhealthy now (answer with `backendHealthRead`).
+    indirect case readBackendHealth(backend: String, endpoints: [HostPort])
+    /// Get the engine of a launch pool, launched if needed (answer with `engineReady`, `backendSessionLost` or
+    /// `backendOpenFailed`).
+    indirect case findEngine(EngineRequest)
+    /// Record the session's placement where every replica reads it (answer with `placementRecorded`, carrying
+    /// what the shared state holds afterwards).
+    indirect case recordPlacement(PlacementRecord)
+    /// Record the session's placement, unless another replica did first; nobody waits for the answer.
+    indirect case claimPlacement(PlacementRecord)
+    /// Open the backend stream (answer with `backendOpened` or `backendStreamFailed`).
+    indirect case openStream(BackendStreamRequest)
     /// Write the oldest request message not yet sent to the backend, with this rewrite applied (its edits need
     /// the message's bytes, which only the I/O layer holds); answer with `requestFlushed`.
     indirect case sendRequest(RequestRewrite, endStream: Bool)
@@ -51,7 +64,7 @@ public enum CallAction<Metadata> {
     /// Tell a client that is still sending to stop: RST_STREAM(NO_ERROR) after the trailers.
     case stopClient
     /// Count a failed connection against an endpoint's health (as a failed check is).
-    indirect case recordEndpointFailure(backend: String, endpoint: HostPort, reason: String)
+    indirect case recordEndpointFailure(EndpointFailure)
     /// Ask the backend to interrupt an operation Sparkgate is ending.
     indirect case interruptOperation(
         OperationKey, backendSessionID: String, backend: String, placement: SessionPlacement)

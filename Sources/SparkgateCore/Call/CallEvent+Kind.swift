@@ -4,9 +4,10 @@ extension CallEvent {
     public enum Kind: String, CaseIterable, Sendable {
         case requestHead, requestTrailers, requestData, requestPrefix, requestMessage, requestsDrained
         case requestFlushed, clientGone, authenticated, authenticationFailed, unknownKey, keysRefreshed
-        case admissionDecided, artifactsCharged, resultsCharged, backendOpened, backendOpenFailed
-        case backendUnreachable, backendSessionLost, responseHeaders, responseData, responsePrefix
-        case responseMessage, responsesDrained, responseFlushed, backendReset, deadlineExpired, terminated, drain
+        case admissionDecided, artifactsCharged, resultsCharged, operationEndRecalled, backendHealthRead
+        case placementRecorded, engineReady, backendOpened, backendOpenFailed, backendStreamFailed, backendSessionLost
+        case responseHeaders, responseData, responsePrefix, responseMessage, responsesDrained, responseFlushed
+        case backendReset, deadlineExpired, terminated, drain
     }
 
     public var kind: Kind {
@@ -26,9 +27,13 @@ extension CallEvent {
         case .admissionDecided: .admissionDecided
         case .artifactsCharged: .artifactsCharged
         case .resultsCharged: .resultsCharged
+        case .operationEndRecalled: .operationEndRecalled
+        case .backendHealthRead: .backendHealthRead
+        case .placementRecorded: .placementRecorded
+        case .engineReady: .engineReady
         case .backendOpened: .backendOpened
         case .backendOpenFailed: .backendOpenFailed
-        case .backendUnreachable: .backendUnreachable
+        case .backendStreamFailed: .backendStreamFailed
         case .backendSessionLost: .backendSessionLost
         case .responseHeaders: .responseHeaders
         case .responseData: .responseData

@@ -46,11 +46,20 @@ public enum CallEvent<Metadata> {
 
     // MARK: Backend side
 
+    /// The answer to `CallAction.recallOperationEnd`: why Sparkgate ended the operation, nil when it did not.
+    indirect case operationEndRecalled(SparkgateError?)
+    /// The answer to `CallAction.readBackendHealth`: the endpoints that take no new sessions now.
+    indirect case backendHealthRead(unhealthy: [HostPort])
+    /// The answer to `CallAction.recordPlacement`: where the session lives now as every replica reads it.
+    indirect case placementRecorded(SessionPlacement)
+    /// The answer to `CallAction.findEngine`.
+    indirect case engineReady(ReadyEngine)
     case backendOpened
+    /// No stream to open: the backend is not configured, or its engine could not be had.
     indirect case backendOpenFailed(SparkgateError)
-    /// The backend stream could not open because its endpoint did not answer: counted against the endpoint's
-    /// health, as a failed check is.
-    indirect case backendUnreachable(SparkgateError, backend: String, endpoint: HostPort, reason: String)
+    /// The stream of `CallAction.openStream` did not open (`reason` says why, for the client and the
+    /// endpoint's health).
+    indirect case backendStreamFailed(reason: String)
     /// The session's state is gone from the backend (the launched engine it lived on stopped): the call is
     /// refused with this error, except a ReleaseSession, which has nothing left to release and succeeds.
     indirect case backendSessionLost(SparkgateError)

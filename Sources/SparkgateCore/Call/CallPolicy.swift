@@ -16,6 +16,8 @@ public struct CallPolicy: Sendable {
     public var maxBufferedBytes: Int
     /// `auth.max_token_bytes`: a larger token is refused by name, even when it also makes the head too large.
     public var maxTokenBytes: Int
+    /// Where each backend's calls go.
+    public var backends: BackendDirectory
 
     /// Whether plans are read for SQL that sets denied configuration (whenever keys are denied).
     public var inspectsPlans: Bool { !configPolicy.denyKeys.isEmpty }
@@ -34,8 +36,9 @@ public struct CallPolicy: Sendable {
         maxMessageBytes: Int, configPolicy: ConfigPolicy, namespace: SessionNamespace?, rejectForeignSessionIDs: Bool,
         streamWindow: Int = 1 << 20, maxBufferedPerStream: Int = 32 << 20, maxRequestHeaderBytes: Int = 64 << 10,
         maxBufferedBytes: Int = 1 << 30,
-        maxTokenBytes: Int = 8192
+        maxTokenBytes: Int = 8192, backends: BackendDirectory = BackendDirectory(backends: [:], tokens: [:])
     ) {
+        self.backends = backends
         self.maxTokenBytes = maxTokenBytes
         self.maxRequestHeaderBytes = maxRequestHeaderBytes
         self.maxBufferedBytes = maxBufferedBytes

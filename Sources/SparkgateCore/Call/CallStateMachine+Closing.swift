@@ -109,7 +109,7 @@ extension CallStateMachine {
             call.interruptedIDs = response.interruptedIDs
             outcome.admitted = call
         }
-        if case .admitting(_, let plan) = phase, !ledgerAnswered {
+        if case .admitting(_, let plan) = phase, admissionAsked, !ledgerAnswered {
             // The ledger is deciding: the outcome waits for its answer.
             phase = .closing(outcome, plan)
         } else {

@@ -247,7 +247,7 @@ extension CallStateMachine {
     ) {
         let context = FirstMessageContext(
             method: method, identity: caller.token.identity, team: caller.team, policy: policy, draining: draining,
-            endedReason: endedReason, randomUUID: randomUUID)
+            randomUUID: randomUUID)
         audit.summary.sessionID = envelope.sessionID.map { String($0.prefix(64)) }
         audit.summary.clientType = envelope.clientType.map { String($0.prefix(256)) }
         switch FirstMessageDecision.decide(envelope, context) {
@@ -263,7 +263,12 @@ extension CallStateMachine {
             // The message is whole: the rest of its window goes back now, and nothing more until it is sent.
             returnFirstMessageCredit(force: true, into: &actions)
             phase = .admitting(caller, plan)
-            actions.append(.admit(plan))
+            if method == .reattachExecute, let operation = plan.operation {
+                // Sparkgate may have ended this operation between two of its streams: that is asked first.
+                actions.append(.recallOperationEnd(operation))
+            } else {
+                askAdmission(plan, into: &actions)
+            }
         }
     }
 
@@ -332,7 +337,7 @@ extension CallStateMachine {
         _ result: Result<AdmissionGrant, QuotaOrPolicyRefusal>, now: Double, into actions: inout [Action]
     ) {
         switch phase {
-        case .admitting(let caller, let plan):
+        case .admitting(let caller, let plan) where admissionAsked:
             let grant: AdmissionGrant
             switch result {
             case .failure(let refusal): return refuse(.ledger(refusal), ledgerAnswered: true, now: now, into: &actions)
@@ -354,12 +359,14 @@ extension CallStateMachine {
                 actions.append(.register(plan.session, plan.operation))
             }
             phase = .connecting(caller, plan, admission)
-            actions.append(
-                .openBackend(
-                    BackendTarget(
-                        route: plan.route, session: plan.session, placement: grant.placement,
-                        placementRecorded: grant.placementRecorded,
-                        sessionIdleSeconds: plan.quotas.sessionIdleSeconds)))
+            var opening = BackendOpening(
+                target: BackendTarget(
+                    route: plan.route, session: plan.session, placement: grant.placement,
+                    placementRecorded: grant.placementRecorded, sessionIdleSeconds: plan.quotas.sessionIdleSeconds),
+                backend: policy.backends[plan.route.backend])
+            let step = opening.start()
+            self.opening = opening
+            take(step, now: now, into: &actions)
         case .closing(var outcome, let plan):
             // The call ended while the ledger decided: account for it now, with what the ledger recorded.
             if case .success(let grant) = result {
@@ -375,7 +382,7 @@ extension CallStateMachine {
         case .closed:
             // Nothing was asked of the ledger: a stray answer changes nothing.
             break
-        case .idle, .authenticating, .awaitingFirstMessage, .connecting, .forwarding:
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting, .forwarding:
             impossible("an admission answer", now: now, into: &actions)
         }
     }
@@ -405,20 +412,6 @@ extension CallStateMachine {
                 into: &actions)
         case .closing, .closed:
             break
-        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .forwarding:
-            impossible("a backend stream failing to open", now: now, into: &actions)
-        }
-    }
-
-    mutating func backendUnreachable(
-        _ error: SparkgateError, backend: String, endpoint: HostPort, reason: String, now: Double,
-        into actions: inout [Action]
-    ) {
-        switch phase {
-        case .connecting, .closing, .closed:
-            // The endpoint failed whether or not the call still wants it.
-            actions.append(.recordEndpointFailure(backend: backend, endpoint: endpoint, reason: reason))
-            backendOpenFailed(error, now: now, into: &actions)
         case .idle, .authenticating, .awaitingFirstMessage, .admitting, .forwarding:
             impossible("a backend stream failing to open", now: now, into: &actions)
         }

@@ -67,7 +67,6 @@ public struct CallStateMachine<Metadata> {
     public internal(set) var phase = Phase.idle
     public let policy: CallPolicy
     let startedAt: Double
-    let endedReason: (OperationKey) -> SparkgateError?
     let randomUUID: () -> String
     public internal(set) var method = SparkConnectMethod.other("")
     public internal(set) var draining: Bool
@@ -78,16 +77,19 @@ public struct CallStateMachine<Metadata> {
     var audit: CallAudit
     var request: RequestFlow
     var response: ResponseFlow
+    /// The backend stream's opening, from the admission on (kept after the call ends: a connection that fails
+    /// then still counts against its endpoint).
+    var opening: BackendOpening?
+    /// The ledger was asked to admit the call (a ReattachExecute first asks why its operation ended, if it did).
+    var admissionAsked = false
 
     public init(
         policy: CallPolicy, now: Double, peer: String, draining: Bool = false,
-        endedReason: @escaping (OperationKey) -> SparkgateError? = { _ in nil },
         randomUUID: @escaping () -> String = { UUIDText.random() }
     ) {
         self.policy = policy
         self.startedAt = now
         self.draining = draining
-        self.endedReason = endedReason
         self.randomUUID = randomUUID
         self.audit = CallAudit(start: now, peer: peer)
         self.request = RequestFlow(window: policy.streamWindow)
@@ -144,10 +146,15 @@ public struct CallStateMachine<Metadata> {
         case .admissionDecided(let result): admissionDecided(result, now: now, into: &actions)
         case .artifactsCharged(let refusal): artifactsCharged(refusal, now: now, into: &actions)
         case .resultsCharged(let refusal): resultsCharged(refusal, now: now, into: &actions)
+        case .operationEndRecalled(let reason): operationEndRecalled(reason, now: now, into: &actions)
+        case .backendHealthRead(let unhealthy):
+            advanceOpening(now: now, into: &actions) { $0.healthRead(unhealthy: unhealthy) }
+        case .placementRecorded(let placed):
+            advanceOpening(now: now, into: &actions) { $0.placementRecorded(placed) }
+        case .engineReady(let engine): advanceOpening(now: now, into: &actions) { $0.engineReady(engine) }
         case .backendOpened: backendOpened(now: now, into: &actions)
         case .backendOpenFailed(let error): backendOpenFailed(error, now: now, into: &actions)
-        case .backendUnreachable(let error, let backend, let endpoint, let reason):
-            backendUnreachable(error, backend: backend, endpoint: endpoint, reason: reason, now: now, into: &actions)
+        case .backendStreamFailed(let reason): backendStreamFailed(reason: reason, now: now, into: &actions)
         case .backendSessionLost(let error): backendSessionLost(error, now: now, into: &actions)
         case .responseHeaders(let metadata, let status, let trailers):
             receivedResponseHeaders(metadata, httpStatus: status, status: trailers, now: now, into: &actions)

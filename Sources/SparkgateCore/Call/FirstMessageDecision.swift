@@ -6,14 +6,11 @@ public struct FirstMessageContext {
     public var policy: CallPolicy
     /// A graceful shutdown is under way: no new operation may start.
     public var draining: Bool
-    /// Why Sparkgate itself ended an operation recently, if it did (for a ReattachExecute to it).
-    public var endedReason: (OperationKey) -> SparkgateError?
     /// A fresh random UUID (operation ids and clone ids Sparkgate assigns).
     public var randomUUID: () -> String
 
     public init(
         method: SparkConnectMethod, identity: Identity, team: SparkgateConfig.Team, policy: CallPolicy, draining: Bool,
-        endedReason: @escaping (OperationKey) -> SparkgateError? = { _ in nil },
         randomUUID: @escaping () -> String = { UUIDText.random() }
     ) {
         self.method = method
@@ -21,13 +18,12 @@ public struct FirstMessageContext {
         self.team = team
         self.policy = policy
         self.draining = draining
-        self.endedReason = endedReason
         self.randomUUID = randomUUID
     }
 }
 
 /// The decision on a call's first message, top to bottom: the envelope's ids, shutdown, config policy,
-/// namespacing, clone ids, operations Sparkgate ended, and the admission it asks the ledger for.
+/// namespacing, clone ids, and the admission it asks the ledger for.
 public enum FirstMessageDecision {
     public static func decide(
         _ envelope: RequestEnvelope, _ c: FirstMessageContext
@@ -122,11 +118,6 @@ public enum FirstMessageDecision {
         if let operationID, method == .executePlan || method == .reattachExecute {
             operation = OperationKey(session: session, operationID: operationID)
         }
-        if method == .reattachExecute, let operation, let reason = c.endedReason(operation) {
-            // Sparkgate ended this operation between two of its streams: say why, not Spark's generic error.
-            return .failure(CallRefusal(reason, reason: "operation_ended"))
-        }
-
         var admission = CallAdmission(
             caller: caller, method: method, clientSessionID: session.clientSessionID,
             backendSessionID: backendSessionID, backend: c.team.backend)

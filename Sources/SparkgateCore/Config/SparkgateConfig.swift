@@ -83,6 +83,13 @@ public struct SparkgateConfig: Sendable, Equatable {
         public var health = HealthSettings()
         /// Engines launched on demand instead of `endpoints`.
         public var launch: LaunchSettings?
+
+        public init(name: String, endpoints: [HostPort], tls: Bool = false, launch: LaunchSettings? = nil) {
+            self.name = name
+            self.endpoints = endpoints
+            self.tls = tls
+            self.launch = launch
+        }
     }
 
     public struct Team: Sendable, Equatable {

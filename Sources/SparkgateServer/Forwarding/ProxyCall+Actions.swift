@@ -56,8 +56,23 @@ extension ProxyCall {
                 CallRegistry.Handle(session: session, operation: operation) { error in
                     loop.execute { bound.value.handleFromOutside(.terminated(error, reason: "terminated")) }
                 })
-        case .openBackend(let target):
-            openBackend(target)
+        case .recallOperationEnd(let operation):
+            handle(.operationEndRecalled(context.calls.endedReason(operation, now: WallClock.now())))
+        case .readBackendHealth(let backend, let endpoints):
+            let health = context.health
+            handle(.backendHealthRead(unhealthy: endpoints.filter { !health.isHealthy(backend, $0) }))
+        case .findEngine(let request):
+            findEngine(request)
+        case .recordPlacement(let record):
+            context.placements.record(
+                record.session, record.change, sessionIdleSeconds: record.sessionIdleSeconds, on: eventLoop
+            ).assumeIsolated().whenSuccess { [self] placed in handleFromOutside(.placementRecorded(placed)) }
+        case .claimPlacement(let record):
+            context.placements.record(
+                record.session, record.change, sessionIdleSeconds: record.sessionIdleSeconds, on: eventLoop
+            ).whenComplete { _ in }
+        case .openStream(let request):
+            openStream(request)
         case .sendRequest(let rewrite, let endStream):
             guard let (message, envelope) = unsentRequests.popFirst() else { return }
             sendRequest(message, envelope, rewrite, endStream: endStream)
@@ -99,10 +114,9 @@ extension ProxyCall {
             backendStreamID = nil
         case .stopClient:
             frontend.stopStream(streamID)
-        case .recordEndpointFailure(let backendName, let endpoint, let reason):
-            if let settings = state.config.backends[backendName]?.health {
-                context.health.record(backendName, endpoint, ok: false, settings: settings, reason: reason)
-            }
+        case .recordEndpointFailure(let failure):
+            context.health.record(
+                failure.backend, failure.endpoint, ok: false, settings: failure.settings, reason: failure.reason)
         case .interruptOperation(let operation, let backendSessionID, let backendName, let placement):
             context.backendCalls.interrupt(
                 operation, backendSessionID: backendSessionID, backend: backendName, placement: placement,
@@ -143,122 +157,48 @@ extension ProxyCall {
 
     // MARK: Backend stream
 
-    private func openBackend(_ target: BackendTarget) {
-        let route = target.route
-        guard let backendConfig = state.config.backends[route.backend] else {
-            return handle(.backendOpenFailed(.unavailable("backend '\(route.backend)' is not configured")))
-        }
-        if let launch = backendConfig.launch {
-            return openEngine(target, launch: launch, backendConfig: backendConfig)
-        }
-        let health = context.health
-        let decided = SessionRouting.endpoint(
-            backendConfig.endpoints, backend: route.backend, backendSessionID: route.backendSessionID,
-            placement: target.placement,
-            recorded: target.placementRecorded, isHealthy: { health.isHealthy(route.backend, $0) },
-            moveSessions: backendConfig.health.moveSessions)
-        switch decided {
-        case .failure(let error):
-            handle(.backendOpenFailed(error))
-        case .success(let decision):
-            guard let change = decision.record else {
-                return openStream(
-                    to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls),
-                    token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
-            }
-            // Recorded where every replica reads it; another replica's earlier choice wins.
-            context.placements.record(
-                target.session, change, sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop
-            ).assumeIsolated().whenSuccess { [self] placed in
-                // Ended meanwhile: no stream to open.
-                guard !isClosed else { return }
-                guard placed != change.placement else {
-                    return openStream(
-                        to: BackendEndpoint(backend: route.backend, address: decision.endpoint, tls: backendConfig.tls),
-                        token: state.backendTokens[route.backend], backendConfig: backendConfig, passiveHealth: true)
-                }
-                var settled = target
-                settled.placement = placed
-                settled.placementRecorded = true
-                openBackend(settled)
-                frontend.writer.loop.flushDirty()
-            }
-        }
-    }
-
-    /// A launch pool: the engine of the caller's share key, launched if needed (the call waits in `connecting`
+    /// A launch pool's engine for the call's share key, launched if needed (the call waits in `connecting`
     /// meanwhile, bounded by its deadline and the launch's startup timeout).
-    private func openEngine(_ target: BackendTarget, launch: LaunchSettings, backendConfig: SparkgateConfig.Backend) {
-        let route = target.route
-        let session = target.session
-        let key = launch.shareKey(backend: route.backend, team: session.owner.team, user: session.owner.user)
-        let bound = target.placement.engine
-        context.engines.target(for: key, settings: launch, bound: bound, on: eventLoop).assumeIsolated().whenComplete {
-            [self] result in
-            switch result {
-            case .success(.ready(let engine)):
-                // Ended while the engine was found or launched: no stream to open.
-                guard !isClosed else { return }
-                if bound != engine.id {
-                    let placed = SessionPlacement(endpoint: engine.address, engine: engine.id)
-                    context.placements.record(
-                        session, .claim(placed), sessionIdleSeconds: target.sessionIdleSeconds, on: eventLoop
-                    ).whenComplete { _ in }
+    private func findEngine(_ request: EngineRequest) {
+        context.engines.target(for: request.key, settings: request.settings, bound: request.bound, on: eventLoop)
+            .assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(.ready(let engine)):
+                    handleFromOutside(
+                        .engineReady(ReadyEngine(id: engine.id, address: engine.address, token: engine.token)))
+                case .success(.lost(let error)):
+                    handleFromOutside(.backendSessionLost(error))
+                case .failure(let error):
+                    handleFromOutside(
+                        .backendOpenFailed(
+                            error as? SparkgateError ?? .unavailable("backend '\(request.key.backend)': \(error)")))
                 }
-                openStream(
-                    to: BackendEndpoint(backend: route.backend, address: engine.address, tls: false),
-                    token: engine.token, backendConfig: backendConfig, passiveHealth: false)
-            case .success(.lost(let error)):
-                handleFromOutside(.backendSessionLost(error))
-            case .failure(let error):
-                handleFromOutside(
-                    .backendOpenFailed(error as? SparkgateError ?? .unavailable("backend '\(route.backend)': \(error)"))
-                )
             }
-        }
     }
 
-    private func openStream(
-        to endpoint: BackendEndpoint, token: String?, backendConfig: SparkgateConfig.Backend, passiveHealth: Bool
-    ) {
+    private func openStream(_ request: BackendStreamRequest) {
+        let endpoint = BackendEndpoint(backend: request.backend, address: request.address, tls: request.tls)
         var headers = BackendRequestHeaders.make(
-            path: head.path ?? "", endpoint: endpoint, token: token, forwarding: clientHeaders)
+            path: head.path ?? "", endpoint: endpoint, token: request.token, forwarding: clientHeaders)
         trace?.inject(into: &headers)
-        if let opened = context.pool.openStreamIfConnected(
-            to: endpoint, on: eventLoop, owner: self, headers: headers)
-        {
-            streamOpened(opened, to: endpoint, passiveHealth: passiveHealth)
-            return
+        if let opened = context.pool.openStreamIfConnected(to: endpoint, on: eventLoop, owner: self, headers: headers) {
+            return streamOpened(opened)
         }
-        let timeout = TimeAmount.nanoseconds(Int64(backendConfig.connectTimeoutSeconds * 1e9))
         context.pool.openStream(
-            to: endpoint, on: eventLoop, tls: endpoint.tls ? state.backendTLS[endpoint.backend] : nil,
-            connectTimeout: timeout, limits: state.config.limits, owner: self,
-            headers: headers
-        ).assumeIsolated().whenComplete { [self] result in
-            streamOpened(result, to: endpoint, passiveHealth: passiveHealth)
-        }
+            to: endpoint, on: eventLoop, tls: request.tls ? state.backendAccess.tls[request.backend] : nil,
+            connectTimeout: .nanoseconds(Int64(request.connectTimeoutSeconds * 1e9)), limits: state.config.limits,
+            owner: self, headers: headers
+        ).assumeIsolated().whenComplete { [self] result in streamOpened(result) }
     }
 
-    private func streamOpened(
-        _ result: Result<(BackendConnectionHandler, HTTP2StreamID), any Error>, to endpoint: BackendEndpoint,
-        passiveHealth: Bool
-    ) {
+    private func streamOpened(_ result: Result<(BackendConnectionHandler, HTTP2StreamID), any Error>) {
         switch result {
         case .success((let handler, let id)):
             backend = handler
             backendStreamID = id
             handleFromOutside(.backendOpened)
         case .failure(let error):
-            let reason = BackendErrors.describe(error)
-            let refusal = SparkgateError.unavailable(
-                "backend '\(endpoint.backend)' (\(endpoint.address)) is unreachable: \(reason); retry shortly")
-            // A fixed endpoint's failure counts against its health; a launched engine has its own watcher.
-            handleFromOutside(
-                passiveHealth
-                    ? .backendUnreachable(
-                        refusal, backend: endpoint.backend, endpoint: endpoint.address, reason: reason)
-                    : .backendOpenFailed(refusal))
+            handleFromOutside(.backendStreamFailed(reason: BackendErrors.describe(error)))
         }
     }
 

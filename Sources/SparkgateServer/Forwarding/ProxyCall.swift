@@ -51,10 +51,8 @@ final class ProxyCall {
         self.state = state
         self.frontend = frontend
         self.streamID = streamID
-        let calls = context.calls
         self.machine = Machine(
-            policy: state.callPolicy, now: frontend.writer.loop.now, peer: peer, draining: draining,
-            endedReason: { calls.endedReason($0, now: WallClock.now()) })
+            policy: state.callPolicy, now: frontend.writer.loop.now, peer: peer, draining: draining)
         queue.reserveCapacity(8)
     }
 

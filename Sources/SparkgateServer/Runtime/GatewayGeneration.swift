@@ -74,7 +74,8 @@ public final class GatewayGeneration: Sendable {
             rejectForeignSessionIDs: config.sessions.rejectForeignSessionIDs, streamWindow: HTTP2Tuning.streamWindow,
             maxBufferedPerStream: HTTP2Tuning.maxBufferedPerStream,
             maxRequestHeaderBytes: config.limits.maxRequestHeaderBytes,
-            maxBufferedBytes: config.limits.maxBufferedBytes, maxTokenBytes: config.auth.maxTokenBytes)
+            maxBufferedBytes: config.limits.maxBufferedBytes, maxTokenBytes: config.auth.maxTokenBytes,
+            backends: BackendDirectory(backends: config.backends, tokens: backendTokens))
     }
 
     /// The metrics label for a team: configured names only, so labels stay bounded.

@@ -71,9 +71,10 @@ final class CallTrace {
             if authenticationStarted == nil { authenticationStarted = DefaultTracerClock.now }
         case .admit:
             admitting = child("sparkgate.admit")
-        case .openBackend(let target):
-            backend = target.route.backend
-            connecting = child("sparkgate.backend.connect")
+        case .readBackendHealth(let name, _): connectingBegins(name)
+        case .findEngine(let request): connectingBegins(request.key.backend)
+        case .recordPlacement: connectingBegins(nil)
+        case .openStream(let request): connectingBegins(request.backend)
         case .sendResponseHead, .sendResponse, .forwardTrailers, .answerLocally:
             end(&awaitingResponse)
         case .finish(let outcome):
@@ -81,6 +82,12 @@ final class CallTrace {
         default:
             break
         }
+    }
+
+    /// The backend's opening began (with its first step): routing, an engine, a placement or the stream.
+    private func connectingBegins(_ name: String?) {
+        if backend == nil { backend = name }
+        if connecting == nil { connecting = child("sparkgate.backend.connect") }
     }
 
     func observe<Metadata>(_ event: CallEvent<Metadata>) {
@@ -95,7 +102,7 @@ final class CallTrace {
         case .backendOpened:
             end(&connecting)
             awaitingResponse = child("sparkgate.backend.first_response")
-        case .backendOpenFailed, .backendSessionLost:
+        case .backendOpenFailed, .backendStreamFailed, .backendSessionLost:
             end(&connecting)
         default:
             break

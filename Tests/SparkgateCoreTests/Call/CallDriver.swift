@@ -18,14 +18,24 @@ struct CallDriver {
     /// An `admit` action the ledger has not answered yet.
     var admitPending = false
 
+    /// The one endpoint of the backend `local`, unless a test configures its own.
+    static let endpoint = HostPort(host: "10.0.0.5", port: 15002)
+    static let backends = BackendDirectory(
+        backends: ["local": SparkgateConfig.Backend(name: "local", endpoints: [endpoint])], tokens: [:])
+
+    /// Why Sparkgate ended operations, as the call registry answers `recallOperationEnd`.
+    var endedOperations: [OperationKey: SparkgateError] = [:]
+    /// Endpoints the health view reports unhealthy, as it answers `readBackendHealth`.
+    var unhealthy: [HostPort] = []
+
     init(
         method: String = "Config", maxMessageBytes: Int = 128 << 20, quotas: QuotaSettings = CallDriver.quotas,
-        window: Int = 1 << 20
+        window: Int = 1 << 20, backends: BackendDirectory = CallDriver.backends
     ) {
         let policy = CallPolicy(
             maxMessageBytes: maxMessageBytes, configPolicy: ConfigPolicy(denyKeys: ["*secret*"]),
             namespace: SessionNamespace("6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47"), rejectForeignSessionIDs: true,
-            streamWindow: window, maxBufferedPerStream: 4 * window)
+            streamWindow: window, maxBufferedPerStream: 4 * window, backends: backends)
         var counter = 0
         machine = Machine(
             policy: policy, now: now, peer: "127.0.0.1:5000",
@@ -94,6 +104,11 @@ struct CallDriver {
             case .chargeResults(let op, let bytes, let rows):
                 machine.handle(
                     .resultsCharged(ledger.resultReceived(op, bytes: bytes, rows: rows)), now: now, into: &actions)
+            case .recallOperationEnd(let operation):
+                machine.handle(.operationEndRecalled(endedOperations[operation]), now: now, into: &actions)
+            case .readBackendHealth(_, let endpoints):
+                machine.handle(
+                    .backendHealthRead(unhealthy: endpoints.filter(unhealthy.contains)), now: now, into: &actions)
             default: break
             }
         }
@@ -118,7 +133,7 @@ struct CallDriver {
         case .refreshKeys: "refreshKeys"
         case .chargeArtifacts(_, let bytes, _): "chargeArtifacts(\(bytes))"
         case .chargeResults(_, let bytes, _): "chargeResults(\(bytes))"
-        case .recordEndpointFailure(_, let endpoint, _): "recordEndpointFailure(\(endpoint))"
+        case .recordEndpointFailure(let failure): "recordEndpointFailure(\(failure.endpoint))"
         case .startDeadline(let d): "startDeadline(\(d.components.seconds)s)"
         case .readRequests: "readRequests"
         case .readResponses(let envelopes): envelopes ? "readResponses" : "readResponses(unread)"
@@ -126,7 +141,12 @@ struct CallDriver {
         case .returnResponseCredit(let b): "returnResponseCredit(\(b))"
         case .admit: "admit"
         case .register: "register"
-        case .openBackend(let t): "openBackend(\(t.route.backend))"
+        case .recallOperationEnd: "recallOperationEnd"
+        case .readBackendHealth(let backend, _): "readBackendHealth(\(backend))"
+        case .findEngine(let request): "findEngine(\(request.key))"
+        case .recordPlacement(let record): "recordPlacement(\(Self.render(record.change)))"
+        case .claimPlacement(let record): "claimPlacement(\(Self.render(record.change)))"
+        case .openStream(let request): "openStream(\(request.address))"
         case .sendRequest(_, let end): end ? "sendRequest(end)" : "sendRequest"
         case .endRequest: "endRequest"
         case .sendResponseHead(let h): "sendResponseHead(\(h))"
@@ -140,6 +160,13 @@ struct CallDriver {
         case .endOperation: "endOperation"
         case .operationCompleted: "operationCompleted"
         case .finish(let o): "finish(\(o.code.name))"
+        }
+    }
+
+    static func render(_ change: SessionRouting.PlacementChange) -> String {
+        switch change {
+        case .claim(let p): "claim \(p.endpoint.map(\.description) ?? "")\(p.engine.map { " " + $0 } ?? "")"
+        case .move(let p): "move \(p.endpoint.map(\.description) ?? "")"
         }
     }
 

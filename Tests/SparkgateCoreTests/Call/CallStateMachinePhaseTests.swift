@@ -116,7 +116,7 @@ struct CallStateMachinePhaseTests {
             name: "admission decided", event: { _ in .admissionDecided(.success(AdmissionGrant())) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
-                .admitting: ["openBackend(local)"],
+                .admitting: ["openStream(10.0.0.5:15002)"],
                 .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
             ]),
         Row(
@@ -268,12 +268,7 @@ struct CallStateMachinePhaseTests {
                 .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
             ]),
         Row(
-            name: "backend unreachable",
-            event: { _ in
-                .backendUnreachable(
-                    .unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002),
-                    reason: "refused")
-            },
+            name: "backend stream failed", event: { _ in .backendStreamFailed(reason: "connection refused") },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
@@ -282,6 +277,38 @@ struct CallStateMachinePhaseTests {
                     "finish(UNAVAILABLE)",
                 ],
                 .forwarding: internalWithBackend, .closed: ["recordEndpointFailure(10.0.0.5:15002)"],
+            ]),
+        Row(
+            name: "operation end recalled", event: { _ in .operationEndRecalled(nil) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                // The driver's call is a Config: its admission was asked at once, so no recall was pending.
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "backend health read, unasked", event: { _ in .backendHealthRead(unhealthy: []) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "placement recorded, unasked", event: { _ in .placementRecorded(SessionPlacement()) },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+            ]),
+        Row(
+            name: "engine ready, unasked",
+            event: { _ in
+                .engineReady(ReadyEngine(id: "e1", address: HostPort(host: "127.0.0.1", port: 20001), token: "t"))
+            },
+            expected: [
+                .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
+                .admitting: internalFromAdmitting,
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
             ]),
         Row(
             name: "drain", event: { _ in .drain },

@@ -22,8 +22,15 @@ struct CallStateMachineRandomTests {
     }
 
     private func check(round: Int, seed: UInt64, rng: inout SplitMix64) {
-        let methods = ["Config", "ExecutePlan", "AddArtifacts", "AnalyzePlan"]
-        var d = CallDriver(method: methods[Int(rng.next() % 4)])
+        let methods = ["Config", "ExecutePlan", "AddArtifacts", "AnalyzePlan", "ReattachExecute"]
+        var d = CallDriver(method: methods[Int(rng.next() % UInt64(methods.count))])
+        if rng.next() % 4 == 0 {
+            // Sparkgate ended the operation a ReattachExecute resumes: the call is refused before its admission.
+            let session = SessionKey(
+                owner: UserKey(d.token.identity), clientSessionID: CallDriver.sessionID)
+            d.endedOperations[OperationKey(session: session, operationID: CallDriver.operationID)] =
+                SparkgateError(.cancelled, "ended by an operator")
+        }
         var received = 0
         var returned = 0
         var finished = false
@@ -76,7 +83,7 @@ struct CallStateMachineRandomTests {
     private func randomEvent(_ rng: inout SplitMix64, driver d: CallDriver) -> CallDriver.Event {
         let bytes = Int(rng.next() % 70_000)
         let flag = rng.next() % 4 == 0
-        switch rng.next() % 29 {
+        switch rng.next() % 31 {
         case 0: return .requestHead(d.head, endStream: flag, bufferedBytes: 0)
         case 1: return .requestTrailers(endStream: flag)
         case 2, 3: return .requestData(bytes: bytes, endStream: flag)
@@ -109,10 +116,9 @@ struct CallStateMachineRandomTests {
         case 24: return .keysRefreshed
         case 25: return .artifactsCharged(flag ? QuotaRefusal(.artifactBytes, "too much") : nil)
         case 26: return .resultsCharged(flag ? QuotaRefusal(.resultBytes, "too much") : nil)
-        case 27:
-            return .backendUnreachable(
-                .unavailable("down"), backend: "local", endpoint: HostPort(host: "10.0.0.5", port: 15002),
-                reason: "refused")
+        case 27: return .backendStreamFailed(reason: "connection refused")
+        case 28: return .placementRecorded(SessionPlacement(endpoint: CallDriver.endpoint))
+        case 29: return .operationEndRecalled(flag ? SparkgateError(.cancelled, "ended") : nil)
         default: return .terminated(SparkgateError(.cancelled, "operator"), reason: "killed")
         }
     }

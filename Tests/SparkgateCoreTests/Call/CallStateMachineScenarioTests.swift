@@ -14,7 +14,7 @@ struct CallStateMachineScenarioTests {
         #expect(d.send(.requestPrefix(length: 100, compressed: false)) == ["returnRequestCredit(105,connection)"])
         #expect(d.send(.requestMessage(.success(d.envelope()))) == ["admit"])
         #expect(d.send(.requestsDrained(partialBytes: 0)) == [])
-        #expect(d.admit() == ["openBackend(local)"])
+        #expect(d.admit() == ["openStream(10.0.0.5:15002)"])
         #expect(d.send(.backendOpened) == ["sendRequest(end)", "readRequests"])
         #expect(d.send(.responseHead("h", httpStatus: "200", trailers: nil)) == ["sendResponseHead(h)"])
         #expect(d.send(.responseData(bytes: 30, endStream: false)) == ["readResponses"])
@@ -89,7 +89,7 @@ struct CallStateMachineScenarioTests {
         // Bytes beyond the first message get no window until the backend takes the message.
         #expect(d.send(.requestData(bytes: 200 << 10, endStream: false)) == ["readRequests"])
         d.send(.requestsDrained(partialBytes: 200 << 10))
-        #expect(d.admit() == ["openBackend(local)"])
+        #expect(d.admit() == ["openStream(10.0.0.5:15002)"])
         let opened = d.send(.backendOpened)
         #expect(opened.first == "sendRequest")
     }
@@ -473,5 +473,51 @@ struct CallStateMachineScenarioTests {
             d.finishes[0].summary.reason == "backend_error" && d.finishes[0].summary.errorClass == "SQL_CONF_NOT_FOUND")
         #expect(
             d.finishes[0].summary.jsonLine.contains(#""reason":"backend_error","error_class":"SQL_CONF_NOT_FOUND""#))
+    }
+
+    @Test(
+        "a ReattachExecute to an operation Sparkgate ended is told why before the ledger is asked; others are admitted")
+    func reattachToEndedOperation() {
+        var d = CallDriver(method: "ReattachExecute")
+        let session = SessionKey(owner: UserKey(d.token.identity), clientSessionID: CallDriver.sessionID)
+        d.endedOperations[OperationKey(session: session, operationID: CallDriver.operationID)] = SparkgateError(
+            .cancelled, "the operation ran past max_operation_seconds (60 s) and was interrupted")
+        d.toAwaitingFirstMessage()
+        d.send(.requestData(bytes: 105, endStream: true))
+        d.send(.requestPrefix(length: 100, compressed: false))
+        #expect(
+            d.send(.requestMessage(.success(d.envelope(operation: CallDriver.operationID)))) == [
+                "recallOperationEnd", "sendStatus(CANCELLED,only)", "finish(CANCELLED)",
+            ])
+        #expect(d.finishes[0].summary.reason == "operation_ended" && d.finishes[0].admitted == nil)
+        #expect(d.ledger.sessions.isEmpty)
+
+        var other = CallDriver(method: "ReattachExecute")
+        other.toAwaitingFirstMessage()
+        other.send(.requestData(bytes: 105, endStream: true))
+        other.send(.requestPrefix(length: 100, compressed: false))
+        #expect(
+            other.send(.requestMessage(.success(other.envelope(operation: CallDriver.operationID))))
+                == ["recallOperationEnd", "admit"])
+    }
+
+    @Test("several endpoints: the health read and the placement record come before the stream, in the machine")
+    func routedThroughTheMachine() {
+        let a = HostPort(host: "10.0.0.5", port: 15002)
+        let b = HostPort(host: "10.0.0.6", port: 15002)
+        var d = CallDriver(
+            backends: BackendDirectory(
+                backends: ["local": SparkgateConfig.Backend(name: "local", endpoints: [a, b])], tokens: [:]))
+        d.unhealthy = [a]
+        d.toAdmitting(endStream: true)
+        #expect(d.admit() == ["readBackendHealth(local)", "recordPlacement(claim 10.0.0.6:15002)"])
+        #expect(d.send(.placementRecorded(SessionPlacement(endpoint: b))) == ["openStream(10.0.0.6:15002)"])
+        #expect(
+            d.send(.backendStreamFailed(reason: "connection refused")) == [
+                "recordEndpointFailure(10.0.0.6:15002)", "sendStatus(UNAVAILABLE,only)", "finish(UNAVAILABLE)",
+            ])
+        #expect(
+            d.finishes[0].refusal?.error.message.contains("(10.0.0.6:15002) is unreachable: connection refused") == true
+        )
     }
 }
