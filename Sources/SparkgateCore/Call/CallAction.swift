@@ -2,7 +2,7 @@
 ///
 /// Cases whose payload is large are `indirect`: an enum is as large as its largest case, and actions are
 /// built and moved many times per call.
-public enum CallAction<Metadata> {
+public enum CallAction<Metadata, Message> {
     /// Verify this bearer token and answer with `authenticated`, `authenticationFailed` or `unknownKey`.
     case authenticate(Substring)
     /// Fetch the key set again, then answer with `keysRefreshed`.
@@ -43,16 +43,15 @@ public enum CallAction<Metadata> {
     indirect case claimPlacement(PlacementRecord)
     /// Open the backend stream (answer with `backendOpened` or `backendStreamFailed`).
     indirect case openStream(BackendStreamRequest)
-    /// Write the oldest request message not yet sent to the backend, with this rewrite applied (its edits need
-    /// the message's bytes, which only the I/O layer holds); answer with `requestFlushed`.
-    indirect case sendRequest(RequestRewrite, endStream: Bool)
+    /// Write this request message to the backend with the rewrite applied (its edits are found in the message's
+    /// bytes, from what its envelope located); answer with `requestFlushed`.
+    indirect case sendRequest(Message, RequestEnvelope, RequestRewrite, endStream: Bool)
     /// End the request toward the backend (an empty DATA frame with END_STREAM).
     case endRequest
     /// Forward the backend's response head (filtered by `MetadataPolicy`).
     case sendResponseHead(Metadata)
-    /// Write the oldest response message not yet sent to the client with these edits applied (answer with
-    /// `responseFlushed`).
-    case sendResponse(edits: [ByteEdit])
+    /// Write this response message to the client with these edits applied (answer with `responseFlushed`).
+    case sendResponse(Message, edits: [ByteEdit])
     /// Forward the backend's trailers (filtered), as a trailers-only response when `trailersOnly`.
     case forwardTrailers(Metadata, trailersOnly: Bool)
     /// End the call with Sparkgate's own status, as a trailers-only response when `trailersOnly`.

@@ -1,12 +1,13 @@
 /// Something that happened to one proxied RPC, as the I/O layer reports it to `CallStateMachine`.
 ///
-/// The machine never holds message bytes: the I/O layer keeps each message it read, in order, until the
-/// machine says to send it (`sendRequest`, `sendResponse`) or the call ends. `Metadata` is the I/O layer's
-/// header block, which the machine passes back without looking inside.
+/// `Metadata` is the I/O layer's header block and `Message` one whole gRPC message as it holds it: the machine
+/// passes both back without looking inside. Each message read is handed to the machine with what was read of
+/// it, and the machine keeps it, in order, until it says to send it (`sendRequest`, `sendResponse`) or the call
+/// ends: one queue, so a message and its decision cannot part.
 ///
 /// Cases with a large payload are `indirect` (an enum is as large as its largest case, and events are moved
 /// several times each); the ones that come once per message stay inline.
-public enum CallEvent<Metadata> {
+public enum CallEvent<Metadata, Message> {
     // MARK: Client side
 
     /// The request's HEADERS. Always the first event. `bufferedBytes` is what all calls together hold in the
@@ -19,7 +20,7 @@ public enum CallEvent<Metadata> {
     /// The 5-byte prefix of the next request message arrived, before any of its payload is buffered.
     case requestPrefix(length: Int, compressed: Bool)
     /// The next whole request message was read: its routing fields (or why they could not be read).
-    indirect case requestMessage(Result<RequestEnvelope, WireError>)
+    indirect case requestMessage(Message, Result<RequestEnvelope, WireError>)
     /// The reader holds no whole message any more; `partialBytes` of an unfinished one remain.
     case requestsDrained(partialBytes: Int)
     /// A request message written to the backend left the gateway.
@@ -70,7 +71,7 @@ public enum CallEvent<Metadata> {
     case responsePrefix(length: Int, compressed: Bool)
     /// The next whole response message was read; its envelope is nil when the machine did not ask for it or
     /// it did not parse.
-    case responseMessage(ResponseEnvelope?)
+    case responseMessage(Message, ResponseEnvelope?)
     case responsesDrained(partialBytes: Int)
     /// A response message written to the client left the gateway.
     case responseFlushed(bytes: Int)

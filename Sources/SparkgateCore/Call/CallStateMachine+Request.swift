@@ -197,7 +197,7 @@ extension CallStateMachine {
     }
 
     mutating func receivedRequestMessage(
-        _ read: Result<RequestEnvelope, WireError>, now: Double, into actions: inout [Action]
+        _ message: Message, _ read: Result<RequestEnvelope, WireError>, now: Double, into actions: inout [Action]
     ) {
         switch phase {
         case .awaitingFirstMessage, .admitting, .connecting, .forwarding: break
@@ -225,7 +225,7 @@ extension CallStateMachine {
         }
         switch phase {
         case .awaitingFirstMessage(let caller):
-            decideFirstMessage(envelope, length: length, caller: caller, now: now, into: &actions)
+            decideFirstMessage(message, envelope, length: length, caller: caller, now: now, into: &actions)
         case .admitting(_, let plan), .connecting(_, let plan, _), .forwarding(_, let plan, _):
             guard envelope.sessionID == plan.session.clientSessionID else {
                 return refuse(
@@ -235,7 +235,9 @@ extension CallStateMachine {
             }
             let charged = !(method == .addArtifacts && envelope.artifactBytes > 0)
             request.queued.append(
-                RequestFlow.Queued(artifactBytes: envelope.artifactBytes, length: length, charged: charged))
+                RequestFlow.Queued(
+                    message: message, envelope: envelope, artifactBytes: envelope.artifactBytes, length: length,
+                    charged: charged))
             if case .forwarding = phase { sendQueued(plan, endingWithLast: false, into: &actions) }
         case .idle, .authenticating, .closing, .closed:
             break
@@ -243,7 +245,8 @@ extension CallStateMachine {
     }
 
     private mutating func decideFirstMessage(
-        _ envelope: RequestEnvelope, length: Int, caller: Caller, now: Double, into actions: inout [Action]
+        _ message: Message, _ envelope: RequestEnvelope, length: Int, caller: Caller, now: Double,
+        into actions: inout [Action]
     ) {
         let context = FirstMessageContext(
             method: method, identity: caller.token.identity, team: caller.team, policy: policy, draining: draining,
@@ -259,7 +262,9 @@ extension CallStateMachine {
             audit.summary.operationID = plan.admission.operationID
             // Its upload bytes are charged with the admission.
             request.queued.append(
-                RequestFlow.Queued(artifactBytes: envelope.artifactBytes, length: length, charged: true))
+                RequestFlow.Queued(
+                    message: message, envelope: envelope, artifactBytes: envelope.artifactBytes, length: length,
+                    charged: true))
             // The message is whole: the rest of its window goes back now, and nothing more until it is sent.
             returnFirstMessageCredit(force: true, into: &actions)
             phase = .admitting(caller, plan)
@@ -454,18 +459,17 @@ extension CallStateMachine {
             }
             request.queued.removeFirst()
             sendRequest(
-                length: next.length, endStream: endingWithLast && request.queued.isEmpty, rewrite: plan.rewrite,
-                into: &actions)
+                next, endStream: endingWithLast && request.queued.isEmpty, rewrite: plan.rewrite, into: &actions)
         }
     }
 
     private mutating func sendRequest(
-        length: Int, endStream: Bool, rewrite: RequestRewrite, into actions: inout [Action]
+        _ queued: RequestFlow<Message>.Queued, endStream: Bool, rewrite: RequestRewrite, into actions: inout [Action]
     ) {
         if endStream { request.sentEnd = true }
-        request.credit.accommodate(messageBytes: length, ceiling: policy.maxBufferedPerStream)
-        request.credit.wrote(length)
-        actions.append(.sendRequest(rewrite, endStream: endStream))
+        request.credit.accommodate(messageBytes: queued.length, ceiling: policy.maxBufferedPerStream)
+        request.credit.wrote(queued.length)
+        actions.append(.sendRequest(queued.message, queued.envelope, rewrite, endStream: endStream))
     }
 
     /// While the first message is read: window for that message's bytes only.

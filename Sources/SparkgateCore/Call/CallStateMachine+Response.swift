@@ -97,12 +97,15 @@ extension CallStateMachine {
         }
     }
 
-    mutating func receivedResponseMessage(_ envelope: ResponseEnvelope?, now: Double, into actions: inout [Action]) {
+    mutating func receivedResponseMessage(
+        _ message: Message, _ envelope: ResponseEnvelope?, now: Double, into actions: inout [Action]
+    ) {
         switch phase {
         case .forwarding(_, let plan, let admission):
             if response.firstResponseSeconds == nil { response.firstResponseSeconds = now - startedAt }
             var pending = ResponseFlow.Pending(
-                edits: [], sent: CallAudit.Unflushed(length: response.messageLength, resultBytes: 0, rows: 0),
+                message: message, edits: [],
+                sent: CallAudit.Unflushed(length: response.messageLength, resultBytes: 0, rows: 0),
                 completes: false)
             if let envelope {
                 pending.completes = envelope.resultComplete
@@ -168,7 +171,9 @@ extension CallStateMachine {
         }
     }
 
-    private mutating func send(_ next: ResponseFlow.Pending, _ plan: AdmissionPlan, into actions: inout [Action]) {
+    private mutating func send(
+        _ next: ResponseFlow<Message>.Pending, _ plan: AdmissionPlan, into actions: inout [Action]
+    ) {
         do {
             if next.completes {
                 response.sawResultComplete = true
@@ -180,7 +185,7 @@ extension CallStateMachine {
             response.credit.accommodate(messageBytes: next.sent.length, ceiling: policy.maxBufferedPerStream)
             response.credit.wrote(next.sent.length)
             audit.wrote(next.sent)
-            actions.append(.sendResponse(edits: next.edits))
+            actions.append(.sendResponse(next.message, edits: next.edits))
         }
     }
 

@@ -13,9 +13,9 @@
 /// checked against the limits at its prefix); once forwarding, `FlowCredit` returns it as the backend takes
 /// the bytes. Every byte received is returned at the connection level exactly once, at the latest when
 /// the call ends.
-public struct CallStateMachine<Metadata> {
-    public typealias Event = CallEvent<Metadata>
-    public typealias Action = CallAction<Metadata>
+public struct CallStateMachine<Metadata, Message> {
+    public typealias Event = CallEvent<Metadata, Message>
+    public typealias Action = CallAction<Metadata, Message>
 
     /// Who is calling, once the token verified and the team is configured. Classes, these and the plan: each
     /// phase holds them, and a phase read or changed then costs one reference, not a copy of every string.
@@ -61,7 +61,7 @@ public struct CallStateMachine<Metadata> {
 
     /// A phase's name, for logs and tests.
     public enum PhaseName: String, CaseIterable, Sendable {
-        case idle, authenticating, awaitingFirstMessage, admitting, connecting, forwarding, closed
+        case idle, authenticating, awaitingFirstMessage, admitting, connecting, forwarding, closing, closed
     }
 
     public internal(set) var phase = Phase.idle
@@ -75,8 +75,8 @@ public struct CallStateMachine<Metadata> {
     /// Who the token says is calling, once verified (also when the team turns out unknown).
     var identity: Identity?
     var audit: CallAudit
-    var request: RequestFlow
-    var response: ResponseFlow
+    var request: RequestFlow<Message>
+    var response: ResponseFlow<Message>
     /// The backend stream's opening, from the admission on (kept after the call ends: a connection that fails
     /// then still counts against its endpoint).
     var opening: BackendOpening?
@@ -104,11 +104,18 @@ public struct CallStateMachine<Metadata> {
         case .admitting: .admitting
         case .connecting: .connecting
         case .forwarding: .forwarding
-        case .closing, .closed: .closed
+        case .closing: .closing
+        case .closed: .closed
         }
     }
 
-    public var isClosed: Bool { phaseName == .closed }
+    /// The call has ended for the client (`closing` only waits for the ledger's answer to account for it).
+    public var isClosed: Bool {
+        switch phase {
+        case .closing, .closed: true
+        case .idle, .authenticating, .awaitingFirstMessage, .admitting, .connecting, .forwarding: false
+        }
+    }
 
     /// What the first message decided, while the call holds it.
     public var plan: AdmissionPlan? {
@@ -134,7 +141,8 @@ public struct CallStateMachine<Metadata> {
             receivedRequestData(bytes: bytes, endStream: endStream, now: now, into: &actions)
         case .requestPrefix(let length, let compressed):
             receivedRequestPrefix(length: length, compressed: compressed, now: now, into: &actions)
-        case .requestMessage(let envelope): receivedRequestMessage(envelope, now: now, into: &actions)
+        case .requestMessage(let message, let envelope):
+            receivedRequestMessage(message, envelope, now: now, into: &actions)
         case .requestsDrained(let partial): drainedRequests(partialBytes: partial, now: now, into: &actions)
         case .requestFlushed(let bytes): flushedRequest(bytes: bytes, into: &actions)
         case .clientGone: clientWentAway(now: now, into: &actions)
@@ -162,7 +170,8 @@ public struct CallStateMachine<Metadata> {
             receivedResponseData(bytes: bytes, endStream: endStream, now: now, into: &actions)
         case .responsePrefix(let length, let compressed):
             receivedResponsePrefix(length: length, compressed: compressed, now: now, into: &actions)
-        case .responseMessage(let envelope): receivedResponseMessage(envelope, now: now, into: &actions)
+        case .responseMessage(let message, let envelope):
+            receivedResponseMessage(message, envelope, now: now, into: &actions)
         case .responsesDrained(let partial): drainedResponses(partialBytes: partial, now: now, into: &actions)
         case .responseFlushed(let bytes): flushedResponse(bytes: bytes, into: &actions)
         case .backendReset(let reset): backendReset(reset, now: now, into: &actions)

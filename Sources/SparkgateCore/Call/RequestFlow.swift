@@ -1,6 +1,6 @@
 /// The request side of a call (client → backend): what arrived, what was returned as window, and the
 /// messages read but not yet sent. Flow credit follows `FlowCredit`'s rules.
-struct RequestFlow {
+struct RequestFlow<Message> {
     /// The client ended its request (END_STREAM).
     var clientEnded = false
     /// The client ended the request and every whole message of it has been read.
@@ -13,8 +13,8 @@ struct RequestFlow {
     var received = 0
     /// Window returned to the client so far, at the connection level.
     var returned = 0
-    /// Messages read and not yet sent, oldest first (the I/O layer holds their bytes in the same order):
-    /// before the backend stream opens, and while an AddArtifacts message waits for its charge.
+    /// Messages read and not yet sent, oldest first: before the backend stream opens, and while an AddArtifacts
+    /// message waits for its charge.
     var queued: [Queued] = []
     /// END_STREAM went out toward the backend.
     var sentEnd = false
@@ -24,6 +24,8 @@ struct RequestFlow {
     var endOnLastQueued = false
 
     struct Queued {
+        var message: Message
+        var envelope: RequestEnvelope
         var artifactBytes: Int
         var length: Int
         /// Its AddArtifacts bytes were charged (the first message's are, at admission).

@@ -1,6 +1,6 @@
 /// The response side of a call (backend → client): what the backend sent, what the client was given, and
 /// what the call learned from the responses (the operation's completion, the operations an interrupt ended).
-struct ResponseFlow {
+struct ResponseFlow<Message> {
     /// The backend's response head was forwarded.
     var started = false
     /// The backend ended its stream with DATA, not trailers.
@@ -19,6 +19,7 @@ struct ResponseFlow {
     var charging = false
 
     struct Pending {
+        var message: Message
         var edits: [ByteEdit]
         var sent: CallAudit.Unflushed
         var completes: Bool

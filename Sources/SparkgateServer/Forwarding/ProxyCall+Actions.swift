@@ -73,8 +73,7 @@ extension ProxyCall {
             ).whenComplete { _ in }
         case .openStream(let request):
             openStream(request)
-        case .sendRequest(let rewrite, let endStream):
-            guard let (message, envelope) = unsentRequests.popFirst() else { return }
+        case .sendRequest(let message, let envelope, let rewrite, let endStream):
             sendRequest(message, envelope, rewrite, endStream: endStream)
         case .endRequest:
             if let backend, let backendStreamID {
@@ -86,8 +85,7 @@ extension ProxyCall {
             frontend.writer.write(
                 .headers(.init(headers: ResponseHeaders.forwarded(headers, withStatus: true))), on: streamID,
                 promise: nil)
-        case .sendResponse(let edits):
-            guard let message = unsentResponses.popFirst() else { return }
+        case .sendResponse(let message, let edits):
             sendResponse(message, edits: edits)
         case .forwardTrailers(let headers, let trailersOnly):
             frontend.writer.write(

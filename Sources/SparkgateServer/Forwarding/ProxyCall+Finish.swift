@@ -7,8 +7,6 @@ extension ProxyCall {
     /// Accounts for the finished call, once: the ledger at once (a client that saw the call end may start the
     /// next on another connection), then, once the call's last frames are flushed, the rest.
     func finish(_ outcome: CallOutcome) {
-        unsentRequests.removeAll()
-        unsentResponses.removeAll()
         releaseHeldBytes()
         if outcome.admitted != nil {
             let now = frontend.writer.loop.now

@@ -12,7 +12,7 @@ import SparkgateTransport
 /// `CallStateMachine` decides. It reads bytes into messages, reports events, and executes actions in the
 /// order the machine produced them; it decides nothing itself.
 final class ProxyCall {
-    typealias Machine = CallStateMachine<HPACKHeaders>
+    typealias Machine = CallStateMachine<HPACKHeaders, GRPCMessage>
 
     var machine: Machine
     let context: CallContext
@@ -26,10 +26,6 @@ final class ProxyCall {
     var responses = GRPCMessageReader(trustsLengths: true)
     var backend: BackendConnectionHandler?
     var backendStreamID: HTTP2StreamID?
-    /// Messages read and not yet sent, oldest first, with what each needs to be rewritten: the machine
-    /// decides whether and how the oldest goes next.
-    var unsentRequests = MessageQueue<(GRPCMessage, RequestEnvelope)>()
-    var unsentResponses = MessageQueue<GRPCMessage>()
     /// Its place in the loop's `DeadlineQueue` while it has a deadline.
     var deadlineSlot: Int?
     var registration: UInt64?
@@ -150,8 +146,7 @@ final class ProxyCall {
                         try RequestEnvelope.read(bytes, method: method, inspectingPlans: inspect)
                     }
                 }
-                if case .success(let e) = envelope { unsentRequests.append((message, e)) }
-                handle(.requestMessage(envelope))
+                handle(.requestMessage(message, envelope))
             }
             if isClosed { return }
         }
@@ -169,8 +164,7 @@ final class ProxyCall {
                     let method = machine.method
                     envelope = try? message.withPayload { try ResponseEnvelope.read($0, method: method) }
                 }
-                unsentResponses.append(message)
-                handle(.responseMessage(envelope))
+                handle(.responseMessage(message, envelope))
             }
             if isClosed { return }
         }
@@ -206,31 +200,5 @@ extension ProxyCall: BackendStreamOwner {
         case let code?: reason = .other("\(code)")
         }
         handle(.backendReset(reason))
-    }
-}
-
-/// A first-in, first-out queue of messages that empties to no storage: most calls hold one message at a time.
-struct MessageQueue<Element> {
-    private var items: [Element] = []
-    private var head = 0
-
-    mutating func append(_ item: Element) {
-        items.append(item)
-    }
-
-    mutating func popFirst() -> Element? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        return item
-    }
-
-    mutating func removeAll() {
-        items.removeAll()
-        head = 0
     }
 }

@@ -65,7 +65,7 @@ final class CallTrace {
         tracer.inject(root.context, into: &headers, using: HeaderInjector())
     }
 
-    func observe<Metadata>(_ action: CallAction<Metadata>) {
+    func observe<Metadata, Message>(_ action: CallAction<Metadata, Message>) {
         switch action {
         case .authenticate:
             if authenticationStarted == nil { authenticationStarted = DefaultTracerClock.now }
@@ -90,7 +90,7 @@ final class CallTrace {
         if connecting == nil { connecting = child("sparkgate.backend.connect") }
     }
 
-    func observe<Metadata>(_ event: CallEvent<Metadata>) {
+    func observe<Metadata, Message>(_ event: CallEvent<Metadata, Message>) {
         switch event {
         case .authenticated(let token, _):
             identity = (token.identity.user, token.identity.team)

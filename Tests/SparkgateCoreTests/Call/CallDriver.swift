@@ -1,11 +1,11 @@
 import SparkgateCore
 
-/// Drives a `CallStateMachine` with metadata as strings, against a real
+/// Drives a `CallStateMachine` with metadata as strings and messages as numbers, against a real
 /// `SessionLedger` as its accounting, and renders actions as short strings tests can compare.
 struct CallDriver {
-    typealias Machine = CallStateMachine<String>
-    typealias Event = CallEvent<String>
-    typealias Action = CallAction<String>
+    typealias Machine = CallStateMachine<String, Int>
+    typealias Event = CallEvent<String, Int>
+    typealias Action = CallAction<String, Int>
 
     static let sessionID = "00000000-0000-4000-8000-000000000001"
     static let operationID = "00000000-0000-4000-8000-0000000000aa"
@@ -15,6 +15,9 @@ struct CallDriver {
     var now = 1000.0
     var log: [String] = []
     var finishes: [CallOutcome] = []
+    /// The messages the machine said to send, in the order it said so.
+    var sentRequests: [Int] = []
+    var sentResponses: [Int] = []
     /// An `admit` action the ledger has not answered yet.
     var admitPending = false
 
@@ -94,6 +97,8 @@ struct CallDriver {
             rendered.append(Self.render(action))
             switch action {
             case .admit: admitPending = true
+            case .sendRequest(let message, _, _, _): sentRequests.append(message)
+            case .sendResponse(let message, _): sentResponses.append(message)
             case .finish(let outcome):
                 finishes.append(outcome)
                 ledger.callFinished(outcome, now: now)
@@ -147,10 +152,10 @@ struct CallDriver {
         case .recordPlacement(let record): "recordPlacement(\(Self.render(record.change)))"
         case .claimPlacement(let record): "claimPlacement(\(Self.render(record.change)))"
         case .openStream(let request): "openStream(\(request.address))"
-        case .sendRequest(_, let end): end ? "sendRequest(end)" : "sendRequest"
+        case .sendRequest(_, _, _, let end): end ? "sendRequest(end)" : "sendRequest"
         case .endRequest: "endRequest"
         case .sendResponseHead(let h): "sendResponseHead(\(h))"
-        case .sendResponse(let edits): edits.isEmpty ? "sendResponse" : "sendResponse(edited)"
+        case .sendResponse(_, let edits): edits.isEmpty ? "sendResponse" : "sendResponse(edited)"
         case .forwardTrailers(let h, let only): "forwardTrailers(\(h)\(only ? ",only" : ""))"
         case .sendStatus(let e, let only): "sendStatus(\(e.code.name)\(only ? ",only" : ""))"
         case .answerLocally: "answerLocally"
@@ -221,6 +226,10 @@ struct CallDriver {
         case .admitting: toAdmitting()
         case .connecting: toConnecting()
         case .forwarding: toForwarding()
+        case .closing:
+            // Ended while the ledger decides: the outcome waits for its answer.
+            toAdmitting()
+            send(.deadlineExpired)
         case .closed:
             toForwarding()
             send(.deadlineExpired)
@@ -231,8 +240,16 @@ struct CallDriver {
 }
 
 /// The response head and trailers as the I/O layer reports them: both are the backend's HEADERS, and the
-/// machine tells which from what it forwarded.
-extension CallEvent {
+/// machine tells which from what it forwarded. Messages are numbered 0 unless a test follows them.
+extension CallEvent where Message == Int {
+    static func requestMessage(_ read: Result<RequestEnvelope, WireError>) -> CallEvent {
+        .requestMessage(0, read)
+    }
+
+    static func responseMessage(_ envelope: ResponseEnvelope?) -> CallEvent {
+        .responseMessage(0, envelope)
+    }
+
     static func responseHead(_ metadata: Metadata, httpStatus: String?, trailers: BackendStatus?) -> CallEvent {
         .responseHeaders(metadata, httpStatus: httpStatus, status: trailers)
     }

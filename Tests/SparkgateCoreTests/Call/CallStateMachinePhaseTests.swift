@@ -24,20 +24,20 @@ struct CallStateMachinePhaseTests {
             expected: [
                 .idle: ["authenticate(a.b.c)"], .authenticating: [], .awaitingFirstMessage: ["readRequests"],
                 .admitting: ["readRequests"],
-                .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: [],
+                .connecting: ["readRequests"], .forwarding: ["readRequests"], .closing: [], .closed: [],
             ]),
         Row(
             name: "request trailers with END_STREAM", event: { _ in .requestTrailers(endStream: true) },
             expected: [
                 .idle: [], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
-                .connecting: ["readRequests"], .forwarding: ["readRequests"], .closed: [],
+                .connecting: ["readRequests"], .forwarding: ["readRequests"], .closing: [], .closed: [],
             ]),
         Row(
             name: "request data", event: { _ in .requestData(bytes: 10, endStream: false) },
             expected: [
                 .idle: [], .authenticating: [], .awaitingFirstMessage: ["readRequests"], .admitting: ["readRequests"],
                 .connecting: ["readRequests"], .forwarding: ["readRequests"],
-                .closed: ["returnRequestCredit(10,connection)"],
+                .closing: ["returnRequestCredit(10,connection)"], .closed: ["returnRequestCredit(10,connection)"],
             ]),
         Row(
             name: "request prefix", event: { _ in .requestPrefix(length: 100, compressed: false) },
@@ -49,7 +49,7 @@ struct CallStateMachinePhaseTests {
                 ],
                 .forwarding: [
                     "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
-                ], .closed: [],
+                ], .closing: [], .closed: [],
             ]),
         Row(
             name: "request message", event: { .requestMessage(.success($0.envelope())) },
@@ -61,7 +61,7 @@ struct CallStateMachinePhaseTests {
                 ],
                 .forwarding: [
                     "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
-                ], .closed: [],
+                ], .closing: [], .closed: [],
             ]),
         Row(
             name: "malformed request message", event: { _ in .requestMessage(.failure(.truncated)) },
@@ -74,19 +74,19 @@ struct CallStateMachinePhaseTests {
                 ],
                 .forwarding: [
                     "resetBackend", "sendStatus(INVALID_ARGUMENT,only)", "stopClient", "finish(INVALID_ARGUMENT)",
-                ], .closed: [],
+                ], .closing: [], .closed: [],
             ]),
         Row(
             name: "requests drained", event: { _ in .requestsDrained(partialBytes: 0) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: [], .admitting: [],
-                .connecting: [], .forwarding: [], .closed: [],
+                .connecting: [], .forwarding: [], .closing: [], .closed: [],
             ]),
         Row(
             name: "request flushed", event: { _ in .requestFlushed(bytes: 105) },
             expected: [
                 .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [],
-                .forwarding: [], .closed: [],
+                .forwarding: [], .closing: [], .closed: [],
             ]),
         Row(
             name: "client gone", event: { _ in .clientGone },
@@ -94,14 +94,14 @@ struct CallStateMachinePhaseTests {
                 .idle: ["finish(CANCELLED)"], .authenticating: ["finish(CANCELLED)"],
                 .awaitingFirstMessage: ["finish(CANCELLED)"], .admitting: [],
                 .connecting: ["resetBackend", "finish(CANCELLED)"], .forwarding: ["resetBackend", "finish(CANCELLED)"],
-                .closed: [],
+                .closing: [], .closed: [],
             ]),
         Row(
             name: "authenticated", event: { .authenticated($0.token, team: $0.team) },
             expected: [
                 .idle: internalEarly, .authenticating: ["readRequests"], .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "authentication failed",
@@ -110,14 +110,15 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly,
                 .authenticating: ["sendStatus(UNAUTHENTICATED,only)", "stopClient", "finish(UNAUTHENTICATED)"],
                 .awaitingFirstMessage: internalEarly, .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "admission decided", event: { _ in .admissionDecided(.success(AdmissionGrant())) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: ["openStream(10.0.0.5:15002)"],
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend,
+                .closing: ["finish(DEADLINE_EXCEEDED)"], .closed: [],
             ]),
         Row(
             name: "backend opened", event: { _ in .backendOpened },
@@ -125,7 +126,7 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
                 .connecting: ["sendRequest", "readRequests"], .forwarding: internalWithBackend,
-                .closed: ["resetBackend"],
+                .closing: ["resetBackend"], .closed: ["resetBackend"],
             ]),
         Row(
             name: "backend open failed", event: { _ in .backendOpenFailed(.unavailable("down")) },
@@ -133,7 +134,7 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
                 .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
-                .forwarding: internalWithBackend, .closed: [],
+                .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "backend session lost",
@@ -142,14 +143,14 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
                 .connecting: ["sendStatus(FAILED_PRECONDITION,only)", "stopClient", "finish(FAILED_PRECONDITION)"],
-                .forwarding: internalWithBackend, .closed: [],
+                .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "response head", event: { _ in .responseHead("h", httpStatus: "200", trailers: nil) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: ["sendResponseHead(h)"], .closed: [],
+                .connecting: internalWithBackend, .forwarding: ["sendResponseHead(h)"], .closing: [], .closed: [],
             ]),
         Row(
             name: "trailers-only response",
@@ -158,35 +159,35 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
                 .connecting: internalWithBackend, .forwarding: ["forwardTrailers(t,only)", "stopClient", "finish(OK)"],
-                .closed: [],
+                .closing: [], .closed: [],
             ]),
         Row(
             name: "response data", event: { _ in .responseData(bytes: 50, endStream: false) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: ["readResponses"], .closed: [],
+                .connecting: internalWithBackend, .forwarding: ["readResponses"], .closing: [], .closed: [],
             ]),
         Row(
             name: "response prefix", event: { _ in .responsePrefix(length: 45, compressed: false) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: [], .closed: [],
+                .connecting: internalWithBackend, .forwarding: [], .closing: [], .closed: [],
             ]),
         Row(
             name: "response message", event: { _ in .responseMessage(nil) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: ["sendResponse"], .closed: [],
+                .connecting: internalWithBackend, .forwarding: ["sendResponse"], .closing: [], .closed: [],
             ]),
         Row(
             name: "responses drained", event: { _ in .responsesDrained(partialBytes: 0) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: [], .closed: [],
+                .connecting: internalWithBackend, .forwarding: [], .closing: [], .closed: [],
             ]),
         Row(
             name: "response trailers", event: { _ in .responseTrailers("t", BackendStatus(code: .ok)) },
@@ -194,13 +195,13 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
                 .connecting: internalWithBackend, .forwarding: ["forwardTrailers(t,only)", "stopClient", "finish(OK)"],
-                .closed: [],
+                .closing: [], .closed: [],
             ]),
         Row(
             name: "response flushed", event: { _ in .responseFlushed(bytes: 10) },
             expected: [
                 .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [],
-                .forwarding: [], .closed: [],
+                .forwarding: [], .closing: [], .closed: [],
             ]),
         Row(
             name: "backend reset", event: { _ in .backendReset(.refusedStream) },
@@ -208,7 +209,8 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
                 .connecting: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"],
-                .forwarding: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"], .closed: [],
+                .forwarding: ["sendStatus(UNAVAILABLE,only)", "stopClient", "finish(UNAVAILABLE)"], .closing: [],
+                .closed: [],
             ]),
         Row(
             name: "deadline", event: { _ in .deadlineExpired },
@@ -224,7 +226,7 @@ struct CallStateMachinePhaseTests {
                 ],
                 .forwarding: [
                     "resetBackend", "sendStatus(DEADLINE_EXCEEDED,only)", "stopClient", "finish(DEADLINE_EXCEEDED)",
-                ], .closed: [],
+                ], .closing: [], .closed: [],
             ]),
         Row(
             name: "terminated",
@@ -236,7 +238,7 @@ struct CallStateMachinePhaseTests {
                 .admitting: ["sendStatus(CANCELLED,only)", "stopClient"],
                 .connecting: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
                 .forwarding: ["resetBackend", "sendStatus(CANCELLED,only)", "stopClient", "finish(CANCELLED)"],
-                .closed: [],
+                .closing: [], .closed: [],
             ]),
         Row(
             name: "unknown key",
@@ -244,28 +246,28 @@ struct CallStateMachinePhaseTests {
             expected: [
                 .idle: internalEarly, .authenticating: ["refreshKeys"], .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "keys refreshed", event: { _ in .keysRefreshed },
             expected: [
                 .idle: internalEarly, .authenticating: ["authenticate(a.b.c)"], .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "artifacts charged, unasked", event: { _ in .artifactsCharged(nil) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "results charged, unasked", event: { _ in .resultsCharged(nil) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "backend stream failed", event: { _ in .backendStreamFailed(reason: "connection refused") },
@@ -276,7 +278,7 @@ struct CallStateMachinePhaseTests {
                     "recordEndpointFailure(10.0.0.5:15002)", "sendStatus(UNAVAILABLE,only)", "stopClient",
                     "finish(UNAVAILABLE)",
                 ],
-                .forwarding: internalWithBackend, .closed: ["recordEndpointFailure(10.0.0.5:15002)"],
+                .forwarding: internalWithBackend, .closing: [], .closed: ["recordEndpointFailure(10.0.0.5:15002)"],
             ]),
         Row(
             name: "operation end recalled", event: { _ in .operationEndRecalled(nil) },
@@ -284,21 +286,21 @@ struct CallStateMachinePhaseTests {
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 // The driver's call is a Config: its admission was asked at once, so no recall was pending.
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "backend health read, unasked", event: { _ in .backendHealthRead(unhealthy: []) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "placement recorded, unasked", event: { _ in .placementRecorded(SessionPlacement()) },
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "engine ready, unasked",
@@ -308,13 +310,13 @@ struct CallStateMachinePhaseTests {
             expected: [
                 .idle: internalEarly, .authenticating: internalEarly, .awaitingFirstMessage: internalEarly,
                 .admitting: internalFromAdmitting,
-                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closed: [],
+                .connecting: internalWithBackend, .forwarding: internalWithBackend, .closing: [], .closed: [],
             ]),
         Row(
             name: "drain", event: { _ in .drain },
             expected: [
                 .idle: [], .authenticating: [], .awaitingFirstMessage: [], .admitting: [], .connecting: [],
-                .forwarding: [], .closed: [],
+                .forwarding: [], .closing: [], .closed: [],
             ]),
     ]
 

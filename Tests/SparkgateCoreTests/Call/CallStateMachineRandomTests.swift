@@ -68,7 +68,7 @@ struct CallStateMachineRandomTests {
                 returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
             }
         }
-        for action in d.send(.clientGone) + (d.machine.phaseName == .closed && d.finishes.isEmpty ? d.admit() : [])
+        for action in d.send(.clientGone) + (d.machine.phaseName == .closing ? d.admit() : [])
         where action.hasPrefix("returnRequestCredit(") {
             returned += Int(action.dropFirst("returnRequestCredit(".count).prefix { $0.isNumber })!
         }

@@ -520,4 +520,35 @@ struct CallStateMachineScenarioTests {
             d.finishes[0].refusal?.error.message.contains("(10.0.0.6:15002) is unreachable: connection refused") == true
         )
     }
+
+    @Test("messages read before the backend opened are sent in the order read, each with its own bytes")
+    func messagesKeepTheirOrder() {
+        var d = CallDriver(method: "AddArtifacts")
+        d.toAwaitingFirstMessage()
+        d.send(.requestData(bytes: 315, endStream: false))
+        for id in 1...3 {
+            d.send(.requestPrefix(length: 100, compressed: false))
+            d.send(.requestMessage(id, .success(d.envelope())))
+        }
+        d.send(.requestsDrained(partialBytes: 0))
+        d.admit()
+        #expect(d.sentRequests.isEmpty)
+        d.send(.backendOpened)
+        #expect(d.sentRequests == [1, 2, 3])
+
+        var q = CallDriver.quotas
+        q.maxResultBytesPerOperation = 10_000
+        var e = CallDriver(method: "ExecutePlan", quotas: q)
+        e.toForwarding(operation: CallDriver.operationID)
+        e.send(.responseHead("h", httpStatus: "200", trailers: nil))
+        var batch = ResponseEnvelope()
+        batch.arrow = ArrowBatchCount(bytes: 100, rows: 1)
+        e.send(.responseData(bytes: 400, endStream: false))
+        for id in [10, 11, 12] {
+            e.send(.responsePrefix(length: 120, compressed: false))
+            // A charged batch and an uncharged message between two: the order holds either way.
+            e.send(.responseMessage(id, id == 11 ? ResponseEnvelope() : batch))
+        }
+        #expect(e.sentResponses == [10, 11, 12])
+    }
 }
