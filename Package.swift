@@ -325,6 +325,9 @@ let package = Package(
         .testTarget(
             name: "SparkgateObservabilityTests", dependencies: ["SparkgateObservability"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "SparkgateEnginesTests", dependencies: ["SparkgateEngines", "SparkgateCore"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "SparkgateServerTests",
             dependencies: [
                 "SparkgateServer", "SparkgateCore", "SparkgateFraming", "SparkgateObservability", "SparkgateRESP",
