@@ -325,6 +325,20 @@ let package = Package(
         .testTarget(
             name: "SparkgateObservabilityTests", dependencies: ["SparkgateObservability"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "SparkgateRESPTests",
+            dependencies: ["SparkgateRESP", "SparkgateTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SparkgateSharedStateTests",
+            dependencies: [
+                "SparkgateSharedState", "SparkgateCore", "SparkgateRESP", "SparkgateRedis", "SparkgateTransport",
+                "SparkgateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "SparkgateEnginesTests", dependencies: ["SparkgateEngines", "SparkgateCore"],
             swiftSettings: swiftSettings),
         .testTarget(

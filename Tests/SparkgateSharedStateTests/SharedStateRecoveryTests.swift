@@ -3,9 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SparkgateCore
-import SparkgateEngines
 import SparkgateRedis
-import SparkgateServer
 import SparkgateSharedState
 import SparkgateTestSupport
 import SparkgateTransport

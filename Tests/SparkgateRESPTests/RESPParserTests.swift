@@ -1,6 +1,5 @@
 import NIOCore
 import SparkgateRESP
-import SparkgateRedis
 import SparkgateTestSupport
 import Testing
 

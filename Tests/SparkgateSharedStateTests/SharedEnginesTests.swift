@@ -3,10 +3,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import SparkgateCore
-import SparkgateEngines
 import SparkgateRESP
 import SparkgateRedis
-import SparkgateServer
 import SparkgateSharedState
 import SparkgateTestSupport
 import SparkgateTransport

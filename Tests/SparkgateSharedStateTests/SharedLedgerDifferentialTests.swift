@@ -3,12 +3,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import SparkgateCore
-import SparkgateEngines
 import SparkgateRedis
-import SparkgateServer
 import SparkgateSharedState
 import SparkgateTestSupport
-import SparkgateTransport
 import Synchronization
 import Testing
 
