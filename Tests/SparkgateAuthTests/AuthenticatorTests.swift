@@ -70,6 +70,15 @@ struct AuthenticatorTests {
             return
         }
         #expect(v.identity.user == "alice")
+        // The token as it arrives, a slice of its header value, is recalled by its bytes alone.
+        let header = "Bearer " + token
+        #expect(auth.authenticate(header.dropFirst(7), now: Self.now + 1, memo: &memo).recalled)
+        // The same length and one byte different (a forged signature): compared in full, never recalled.
+        let forged = String(token.dropLast()) + (token.last == "A" ? "B" : "A")
+        let tampered = auth.authenticate(forged[...], now: Self.now + 1, memo: &memo)
+        #expect(!tampered.recalled)
+        if case .verified = tampered.outcome { Issue.record("a forged token was accepted") }
+        _ = auth.authenticate(token[...], now: Self.now + 1, memo: &memo)
         // Another token on the connection is verified as such, never answered with the memo's identity.
         let switched = auth.authenticate(other[...], now: Self.now + 1, memo: &memo)
         guard case .verified(let b) = switched.outcome else {

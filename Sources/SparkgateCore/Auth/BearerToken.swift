@@ -32,7 +32,8 @@ public enum BearerToken {
 
     /// The bytes of every token header value, for the size limit.
     public static func size(of head: RequestHead) -> Int {
-        (head.authorization + head.authentication).reduce(0) { $0 + $1.utf8.count }
+        // Summed one list after the other: concatenating them would allocate on every call.
+        head.authorization.reduce(0) { $0 + $1.utf8.count } + head.authentication.reduce(0) { $0 + $1.utf8.count }
     }
 
     /// The token of the single `<header>: Bearer <token>` header.
