@@ -297,7 +297,7 @@ let package = Package(
         .testTarget(
             name: "SparkgateTransportTests",
             dependencies: [
-                "SparkgateTransport", "SparkgateTestSupport", "CNGHTTP2",
+                "SparkgateTransport", "SparkgateCore", "SparkgateTestSupport", "CNGHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),

@@ -213,7 +213,7 @@ extension ProxyCall {
         )
         // A complete request goes out at once rather than at the end of the read burst, so the backend works on
         // it while the gateway reads the next one (a pipelining client sends many per burst).
-        if endStream { backend.writer.flushNow() }
+        if endStream { backend.writer.requestWritten() }
     }
 
     private func sendResponse(_ message: GRPCMessage, edits: [ByteEdit]) {
