@@ -60,7 +60,7 @@ public final class InMemoryGateway {
             connector: connector)
 
         frontend = EmbeddedChannel(loop: loop)
-        try GatewayPipeline.configure(frontend, runtime: runtime)
+        try GatewayPipeline.configure(frontend, parts: runtime.connectionParts)
         client = EmbeddedChannel(loop: loop)
         var settings = nioDefaultSettings
         settings.append(HTTP2Setting(parameter: .initialWindowSize, value: clientWindow))

@@ -10,18 +10,18 @@ import SparkgateTransport
 
 /// The admin API: health, readiness, metrics, the session list, killing a session, and reload.
 public struct AdminRoutes: Sendable {
-    let runtime: GatewayRuntime
+    let parts: AdminParts
     let reloader: Reloader
     let metricsText: @Sendable () -> [UInt8]
 
     public init(runtime: GatewayRuntime, reloader: Reloader, metricsText: @escaping @Sendable () -> [UInt8]) {
-        self.runtime = runtime
+        self.parts = runtime.adminParts
         self.reloader = reloader
         self.metricsText = metricsText
     }
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {
-        let state = runtime.state
+        let state = parts.state
         let access = AdminAccess(
             admin: state.config.admin, adminTokenConfigured: state.adminToken != nil,
             readTokenConfigured: state.adminReadToken != nil)
@@ -78,7 +78,7 @@ public struct AdminRoutes: Sendable {
         case ("DELETE", let path) where path.hasPrefix("/v1/engines/"):
             let id = String(path.dropFirst("/v1/engines/".count))
             guard !id.isEmpty, !id.contains("/") else { return .error(400, "use DELETE /v1/engines/{id}") }
-            guard (try? await runtime.engines.stop(id).get()) == true else {
+            guard (try? await parts.engines.stop(id).get()) == true else {
                 return .error(404, "no engine \(id) (GET /v1/engines lists them)")
             }
             return AdminResponse(status: 200, json: ["stopping": id])
@@ -98,7 +98,7 @@ public struct AdminRoutes: Sendable {
     }
 
     private func sessions(team: String?, user: String?) -> AdminResponse {
-        let records = runtime.ledger.withLock { Array($0.sessions.values) }
+        let records = parts.ledger.withLock { Array($0.sessions.values) }
             .filter { (team == nil || $0.owner.team == team) && (user == nil || $0.owner.user == user) }
             .sorted { ($0.owner.team, $0.owner.user, $0.created) < ($1.owner.team, $1.owner.user, $1.created) }
         let now = WallClock.now()
@@ -108,9 +108,9 @@ public struct AdminRoutes: Sendable {
     }
 
     private func kill(user: String, sessionID: String) async -> AdminResponse {
-        let matching = runtime.ledger.withLock { $0.sessions(withClientID: sessionID).filter { $0.owner.user == user } }
+        let matching = parts.ledger.withLock { $0.sessions(withClientID: sessionID).filter { $0.owner.user == user } }
         var session = matching.first
-        if let shared = runtime.shared {
+        if let shared = parts.shared {
             // Another replica may hold the session: find its owner in the shared state, and tell every replica.
             do {
                 if session == nil,
@@ -125,17 +125,17 @@ public struct AdminRoutes: Sendable {
                 }
                 if let session { try await shared.publishKill(session.key) }
             } catch {
-                runtime.metrics.stateError(kind: "redis", operation: "kill")
+                parts.metrics.stateError(kind: "redis", operation: "kill")
                 if session == nil { return .error(503, "shared state (redis) unreachable: \(error); retry shortly") }
             }
         }
         guard let session else {
             return .error(404, "no session \(sessionID) of user \(user)")
         }
-        SharedStateService.killed(session.key, calls: runtime.calls, ledger: runtime.ledger)
+        SharedStateService.killed(session.key, calls: parts.calls, ledger: parts.ledger)
         do {
-            let status = try await runtime.backendCalls.release(
-                session, access: runtime.state.backendAccess, on: runtime.group.next()
+            let status = try await parts.backendCalls.release(
+                session, access: parts.state.backendAccess, on: parts.group.next()
             ).get()
             guard status.code == .ok else {
                 return .error(
@@ -149,14 +149,14 @@ public struct AdminRoutes: Sendable {
     }
 
     private func engines() async -> AdminResponse {
-        let engines = (try? await runtime.engines.list().get()) ?? []
+        let engines = (try? await parts.engines.list().get()) ?? []
         let now = WallClock.now()
         return AdminResponse(status: 200, json: EngineList(engines: engines.map { EngineList.Entry($0, now: now) }))
     }
 
     /// A session another replica holds, as this one would have recorded it.
     private func remoteSession(_ owner: UserKey, sessionID: String) -> SessionRecord {
-        let state = runtime.state
+        let state = parts.state
         let backendSessionID =
             state.namespace?.backendID(team: owner.team, user: owner.user, clientSessionID: sessionID) ?? sessionID
         let now = WallClock.now()
@@ -167,20 +167,20 @@ public struct AdminRoutes: Sendable {
     }
 
     private func readiness() async -> AdminResponse {
-        let state = runtime.state
+        let state = parts.state
         var reasons: [String] = []
         if let notAfter = state.certificateNotAfter, notAfter < Date().timeIntervalSince1970 {
             reasons.append("the server certificate expired at \(Timestamp.rfc3339(notAfter))")
         }
         // A launch pool is ready by construction: its engines start when a call needs one.
         let backends = state.config.backends.values.filter { $0.launch == nil }.sorted { $0.name < $1.name }
-        let down = runtime.health.backendsWithoutHealthyEndpoint(backends)
+        let down = parts.health.backendsWithoutHealthyEndpoint(backends)
         for name in down {
             let endpoints = state.config.backends[name]?.endpoints.map(\.description).joined(separator: ", ") ?? ""
             reasons.append("backend \(name) has no healthy endpoint (\(endpoints))")
         }
         let reachable = backends.reduce(0) { count, b in
-            count + b.endpoints.filter { runtime.health.isHealthy(b.name, $0) }.count
+            count + b.endpoints.filter { parts.health.isHealthy(b.name, $0) }.count
         }
         if reasons.isEmpty {
             return AdminResponse(

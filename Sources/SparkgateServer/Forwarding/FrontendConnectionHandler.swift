@@ -17,7 +17,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    let runtime: GatewayRuntime
+    let parts: ConnectionParts
     let peer: String
     let writer: FrameWriter
     let lifecycle: ConnectionLifecycleDriver
@@ -42,8 +42,8 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         let team: SparkgateConfig.Team?
     }
 
-    init(runtime: GatewayRuntime, peer: String, loop: LoopContext, lifecycle: ConnectionLifecycleDriver) {
-        self.runtime = runtime
+    init(parts: ConnectionParts, peer: String, loop: LoopContext, lifecycle: ConnectionLifecycleDriver) {
+        self.parts = parts
         self.peer = peer
         self.lifecycle = lifecycle
         self.writer = FrameWriter(loop: loop, credit: ConnectionCredit(target: 65_535))
@@ -69,7 +69,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             } else if id != .rootStream {
                 lastStreamID = max(lastStreamID, id)
                 let call = ProxyCall(
-                    context: runtime.callContext, state: runtime.state, frontend: self, streamID: id, peer: peer,
+                    context: parts.calls, state: parts.generation(), frontend: self, streamID: id, peer: peer,
                     draining: draining)
                 calls[id] = call
                 lifecycle.handle(.requestStarted)
@@ -188,7 +188,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     private var hasRunningOperation: Bool {
         guard !operations.isEmpty else { return false }
-        let running = runtime.ledger.running(operations)
+        let running = parts.calls.ledger.running(operations)
         operations = running
         return !running.isEmpty
     }
@@ -211,7 +211,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Stream-level protocol errors are answered by NIOHTTP2 with RST_STREAM; the connection carries on.
-        runtime.logger.debug("client connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        parts.calls.logger.debug("client connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
         if error is NIOHTTP2Errors.StreamError { return }
         context.fireErrorCaught(error)
     }

@@ -14,20 +14,31 @@ import SparkgateTransport
 /// connection. On shutdown it stops accepting, sends GOAWAY on every connection, lets streams finish within
 /// `shutdown_grace_seconds`, then ends what remains.
 public final class GatewayListener: Service, Sendable {
-    let runtime: GatewayRuntime
+    let parts: ConnectionParts
+    /// Connections per client address, against `limits.max_connections_per_ip`.
+    let limiter: ConnectionLimiter
+    let group: any EventLoopGroup
     let connections = ConnectionRegistry()
     private let bound = NIOLockedValueBox<(any Channel)?>(nil)
 
-    public init(runtime: GatewayRuntime) {
-        self.runtime = runtime
+    public convenience init(runtime: GatewayRuntime) {
+        self.init(parts: runtime.connectionParts, limiter: runtime.connections, group: runtime.group)
     }
+
+    init(parts: ConnectionParts, limiter: ConnectionLimiter, group: any EventLoopGroup) {
+        self.parts = parts
+        self.limiter = limiter
+        self.group = group
+    }
+
+    private var logger: Logger { parts.calls.logger }
 
     /// The address actually bound (useful with port 0).
     public var localAddress: SocketAddress? { bound.withLockedValue { $0?.localAddress } }
 
     public func run() async throws {
-        let config = runtime.state.config
-        let server = try await ServerBootstrap(group: runtime.group)
+        let config = parts.generation().config
+        let server = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -35,7 +46,7 @@ public final class GatewayListener: Service, Sendable {
             .bind(host: config.listen.host, port: config.listen.port)
             .get()
         bound.withLockedValue { $0 = server }
-        runtime.logger.info(
+        logger.info(
             "Sparkgate is listening",
             metadata: [
                 "listen": "\(server.localAddress.map { "\($0)" } ?? "\(config.listen)")", "tls": "\(config.tls != nil)",
@@ -48,29 +59,31 @@ public final class GatewayListener: Service, Sendable {
         }
         // The listening socket is closed; stay until the draining connections are gone (the grace timer
         // closes any left), so later services (audit flush, admin) outlive the last call.
-        let limit = ContinuousClock.now + .seconds(runtime.state.config.shutdownGraceSeconds + 2)
+        let limit = ContinuousClock.now + .seconds(parts.generation().config.shutdownGraceSeconds + 2)
         while connections.count > 0 && ContinuousClock.now < limit {
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
     private func drain(_ server: any Channel) {
-        let grace = runtime.state.config.shutdownGraceSeconds
-        runtime.logger.info(
+        let grace = parts.generation().config.shutdownGraceSeconds
+        logger.info(
             "draining: no new connections, finishing in-flight calls",
             metadata: ["connections": "\(connections.count)", "grace.seconds": "\(grace)"])
         let connections = self.connections
-        let runtime = self.runtime
+        let metrics = parts.metrics
+        let calls = parts.calls.calls
+        let logger = self.logger
         server.close().whenComplete { _ in
             connections.quiesceAll()
-            runtime.metrics.connection("draining", delta: connections.count)
+            metrics.connection("draining", delta: connections.count)
         }
         server.eventLoop.scheduleTask(in: .nanoseconds(Int64(grace * 1e9))) {
             if connections.count > 0 {
-                runtime.logger.warning(
+                logger.warning(
                     "grace period over; cancelling the calls still running",
-                    metadata: ["calls": "\(runtime.calls.count)"])
-                runtime.calls.terminateAll(
+                    metadata: ["calls": "\(calls.count)"])
+                calls.terminateAll(
                     with: .unavailable("Sparkgate is shutting down; retry to reach another instance"))
                 connections.closeAll()
             }
@@ -78,20 +91,21 @@ public final class GatewayListener: Service, Sendable {
     }
 
     private func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
-        let runtime = self.runtime
+        let parts = self.parts
+        let limiter = self.limiter
         let connections = self.connections
         return channel.eventLoop.makeCompletedFuture {
             // Past a connection cap the connection is closed at once, before TLS costs anything.
             let address = channel.remoteAddress?.ipAddress ?? "unknown"
-            if let full = runtime.connections.admit(address, limits: runtime.state.config.limits) {
-                runtime.metrics.limitEvent(full)
+            if let full = limiter.admit(address, limits: parts.generation().config.limits) {
+                parts.metrics.limitEvent(full)
                 throw ConnectionRefused()
             }
-            channel.closeFuture.whenComplete { _ in runtime.connections.release(address) }
-            try GatewayPipeline.configure(channel, runtime: runtime)
+            channel.closeFuture.whenComplete { _ in limiter.release(address) }
+            try GatewayPipeline.configure(channel, parts: parts)
             connections.add(channel)
-            runtime.metrics.connection("open", delta: 1)
-            channel.closeFuture.whenComplete { _ in runtime.metrics.connection("open", delta: -1) }
+            parts.metrics.connection("open", delta: 1)
+            channel.closeFuture.whenComplete { _ in parts.metrics.connection("open", delta: -1) }
         }
     }
 }

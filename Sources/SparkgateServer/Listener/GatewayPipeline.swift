@@ -10,16 +10,16 @@ import SparkgateTransport
 /// TLS gets TLS, HTTP/2 and the connection handler that routes each stream to its call; plaintext HTTP/2
 /// gets an answer saying to use TLS. Used by the listener, and by tests on in-memory channels.
 package enum GatewayPipeline {
-    package static func configure(_ channel: any Channel, runtime: GatewayRuntime) throws {
-        let state = runtime.state
+    package static func configure(_ channel: any Channel, parts: ConnectionParts) throws {
+        let state = parts.generation()
         let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         let lifecycle = ConnectionLifecycleDriver(
-            channel: channel, limits: state.config.limits, metrics: runtime.metrics)
+            channel: channel, limits: state.config.limits, metrics: parts.metrics)
         channel.closeFuture.assumeIsolated().whenComplete { _ in lifecycle.stop() }
         let sync = channel.pipeline.syncOperations
         guard let tls = state.serverTLS else {
             lifecycle.handle(.accepted(tls: false))
-            return try addHTTP2(sync, runtime: runtime, lifecycle: lifecycle, peer: peer)
+            return try addHTTP2(sync, parts: parts, limits: state.config.limits, lifecycle: lifecycle, peer: peer)
         }
         lifecycle.handle(.accepted(tls: true))
         try sync.addHandler(
@@ -27,30 +27,30 @@ package enum GatewayPipeline {
                 let sync = context.pipeline.syncOperations
                 switch kind {
                 case .plaintextHTTP2:
-                    runtime.metrics.limitEvent(.plaintextToTLSPort)
-                    runtime.handshakeFailures.record(
+                    parts.metrics.limitEvent(.plaintextToTLSPort)
+                    parts.handshakeFailures.record(
                         peer: peer, reason: "the client spoke HTTP/2 without TLS (its URL lacks ;use_ssl=true)")
                     try sync.addHandler(
                         HTTP2Tuning.frontendHandler(state.config.limits), position: .after(context.handler))
                     try sync.addHandler(PlaintextRefusal(), position: .last)
                 case .tls, .other, .needMore:
                     let observer = TLSHandshakeObserver(
-                        metrics: runtime.metrics, lifecycle: lifecycle, failures: runtime.handshakeFailures, peer: peer)
+                        metrics: parts.metrics, lifecycle: lifecycle, failures: parts.handshakeFailures, peer: peer)
                     try sync.addHandler(NIOSSLServerHandler(context: tls), position: .after(context.handler))
                     try sync.addHandler(observer, position: .last)
-                    try addHTTP2(sync, runtime: runtime, lifecycle: lifecycle, peer: peer)
+                    try addHTTP2(sync, parts: parts, limits: state.config.limits, lifecycle: lifecycle, peer: peer)
                 }
             })
     }
 
     private static func addHTTP2(
-        _ sync: ChannelPipeline.SynchronousOperations, runtime: GatewayRuntime, lifecycle: ConnectionLifecycleDriver,
-        peer: String
+        _ sync: ChannelPipeline.SynchronousOperations, parts: ConnectionParts, limits: ConnectionLimits,
+        lifecycle: ConnectionLifecycleDriver, peer: String
     ) throws {
         // No multiplexer: streams are not channels. One handler routes every stream's frames to its call.
-        try sync.addHandler(HTTP2Tuning.frontendHandler(runtime.state.config.limits), position: .last)
-        let loop = runtime.pool.context(on: sync.eventLoop)
+        try sync.addHandler(HTTP2Tuning.frontendHandler(limits), position: .last)
+        let loop = parts.calls.pool.context(on: sync.eventLoop)
         try sync.addHandler(
-            FrontendConnectionHandler(runtime: runtime, peer: peer, loop: loop, lifecycle: lifecycle), position: .last)
+            FrontendConnectionHandler(parts: parts, peer: peer, loop: loop, lifecycle: lifecycle), position: .last)
     }
 }

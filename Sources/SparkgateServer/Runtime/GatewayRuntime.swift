@@ -100,6 +100,21 @@ public final class GatewayRuntime: Sendable {
 
     public var state: GatewayGeneration { current.value }
 
+    /// What a client connection takes (the pipeline and its handler never hold the runtime).
+    package var connectionParts: ConnectionParts {
+        let current = self.current
+        return ConnectionParts(
+            generation: { current.value }, calls: callContext, handshakeFailures: handshakeFailures)
+    }
+
+    /// What the admin API takes.
+    var adminParts: AdminParts {
+        let current = self.current
+        return AdminParts(
+            generation: { current.value }, ledger: ledger, shared: shared, calls: calls, backendCalls: backendCalls,
+            engines: engines, health: health, metrics: metrics, group: group)
+    }
+
     /// Makes this process the reaper of what its engines orphan (`ChildReaper`); only `serve` calls it.
     @discardableResult
     public static func adoptOrphans() -> Bool { ChildReaper.enable() }
