@@ -43,9 +43,11 @@ package final class LoopContext {
     /// Flushes every connection written to since the last flush, then runs the work waiting for it. A flush
     /// completes writes whose callbacks may write again (window going back as bytes leave), so it repeats
     /// until nothing is left.
+    /// Rounds are bounded so that work that keeps writing cannot hold the loop; what is left then runs in a
+    /// task of its own on the loop, not at some later read that may never come on an idle connection.
     package func flushDirty() {
         var rounds = 0
-        while (!dirty.isEmpty || !deferred.isEmpty) && rounds < 8 {
+        while (!dirty.isEmpty || !deferred.isEmpty) && rounds < Self.maxRounds {
             rounds += 1
             swap(&dirty, &flushing)
             for writer in flushing.values { writer.flushNow() }
@@ -54,7 +56,17 @@ package final class LoopContext {
             for work in running { work.runAfterFlush() }
             running.removeAll(keepingCapacity: true)
         }
+        if (!dirty.isEmpty || !deferred.isEmpty) && !continuationScheduled {
+            continuationScheduled = true
+            eventLoop.assumeIsolated().execute { [self] in
+                continuationScheduled = false
+                flushDirty()
+            }
+        }
     }
+
+    package static let maxRounds = 8
+    private var continuationScheduled = false
 }
 
 /// Work a loop runs after its next flush (`LoopContext.afterFlush`).

@@ -1,0 +1,71 @@
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import SparkgateTransport
+import Testing
+
+/// A write's completion may write and flush again from inside the flush that completed it (a call whose
+/// message left sends the next): every completion must still run exactly once.
+@Suite("libnghttp2 handler: completions under re-entrant flushes")
+struct NGHTTP2ChannelHandlerCompletionTests {
+    /// Writes the next message, and flushes, from inside each completion, `more` times.
+    final class Chain: WriteListener {
+        let handler: NGHTTP2ChannelHandler
+        let context: ChannelHandlerContext
+        var more: Int
+        var completed: [Int] = []
+
+        init(handler: NGHTTP2ChannelHandler, context: ChannelHandlerContext, more: Int) {
+            self.handler = handler
+            self.context = context
+            self.more = more
+        }
+
+        func written(_ token: Int) {
+            completed.append(token)
+            guard more > 0 else { return }
+            more -= 1
+            handler.submit(
+                .data(.init(data: .byteBuffer(ByteBuffer(string: "message \(token + 1)")))), on: HTTP2StreamID(1),
+                completion: .listener(self, token: token + 1))
+            handler.flush(context: context)
+        }
+    }
+
+    @Test("each message's completion runs once, in order, while completions write and flush again")
+    func reentrantCompletions() throws {
+        let channel = EmbeddedChannel()
+        let handler = NGHTTP2ChannelHandler(role: .server, settings: NGHTTP2SessionTests.settings)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let context = try channel.pipeline.syncOperations.context(handler: handler)
+
+        // A client's preface and request, as its own libnghttp2 session writes them.
+        let client = try NGHTTP2Session(
+            role: .client, settings: NGHTTP2SessionTests.settings, allocator: ByteBufferAllocator())
+        #expect(client.submitRequest(NGHTTP2SessionTests.request, endStream: true) == 1)
+        if let preface = try client.pendingOutput() { try channel.writeInbound(preface) }
+        while let _ = try channel.readInbound(as: HTTP2Frame.self) {}
+
+        let chain = Chain(handler: handler, context: context, more: 5)
+        handler.submit(.headers(.init(headers: [":status": "200"])), on: HTTP2StreamID(1), completion: nil)
+        handler.submit(
+            .data(.init(data: .byteBuffer(ByteBuffer(string: "message 0")))), on: HTTP2StreamID(1),
+            completion: .listener(chain, token: 0))
+        handler.flush(context: context)
+        // Flushes that find nothing new to write still complete what was written before.
+        handler.flush(context: context)
+        handler.flush(context: context)
+
+        #expect(chain.completed == [0, 1, 2, 3, 4, 5])
+        // And the client read every message.
+        var received = 0
+        while let bytes = try channel.readOutbound(as: ByteBuffer.self) {
+            received += bytes.readableBytes
+            try client.receive(bytes)
+        }
+        #expect(received > 0)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+}
