@@ -49,6 +49,15 @@ struct RefusalsInMemoryTests {
             #expect(answer.message?.contains(reason) == true, "\(answer.message ?? "") does not say \(reason)")
             #expect(answer.message?.contains(token) == false)
         }
+        // No token at all: the client is told how to send one.
+        let bare = g.call("Config", messages: [SparkMessages.request()], tokenHeader: nil)
+        // A valid token of a team this gateway does not serve: not who, but where, is refused.
+        let stranger = g.call("Config", token: g.token(team: "marketing"), messages: [SparkMessages.request()])
+        g.pump()
+        #expect(g.recorder.streams[bare]?.status == Self.status(.unauthenticated))
+        #expect(g.recorder.streams[bare]?.message?.contains("no bearer token: connect with sc://") == true)
+        #expect(g.recorder.streams[stranger]?.status == Self.status(.permissionDenied))
+        #expect(g.recorder.streams[stranger]?.message?.contains("team 'marketing' is not configured") == true)
         #expect(g.connector.pairs.isEmpty)
     }
 

@@ -17,26 +17,18 @@ def test_issued_token_works_end_to_end(gateway, material, connect):
     assert lines and all(l["user"] == "ada" and l["team"] == "data-eng" for l in lines)
 
 
-@pytest.mark.parametrize("case", ["no token", "expired", "wrong signature", "unknown team"])
-def test_bad_tokens_fail_in_pyspark(gateway, material, connect, case):
+def test_a_bad_token_fails_in_pyspark_with_the_gateways_reason(gateway, material, connect):
+    """One real client shows PySpark surfaces the gateway's status and reason, without the token; every reason
+    (no token, expired, forged, wrong audience, unknown key, unknown team) is checked in memory
+    (SparkgateServerTests/RefusalsInMemoryTests.badTokens)."""
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-    if case == "no token":
-        url, expect = gateway.url(None), ("UNAUTHENTICATED", "no bearer token")
-    elif case == "expired":
-        token = make_expired_token(material)
-        url, expect = gateway.url(token), ("UNAUTHENTICATED", "token expired at")
-    elif case == "wrong signature":
-        # Names the gateway's key id but is signed by another key.
-        token = signed_token(material, "other-es256", kid="suite-es256")
-        url, expect = gateway.url(token), ("UNAUTHENTICATED", "signature does not verify with key 'suite-es256'")
-    else:
-        url, expect = gateway.url(material.token(team="marketing")), ("PERMISSION_DENIED", "team 'marketing' is not configured")
+    # Names the gateway's key id but is signed by another key.
+    token = signed_token(material, "other-es256", kid="suite-es256")
     with pytest.raises(SparkConnectGrpcException) as info:
-        connect(url).range(1).collect()
-    assert expect[0] in str(info.value.getGrpcStatusCode())
-    assert expect[1] in str(info.value)
-    assert not any(secret in str(info.value) for secret in [url.split("token=")[-1]] if "token=" in url)
-
+        connect(gateway.url(token)).range(1).collect()
+    assert "UNAUTHENTICATED" in str(info.value.getGrpcStatusCode())
+    assert "signature does not verify with key 'suite-es256'" in str(info.value)
+    assert token not in str(info.value)
 
 
 def test_backend_refuses_a_client_that_bypasses_sparkgate(spark, connect):
@@ -137,12 +129,6 @@ def signed_token(material, key_name, kid, **claims):
     der = key.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
     r, s = utils.decode_dss_signature(der)
     return f"{header}.{payload}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
-
-
-def make_expired_token(material):
-    """A correctly signed token that expired an hour ago (the CLI refuses negative ttls)."""
-    now = int(time.time())
-    return signed_token(material, "suite-es256", "suite-es256", iat=now - 7200, exp=now - 3600)
 
 
 def other_key_config(material):
