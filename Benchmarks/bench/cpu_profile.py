@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--floor-bin", default=None)
     ap.add_argument("--out", default=None, help="also write the report to this file")
     ap.add_argument("--perf-data", default=None, help="keep perf's samples here (for perf report --sort comm, or callers)")
+    ap.add_argument("--event", default="cpu-clock", help="perf event to sample (probe_libc:malloc counts allocation sites, once `perf probe -x libc.so.6 malloc` made it)")
     ap.add_argument("--cpu-only", action="store_true", help="measure CPU per call without perf (perf's sampling adds its own cost)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sparkgate-profile-")
@@ -77,7 +78,7 @@ def main():
         url = lambda method: f"https://localhost:{port}/spark.connect.SparkConnectService/{method}"
         # Warm up (connections, caches, the token) before measuring.
         h2load(url("Config"), config_body, token, 500, 1, 1)
-        perf = None if args.cpu_only else subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", data, "-p", ",".join(map(str, pids))],
+        perf = None if args.cpu_only else subprocess.Popen(["perf", "record", "-e", args.event, *(["-F", "4999"] if args.event == "cpu-clock" else []), "-g", "-o", data, "-p", ",".join(map(str, pids))],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = peers.cpu_ns(pids)
         if args.workload == "unary":
