@@ -1,6 +1,6 @@
 /// What the first message of a call decided: how to admit it, where it goes and how its messages change.
 /// A class, made once per call and never changed: the call's phases share it rather than copy its strings.
-public final class AdmissionPlan: Sendable {
+public final class AdmissionPlan: Sendable, Equatable {
     /// The ledger's view of the call.
     public let admission: CallAdmission
     public let quotas: QuotaSettings
@@ -37,4 +37,7 @@ public final class AdmissionPlan: Sendable {
         self.artifactBytes = artifactBytes
         self.releaseAll = releaseAll
     }
+
+    /// One plan per call, never changed after it is made: the same plan is the same object.
+    public static func == (lhs: AdmissionPlan, rhs: AdmissionPlan) -> Bool { lhs === rhs }
 }

@@ -75,6 +75,11 @@ public enum CallAction<Metadata, Message> {
     indirect case finish(CallOutcome)
 }
 
+/// Actions compare whole, payloads included, where the I/O layer's metadata and messages do (tests compare
+/// what the machine asked for with what it should have).
+extension CallAction: Equatable where Metadata: Equatable, Message: Equatable {}
+extension CallAction: Sendable where Metadata: Sendable, Message: Sendable {}
+
 /// Where a call's backend stream goes.
 public struct BackendRoute: Sendable, Equatable {
     /// The configured backend (`backends.<name>`).

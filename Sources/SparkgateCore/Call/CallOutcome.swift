@@ -1,5 +1,5 @@
 /// How a call ended, everything its accounting needs: the ledger, the metrics and the audit line.
-public struct CallOutcome: Sendable {
+public struct CallOutcome: Sendable, Equatable {
     /// The audit line (status, reason, bytes, rows, duration and the ids).
     public var summary: CallSummary
     public var code: GRPCStatusCode

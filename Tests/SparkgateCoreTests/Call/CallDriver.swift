@@ -82,19 +82,23 @@ struct CallDriver {
         return e
     }
 
-    /// Feeds an event and returns the actions it produced, rendered; admissions are answered by the real
-    /// ledger at once, as the gateway's in-memory ledger does.
-    /// Charges are answered by the ledger at once, as the executor does, and their answers' actions follow.
+    /// Feeds an event and returns the actions it produced, rendered (see `perform`).
     @discardableResult
     mutating func send(_ event: Event) -> [String] {
+        perform(event).map(Self.render)
+    }
+
+    /// Feeds an event and returns the actions it produced, typed. Charges, recalls and health reads are
+    /// answered at once, as the executor does, and their answers' actions follow; admissions wait for `admit`.
+    @discardableResult
+    mutating func perform(_ event: Event) -> [Action] {
         var actions: [Action] = []
         machine.handle(event, now: now, into: &actions)
-        var rendered: [String] = []
         var index = 0
         while index < actions.count {
             let action = actions[index]
             index += 1
-            rendered.append(Self.render(action))
+            log.append(Self.render(action))
             switch action {
             case .admit: admitPending = true
             case .sendRequest(let message, _, _, _): sentRequests.append(message)
@@ -117,8 +121,7 @@ struct CallDriver {
             default: break
             }
         }
-        log += rendered
-        return rendered
+        return actions
     }
 
     /// Runs the ledger's admission for an `admit` action, as the executor does (once per action); without
