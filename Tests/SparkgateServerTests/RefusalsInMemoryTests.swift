@@ -228,4 +228,40 @@ struct RefusalsInMemoryTests {
                 request("DELETE", "/v1/sessions/alice/\(SparkMessages.sessionID)", token: "admin-token-0123456789")
             ).status == 404)
     }
+
+    @Test(
+        "ReattachExecute, ReleaseExecute, ReleaseSession and Interrupt have a rate bucket of their own: past its burst they are RESOURCE_EXHAUSTED naming it, and ordinary calls still pass"
+    )
+    func housekeepingRate() async throws {
+        let g = try await InMemoryGateway(
+            teams: "{tidy: {quotas: {housekeeping_requests_per_second: 2, housekeeping_request_burst: 3}}}",
+            backend: Self.echo)
+        let token = g.token(user: "tidy-user", team: "tidy")
+        let config = g.call("Config", token: token, messages: [SparkMessages.request()])
+        g.pump()
+        #expect(g.recorder.streams[config]?.status == Self.status(.ok))
+        var answers: [(status: String?, message: String?)] = []
+        for _ in 0..<12 {
+            // ReleaseExecute(release_all) of an operation: session_id 1, user_context 2, operation_id 3,
+            // release_all 5.
+            var release: [UInt8] = []
+            WireEncoding.appendString(field: 1, SparkMessages.sessionID, to: &release)
+            release += UserContextField.encode(user: "whoever")
+            WireEncoding.appendString(field: 3, UUID().uuidString.lowercased(), to: &release)
+            WireEncoding.appendLengthDelimited(field: 5, [], to: &release)
+            let id = g.call("ReleaseExecute", token: token, messages: [release])
+            g.pump()
+            answers.append((g.recorder.streams[id]?.status, g.recorder.streams[id]?.message))
+        }
+        // The burst passes; the bucket refills at 2 a second, so of the nine after it at most one more can.
+        #expect(answers.prefix(3).allSatisfy { $0.status == Self.status(.ok) }, "\(answers)")
+        let refused = answers.filter { $0.status == Self.status(.resourceExhausted) }
+        #expect(refused.count >= 8, "\(answers)")
+        #expect(
+            refused.allSatisfy { $0.message?.contains("reattach, release and interrupt calls per second") == true },
+            "\(refused)")
+        let ordinary = g.call("Config", token: token, messages: [SparkMessages.request()])
+        g.pump()
+        #expect(g.recorder.streams[ordinary]?.status == Self.status(.ok))
+    }
 }

@@ -26,9 +26,11 @@ public final class InMemoryGateway {
     public let secret = [UInt8](repeating: 0x5A, count: 32)
     public let directory: String
 
-    /// `clientWindow` is the stream window the client advertises (it never gives window back unless told).
+    /// `clientWindow` is the stream window the client advertises (it never gives window back unless told);
+    /// `teams` is the YAML flow mapping of the teams served.
     public init(
-        config extra: String = "", backend script: @escaping ScriptedBackend.Script, clientWindow: Int = 65_535
+        config extra: String = "", teams: String = "{analytics: {}}", backend script: @escaping ScriptedBackend.Script,
+        clientWindow: Int = 65_535
     ) async throws {
         directory = NSTemporaryDirectory() + "sparkgate-inmemory-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -46,7 +48,7 @@ public final class InMemoryGateway {
             defaults:
               backend: local
               quotas: {requests_per_second: 0}
-            teams: {analytics: {}}
+            teams: \(teams)
             audit_log: "off"
             \(extra)
             """
