@@ -1,5 +1,6 @@
 """The docs match the code: the README's target table names the targets Package.swift builds, every relative
-link in the docs leads to a file that exists, and no doc cites an issue number a reader cannot look up."""
+link in the docs leads to a file that exists, every test the docs cite as evidence exists, and no doc cites an
+issue number a reader cannot look up."""
 import os
 import re
 
@@ -41,3 +42,33 @@ def test_no_doc_cites_an_issue_number():
             if re.search(r"(?:\(#\d+\)|\bissues? #?\d+\b|#\d+\b(?!\]))", line) and "://" not in line:
                 cited.append(f"{os.path.relpath(doc, ROOT)}:{n}: {line.strip()[:100]}")
     assert cited == []
+
+
+def test_every_test_the_docs_cite_exists():
+    """SECURITY.md's threat table and the other docs name tests as evidence (`test_x.py::test_y`, `SuiteTests` or
+    `SuiteTests.method`): a renamed or moved test must take its citations along."""
+    python = {}
+    for f in os.listdir(os.path.join(ROOT, "Tests", "integration")):
+        if f.startswith("test_") and f.endswith(".py"):
+            source = open(os.path.join(ROOT, "Tests", "integration", f)).read()
+            python[f] = set(re.findall(r"^def (test_\w+)", source, re.M))
+    swift = {}
+    for folder, _, files in os.walk(os.path.join(ROOT, "Tests")):
+        for f in files:
+            if f.endswith(".swift"):
+                source = open(os.path.join(folder, f)).read()
+                for suite in re.findall(r"^(?:final class|struct|class|enum|extension) (\w+Tests)\b", source, re.M):
+                    swift.setdefault(suite, set()).update(re.findall(r"func (\w+)\(", source))
+    targets = set(re.findall(r'\.testTarget\(\s*name: "(\w+)"', open(os.path.join(ROOT, "Package.swift")).read()))
+    missing = []
+    for doc in DOCS:
+        text = open(doc).read()
+        for file, name in re.findall(r"(test_\w+\.py)::(\w+)", text):
+            if name not in python.get(file, set()):
+                missing.append(f"{os.path.relpath(doc, ROOT)}: {file}::{name}")
+        for suite, method in re.findall(r"`([A-Z]\w+Tests)(?:\.(\w+))?`", text):
+            if suite in targets and not method:
+                continue
+            if suite not in swift or (method and method not in swift[suite]):
+                missing.append(f"{os.path.relpath(doc, ROOT)}: {suite}{'.' + method if method else ''}")
+    assert missing == [], missing
