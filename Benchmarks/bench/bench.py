@@ -330,15 +330,21 @@ def main():
         def record(path, key, value):
             results["paths"][path.name].setdefault(key, []).append(value)
 
-        def interleaved(name, fn):
+        def interleaved(name, fn, warm_up=None):
+            """Runs `fn` through every path, round after round. Each round starts one path later than the one
+            before: the backend (a JVM) changes as it runs (JIT, GC), and a path that always went first would
+            always meet it colder. `warm_up`, when given, runs once through every path first, unmeasured."""
             if name not in workloads:
                 return
+            eligible = [p for p in paths if not (p.only and name not in p.only)
+                        and p.name in cfg.get("only_via", {}).get(name, [p.name])]
+            if warm_up:
+                for path in eligible:
+                    log(f"bench: {name} warm-up via {path.name}")
+                    warm_up(path)
             for r in range(cfg["rounds"]):
-                for path in paths:
-                    if path.only and name not in path.only:
-                        continue
-                    if path.name not in cfg.get("only_via", {}).get(name, [path.name]):
-                        continue
+                shift = r % len(eligible) if eligible else 0
+                for path in eligible[shift:] + eligible[:shift]:
                     log(f"bench: {name} round {r + 1}/{cfg['rounds']} via {path.name}")
                     cpu0, t0 = path.cpu(), time.perf_counter()
                     out = fn(path)
@@ -364,8 +370,10 @@ def main():
             out = h2load(p.h2_url(p.spark_target, "Config"), config_body, p.token, n, 1, m)
             out["requested"] = n
             return out
-        interleaved("config_h2load_1", lambda p: config_h2load(p, 1, cfg["h2_config_calls"] // 6))
-        interleaved("config_h2load_32", lambda p: config_h2load(p, 32, cfg["h2_config_calls"]))
+        interleaved("config_h2load_1", lambda p: config_h2load(p, 1, cfg["h2_config_calls"] // 6),
+                    warm_up=lambda p: config_h2load(p, 1, cfg["h2_config_calls"] // 60))
+        interleaved("config_h2load_32", lambda p: config_h2load(p, 32, cfg["h2_config_calls"]),
+                    warm_up=lambda p: config_h2load(p, 32, cfg["h2_config_calls"] // 10))
 
         # Proxy-only cost: the synthetic backend.
         def unary(p, n, m):
