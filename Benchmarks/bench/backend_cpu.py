@@ -27,13 +27,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sparkgate-backend-cpu-")
     sg = lambda *a: subprocess.run([args.bin, *a], capture_output=True, text=True, check=True).stdout.strip()
-    certs, keys = os.path.join(work, "certs"), os.path.join(work, "keys")
-    sg("certs", "generate", "--out", certs, "--host", "localhost", "--host", "127.0.0.1")
-    sg("keys", "generate", "--algorithm", "ES256", "--kid", "bench-es256", "--out", keys)
-    sg("keys", "generate", "--algorithm", "HS256", "--kid", "bench-hs256", "--out", keys)
-    material = {"cert": os.path.join(certs, "server.crt"), "key": os.path.join(certs, "server.key"),
-                "ca": os.path.join(certs, "ca.crt"), "es_pub": os.path.join(keys, "bench-es256.pub.pem"),
-                "es_key": os.path.join(keys, "bench-es256.key.pem"), "hs_secret": os.path.join(keys, "bench-hs256.secret")}
+    material = peers.material(work, args.bin)
     started = []
     try:
         spark = peers.spark_server(work, sys.executable)

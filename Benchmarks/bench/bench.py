@@ -226,15 +226,8 @@ def main():
                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
                "binary": args.bin}
     try:
-        # Material: a development CA and certificate, an ES256 key (Sparkgate, HAProxy) and an HS256 secret (spark-connect-proxy).
         sg = lambda *a: subprocess.run([args.bin, *a], capture_output=True, text=True, check=True).stdout.strip()
-        certs, keys = os.path.join(work, "certs"), os.path.join(work, "keys")
-        sg("certs", "generate", "--out", certs, "--host", "localhost", "--host", "127.0.0.1")
-        sg("keys", "generate", "--algorithm", "ES256", "--kid", "bench-es256", "--out", keys)
-        sg("keys", "generate", "--algorithm", "HS256", "--kid", "bench-hs256", "--out", keys)
-        material = {"cert": os.path.join(certs, "server.crt"), "key": os.path.join(certs, "server.key"), "ca": os.path.join(certs, "ca.crt"),
-                    "es_pub": os.path.join(keys, "bench-es256.pub.pem"), "es_key": os.path.join(keys, "bench-es256.key.pem"),
-                    "hs_secret": os.path.join(keys, "bench-hs256.secret")}
+        material = peers.material(work, args.bin)
 
         log("bench: starting Spark Connect 4.3 and the synthetic backend")
         spark = peers.spark_server(work, python)

@@ -25,6 +25,19 @@ class Proc:
         stop(self.proc)
 
 
+def material(workdir, binary):
+    """What every proxy path needs, made with Sparkgate's own commands: a development CA and a certificate for
+    localhost and 127.0.0.1, an ES256 key (Sparkgate, HAProxy) and an HS256 secret (spark-connect-proxy)."""
+    sg = lambda *a: subprocess.run([binary, *a], capture_output=True, text=True, check=True)
+    certs, keys = os.path.join(workdir, "certs"), os.path.join(workdir, "keys")
+    sg("certs", "generate", "--out", certs, "--host", "localhost", "--host", "127.0.0.1")
+    sg("keys", "generate", "--algorithm", "ES256", "--kid", "bench-es256", "--out", keys)
+    sg("keys", "generate", "--algorithm", "HS256", "--kid", "bench-hs256", "--out", keys)
+    return {"cert": os.path.join(certs, "server.crt"), "key": os.path.join(certs, "server.key"),
+            "ca": os.path.join(certs, "ca.crt"), "es_pub": os.path.join(keys, "bench-es256.pub.pem"),
+            "es_key": os.path.join(keys, "bench-es256.key.pem"), "hs_secret": os.path.join(keys, "bench-hs256.secret")}
+
+
 def cpu_ns(pids):
     """CPU time in nanoseconds of every thread of every process in `pids` (and their child processes)."""
     total = 0
