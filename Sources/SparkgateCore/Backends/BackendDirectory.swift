@@ -1,10 +1,12 @@
 /// Every configured backend as a call's routing reads it: its settings and the token Sparkgate presents to it.
 /// Built once per configuration generation, so a call looks its backend up once.
 public struct BackendDirectory: Sendable {
-    public struct Entry: Sendable {
-        public var settings: SparkgateConfig.Backend
+    /// A class: every call's backend opening holds its entry, and a reference is one retain where the settings
+    /// as a value would be one per string and array they hold.
+    public final class Entry: Sendable {
+        public let settings: SparkgateConfig.Backend
         /// The token Sparkgate presents to the backend's endpoints (a launched engine has its own).
-        public var token: String?
+        public let token: String?
 
         public init(settings: SparkgateConfig.Backend, token: String?) {
             self.settings = settings

@@ -25,9 +25,9 @@ extension CallStateMachine {
     ) {
         switch phase {
         case .connecting:
-            guard var opening else { return impossible("a backend answer", now: now, into: &actions) }
-            let step = answer(&opening)
-            self.opening = opening
+            guard opening != nil else { return impossible("a backend answer", now: now, into: &actions) }
+            // Answered in place: a copy taken out and stored back would retain everything it holds twice.
+            let step = answer(&opening!)
             take(step, now: now, into: &actions)
         case .closing, .closed:
             // Ended while the backend was found: there is no stream to open.

@@ -364,14 +364,12 @@ extension CallStateMachine {
                 actions.append(.register(plan.session, plan.operation))
             }
             phase = .connecting(caller, plan, admission)
-            var opening = BackendOpening(
+            opening = BackendOpening(
                 target: BackendTarget(
                     route: plan.route, session: plan.session, placement: grant.placement,
                     placementRecorded: grant.placementRecorded, sessionIdleSeconds: plan.quotas.sessionIdleSeconds),
                 backend: policy.backends[plan.route.backend])
-            let step = opening.start()
-            self.opening = opening
-            take(step, now: now, into: &actions)
+            take(opening!.start(), now: now, into: &actions)
         case .closing(var outcome, let plan):
             // The call ended while the ledger decided: account for it now, with what the ledger recorded.
             if case .success(let grant) = result {
