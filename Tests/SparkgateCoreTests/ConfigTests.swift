@@ -332,6 +332,8 @@ struct ConfigTests {
     @Test("host:port parsing")
     func hostPort() {
         #expect(HostPort(parsing: "[::1]:15443") == HostPort(host: "::1", port: 15443))
+        #expect(HostPort(parsing: "[::1]:15443")?.authority == "[::1]:15443")
+        #expect(HostPort(host: "spark", port: 15002).description == "spark:15002")
         #expect(HostPort(parsing: "localhost:1") == HostPort(host: "localhost", port: 1))
         #expect(HostPort(parsing: "::1:80") == nil)
         #expect(HostPort(parsing: "host") == nil)

@@ -170,6 +170,27 @@ struct SessionIDTests {
         #expect(Array(a.utf8)[14] == UInt8(ascii: "5"))
     }
 
+    @Test("a connection's memo answers exactly what the derivation does, whichever input changes between calls")
+    func memo() {
+        let first = SessionNamespace("6f0f1bd3-5f5a-4b8e-9a51-8a6a3c1e2d47")!
+        let second = SessionNamespace("00000000-5f5a-4b8e-9a51-8a6a3c1e2d47")!
+        let s = "00112233-4455-6677-8899-aabbccddeeff"
+        let t = "ffeeddcc-4455-6677-8899-aabbccddeeff"
+        let memo = SessionNamespace.Memo()
+        // Each step changes one input (or none), then goes back: a memo keyed on too little answers a stale id.
+        let steps: [(SessionNamespace, String, String, String)] = [
+            (first, "t", "alice", s), (first, "t", "alice", s), (first, "t", "bob", s), (first, "t", "alice", s),
+            (first, "u", "alice", s), (first, "t", "alice", t), (second, "t", "alice", t), (first, "t", "alice", t),
+        ]
+        var answers: Set<String> = []
+        for (namespace, team, user, session) in steps {
+            let remembered = memo.backendID(namespace, team: team, user: user, clientSessionID: session)
+            #expect(remembered == namespace.backendID(team: team, user: user, clientSessionID: session))
+            answers.insert(remembered)
+        }
+        #expect(answers.count == 5)
+    }
+
     @Test("UUID text parsing accepts canonical forms only")
     func parsing() {
         #expect(UUIDText.parse("00112233-4455-6677-8899-AABBCCDDEEFF") != nil)

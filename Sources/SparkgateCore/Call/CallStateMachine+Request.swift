@@ -250,7 +250,7 @@ extension CallStateMachine {
     ) {
         let context = FirstMessageContext(
             method: method, identity: caller.token.identity, team: caller.team, policy: policy, draining: draining,
-            randomUUID: randomUUID)
+            randomUUID: randomUUID, backendIDs: backendIDs)
         audit.summary.sessionID = envelope.sessionID.map { String($0.prefix(64)) }
         audit.summary.clientType = envelope.clientType.map { String($0.prefix(256)) }
         switch FirstMessageDecision.decide(envelope, context) {

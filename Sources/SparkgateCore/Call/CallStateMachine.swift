@@ -83,10 +83,14 @@ public struct CallStateMachine<Metadata, Message> {
     /// The ledger was asked to admit the call (a ReattachExecute first asks why its operation ended, if it did).
     var admissionAsked = false
 
+    /// The connection's memo of its last backend session id (none: every call derives its own).
+    let backendIDs: SessionNamespace.Memo?
+
     public init(
         policy: CallPolicy, now: Double, peer: String, draining: Bool = false,
-        randomUUID: @escaping () -> String = { UUIDText.random() }
+        randomUUID: @escaping () -> String = { UUIDText.random() }, backendIDs: SessionNamespace.Memo? = nil
     ) {
+        self.backendIDs = backendIDs
         self.policy = policy
         self.startedAt = now
         self.draining = draining

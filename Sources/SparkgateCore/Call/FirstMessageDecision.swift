@@ -8,10 +8,12 @@ public struct FirstMessageContext {
     public var draining: Bool
     /// A fresh random UUID (operation ids and clone ids Sparkgate assigns).
     public var randomUUID: () -> String
+    /// The connection's last derived backend session id, when the I/O layer keeps one.
+    public var backendIDs: SessionNamespace.Memo?
 
     public init(
         method: SparkConnectMethod, identity: Identity, team: SparkgateConfig.Team, policy: CallPolicy, draining: Bool,
-        randomUUID: @escaping () -> String = { UUIDText.random() }
+        randomUUID: @escaping () -> String = { UUIDText.random() }, backendIDs: SessionNamespace.Memo? = nil
     ) {
         self.method = method
         self.identity = identity
@@ -19,6 +21,7 @@ public struct FirstMessageContext {
         self.policy = policy
         self.draining = draining
         self.randomUUID = randomUUID
+        self.backendIDs = backendIDs
     }
 }
 
@@ -76,8 +79,11 @@ public enum FirstMessageDecision {
         let loweredSessionID = UUIDText.lowercased(sessionID)
         let namespace = c.policy.namespace
         let backendSessionID =
-            namespace?.backendID(team: identity.team, user: identity.user, clientSessionID: loweredSessionID)
-            ?? sessionID
+            namespace.map { namespace in
+                c.backendIDs?.backendID(
+                    namespace, team: identity.team, user: identity.user, clientSessionID: loweredSessionID)
+                    ?? namespace.backendID(team: identity.team, user: identity.user, clientSessionID: loweredSessionID)
+            } ?? sessionID
         var rewrite = RequestRewrite(userID: identity.user, backendSessionID: namespace == nil ? nil : backendSessionID)
         var responseRewrite = ResponseRewrite(clientSessionID: namespace == nil ? nil : sessionID)
         if method == .executePlan, envelope.operationID == nil {

@@ -2,12 +2,16 @@ import Foundation
 
 /// A `host:port` listen or connect address (`[::1]:15443` for IPv6).
 public struct HostPort: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+    public let host: String
+    public let port: Int
+    /// `host:port` (brackets around an IPv6 host), formatted once: every call to the address sends it as
+    /// `:authority`.
+    public let authority: String
 
     public init(host: String, port: Int) {
         self.host = host
         self.port = port
+        self.authority = Self.format(host, port)
     }
 
     public init?(parsing text: String) {
@@ -24,11 +28,21 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
             portPart = s[s.index(after: colon)...]
         }
         guard !hostPart.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { return nil }
-        self.host = String(hostPart)
-        self.port = port
+        self.init(host: String(hostPart), port: port)
     }
 
-    public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    private static func format(_ host: String, _ port: Int) -> String {
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    public var description: String { authority }
+
+    public static func == (a: HostPort, b: HostPort) -> Bool { a.port == b.port && a.host == b.host }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(host)
+        hasher.combine(port)
+    }
 
     /// Whether only this machine can reach the address.
     public var isLoopback: Bool { Self.isLoopback(host) }

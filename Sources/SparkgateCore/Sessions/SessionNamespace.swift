@@ -36,3 +36,32 @@ public struct SessionNamespace: Sendable, Equatable {
         text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
     }
 }
+
+extension SessionNamespace {
+    /// The last backend id one connection derived. A client sends a session's calls over one connection, and
+    /// the derivation (SHA-1 through swift-crypto, cold between sequential calls) was the dearest step of a
+    /// call's first message. Keyed by everything the id depends on, so a reload's new namespace or another
+    /// identity on the connection derives again. One event loop uses it (not `Sendable`).
+    public final class Memo {
+        private var namespace: SessionNamespace?
+        private var team = ""
+        private var user = ""
+        private var clientSessionID = ""
+        private var backendID = ""
+
+        public init() {}
+
+        public func backendID(
+            _ namespace: SessionNamespace, team: String, user: String, clientSessionID: String
+        ) -> String {
+            if clientSessionID == self.clientSessionID, user == self.user, team == self.team,
+                namespace == self.namespace
+            {
+                return backendID
+            }
+            backendID = namespace.backendID(team: team, user: user, clientSessionID: clientSessionID)
+            (self.namespace, self.team, self.user, self.clientSessionID) = (namespace, team, user, clientSessionID)
+            return backendID
+        }
+    }
+}

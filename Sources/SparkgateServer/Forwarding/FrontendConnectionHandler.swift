@@ -35,6 +35,8 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var sentGoAway = false
     /// The last token a call on this connection verified, with the configuration it was checked against.
     var authMemo: AuthMemo?
+    /// The last backend session id a call on this connection derived.
+    let backendIDs = SessionNamespace.Memo()
 
     struct AuthMemo {
         let state: GatewayGeneration

@@ -48,7 +48,8 @@ final class ProxyCall {
         self.frontend = frontend
         self.streamID = streamID
         self.machine = Machine(
-            policy: state.callPolicy, now: frontend.writer.loop.now, peer: peer, draining: draining)
+            policy: state.callPolicy, now: frontend.writer.loop.now, peer: peer, draining: draining,
+            backendIDs: frontend.backendIDs)
         queue.reserveCapacity(8)
     }
 
