@@ -56,7 +56,11 @@ struct GRPCHelperTests {
         #expect(GRPCTimeout.parse("3M") == .seconds(180))
         #expect(GRPCTimeout.parse("5u") == .microseconds(5))
         #expect(GRPCTimeout.parse("7n") == .nanoseconds(7))
-        for bad in ["", "S", "10", "10s", "123456789S", "-1S", "1.5S", "1 S"] {
+        #expect(GRPCTimeout.parse("99999999H") == .seconds(99_999_999 * 3600))
+        // Non-ASCII digits and units, and a digit with a combining mark, are not digits.
+        for bad in [
+            "", "S", "10", "10s", "123456789S", "-1S", "1.5S", "1 S", "\u{FF11}S", "1\u{301}S", "1\u{FF33}", "+1S",
+        ] {
             #expect(GRPCTimeout.parse(bad) == nil, "\(bad)")
         }
     }

@@ -1,16 +1,23 @@
 /// The `grpc-timeout` header: at most 8 ASCII digits and a unit (H, M, S, m, u, n).
 public enum GRPCTimeout {
+    /// Read as bytes: every valid value is ASCII, and Character-level reading (grapheme breaking, Unicode
+    /// digit properties) cost a sequential call several microseconds (PySpark sends one per call).
     public static func parse(_ value: Substring) -> Duration? {
-        guard let unit = value.last, value.count >= 2, value.count <= 9 else { return nil }
-        let digits = value.dropLast()
-        guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let amount = Int64(digits) else { return nil }
+        let bytes = value.utf8
+        guard bytes.count >= 2, bytes.count <= 9, let unit = bytes.last else { return nil }
+        var amount: Int64 = 0
+        for byte in bytes.dropLast() {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            amount = amount * 10 + Int64(digit)
+        }
         switch unit {
-        case "H": return .seconds(amount * 3600)
-        case "M": return .seconds(amount * 60)
-        case "S": return .seconds(amount)
-        case "m": return .milliseconds(amount)
-        case "u": return .microseconds(amount)
-        case "n": return .nanoseconds(amount)
+        case UInt8(ascii: "H"): return .seconds(amount * 3600)
+        case UInt8(ascii: "M"): return .seconds(amount * 60)
+        case UInt8(ascii: "S"): return .seconds(amount)
+        case UInt8(ascii: "m"): return .milliseconds(amount)
+        case UInt8(ascii: "u"): return .microseconds(amount)
+        case UInt8(ascii: "n"): return .nanoseconds(amount)
         default: return nil
         }
     }

@@ -76,7 +76,10 @@ package final class FrameWriter {
     /// the gateway reads the rest, and then every fourth (a flush per request is a syscall per request).
     package func requestWritten() {
         requestsSinceBurst += 1
-        if requestsSinceBurst == 1 || requestsSinceBurst % 4 == 0 { context?.flush() }
+        guard requestsSinceBurst == 1 || requestsSinceBurst % 4 == 0 else { return }
+        // Flushed now, so the burst's end has nothing to flush here unless something is written meanwhile.
+        loop.markClean(self)
+        context?.flush()
     }
 
     // MARK: Connection-level window

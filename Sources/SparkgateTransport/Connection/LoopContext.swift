@@ -31,6 +31,11 @@ package final class LoopContext {
         dirty[ObjectIdentifier(writer)] = writer
     }
 
+    /// The writer flushed on its own: nothing it wrote waits for the loop's flush any more.
+    package func markClean(_ writer: FrameWriter) {
+        dirty.removeValue(forKey: ObjectIdentifier(writer))
+    }
+
     /// Whether something written since the last flush still waits for it.
     package var hasUnflushedWrites: Bool { !dirty.isEmpty }
 
