@@ -13,7 +13,7 @@ import SparkgateTransport
 /// There is no channel per stream: a call is a plain object keyed by stream id. Connection-level window
 /// starts at the protocol's 65,535 bytes and grows to the gateway's once a call on the connection
 /// authenticates, so an unauthenticated peer can make the gateway hold no more than that.
-final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, HTTP2FrameReceiver {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -33,6 +33,8 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var operations: Set<OperationKey> = []
     private var drainCheck: RepeatedTask?
     private var sentGoAway = false
+    /// Its place in the pipeline, while it has one (stream closures arrive without it, from the HTTP/2 handler).
+    private var context: ChannelHandlerContext?
     /// The last token a call on this connection verified, with the configuration it was checked against.
     var authMemo: AuthMemo?
     /// The last backend session id a call on this connection derived.
@@ -52,17 +54,22 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        writer.attach(context)
+        self.context = context
+        writer.attach(context, receiver: self)
         lifecycle.owner = self
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         writer.detach()
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received(unwrapInboundIn(data))
+    }
+
+    func received(_ frame: HTTP2Frame) {
         writer.loop.tick()
-        let frame = unwrapInboundIn(data)
         let id = frame.streamID
         switch frame.payload {
         case .headers(let headers):
@@ -104,20 +111,28 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let closed as StreamClosedEvent:
-            writer.loop.tick()
-            if let call = calls.removeValue(forKey: closed.streamID) {
-                call.clientGone()
-                if let operation = call.operation { remember(operation) }
-                lifecycle.handle(.streamClosed(openStreams: calls.count))
-            }
-            if draining { closeIfDone(context) }
+            streamClosed(closed)
         case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
-            if let inbound = window.inboundWindowSize { writer.windowReported(inbound) }
+            if let inbound = window.inboundWindowSize { connectionWindowReported(inbound) }
         case is ChannelShouldQuiesceEvent:
             drain(context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    func streamClosed(_ closed: StreamClosedEvent) {
+        writer.loop.tick()
+        if let call = calls.removeValue(forKey: closed.streamID) {
+            call.clientGone()
+            if let operation = call.operation { remember(operation) }
+            lifecycle.handle(.streamClosed(openStreams: calls.count))
+        }
+        if draining, let context { closeIfDone(context) }
+    }
+
+    func connectionWindowReported(_ inbound: Int) {
+        writer.windowReported(inbound)
     }
 
     // MARK: For calls

@@ -11,7 +11,7 @@ import SparkgateObservability
 /// Its connection-level window goes back as bytes arrive: each stream's own window bounds what it can make
 /// the gateway hold, and one tenant's slow reader must not stall the other tenants' streams on a shared
 /// backend connection.
-package final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+package final class BackendConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, HTTP2FrameReceiver {
     package typealias InboundIn = HTTP2Frame
     package typealias OutboundOut = HTTP2Frame
 
@@ -47,7 +47,7 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
     package var isUsable: Bool { !draining && writer.isActive && nextStreamID < Self.streamLimit }
 
     package func handlerAdded(context: ChannelHandlerContext) {
-        writer.attach(context)
+        writer.attach(context, receiver: self)
         let lifecycle = ConnectionLifecycleDriver(
             channel: context.channel, limits: limits, metrics: metrics, keepaliveEvent: .backendKeepaliveTimeout)
         lifecycle.owner = self
@@ -89,8 +89,11 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received(unwrapInboundIn(data))
+    }
+
+    package func received(_ frame: HTTP2Frame) {
         writer.loop.tick()
-        let frame = unwrapInboundIn(data)
         let id = frame.streamID
         switch frame.payload {
         case .headers(let headers):
@@ -125,16 +128,24 @@ package final class BackendConnectionHandler: ChannelInboundHandler, RemovableCh
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let closed as StreamClosedEvent:
-            writer.loop.tick()
-            let unprocessed = goAwayLastStreamID.map { closed.streamID > $0 } ?? false
-            owners.removeValue(forKey: closed.streamID)?.backendStreamClosed(
-                reset: unprocessed ? .refusedStream : closed.reason)
+            streamClosed(closed)
         case let window as NIOHTTP2WindowUpdatedEvent where window.streamID == .rootStream:
-            if let inbound = window.inboundWindowSize { writer.windowReported(inbound) }
+            if let inbound = window.inboundWindowSize { connectionWindowReported(inbound) }
         default:
             break
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    package func streamClosed(_ closed: StreamClosedEvent) {
+        writer.loop.tick()
+        let unprocessed = goAwayLastStreamID.map { closed.streamID > $0 } ?? false
+        owners.removeValue(forKey: closed.streamID)?.backendStreamClosed(
+            reset: unprocessed ? .refusedStream : closed.reason)
+    }
+
+    package func connectionWindowReported(_ inbound: Int) {
+        writer.windowReported(inbound)
     }
 
     package func channelInactive(context: ChannelHandlerContext) {

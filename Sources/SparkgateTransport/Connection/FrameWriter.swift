@@ -21,12 +21,15 @@ package final class FrameWriter {
     package var eventLoop: any EventLoop { loop.eventLoop }
     package var isActive: Bool { context?.channel.isActive ?? false }
 
-    package func attach(_ context: ChannelHandlerContext) {
+    /// `receiver` (the handler that owns this writer) then hears of frames from the HTTP/2 handler directly.
+    package func attach(_ context: ChannelHandlerContext, receiver: (any HTTP2FrameReceiver)? = nil) {
         self.context = context
         http2 = try? context.pipeline.syncOperations.handler(type: NGHTTP2ChannelHandler.self)
+        http2?.receiver = receiver
     }
 
     package func detach() {
+        http2?.receiver = nil
         context = nil
         http2 = nil
     }

@@ -39,6 +39,10 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
     private var closed = false
     /// The completions of the output being written, swapped with the session's list (see `flush`).
     private var written: [WriteCompletion] = []
+    /// The handler above, called directly (see `HTTP2FrameReceiver`); without one, frames and events go up
+    /// the pipeline. Held strongly and cleared when that handler leaves (`FrameWriter.detach`): a weak
+    /// reference would put every retain of the receiver on the runtime's slow path.
+    package var receiver: (any HTTP2FrameReceiver)?
 
     package init(role: NGHTTP2Session.Role, settings: NGHTTP2Session.Settings) {
         self.role = role
@@ -89,9 +93,13 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
             closeAfter(sent.futureResult, context: context)
             return
         }
-        context.fireUserInboundEventTriggered(
-            NIOHTTP2WindowUpdatedEvent(
-                streamID: .rootStream, inboundWindowSize: session.connectionWindow, outboundWindowSize: nil))
+        if let receiver {
+            receiver.connectionWindowReported(session.connectionWindow)
+        } else {
+            context.fireUserInboundEventTriggered(
+                NIOHTTP2WindowUpdatedEvent(
+                    streamID: .rootStream, inboundWindowSize: session.connectionWindow, outboundWindowSize: nil))
+        }
         if flushPending || !closures.isEmpty { flush(context: context) }
     }
 
@@ -142,6 +150,7 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private func fire(_ frame: HTTP2Frame) {
+        if let receiver { return receiver.received(frame) }
         context?.fireChannelRead(wrapInboundOut(frame))
     }
 
@@ -267,7 +276,9 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
         while !closures.isEmpty {
             let told = closures
             closures.removeAll()
-            for event in told { context.fireUserInboundEventTriggered(event) }
+            for event in told {
+                if let receiver { receiver.streamClosed(event) } else { context.fireUserInboundEventTriggered(event) }
+            }
         }
     }
 
