@@ -82,13 +82,7 @@ struct NGHTTP2ChannelHandlerCompletionTests {
 
     /// A server handler on an embedded channel whose client (its own libnghttp2 session) opened stream 1.
     static func serving() throws -> (EmbeddedChannel, NGHTTP2ChannelHandler, ChannelHandlerContext, NGHTTP2Session) {
-        let channel = EmbeddedChannel()
-        let handler = NGHTTP2ChannelHandler(role: .server, settings: NGHTTP2SessionTests.settings)
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let context = try channel.pipeline.syncOperations.context(handler: handler)
-        let client = try NGHTTP2Session(
-            role: .client, settings: NGHTTP2SessionTests.settings, allocator: ByteBufferAllocator())
+        let (channel, handler, context, client) = try HTTP2FrameReceiverTests.connected()
         #expect(client.submitRequest(NGHTTP2SessionTests.request, endStream: true) == 1)
         if let preface = try client.pendingOutput() { try channel.writeInbound(preface) }
         while let _ = try channel.readInbound(as: HTTP2Frame.self) {}
