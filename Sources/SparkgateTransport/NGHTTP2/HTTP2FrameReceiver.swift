@@ -1,9 +1,9 @@
 import NIOHTTP2
 
 /// The handler right above `NGHTTP2ChannelHandler`, told what the session parsed by a direct call rather than
-/// through the pipeline: a frame sent up the pipeline is boxed (`NIOAny`, a heap allocation for a frame this
-/// size) and cast back by the handler that reads it, and every user event is a dynamic cast per handler. The
-/// two handlers are adjacent in every pipeline Sparkgate builds, so nothing in between is skipped.
+/// through the pipeline: a frame sent up the pipeline is wrapped in `NIOAny` and cast back (a dynamic cast) by
+/// the handler that reads it, and every user event is a dynamic cast per handler. The two handlers are
+/// adjacent in every pipeline Sparkgate builds, so nothing in between is skipped.
 package protocol HTTP2FrameReceiver: AnyObject {
     func received(_ frame: HTTP2Frame)
     func streamClosed(_ event: StreamClosedEvent)
