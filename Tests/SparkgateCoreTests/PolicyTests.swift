@@ -65,6 +65,33 @@ struct GRPCHelperTests {
         }
     }
 
+    @Test("grpc-timeout read as bytes answers what reading it as Characters does, for hostile values too")
+    func timeoutAgainstCharacterReading() {
+        // The reading it replaced, kept as the reference: Characters, Unicode digit properties, Int64's parser.
+        func reference(_ value: String) -> Duration? {
+            guard let unit = value.last, value.count >= 2, value.count <= 9 else { return nil }
+            let digits = value.dropLast()
+            guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let amount = Int64(digits) else { return nil }
+            let units: [Character: Duration] = [
+                "H": .seconds(3600), "M": .seconds(60), "S": .seconds(1), "m": .milliseconds(1), "u": .microseconds(1),
+                "n": .nanoseconds(1),
+            ]
+            return units[unit].map { $0 * amount }
+        }
+        let seed = UInt64.random(in: 0...UInt64.max)
+        print("grpc-timeout differential seed \(seed)")
+        var rng = SplitMix64(seed: seed)
+        let pieces = [
+            "0", "1", "7", "9", "H", "M", "S", "m", "u", "n", "s", "-", "+", " ", ".", "\u{FF11}", "\u{301}",
+            "\u{0660}",
+            "\u{1F600}", "\0", "\u{7F}",
+        ]
+        for _ in 0..<20_000 {
+            let value = (0..<Int(rng.next() % 12)).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] }.joined()
+            #expect(GRPCTimeout.parse(value) == reference(value), "\(value.unicodeScalars.map { $0.value })")
+        }
+    }
+
     @Test("grpc-timeout encoding round-trips and fits 8 digits")
     func timeoutRoundTrip() {
         var rng = SplitMix64(seed: 7)
