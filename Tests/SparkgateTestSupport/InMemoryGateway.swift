@@ -122,7 +122,7 @@ public final class InMemoryGateway {
         while let buffer = try? a.readOutbound(as: ByteBuffer.self) {
             moved += buffer.readableBytes
             guard b.isActive else { continue }
-            _ = try? b.writeInbound(buffer)
+            try? b.deliverInbound(buffer)
         }
         return moved
     }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHPACK
 import NIOHTTP2
+import SparkgateTestSupport
 import SparkgateTransport
 import Testing
 
@@ -111,13 +112,6 @@ struct HTTP2FrameReceiverTests {
     static func sendRequest(from client: NGHTTP2Session, body: String, to channel: EmbeddedChannel) throws {
         #expect(client.submitRequest(NGHTTP2SessionTests.request, endStream: false) == 1)
         client.submitData(ByteBuffer(string: body), on: 1, endStream: true, completion: nil)
-        // Fired into the pipeline rather than through `writeInbound`: Swift 6.3's optimizer frees the array
-        // `writeInbound` returns (unused here) before filling it when the channel holds inbound frames, and
-        // the release build crashes.
-        while let bytes = try client.pendingOutput() {
-            channel.pipeline.syncOperations.fireChannelRead(NIOAny(bytes))
-            channel.pipeline.syncOperations.fireChannelReadComplete()
-            try channel.throwIfErrorCaught()
-        }
+        while let bytes = try client.pendingOutput() { try channel.deliverInbound(bytes) }
     }
 }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHPACK
 import NIOHTTP2
+import SparkgateTestSupport
 import SparkgateTransport
 import Testing
 
@@ -84,7 +85,7 @@ struct NGHTTP2ChannelHandlerCompletionTests {
     static func serving() throws -> (EmbeddedChannel, NGHTTP2ChannelHandler, ChannelHandlerContext, NGHTTP2Session) {
         let (channel, handler, context, client) = try HTTP2FrameReceiverTests.connected()
         #expect(client.submitRequest(NGHTTP2SessionTests.request, endStream: true) == 1)
-        if let preface = try client.pendingOutput() { try channel.writeInbound(preface) }
+        if let preface = try client.pendingOutput() { try channel.deliverInbound(preface) }
         while let _ = try channel.readInbound(as: HTTP2Frame.self) {}
         return (channel, handler, context, client)
     }
