@@ -1,7 +1,9 @@
 """Where Sparkgate's CPU goes per call: runs one binary against the synthetic backend, drives a fixed number
 of calls with h2load while `perf record` samples it (the cpu-clock software event, which works where hardware
 counters do not), and prints the CPU per call measured from /proc and the symbols that take it, scaled to
-microseconds per call. Run it on two builds to see what a change costs.
+microseconds per call, then the same samples charged to the code that caused them (`attribution.py`: the
+runtime's retain/release and malloc go to the Sparkgate or NIO function that called them). Run it on two
+builds to see what a change costs.
 
     .venv/bin/python Benchmarks/bench/cpu_profile.py --bin .build/release/sparkgate \\
         --synthetic-bin .build/release/SyntheticSparkConnect --workload unary --calls 20000
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import uuid
 
+import attribution
 import peers
 from bench import grpc_body, h2load
 
@@ -107,10 +110,12 @@ def main():
         if not m:
             continue
         share = float(m.group(1))
-        lines.append(f"{share:6.2f}%  {share / 100 * cpu / units * scale:8.2f}  {m.group(2)[:170]}")
+        lines.append(f"{share:6.2f}%  {share / 100 * cpu / units * scale:8.2f}  {m.group(2)[:170].rstrip()}")
         shown += 1
         if shown >= args.top:
             break
+    if args.target in ("sparkgate", "floor"):  # Swift modules to charge; nginx and HAProxy have none
+        lines += attribution.report(data, cpu / units * scale, "us/" + unit if unit == "call" else "s/GiB", args.top)
     print("\n".join(lines))
     if args.out:
         with open(args.out, "w") as f:
