@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import SparkgateCore
 import Synchronization
 
 /// An admin request as it arrived: method, raw target, the bearer token if any, and the body. Nothing in it
@@ -80,7 +81,7 @@ public final class AdminHTTPServer: Service, Sendable {
 
     public func run() async throws {
         let handler = self.handler
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             // A client that half-closes after its request still gets the answer (NIOHTTP1 closes after it).
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -99,13 +100,25 @@ public final class AdminHTTPServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(AdminConnectionHandler(handler: handler))
                 }
             }
-            .bind(host: host, port: port)
-            .get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            throw ListenFailure(
+                key: "admin.listen", address: HostPort(host: host, port: port), errno: (error as? IOError)?.errnoCode,
+                detail: "\(error)")
+        }
         logger.info(
             "admin endpoint is listening",
             metadata: ["admin.listen": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
         try await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
+            // Cancelled when another service fails (the gateway's port taken): close, or the process stays up
+            // with nothing but this port.
+            try await withTaskCancellationHandler {
+                try await channel.closeFuture.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
         } onGracefulShutdown: {
             // Stay up while the gateway drains so /healthz and /metrics keep answering; closed last.
             channel.eventLoop.scheduleTask(in: .milliseconds(50)) { channel.close(promise: nil) }

@@ -20,10 +20,19 @@ BIN = os.environ.get("SPARKGATE_BIN", os.path.join(ROOT, ".build", "debug", "spa
 RELEASE_BIN = os.environ.get("SPARKGATE_RELEASE_BIN", os.path.join(ROOT, ".build", "release", "sparkgate"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never one this run handed out before: the kernel can give the same free port
+    to two calls in a row (a gateway's TLS and admin ports were once one, and a TLS client met the admin's HTTP)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for_port(port, timeout, proc=None, log=None):

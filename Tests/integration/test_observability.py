@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -255,3 +256,24 @@ def test_config_check_names_the_key_and_file(material, tmp_path):
     bad.write_text(json.dumps(missing))
     failed = harness.run_cli("config", "check", "--config", str(bad), check=False)
     assert failed.returncode == 1 and "tls" in failed.stderr and "nope.crt" in failed.stderr
+
+
+@pytest.mark.parametrize("taken", ["listen", "admin.listen"])
+def test_a_taken_port_stops_the_gateway_naming_the_key(material, tmp_path, taken):
+    """A port another process holds ends `serve` at once with exit code 1 and the key to change, whichever of
+    the two listeners it is: never a gateway left running with one of them (it used to hang on the admin port)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        config = material.base_config(f"127.0.0.1:{harness.free_port()}")
+        config["listen"] = f"127.0.0.1:{port if taken == 'listen' else harness.free_port()}"
+        config.setdefault("admin", {})["listen"] = f"127.0.0.1:{port if taken == 'admin.listen' else harness.free_port()}"
+        path = tmp_path / "sparkgate.yaml"
+        path.write_text(json.dumps(config))
+        started = time.time()
+        served = subprocess.run([harness.BIN, "serve", "--config", str(path)], capture_output=True, text=True, timeout=60)
+        elapsed = time.time() - started
+    assert served.returncode == 1, served.stderr
+    assert f"cannot listen on 127.0.0.1:{port} ({taken}): the address is already in use" in served.stderr
+    assert elapsed < 15, f"took {elapsed:.1f} s to stop"

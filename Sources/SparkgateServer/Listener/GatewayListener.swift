@@ -38,13 +38,19 @@ public final class GatewayListener: Service, Sendable {
 
     public func run() async throws {
         let config = parts.generation().config
-        let server = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 1024)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [self] channel in initialize(channel) }
-            .bind(host: config.listen.host, port: config.listen.port)
-            .get()
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 1024)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { [self] channel in initialize(channel) }
+                .bind(host: config.listen.host, port: config.listen.port)
+                .get()
+        } catch {
+            throw ListenFailure(
+                key: "listen", address: config.listen, errno: (error as? IOError)?.errnoCode, detail: "\(error)")
+        }
         bound.withLockedValue { $0 = server }
         logger.info(
             "Sparkgate is listening",
@@ -52,15 +58,23 @@ public final class GatewayListener: Service, Sendable {
                 "listen": "\(server.localAddress.map { "\($0)" } ?? "\(config.listen)")", "tls": "\(config.tls != nil)",
                 "mtls": "\(config.tls?.clientCA != nil)",
             ])
+        let connections = self.connections
         try await withGracefulShutdownHandler {
-            try await server.closeFuture.get()
+            // A future's wait ignores cancellation: the group cancels every service when one fails (the admin
+            // port taken), and the listener must then close rather than keep the process up without it.
+            try await withTaskCancellationHandler {
+                try await server.closeFuture.get()
+            } onCancel: {
+                server.close(promise: nil)
+                connections.closeAll()
+            }
         } onGracefulShutdown: { [self] in
             drain(server)
         }
         // The listening socket is closed; stay until the draining connections are gone (the grace timer
         // closes any left), so later services (audit flush, admin) outlive the last call.
         let limit = ContinuousClock.now + .seconds(parts.generation().config.shutdownGraceSeconds + 2)
-        while connections.count > 0 && ContinuousClock.now < limit {
+        while connections.count > 0 && ContinuousClock.now < limit && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
