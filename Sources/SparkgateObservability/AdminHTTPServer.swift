@@ -100,25 +100,12 @@ public final class AdminHTTPServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(AdminConnectionHandler(handler: handler))
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.bind(host: host, port: port).get()
-        } catch {
-            throw ListenFailure(
-                key: "admin.listen", address: HostPort(host: host, port: port), errno: (error as? IOError)?.errnoCode,
-                detail: "\(error)")
-        }
+        let channel = try await bootstrap.bind(HostPort(host: host, port: port), key: "admin.listen")
         logger.info(
             "admin endpoint is listening",
             metadata: ["admin.listen": "\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")"])
         try await withGracefulShutdownHandler {
-            // Cancelled when another service fails (the gateway's port taken): close, or the process stays up
-            // with nothing but this port.
-            try await withTaskCancellationHandler {
-                try await channel.closeFuture.get()
-            } onCancel: {
-                channel.close(promise: nil)
-            }
+            try await channel.closedOrCancelled()
         } onGracefulShutdown: {
             // Stay up while the gateway drains so /healthz and /metrics keep answering; closed last.
             channel.eventLoop.scheduleTask(in: .milliseconds(50)) { channel.close(promise: nil) }

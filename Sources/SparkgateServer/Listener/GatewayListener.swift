@@ -7,6 +7,7 @@ import NIOSSL
 import ServiceLifecycle
 import SparkgateCore
 import SparkgateEngines
+import SparkgateObservability
 import SparkgateSharedState
 import SparkgateTransport
 
@@ -38,19 +39,12 @@ public final class GatewayListener: Service, Sendable {
 
     public func run() async throws {
         let config = parts.generation().config
-        let server: any Channel
-        do {
-            server = try await ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 1024)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { [self] channel in initialize(channel) }
-                .bind(host: config.listen.host, port: config.listen.port)
-                .get()
-        } catch {
-            throw ListenFailure(
-                key: "listen", address: config.listen, errno: (error as? IOError)?.errnoCode, detail: "\(error)")
-        }
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in initialize(channel) }
+            .bind(config.listen, key: "listen")
         bound.withLockedValue { $0 = server }
         logger.info(
             "Sparkgate is listening",
@@ -60,14 +54,7 @@ public final class GatewayListener: Service, Sendable {
             ])
         let connections = self.connections
         try await withGracefulShutdownHandler {
-            // A future's wait ignores cancellation: the group cancels every service when one fails (the admin
-            // port taken), and the listener must then close rather than keep the process up without it.
-            try await withTaskCancellationHandler {
-                try await server.closeFuture.get()
-            } onCancel: {
-                server.close(promise: nil)
-                connections.closeAll()
-            }
+            try await server.closedOrCancelled { connections.closeAll() }
         } onGracefulShutdown: { [self] in
             drain(server)
         }
