@@ -376,4 +376,12 @@ if ProcessInfo.processInfo.environment["SPARKGATE_FUZZ"] == "1" {
             name: "FuzzMessageReader",
             dependencies: ["SparkgateFraming", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/FuzzMessageReader"))
+    package.targets.append(
+        .executableTarget(
+            name: "FuzzHTTP2",
+            dependencies: [
+                "SparkgateTransport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            path: "Fuzz/FuzzHTTP2"))
 }
