@@ -8,7 +8,8 @@ import SparkgateTransport
 /// is gone (a call decided on another turn of the loop). The C callbacks hand Sparkgate raw pointers and
 /// lengths; AddressSanitizer watches every use of them. Beyond not crashing:
 /// - a write's completion is told once at most;
-/// - no stream is heard of after it closed, and no DATA is delivered that the peer did not send;
+/// - no stream is heard of after it closed, nothing is kept for it, and no DATA is delivered that the peer did
+///   not send;
 /// - no header block delivered is larger than the limit the session was given;
 /// - everything the session writes is whole HTTP/2 frames, and a session the input broke says so with GOAWAY.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -36,6 +37,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             try session.receive(chunk)
             peer.answerLateCalls()
             if let out = try session.pendingOutput() { frames.read(out) }
+            precondition(
+                session.trackedStreams.isDisjoint(with: peer.closed), "something kept for a stream after it closed")
         } catch {
             frames.read(session.finalOutput(after: error))
             precondition(frames.sawGoAway, "a session the input broke did not send GOAWAY")
@@ -56,7 +59,7 @@ final class GatewayLikePeer: NGHTTP2SessionDelegate, WriteListener {
     weak var session: NGHTTP2Session?
     var fed = 0
     var delivered = 0
-    private var closed: Set<Int32> = []
+    private(set) var closed: Set<Int32> = []
     private var answered: Set<Int32> = []
     /// Streams whose answer comes a turn later, by which time the stream may be gone.
     private var late: [Int32] = []

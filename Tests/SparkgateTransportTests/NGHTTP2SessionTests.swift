@@ -154,6 +154,36 @@ struct NGHTTP2SessionTests {
         #expect(serverHeard.headers.isEmpty)
     }
 
+    @Test(
+        "an answer decided after the client reset its stream is refused whole: nothing queued, nothing kept, its write failed"
+    )
+    func answerAfterReset() throws {
+        final class Told: WriteListener {
+            var times = 0
+            func written(_ token: Int) { times += 1 }
+        }
+        let stream = client.submitRequest(Self.request, endStream: false)
+        try exchange()
+        #expect(server.isOpen(stream))
+        client.submitReset(stream, errorCode: 8)
+        try exchange()
+        #expect(!server.isOpen(stream))
+        let told = Told()
+        #expect(!server.submitResponse([":status": "200"], on: stream, endStream: false))
+        #expect(
+            !server.submitData(
+                ByteBuffer(bytes: [0, 0, 0, 0, 0]), on: stream, endStream: false,
+                completion: .listener(told, token: 1)))
+        server.submitTrailers(["grpc-status": "0"], on: stream)
+        #expect(!server.submitResponse([":status": "200", "grpc-status": "16"], on: stream, endStream: true))
+        server.submitReset(stream, errorCode: 0)
+        #expect(server.trackedStreams.isEmpty)
+        #expect(told.times == 1, "the write was not failed at once")
+        let before = clientHeard.events.count
+        try exchange()
+        #expect(clientHeard.events.dropFirst(before).allSatisfy { !$0.hasPrefix("headers") }, "\(clientHeard.events)")
+    }
+
     @Test("bytes that are not HTTP/2 get a GOAWAY(PROTOCOL_ERROR) though nghttp2 sends none for them")
     func badPreface() throws {
         var failure: NGHTTP2Session.Failure?

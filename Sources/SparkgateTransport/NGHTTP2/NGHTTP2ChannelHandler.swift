@@ -191,8 +191,11 @@ package final class NGHTTP2ChannelHandler: ChannelDuplexHandler, RemovableChanne
                     }
                 }
             } else if role == .server && !started.contains(stream) {
+                guard session.submitResponse(fields, on: stream, endStream: headers.endStream) else {
+                    completion?.complete(.failure(ChannelError.ioOnClosedChannel))
+                    return
+                }
                 started.insert(stream)
-                session.submitResponse(fields, on: stream, endStream: headers.endStream)
             } else {
                 session.submitTrailers(fields, on: stream)
             }

@@ -209,18 +209,42 @@ package final class NGHTTP2Session {
     }
 
     /// A response's head; its messages follow through `submitData`, and `submitTrailers` ends it. A
-    /// trailers-only response is a head with `endStream`.
-    package func submitResponse(_ headers: HPACKHeaders, on id: Int32, endStream: Bool) {
-        withNV(headers) { nva, count -> Void in
+    /// trailers-only response is a head with `endStream`. False when the stream is gone (the client reset it
+    /// while the answer was being decided): nothing is queued and nothing is kept for it.
+    @discardableResult
+    package func submitResponse(_ headers: HPACKHeaders, on id: Int32, endStream: Bool) -> Bool {
+        // nghttp2 accepts a response for a closed stream and drops it when sending: what Sparkgate kept for the
+        // stream would then stay until the connection ends.
+        guard isOpen(id) else { return false }
+        return withNV(headers) { nva, count -> Bool in
             if endStream {
-                ending.insert(id)
-                _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
-                return
+                let queued = nghttp2_submit_headers(
+                    raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
+                if queued >= 0 { ending.insert(id) }
+                return queued >= 0
             }
-            outbound[id] = takeOutbound()
+            let stream = takeOutbound()
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readCallback)
-            _ = nghttp2_submit_response(raw, id, nva, count, &provider)
+            guard nghttp2_submit_response(raw, id, nva, count, &provider) == 0 else {
+                retire(stream)
+                return false
+            }
+            outbound[id] = stream
+            return true
         }
+    }
+
+    /// Whether `id` is a stream nghttp2 still has open (on either side).
+    package func isOpen(_ id: Int32) -> Bool {
+        guard id > 0, let stream = nghttp2_session_find_stream(raw, id) else { return false }
+        let state = nghttp2_stream_get_state(stream)
+        return state != NGHTTP2_STREAM_STATE_CLOSED && state != NGHTTP2_STREAM_STATE_IDLE
+    }
+
+    /// The streams Sparkgate keeps anything for: queued DATA, an end or a reset waiting to go out, DATA held
+    /// for its frame's end. Each must be a stream nghttp2 has not closed (checked by the fuzzer).
+    package var trackedStreams: Set<Int32> {
+        Set(outbound.keys).union(ending).union(resetsAfterEnd).union(heldData.keys)
     }
 
     /// Queues DATA on a stream whose head went out with a body; `completion` completes once it is written to
@@ -263,11 +287,13 @@ package final class NGHTTP2Session {
     /// Ends a stream with trailers, after its queued DATA.
     package func submitTrailers(_ headers: HPACKHeaders, on id: Int32) {
         guard let stream = outbound[id], !stream.ended else {
-            // A stream with no body provider (its head ended it, or it is gone): trailers go out as headers.
-            ending.insert(id)
-            withNV(headers) { nva, count -> Void in
-                _ = nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
+            // A stream with no body provider (its head ended it): trailers go out as headers. A stream that is
+            // gone gets nothing.
+            guard isOpen(id) else { return }
+            let queued = withNV(headers) { nva, count in
+                nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
             }
+            if queued >= 0 { ending.insert(id) }
             return
         }
         stream.trailers = headers
