@@ -216,13 +216,8 @@ package final class NGHTTP2Session {
         // nghttp2 accepts a response for a closed stream and drops it when sending: what Sparkgate kept for the
         // stream would then stay until the connection ends.
         guard isOpen(id) else { return false }
+        if endStream { return submitEnd(headers, on: id) }
         return withNV(headers) { nva, count -> Bool in
-            if endStream {
-                let queued = nghttp2_submit_headers(
-                    raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
-                if queued >= 0 { ending.insert(id) }
-                return queued >= 0
-            }
             let stream = takeOutbound()
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readCallback)
             guard nghttp2_submit_response(raw, id, nva, count, &provider) == 0 else {
@@ -232,6 +227,17 @@ package final class NGHTTP2Session {
             outbound[id] = stream
             return true
         }
+    }
+
+    /// Headers that end the stream: a trailers-only response, or trailers where no body provider was set. The
+    /// stream counts as ending until they are sent (a reset asked for meanwhile follows them).
+    @discardableResult
+    private func submitEnd(_ headers: HPACKHeaders, on id: Int32) -> Bool {
+        let queued = withNV(headers) { nva, count in
+            nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
+        }
+        if queued >= 0 { ending.insert(id) }
+        return queued >= 0
     }
 
     /// Whether `id` is a stream nghttp2 still has open (on either side).
@@ -289,11 +295,7 @@ package final class NGHTTP2Session {
         guard let stream = outbound[id], !stream.ended else {
             // A stream with no body provider (its head ended it): trailers go out as headers. A stream that is
             // gone gets nothing.
-            guard isOpen(id) else { return }
-            let queued = withNV(headers) { nva, count in
-                nghttp2_submit_headers(raw, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), id, nil, nva, count, nil)
-            }
-            if queued >= 0 { ending.insert(id) }
+            if isOpen(id) { submitEnd(headers, on: id) }
             return
         }
         stream.trailers = headers
