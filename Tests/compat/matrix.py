@@ -73,13 +73,15 @@ def jvm_home(client):
 
 def run_client(client, url, other_url, checks, ca, timeout):
     """The work of one client on one path; a run past `timeout` is a hang, reported as such."""
+    started = time.time()
     if client in dict(JVM_CLIENTS):
-        return jvm_work.run(jvm_home(client), url, other_url, checks, ca, tempfile.mkdtemp(prefix="compat-jvm-"), timeout)
+        results = jvm_work.run(jvm_home(client), url, other_url, checks, ca, tempfile.mkdtemp(prefix="compat-jvm-"), timeout)
+        results["elapsed"] = round(time.time() - started, 1)
+        return results
     args = {"url": url, "other_url": other_url, "checks": checks}
     env = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": ca}
     env.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
     env.pop("PYTHONPATH", None)
-    started = time.time()
     try:
         out = subprocess.run([python_of(client), os.path.join(HERE, "client_work.py"), json.dumps(args)], capture_output=True, text=True,
                              timeout=timeout, env=env, cwd=tempfile.gettempdir())
