@@ -18,7 +18,10 @@ public final class RedisTestServer {
 
     /// A server; `password` sets requirepass, `replicaOf` makes it a replica of that port.
     public convenience init(password: String? = nil, replicaOf: Int? = nil) throws {
+        // Without the delay a master waits 5 s for more replicas before it sends the first one its data, as
+        // long as a test waits for that replica.
         var arguments = ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        arguments += ["--repl-diskless-sync-delay", "0"]
         if let password { arguments += ["--requirepass", password, "--masterauth", password] }
         if let replicaOf { arguments += ["--replicaof", "127.0.0.1", "\(replicaOf)"] }
         try self.init(binary: Self.path, arguments: arguments, config: nil)

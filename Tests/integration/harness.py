@@ -383,13 +383,24 @@ class RedisServer:
         self.start()
 
     def start(self):
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
+        # A master otherwise waits 5 s for more replicas before it sends the first one its data
+        # (repl-diskless-sync-delay): a test's WAIT for that replica raced the delay.
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir,
+                "--repl-diskless-sync-delay", "0"]
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         if self.replica_of:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
-        self.proc = subprocess.Popen(args, stdout=open(os.path.join(self.dir, "redis.log"), "a"), stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port(self.port, 20, self.proc, os.path.join(self.dir, "redis.log"))
+        log = os.path.join(self.dir, "redis.log")
+        self.proc = subprocess.Popen(args, stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, 20, self.proc, log)
+        if self.replica_of:
+            # A replica is one once it holds the master's data; before that, WAIT counts it as nothing.
+            deadline = time.time() + 20
+            while "master_link_status:up" not in self.cli("INFO", "replication"):
+                if time.time() > deadline:
+                    raise AssertionError(f"redis replica on {self.port} never synced with its master; log: {log}")
+                time.sleep(0.05)
 
     @property
     def address(self):
