@@ -1,4 +1,3 @@
-import Logging
 import SparkgateAuth
 import SparkgateCore
 import SparkgateEngines
@@ -9,7 +8,7 @@ import Tracing
 
 /// What a proxied call may touch beyond its own streams: key refreshes, the shared ledger and call registry,
 /// the backend pool, Sparkgate's own backend calls, metrics, the audit log. One per runtime, shared by its
-/// calls (a class: each call holds one reference, not fourteen).
+/// calls (a class: each call holds one reference, not thirteen).
 final class CallContext: Sendable {
     let keyRefresher: JWKSRefresher
     let ledger: LocalLedger
@@ -24,7 +23,6 @@ final class CallContext: Sendable {
     let engines: EngineManager
     let metrics: GatewayMetrics
     let audit: AuditLog
-    let logger: Logger
     /// Spans go here when `tracing` is on.
     let tracer: (any Tracer)?
 
@@ -32,7 +30,7 @@ final class CallContext: Sendable {
         keyRefresher: JWKSRefresher, ledger: LocalLedger, admissions: any Ledger, placements: PlacementRecorder,
         calls: CallRegistry, buffered: BufferedBytes,
         pool: BackendPool, backendCalls: BackendCalls, health: BackendHealth, engines: EngineManager,
-        metrics: GatewayMetrics, audit: AuditLog, logger: Logger,
+        metrics: GatewayMetrics, audit: AuditLog,
         tracer: (any Tracer)?
     ) {
         self.keyRefresher = keyRefresher
@@ -47,7 +45,6 @@ final class CallContext: Sendable {
         self.engines = engines
         self.metrics = metrics
         self.audit = audit
-        self.logger = logger
         self.tracer = tracer
     }
 }

@@ -78,7 +78,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             } else if id != .rootStream {
                 lastStreamID = max(lastStreamID, id)
                 let call = ProxyCall(
-                    context: parts.calls, state: parts.generation(), frontend: self, streamID: id, peer: peer,
+                    context: parts.callContext, state: parts.generation(), frontend: self, streamID: id, peer: peer,
                     draining: draining)
                 calls[id] = call
                 lifecycle.handle(.requestStarted)
@@ -205,7 +205,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     private var hasRunningOperation: Bool {
         guard !operations.isEmpty else { return false }
-        let running = parts.calls.ledger.running(operations)
+        let running = parts.ledger.running(operations)
         operations = running
         return !running.isEmpty
     }
@@ -228,7 +228,7 @@ final class FrontendConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Stream-level protocol errors are answered by NIOHTTP2 with RST_STREAM; the connection carries on.
-        parts.calls.logger.debug("client connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        parts.logger.debug("client connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
         if error is NIOHTTP2Errors.StreamError { return }
         context.fireErrorCaught(error)
     }

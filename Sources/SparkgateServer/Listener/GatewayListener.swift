@@ -32,7 +32,7 @@ public final class GatewayListener: Service, Sendable {
         self.group = group
     }
 
-    private var logger: Logger { parts.calls.logger }
+    private var logger: Logger { parts.logger }
 
     /// The address actually bound (useful with port 0).
     public var localAddress: SocketAddress? { bound.withLockedValue { $0?.localAddress } }
@@ -73,7 +73,7 @@ public final class GatewayListener: Service, Sendable {
             metadata: ["connections": "\(connections.count)", "grace.seconds": "\(grace)"])
         let connections = self.connections
         let metrics = parts.metrics
-        let calls = parts.calls.calls
+        let calls = parts.registry
         let logger = self.logger
         server.close().whenComplete { _ in
             connections.quiesceAll()

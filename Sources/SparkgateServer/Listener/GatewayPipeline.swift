@@ -49,7 +49,7 @@ package enum GatewayPipeline {
     ) throws {
         // No multiplexer: streams are not channels. One handler routes every stream's frames to its call.
         try sync.addHandler(HTTP2Tuning.frontendHandler(limits), position: .last)
-        let loop = parts.calls.pool.context(on: sync.eventLoop)
+        let loop = parts.pool.context(on: sync.eventLoop)
         try sync.addHandler(
             FrontendConnectionHandler(parts: parts, peer: peer, loop: loop, lifecycle: lifecycle), position: .last)
     }

@@ -33,7 +33,7 @@ public final class GatewayRuntime: Sendable {
     var health: BackendHealth { callContext.health }
     public var metrics: GatewayMetrics { callContext.metrics }
     public var audit: AuditLog { callContext.audit }
-    public var logger: Logger { callContext.logger }
+    public let logger: Logger
     /// Fetches `auth.jwks_urls`; its keys join every generation's configured keys.
     public var keyRefresher: JWKSRefresher { callContext.keyRefresher }
     /// Quotas, ownership, placement and launch pools shared with other replicas (`state.kind: redis`); fixed
@@ -57,6 +57,7 @@ public final class GatewayRuntime: Sendable {
         let current = StateBox(state)
         self.current = current
         self.group = group
+        self.logger = logger
         self.handshakeFailures = HandshakeFailureLog(logger: logger)
         let ledger = LocalLedger()
         let directory = EngineDirectory()
@@ -93,7 +94,7 @@ public final class GatewayRuntime: Sendable {
             placements: PlacementRecorder(ledger: ledger, shared: shared), calls: CallRegistry(),
             buffered: BufferedBytes(), pool: pool, backendCalls: backendCalls,
             health: BackendHealth(metrics: metrics, logger: logger), engines: engines,
-            metrics: metrics, audit: audit, logger: logger, tracer: tracer)
+            metrics: metrics, audit: audit, tracer: tracer)
         for team in state.config.teams.keys { metrics.registerTeam(team) }
         if let notAfter = state.certificateNotAfter { metrics.certificateExpiry(notAfter) }
     }
@@ -104,7 +105,8 @@ public final class GatewayRuntime: Sendable {
     package var connectionParts: ConnectionParts {
         let current = self.current
         return ConnectionParts(
-            generation: { current.value }, calls: callContext, handshakeFailures: handshakeFailures)
+            generation: { current.value }, callContext: callContext, pool: pool, ledger: ledger, registry: calls,
+            metrics: metrics, handshakeFailures: handshakeFailures, logger: logger)
     }
 
     /// What the admin API takes.
