@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -112,6 +113,33 @@ public final class ScriptedBackend: ChannelInboundHandler {
         var h = HPACKHeaders()
         h.add(name: "grpc-status", value: String(code.rawValue))
         if let message { h.add(name: "grpc-message", value: GRPCStatusMessage.encode(message)) }
+        return .headers(.init(headers: h, endStream: true))
+    }
+
+    /// An error as Spark sends it: trailers-only, its class in `grpc-status-details-bin` (a `google.rpc.Status`
+    /// whose ErrorInfo detail carries `errorClass`), the message naming it too.
+    public static func sparkError(_ code: GRPCStatusCode, errorClass: String) -> HTTP2Frame.FramePayload {
+        var entry: [UInt8] = []
+        WireEncoding.appendString(field: 1, "errorClass", to: &entry)
+        WireEncoding.appendString(field: 2, errorClass, to: &entry)
+        var info: [UInt8] = []
+        WireEncoding.appendString(field: 1, errorClass, to: &info)
+        WireEncoding.appendString(field: 2, "org.apache.spark", to: &info)
+        WireEncoding.appendLengthDelimited(field: 3, entry, to: &info)
+        var any: [UInt8] = []
+        WireEncoding.appendString(field: 1, "type.googleapis.com/google.rpc.ErrorInfo", to: &any)
+        WireEncoding.appendLengthDelimited(field: 2, info, to: &any)
+        var status: [UInt8] = []
+        WireEncoding.appendTag(field: 1, wireType: .varint, to: &status)
+        WireEncoding.appendVarint(UInt64(code.rawValue), to: &status)
+        WireEncoding.appendString(field: 2, "[\(errorClass)]", to: &status)
+        WireEncoding.appendLengthDelimited(field: 3, any, to: &status)
+        var h = HPACKHeaders()
+        h.add(name: ":status", value: "200")
+        h.add(name: "content-type", value: "application/grpc")
+        h.add(name: "grpc-status", value: String(code.rawValue))
+        h.add(name: "grpc-message", value: GRPCStatusMessage.encode("[\(errorClass)]"))
+        h.add(name: "grpc-status-details-bin", value: Data(status).base64EncodedString())
         return .headers(.init(headers: h, endStream: true))
     }
 }
