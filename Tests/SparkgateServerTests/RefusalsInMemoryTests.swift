@@ -178,6 +178,37 @@ struct RefusalsInMemoryTests {
     }
 
     @Test(
+        "a message past a configured max_message_bytes is RESOURCE_EXHAUSTED naming the key, a request before it reaches the engine, a response before it reaches the client"
+    )
+    func messageLimit() async throws {
+        let g = try await InMemoryGateway(
+            config: "max_message_bytes: 1048576",
+            backend: { request in
+                let session = request.messages.first.map { SparkMessages.routing($0).session ?? "" } ?? ""
+                return [
+                    ScriptedBackend.head(),
+                    ScriptedBackend.message(SparkMessages.response(session: session, arrowBytes: 2 << 20, rows: 1)),
+                    ScriptedBackend.trailers(),
+                ]
+            })
+        let big = g.call("Config", messages: [SparkMessages.request(padding: 2 << 20)])
+        g.pump()
+        #expect(g.recorder.streams[big]?.status == Self.status(.resourceExhausted))
+        #expect(
+            g.recorder.streams[big]?.message?.contains("max_message_bytes (1048576)") == true,
+            "\(g.recorder.streams[big]?.message ?? "")")
+        #expect(g.connector.pairs.isEmpty)
+
+        let result = g.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
+        g.read(result, bytes: 4 << 20)
+        g.pump()
+        let answer = try #require(g.recorder.streams[result])
+        #expect(answer.status == Self.status(.resourceExhausted))
+        #expect(answer.message?.contains("max_message_bytes (1048576)") == true, "\(answer.message ?? "")")
+        #expect(answer.data.readableBytes < 1 << 20)  // nothing of the oversize message was passed on
+    }
+
+    @Test(
         "without a token nothing but /healthz answers; the read token opens GETs only; opting in opens reads or changes on a trusted host"
     )
     func adminMutations() async throws {

@@ -141,15 +141,6 @@ def test_unreachable_backend_is_unavailable_naming_it(material, make_gateway):
     assert "connection refused" in info.value.details()
 
 
-def test_message_larger_than_the_limit_is_resource_exhausted(spark, material, make_gateway):
-    gw = make_gateway(material.base_config(spark.endpoint, max_message_bytes=1 << 20), name="small-messages")
-    big = harness.config_get_request(str(uuid.uuid4()), "x" * (2 << 20))
-    with pytest.raises(grpc.RpcError) as info:
-        harness.grpc_call(gw, "Config", big, token=material.token())
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "max_message_bytes (1048576)" in info.value.details()
-
-
 def test_mtls_refuses_a_client_without_a_certificate(spark, material, make_gateway):
     config = material.base_config(spark.endpoint)
     config["tls"]["client_ca"] = material.ca
