@@ -33,26 +33,12 @@ struct QuotasInMemoryTests {
         return [head, response, ScriptedBackend.trailers()]
     }
 
-    static func status(_ code: GRPCStatusCode) -> String { String(code.rawValue) }
-
     static func gateway() async throws -> InMemoryGateway {
         try await InMemoryGateway(
             config: "admin: {allow_unauthenticated_reads: true}", teams: teams, backend: backend)
     }
 
     static func session() -> String { UUID().uuidString.lowercased() }
-
-    /// Expects the call's status to be `code`, its message to contain `text`.
-    static func expect(
-        _ g: InMemoryGateway, _ id: HTTP2StreamID, _ code: GRPCStatusCode, saying text: String,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) {
-        let answer = g.recorder.streams[id]
-        #expect(answer?.status == status(code), sourceLocation: sourceLocation)
-        #expect(
-            answer?.message?.contains(text) == true, "\(answer?.message ?? "no message")",
-            sourceLocation: sourceLocation)
-    }
 
     static func operation() -> String { UUID().uuidString.lowercased() }
 
@@ -74,20 +60,20 @@ struct QuotasInMemoryTests {
         for id in [a, b] {
             let call = g.call("Config", token: token, messages: [SparkMessages.request(session: id)])
             g.pump()
-            #expect(g.recorder.streams[call]?.status == Self.status(.ok))
+            #expect(g.recorder.streams[call]?.status == grpcStatus(.ok))
         }
         let third = g.call("Config", token: token, messages: [SparkMessages.request(session: c)])
         g.pump()
-        Self.expect(
+        expectAnswer(
             g, third, .resourceExhausted, saying: "team two-sessions allows 2 sessions per user; carol has 2 open")
         #expect(g.connector.backend?.received.count == 2)  // the refused session never reached the engine
 
         let release = g.call("ReleaseSession", token: token, messages: [SparkMessages.request(session: a)])
         g.pump()
-        #expect(g.recorder.streams[release]?.status == Self.status(.ok))
+        #expect(g.recorder.streams[release]?.status == grpcStatus(.ok))
         let again = g.call("Config", token: token, messages: [SparkMessages.request(session: c)])
         g.pump()
-        #expect(g.recorder.streams[again]?.status == Self.status(.ok))
+        #expect(g.recorder.streams[again]?.status == grpcStatus(.ok))
         #expect(try await Self.sessions(g, user: "carol").count == 2)
     }
 
@@ -107,11 +93,11 @@ struct QuotasInMemoryTests {
         let lower = g.call(
             "ExecutePlan", token: token, messages: [SparkMessages.request(session: id, operation: Self.operation())])
         g.pump()
-        Self.expect(g, lower, .resourceExhausted, saying: "allows 1 concurrent operation per session; 1 is running")
+        expectAnswer(g, lower, .resourceExhausted, saying: "allows 1 concurrent operation per session; 1 is running")
         // A call that needs no operation slot goes through under the other spelling, to the same backend session.
         let config = g.call("Config", token: token, messages: [SparkMessages.request(session: id)])
         g.pump()
-        #expect(g.recorder.streams[config]?.status == Self.status(.ok))
+        #expect(g.recorder.streams[config]?.status == grpcStatus(.ok))
         let backendSessions = Set(
             try #require(g.connector.backend).received.values.map { SparkMessages.routing($0.messages[0]).session })
         #expect(backendSessions.count == 1, "\(backendSessions)")
@@ -129,7 +115,7 @@ struct QuotasInMemoryTests {
         let session = Self.session()
         let first = g.call("Config", token: mallory, messages: [SparkMessages.request(session: session)])
         g.pump()
-        #expect(g.recorder.streams[first]?.status == Self.status(.ok))
+        #expect(g.recorder.streams[first]?.status == grpcStatus(.ok))
         for _ in 0..<6 {
             // ReattachExecuteRequest: session_id 1, user_context 2, operation_id 3.
             var reattach: [UInt8] = []
@@ -140,7 +126,7 @@ struct QuotasInMemoryTests {
             g.read(id, bytes: 1 << 20)
             g.pump()
             let status = g.recorder.streams[id]?.status
-            #expect(status != nil && status != Self.status(.ok), "\(status ?? "no status")")
+            #expect(status != nil && status != grpcStatus(.ok), "\(status ?? "no status")")
         }
         let held = try await Self.sessions(g, user: "mallory").map { $0["active_operations"] as? Int }
         #expect(held == [0], "\(held)")
@@ -162,6 +148,7 @@ struct QuotasInMemoryTests {
             "ExecutePlan", token: bob,
             messages: [SparkMessages.request(session: bobSession, operation: Self.operation())])
         g.pump()
-        Self.expect(g, third, .resourceExhausted, saying: "team team-cap allows 2 concurrent operations; 2 are running")
+        expectAnswer(
+            g, third, .resourceExhausted, saying: "team team-cap allows 2 concurrent operations; 2 are running")
     }
 }

@@ -21,8 +21,6 @@ struct RefusalsInMemoryTests {
         ]
     }
 
-    static func status(_ code: GRPCStatusCode) -> String { String(code.rawValue) }
-
     @Test(
         "a forged, expired, wrongly addressed or unknown-key token is UNAUTHENTICATED with its reason; the token is never echoed"
     )
@@ -45,7 +43,7 @@ struct RefusalsInMemoryTests {
             let id = g.call("Config", token: token, messages: [SparkMessages.request()])
             g.pump()
             let answer = try #require(g.recorder.streams[id])
-            #expect(answer.status == Self.status(.unauthenticated), "\(reason)")
+            #expect(answer.status == grpcStatus(.unauthenticated), "\(reason)")
             #expect(answer.message?.contains(reason) == true, "\(answer.message ?? "") does not say \(reason)")
             #expect(answer.message?.contains(token) == false)
         }
@@ -54,9 +52,9 @@ struct RefusalsInMemoryTests {
         // A valid token of a team this gateway does not serve: not who, but where, is refused.
         let stranger = g.call("Config", token: g.token(team: "marketing"), messages: [SparkMessages.request()])
         g.pump()
-        #expect(g.recorder.streams[bare]?.status == Self.status(.unauthenticated))
+        #expect(g.recorder.streams[bare]?.status == grpcStatus(.unauthenticated))
         #expect(g.recorder.streams[bare]?.message?.contains("no bearer token: connect with sc://") == true)
-        #expect(g.recorder.streams[stranger]?.status == Self.status(.permissionDenied))
+        #expect(g.recorder.streams[stranger]?.status == grpcStatus(.permissionDenied))
         #expect(g.recorder.streams[stranger]?.message?.contains("team 'marketing' is not configured") == true)
         #expect(g.connector.pairs.isEmpty)
     }
@@ -68,7 +66,7 @@ struct RefusalsInMemoryTests {
             let stream = g.call("ExecutePlan", messages: [SparkMessages.request(operation: id)])
             g.read(stream, bytes: 1 << 20)
             g.pump()
-            #expect(g.recorder.streams[stream]?.status == Self.status(.invalidArgument))
+            #expect(g.recorder.streams[stream]?.status == grpcStatus(.invalidArgument))
             #expect(g.recorder.streams[stream]?.message?.contains("operation_id must be a UUID") == true)
         }
         #expect(g.connector.pairs.isEmpty)
@@ -89,7 +87,7 @@ struct RefusalsInMemoryTests {
             g.read(stream, bytes: 1 << 20)
             g.pump()
             let answer = try #require(g.recorder.streams[stream])
-            #expect(answer.status == Self.status(.invalidArgument))
+            #expect(answer.status == grpcStatus(.invalidArgument))
             #expect(answer.message?.contains(says) == true, "\(answer.message ?? "")")
             #expect(answer.message?.contains("sent by client_type '\(old)'") == true, "\(answer.message ?? "")")
         }
@@ -110,7 +108,7 @@ struct RefusalsInMemoryTests {
         let bigToken = g.call(
             "Config", token: String(repeating: "a", count: 100_000), messages: [SparkMessages.request()])
         g.pump()
-        #expect(g.recorder.streams[bigToken]?.status == Self.status(.unauthenticated))
+        #expect(g.recorder.streams[bigToken]?.status == grpcStatus(.unauthenticated))
         #expect(
             g.recorder.streams[bigToken]?.message?.contains("token of 100000 bytes is over auth.max_token_bytes (8192)")
                 == true)
@@ -120,7 +118,7 @@ struct RefusalsInMemoryTests {
             "Config", messages: [SparkMessages.request()],
             extraHeaders: [("x-padding", padding), ("x-padding-2", padding)])
         g.pump()
-        #expect(g.recorder.streams[padded]?.status == Self.status(.resourceExhausted))
+        #expect(g.recorder.streams[padded]?.status == grpcStatus(.resourceExhausted))
         #expect(g.recorder.streams[padded]?.message?.contains("max_request_header_bytes") == true)
         let after = g.call("Config", messages: [SparkMessages.request()])
         g.pump()
@@ -169,7 +167,7 @@ struct RefusalsInMemoryTests {
         for (name, body, code, text) in cases {
             let id = g.call("Config", raw: body)
             g.pump()
-            #expect(g.recorder.streams[id]?.status == Self.status(code), "\(name)")
+            #expect(g.recorder.streams[id]?.status == grpcStatus(code), "\(name)")
             #expect(
                 g.recorder.streams[id]?.message?.contains(text) == true,
                 "\(name): \(g.recorder.streams[id]?.message ?? "")")
@@ -193,19 +191,15 @@ struct RefusalsInMemoryTests {
             })
         let big = g.call("Config", messages: [SparkMessages.request(padding: 2 << 20)])
         g.pump()
-        #expect(g.recorder.streams[big]?.status == Self.status(.resourceExhausted))
-        #expect(
-            g.recorder.streams[big]?.message?.contains("max_message_bytes (1048576)") == true,
-            "\(g.recorder.streams[big]?.message ?? "")")
+        expectAnswer(g, big, .resourceExhausted, saying: "max_message_bytes (1048576)")
         #expect(g.connector.pairs.isEmpty)
 
         let result = g.call("ExecutePlan", messages: [SparkMessages.request(operation: SparkMessages.operationID)])
         g.read(result, bytes: 4 << 20)
         g.pump()
-        let answer = try #require(g.recorder.streams[result])
-        #expect(answer.status == Self.status(.resourceExhausted))
-        #expect(answer.message?.contains("max_message_bytes (1048576)") == true, "\(answer.message ?? "")")
-        #expect(answer.data.readableBytes < 1 << 20)  // nothing of the oversize message was passed on
+        expectAnswer(g, result, .resourceExhausted, saying: "max_message_bytes (1048576)")
+        // Nothing of the oversize message was passed on.
+        #expect((g.recorder.streams[result]?.data.readableBytes ?? 0) < 1 << 20)
     }
 
     @Test(
@@ -270,7 +264,7 @@ struct RefusalsInMemoryTests {
         let token = g.token(user: "tidy-user", team: "tidy")
         let config = g.call("Config", token: token, messages: [SparkMessages.request()])
         g.pump()
-        #expect(g.recorder.streams[config]?.status == Self.status(.ok))
+        #expect(g.recorder.streams[config]?.status == grpcStatus(.ok))
         var answers: [(status: String?, message: String?)] = []
         for _ in 0..<12 {
             // ReleaseExecute(release_all) of an operation: session_id 1, user_context 2, operation_id 3,
@@ -285,14 +279,14 @@ struct RefusalsInMemoryTests {
             answers.append((g.recorder.streams[id]?.status, g.recorder.streams[id]?.message))
         }
         // The burst passes; the bucket refills at 2 a second, so of the nine after it at most one more can.
-        #expect(answers.prefix(3).allSatisfy { $0.status == Self.status(.ok) }, "\(answers)")
-        let refused = answers.filter { $0.status == Self.status(.resourceExhausted) }
+        #expect(answers.prefix(3).allSatisfy { $0.status == grpcStatus(.ok) }, "\(answers)")
+        let refused = answers.filter { $0.status == grpcStatus(.resourceExhausted) }
         #expect(refused.count >= 8, "\(answers)")
         #expect(
             refused.allSatisfy { $0.message?.contains("reattach, release and interrupt calls per second") == true },
             "\(refused)")
         let ordinary = g.call("Config", token: token, messages: [SparkMessages.request()])
         g.pump()
-        #expect(g.recorder.streams[ordinary]?.status == Self.status(.ok))
+        #expect(g.recorder.streams[ordinary]?.status == grpcStatus(.ok))
     }
 }
